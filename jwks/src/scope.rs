@@ -1,0 +1,253 @@
+//! OAuth2 scopes (RFC 6749 §3.3): a `Scope` is one scope-token, a `ScopeSet` the space-separated
+//! `scope` claim.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::IdError;
+use crate::ids::check_id;
+
+/// One scope: 1 to 128 characters from RFC 6749's scope-token alphabet
+/// (`%x21 / %x23-5B / %x5D-7E`: visible ASCII except `"` and `\`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope(Box<str>);
+
+fn scope_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e)
+}
+
+impl Scope {
+    /// Longest accepted scope.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses one scope.
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s: String = s.into();
+        check_id(
+            "scope",
+            &s,
+            Self::MAX_LEN,
+            "visible ASCII except \" and \\",
+            scope_char,
+        )?;
+        Ok(Self(s.into_boxed_str()))
+    }
+
+    /// The scope as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this scope is in the reserved `admin:` namespace.
+    pub fn is_admin(&self) -> bool {
+        self.0.starts_with("admin:")
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope({:?})", &*self.0)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        Self::new(s)
+    }
+}
+
+/// Why a `scope` string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// One of the scopes is invalid.
+    #[error("scope #{index}: {error}")]
+    Scope {
+        /// Position in the list.
+        index: usize,
+        /// Why.
+        error: IdError,
+    },
+    /// Scopes are separated by exactly one space, with none leading or trailing.
+    #[error("scopes must be separated by single spaces")]
+    Separator,
+    /// More scopes than [`ScopeSet::MAX_SCOPES`].
+    #[error("{count} scopes, the maximum is {max}")]
+    TooMany {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A set of scopes, written as one space-separated string (the `scope` claim).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct ScopeSet(BTreeSet<Scope>);
+
+impl ScopeSet {
+    /// The most scopes one token or key may carry.
+    pub const MAX_SCOPES: usize = 256;
+
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses `"a b c"`. The empty string is the empty set; repeated scopes collapse.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let mut set = BTreeSet::new();
+        if s.is_empty() {
+            return Ok(Self(set));
+        }
+        for (index, part) in s.split(' ').enumerate() {
+            if part.is_empty() {
+                return Err(ScopeError::Separator);
+            }
+            if index >= Self::MAX_SCOPES {
+                return Err(ScopeError::TooMany {
+                    count: s.split(' ').count(),
+                    max: Self::MAX_SCOPES,
+                });
+            }
+            set.insert(Scope::new(part).map_err(|error| ScopeError::Scope { index, error })?);
+        }
+        Ok(Self(set))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &Scope) -> bool {
+        self.0.contains(scope)
+    }
+
+    /// Whether every scope of `other` is in this set.
+    pub fn is_superset(&self, other: &ScopeSet) -> bool {
+        self.0.is_superset(&other.0)
+    }
+
+    /// Adds a scope.
+    pub fn insert(&mut self, scope: Scope) -> bool {
+        self.0.insert(scope)
+    }
+
+    /// The scopes, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
+        self.0.iter()
+    }
+
+    /// Number of scopes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Scope> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopeSet({:?})", self.to_string())
+    }
+}
+
+impl Serialize for ScopeSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScopeSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parse_accepts_rfc6749_scope_tokens() {
+        let set = ScopeSet::parse("read:orders write admin:keys").unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&Scope::new("write").unwrap()));
+        assert_eq!(set.to_string(), "admin:keys read:orders write");
+    }
+
+    #[test]
+    fn parse_refuses_bad_separators_and_characters() {
+        assert_eq!(ScopeSet::parse("a  b"), Err(ScopeError::Separator));
+        assert_eq!(ScopeSet::parse(" a"), Err(ScopeError::Separator));
+        assert_eq!(ScopeSet::parse("a "), Err(ScopeError::Separator));
+        assert!(matches!(
+            ScopeSet::parse("a \"b\""),
+            Err(ScopeError::Scope { index: 1, .. })
+        ));
+        assert!(matches!(
+            ScopeSet::parse("a\tb"),
+            Err(ScopeError::Scope { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_string_is_the_empty_set() {
+        assert!(ScopeSet::parse("").unwrap().is_empty());
+    }
+
+    fn scope_strategy() -> impl Strategy<Value = String> {
+        "[!#-\\[\\]-~]{1,12}"
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_is_identity(scopes in proptest::collection::vec(scope_strategy(), 0..10)) {
+            let set: ScopeSet = scopes.iter().map(|s| Scope::new(s.clone()).unwrap()).collect();
+            let again = ScopeSet::parse(&set.to_string()).unwrap();
+            prop_assert_eq!(set, again);
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,64}") {
+            let _ = ScopeSet::parse(&s);
+        }
+
+        #[test]
+        fn superset_agrees_with_contains(a in proptest::collection::vec(scope_strategy(), 0..6),
+                                         b in proptest::collection::vec(scope_strategy(), 0..6)) {
+            let a: ScopeSet = a.into_iter().map(|s| Scope::new(s).unwrap()).collect();
+            let b: ScopeSet = b.into_iter().map(|s| Scope::new(s).unwrap()).collect();
+            prop_assert_eq!(a.is_superset(&b), b.iter().all(|s| a.contains(s)));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests across keymint crates live in `tests/`.

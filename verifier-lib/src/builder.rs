@@ -1,0 +1,216 @@
+//! Building a [`Verifier`]: the issuer and an audience are required, everything else has a safe
+//! default.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keymint_jwks::{Audience, Issuer, Jwks};
+
+use crate::clock::{Clock, SystemClock};
+use crate::verifier::Config;
+use crate::{BuildError, UpdateError, Verifier};
+
+/// Default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The largest leeway the builder accepts.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Default maximum token length; longer input is refused before any parsing.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default maximum signed revocation list length.
+pub const DEFAULT_MAX_LIST_LEN: usize = 64 * 1024 * 1024;
+/// Default verified-token cache budget: 16 MiB, about 16,000 typical (~500-byte) tokens, since each
+/// entry is charged its token length plus 512 bytes.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Builds a [`Verifier`].
+///
+/// # Defaults
+///
+/// - leeway: [`DEFAULT_LEEWAY`] (60 s), at most [`MAX_LEEWAY`];
+/// - maximum token length: [`DEFAULT_MAX_TOKEN_LEN`] (8 KiB);
+/// - verified-token cache: [`DEFAULT_CACHE_BYTES`] (16 MiB);
+/// - clock: the system clock;
+/// - revocation: required. Until a list is installed (at build time or later with
+///   [`Verifier::update_revocations`]) every token is refused with
+///   [`VerifyError::NoRevocationList`](crate::VerifyError::NoRevocationList), and once the list in
+///   force expires, with `RevocationListExpired`. Turning revocation off is only possible through
+///   [`dangerous`](Self::dangerous).
+#[derive(Debug)]
+#[must_use]
+pub struct VerifierBuilder {
+    issuer: Issuer,
+    audiences: Vec<Audience>,
+    jwks: Option<Jwks>,
+    jwks_path: Option<PathBuf>,
+    list: Option<String>,
+    list_path: Option<PathBuf>,
+    leeway: Duration,
+    max_token_len: usize,
+    max_list_len: usize,
+    cache_bytes: u64,
+    clock: Arc<dyn Clock>,
+    check_revocation: bool,
+}
+
+impl VerifierBuilder {
+    pub(crate) fn new(issuer: Issuer, audience: Audience) -> Self {
+        Self {
+            issuer,
+            audiences: vec![audience],
+            jwks: None,
+            jwks_path: None,
+            list: None,
+            list_path: None,
+            leeway: DEFAULT_LEEWAY,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            max_list_len: DEFAULT_MAX_LIST_LEN,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            clock: Arc::new(SystemClock),
+            check_revocation: true,
+        }
+    }
+
+    /// Accepts one more audience.
+    pub fn audience(mut self, audience: Audience) -> Self {
+        if !self.audiences.contains(&audience) {
+            self.audiences.push(audience);
+        }
+        self
+    }
+
+    /// The key set, as a value.
+    pub fn jwks(mut self, jwks: Jwks) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// The key set, read from a file when [`build`](Self::build) runs.
+    pub fn jwks_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.jwks_path = Some(path.into());
+        self
+    }
+
+    /// The initial signed revocation list (compact JWS), checked when `build` runs.
+    pub fn revocation_list(mut self, jws: impl Into<String>) -> Self {
+        self.list = Some(jws.into());
+        self
+    }
+
+    /// The initial signed revocation list, read from a file when `build` runs.
+    pub fn revocation_list_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.list_path = Some(path.into());
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat`. At most [`MAX_LEEWAY`].
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Maximum token length in bytes.
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Maximum signed revocation list length in bytes.
+    pub fn max_revocation_list_len(mut self, bytes: usize) -> Self {
+        self.max_list_len = bytes;
+        self
+    }
+
+    /// Memory budget of the verified-token cache in bytes; 0 turns the cache off.
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The clock to read "now" from.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Knobs that weaken verification. Read [`DangerousBuilder`] before using one.
+    pub fn dangerous(self) -> crate::dangerous::DangerousBuilder {
+        crate::dangerous::DangerousBuilder(self)
+    }
+
+    pub(crate) fn skip_revocation(mut self) -> Self {
+        self.check_revocation = false;
+        self
+    }
+
+    /// Builds the verifier, reading any files given and checking the initial revocation list.
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        if self.leeway > MAX_LEEWAY {
+            return Err(BuildError::LeewayTooLarge(self.leeway));
+        }
+        let jwks = match (self.jwks, &self.jwks_path) {
+            (Some(jwks), _) => jwks,
+            (None, Some(path)) => read_jwks(path)?,
+            (None, None) => return Err(BuildError::MissingKeys),
+        };
+        let list = match (self.list, &self.list_path) {
+            (Some(list), _) => Some(list),
+            (None, Some(path)) => Some(read_list(path, self.max_list_len)?),
+            (None, None) => None,
+        };
+        let config = Config {
+            issuer: self.issuer,
+            audiences: self.audiences,
+            leeway_secs: self.leeway.as_secs(),
+            max_token_len: self.max_token_len,
+            max_list_len: self.max_list_len,
+            check_revocation: self.check_revocation,
+        };
+        let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes);
+        if let Some(list) = list {
+            verifier.update_revocations(&list)?;
+        }
+        Ok(verifier)
+    }
+}
+
+/// The largest key set file read; far above any real set.
+const MAX_JWKS_FILE: u64 = 1024 * 1024;
+
+pub(crate) fn read_jwks(path: &Path) -> Result<Jwks, BuildError> {
+    let bytes = read_capped(path, MAX_JWKS_FILE).map_err(|source| BuildError::ReadKeys {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Jwks::from_json(&bytes)?)
+}
+
+pub(crate) fn read_list(path: &Path, max: usize) -> Result<String, UpdateError> {
+    let read_err = |source| UpdateError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let bytes = read_capped(path, max as u64).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8",
+        ))
+    })?;
+    // Editors and `echo` add a final newline; it is not part of the JWS.
+    Ok(text.trim_end().to_owned())
+}
+
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}

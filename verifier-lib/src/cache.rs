@@ -1,0 +1,83 @@
+//! The verified-token cache: a token seen before skips parsing and the signature check.
+//!
+//! Keyed by the whole token string (never a short hash, so two tokens can never share an entry).
+//! Bounded by bytes, not entries, so that large tokens cannot blow the budget. Expiry, revocation
+//! and the key's continued presence are checked by the verifier on every hit; entries whose key
+//! left the key set are purged when the set is replaced.
+
+use std::sync::Arc;
+
+use keymint_jwks::PublicKey;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use crate::VerifiedToken;
+
+/// Bookkeeping charged per entry on top of the token's own length: the claims, the `Arc`s and the
+/// table slot. Measured sizes of a typical entry are within this.
+pub(crate) const ENTRY_OVERHEAD: u64 = 512;
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) token: VerifiedToken,
+    /// The exact key that verified the signature; a hit is honoured only while the key set still
+    /// maps the `kid` to this key.
+    pub(crate) key: Arc<PublicKey>,
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<Box<str>, Arc<Entry>> for ByBytes {
+    fn weight(&self, key: &Box<str>, _: &Arc<Entry>) -> u64 {
+        key.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+pub(crate) struct TokenCache {
+    inner: Option<Cache<Box<str>, Arc<Entry>, ByBytes>>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
+        let inner = (capacity_bytes > 0).then(|| {
+            let estimated = (capacity_bytes / (ENTRY_OVERHEAD + 512)).max(16) as usize;
+            Cache::with_weighter(estimated, capacity_bytes, ByBytes)
+        });
+        Self { inner }
+    }
+
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry>> {
+        self.inner.as_ref()?.get(token)
+    }
+
+    pub(crate) fn insert(&self, token: &str, entry: Entry) {
+        if let Some(cache) = &self.inner {
+            cache.insert(token.into(), Arc::new(entry));
+        }
+    }
+
+    pub(crate) fn remove(&self, token: &str) {
+        if let Some(cache) = &self.inner {
+            cache.remove(token);
+        }
+    }
+
+    pub(crate) fn retain(&self, keep: impl Fn(&Entry) -> bool) {
+        if let Some(cache) = &self.inner {
+            cache.retain(|_, e| keep(e));
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.as_ref().map_or(0, Cache::len)
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.len())
+            .finish()
+    }
+}

@@ -1,0 +1,256 @@
+//! The verifier's errors: one enum for "this token is not acceptable", one for access policy, one
+//! for building and one for updating the sources.
+
+use std::time::Duration;
+
+use keymint_jwks::{
+    Algorithm, IdError, JwksError, RevocationListError, RevocationTarget, Scope, TenantId, UnixTime,
+};
+
+/// Why a token was not accepted. Messages never contain the token; values taken from a token
+/// (an `alg`, a `typ`, a `kid`) are cut short.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Longer than the configured maximum; refused before any parsing.
+    #[error("token is {len} bytes, the limit is {max}")]
+    Oversize {
+        /// Token length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a compact JWS: wrong segment count, bad base64url, a header or payload that is not a
+    /// JSON object.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// A JSON object in the token repeats a member name.
+    #[error("token JSON repeats the member {member:?}")]
+    DuplicateMember {
+        /// The repeated name (cut short).
+        member: String,
+    },
+    /// The header carries a member that would point the verifier at a key (`jku`, `jwk`, `x5u`,
+    /// `x5c`); keymint never follows them.
+    #[error("token header member `{0}` is not accepted")]
+    ForbiddenHeader(&'static str),
+    /// The header has a `crit` extension this verifier does not understand.
+    #[error("token header has an unsupported critical extension")]
+    UnknownCritical,
+    /// `typ` is missing or is not `at+jwt` / `application/at+jwt`.
+    #[error("token `typ` is {found:?}, `at+jwt` expected")]
+    WrongType {
+        /// The `typ` header, if any (cut short).
+        found: Option<String>,
+    },
+    /// The header has no `kid`.
+    #[error("token header has no `kid`")]
+    MissingKid,
+    /// No key in the key set has this `kid`.
+    #[error("no key with kid {kid:?}")]
+    UnknownKid {
+        /// The token's `kid` (cut short).
+        kid: String,
+    },
+    /// `alg` names no algorithm keymint accepts (`none`, `HS256`, ...).
+    #[error("token `alg` {alg:?} is not accepted")]
+    UnsupportedAlgorithm {
+        /// The `alg` header (cut short).
+        alg: String,
+    },
+    /// `alg` names an algorithm other than the one the key is pinned to.
+    #[error("token `alg` {alg:?} does not match its key ({expected})")]
+    AlgorithmMismatch {
+        /// The `alg` header.
+        alg: String,
+        /// The key's algorithm.
+        expected: Algorithm,
+    },
+    /// The signature does not verify.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// A required claim is missing.
+    #[error("token claim `{0}` is missing")]
+    MissingClaim(&'static str),
+    /// A claim has an unacceptable value.
+    #[error("token claim `{claim}` is invalid: {reason}")]
+    InvalidClaim {
+        /// The claim.
+        claim: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// `iss` is not the expected issuer.
+    #[error("token issuer is not the expected issuer")]
+    WrongIssuer,
+    /// `aud` is not one of the accepted audiences.
+    #[error("token audience is not accepted here")]
+    WrongAudience,
+    /// `exp` (plus leeway) has passed.
+    #[error("token expired at {exp} (now {now})")]
+    Expired {
+        /// The token's `exp`.
+        exp: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+    /// `nbf` (minus leeway) has not come yet.
+    #[error("token is not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+    /// `iat` is later than now plus leeway.
+    #[error("token claims to be issued at {iat}, in the future (now {now})")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+    /// A revocation list entry covers the token.
+    #[error("token is revoked ({} {})", .0.kind(), .0.id())]
+    Revoked(RevocationTarget),
+    /// The verifier has no revocation list, so it cannot vouch for any token.
+    #[error("no revocation list is loaded; refusing every token")]
+    NoRevocationList,
+    /// The newest revocation list has expired, so the verifier cannot vouch for any token.
+    #[error("the revocation list expired at {exp} (now {now}); refusing every token")]
+    RevocationListExpired {
+        /// The list's signed `exp`.
+        exp: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+}
+
+impl VerifyError {
+    /// True when the verifier itself cannot vouch for anything (no fresh revocation list): the
+    /// client's token is not at fault, and an HTTP server answers 503 rather than 401.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::NoRevocationList | Self::RevocationListExpired { .. }
+        )
+    }
+
+    /// A stable machine-readable code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Oversize { .. } => "oversize",
+            Self::Malformed(_) => "malformed",
+            Self::DuplicateMember { .. } => "duplicate_member",
+            Self::ForbiddenHeader(_) => "forbidden_header",
+            Self::UnknownCritical => "unknown_crit",
+            Self::WrongType { .. } => "wrong_typ",
+            Self::MissingKid => "missing_kid",
+            Self::UnknownKid { .. } => "unknown_kid",
+            Self::UnsupportedAlgorithm { .. } => "unsupported_alg",
+            Self::AlgorithmMismatch { .. } => "alg_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::IssuedInFuture { .. } => "iat_in_future",
+            Self::Revoked(_) => "revoked",
+            Self::NoRevocationList => "no_revocation_list",
+            Self::RevocationListExpired { .. } => "revocation_list_expired",
+        }
+    }
+}
+
+/// A verified token lacks what a route requires. HTTP: 403 (`insufficient_scope`), not 401: the
+/// token is genuine, it just does not grant this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// Required scopes are missing from the token.
+    #[error("token lacks the scope(s): {}", missing.iter().map(Scope::as_str).collect::<Vec<_>>().join(" "))]
+    InsufficientScope {
+        /// The scopes the token lacks.
+        missing: Vec<Scope>,
+    },
+    /// The token belongs to another tenant.
+    #[error("token belongs to tenant {found}, not {expected}")]
+    WrongTenant {
+        /// The tenant required.
+        expected: TenantId,
+        /// The token's tenant.
+        found: TenantId,
+    },
+}
+
+/// Why a verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No key set was given.
+    #[error("a key set is required: call .jwks(...) or .jwks_file(...)")]
+    MissingKeys,
+    /// The key set could not be read.
+    #[error("reading the key set file {path}: {source}")]
+    ReadKeys {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The key set was refused.
+    #[error("key set: {0}")]
+    Keys(#[from] JwksError),
+    /// The initial revocation list was refused.
+    #[error("revocation list: {0}")]
+    RevocationList(#[from] UpdateError),
+    /// The leeway is larger than [`MAX_LEEWAY`](crate::MAX_LEEWAY).
+    #[error("leeway of {0:?} is larger than the maximum of 5 minutes")]
+    LeewayTooLarge(Duration),
+    /// An identifier given to the builder was refused.
+    #[error("{0}")]
+    Id(#[from] IdError),
+}
+
+/// Why a new key set or revocation list was not installed. The previous one stays in force.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The list is not a valid signed list for this issuer and key set.
+    #[error(transparent)]
+    List(#[from] RevocationListError),
+    /// The list has already expired.
+    #[error("revocation list expired at {exp} (now {now})")]
+    Expired {
+        /// The list's `exp`.
+        exp: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+    /// The list's serial is lower than the one in force: a rollback.
+    #[error(
+        "revocation list serial {offered} is lower than the current {current}: refusing a rollback"
+    )]
+    Rollback {
+        /// The serial in force.
+        current: u64,
+        /// The serial offered.
+        offered: u64,
+    },
+    /// Same serial as the list in force, different bytes.
+    #[error("revocation list serial {serial} is already in force with different content")]
+    SerialConflict {
+        /// The serial.
+        serial: u64,
+    },
+}

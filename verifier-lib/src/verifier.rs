@@ -1,0 +1,363 @@
+//! The verifier: a sync core that never does I/O in `verify`.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use keymint_jwks::jws::{Compact, JwsError, TYP_ACCESS_TOKEN, typ_matches};
+use keymint_jwks::strict_json::JsonError;
+use keymint_jwks::{
+    Algorithm, Audience, Claims, ClaimsError, Issuer, Jwks, PublicKey, SignedRevocationList,
+    UnixTime,
+};
+
+use crate::builder::VerifierBuilder;
+use crate::cache::{Entry, TokenCache};
+use crate::clock::Clock;
+use crate::keyset::KeySet;
+use crate::revocation::RevocationState;
+use crate::{UpdateError, VerifiedToken, VerifyError};
+
+/// Verifies keymint access tokens offline. `Send + Sync`, cheap to clone (an `Arc`), meant to be
+/// built once and shared by every task of a server.
+#[derive(Clone, Debug)]
+pub struct Verifier(Arc<Shared>);
+
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) issuer: Issuer,
+    pub(crate) audiences: Vec<Audience>,
+    pub(crate) leeway_secs: u64,
+    pub(crate) max_token_len: usize,
+    pub(crate) max_list_len: usize,
+    pub(crate) check_revocation: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    keys: ArcSwap<KeySet>,
+    revocations: ArcSwapOption<RevocationState>,
+    /// Serializes writers so that the serial comparison and the swap are one step; readers never
+    /// take it.
+    update_lock: Mutex<()>,
+    cache: TokenCache,
+    clock: Arc<dyn Clock>,
+}
+
+/// What [`Verifier::update_revocations`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationUpdate {
+    /// A newer list is now in force.
+    Installed {
+        /// Its serial.
+        serial: u64,
+    },
+    /// The very same list (same serial, same bytes) was already in force.
+    Unchanged {
+        /// Its serial.
+        serial: u64,
+    },
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn from_jws(e: JwsError) -> VerifyError {
+    match e {
+        JwsError::Oversize { len, max } => VerifyError::Oversize { len, max },
+        JwsError::ForbiddenHeader(name) => VerifyError::ForbiddenHeader(name),
+        JwsError::UnknownCritical => VerifyError::UnknownCritical,
+        JwsError::Header(JsonError::DuplicateMember { member }) => {
+            VerifyError::DuplicateMember { member }
+        }
+        JwsError::SignatureLength { .. } => VerifyError::BadSignature,
+        other => VerifyError::Malformed(other.to_string()),
+    }
+}
+
+fn from_claims(e: ClaimsError) -> VerifyError {
+    match e {
+        ClaimsError::Missing(claim) => VerifyError::MissingClaim(claim),
+        ClaimsError::Invalid { claim, reason } => VerifyError::InvalidClaim { claim, reason },
+        ClaimsError::AudienceCount(n) => VerifyError::InvalidClaim {
+            claim: "aud",
+            reason: format!("{n} audiences, exactly one is allowed"),
+        },
+        ClaimsError::Json(JsonError::DuplicateMember { member }) => {
+            VerifyError::DuplicateMember { member }
+        }
+        ClaimsError::Json(e) => VerifyError::Malformed(format!("payload: {e}")),
+        other => VerifyError::Malformed(other.to_string()),
+    }
+}
+
+impl Verifier {
+    /// Starts a builder. The issuer and at least one audience are required: a verifier that
+    /// accepted any issuer or any audience would accept tokens meant for someone else.
+    pub fn builder(issuer: Issuer, audience: Audience) -> VerifierBuilder {
+        VerifierBuilder::new(issuer, audience)
+    }
+
+    pub(crate) fn from_parts(
+        config: Config,
+        jwks: Jwks,
+        clock: Arc<dyn Clock>,
+        cache_bytes: u64,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            config,
+            keys: ArcSwap::from_pointee(KeySet::new(jwks)),
+            revocations: ArcSwapOption::empty(),
+            update_lock: Mutex::new(()),
+            cache: TokenCache::new(cache_bytes),
+            clock,
+        }))
+    }
+
+    /// Verifies `token` at the configured clock's current time. No I/O.
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_at(token, self.0.clock.now())
+    }
+
+    /// Verifies `token` as of `now`. No I/O.
+    ///
+    /// A token verified before is answered from the cache without parsing or a signature check,
+    /// but its expiry, its revocation and its key's presence in the key set are checked on every
+    /// call.
+    pub fn verify_at(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
+        let cfg = &self.0.config;
+        if token.len() > cfg.max_token_len {
+            return Err(VerifyError::Oversize {
+                len: token.len(),
+                max: cfg.max_token_len,
+            });
+        }
+        if let Some(hit) = self.0.cache.get(token) {
+            if self
+                .0
+                .keys
+                .load()
+                .still_has(hit.token.kid().as_str(), &hit.key)
+            {
+                self.check_time(hit.token.claims(), now)?;
+                self.check_revocation(&hit.token, now)?;
+                return Ok(hit.token.clone());
+            }
+            self.0.cache.remove(token);
+        }
+        let (verified, key) = self.verify_uncached(token)?;
+        self.check_time(verified.claims(), now)?;
+        self.check_revocation(&verified, now)?;
+        self.0.cache.insert(
+            token,
+            Entry {
+                token: verified.clone(),
+                key,
+            },
+        );
+        Ok(verified)
+    }
+
+    /// Structure, header, signature, claims, issuer and audience: everything that does not depend
+    /// on the time or the revocation list.
+    fn verify_uncached(&self, token: &str) -> Result<(VerifiedToken, Arc<PublicKey>), VerifyError> {
+        let cfg = &self.0.config;
+        let compact = Compact::split(token, cfg.max_token_len).map_err(from_jws)?;
+        let header = compact.decode_header().map_err(from_jws)?;
+        match header.typ.as_deref() {
+            Some(typ) if typ_matches(typ, TYP_ACCESS_TOKEN) => {}
+            other => {
+                return Err(VerifyError::WrongType {
+                    found: other.map(cut),
+                });
+            }
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
+        let keys = self.0.keys.load();
+        let (kid, key) = keys
+            .get(kid)
+            .ok_or_else(|| VerifyError::UnknownKid { kid: cut(kid) })?;
+        // The key pins the algorithm; the header can only agree with it.
+        if !key.algorithm().matches_header(&header.alg) {
+            return Err(match Algorithm::from_name(&header.alg) {
+                Some(_) => VerifyError::AlgorithmMismatch {
+                    alg: cut(&header.alg),
+                    expected: key.algorithm(),
+                },
+                None => VerifyError::UnsupportedAlgorithm {
+                    alg: cut(&header.alg),
+                },
+            });
+        }
+        let signature = compact.decode_signature64().map_err(from_jws)?;
+        key.verify(compact.signing_input.as_bytes(), &signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        let payload = compact.decode_payload().map_err(from_jws)?;
+        let claims = Claims::from_json(&payload).map_err(from_claims)?;
+        if claims.iss != cfg.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !cfg.audiences.contains(&claims.aud) {
+            return Err(VerifyError::WrongAudience);
+        }
+        Ok((
+            VerifiedToken::new(claims, kid.clone(), key.algorithm()),
+            Arc::clone(key),
+        ))
+    }
+
+    fn check_time(&self, claims: &Claims, now: UnixTime) -> Result<(), VerifyError> {
+        let leeway = self.0.config.leeway_secs;
+        // RFC 7519 §4.1.4: the token must not be accepted on or after `exp`.
+        if now.0 >= claims.exp.0.saturating_add(leeway) {
+            return Err(VerifyError::Expired {
+                exp: claims.exp,
+                now,
+            });
+        }
+        if let Some(nbf) = claims.nbf
+            && now.0.saturating_add(leeway) < nbf.0
+        {
+            return Err(VerifyError::NotYetValid { nbf, now });
+        }
+        if claims.iat.0 > now.0.saturating_add(leeway) {
+            return Err(VerifyError::IssuedInFuture {
+                iat: claims.iat,
+                now,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_revocation(&self, token: &VerifiedToken, now: UnixTime) -> Result<(), VerifyError> {
+        if !self.0.config.check_revocation {
+            return Ok(());
+        }
+        let state = self.0.revocations.load();
+        let state = state.as_ref().ok_or(VerifyError::NoRevocationList)?;
+        let exp = state.signed.list().exp;
+        // Fail closed: an expired list no longer proves that nothing new was revoked.
+        if now >= exp {
+            return Err(VerifyError::RevocationListExpired { exp, now });
+        }
+        state
+            .index
+            .check(token.claims(), token.kid())
+            .map_err(VerifyError::Revoked)
+    }
+
+    /// Replaces the key set. Atomic: a concurrent `verify` sees the old set or the new one, never a
+    /// mix, and is never blocked. Cached tokens whose key left the set are dropped.
+    pub fn set_keys(&self, jwks: Jwks) {
+        let new = Arc::new(KeySet::new(jwks));
+        self.0.keys.store(Arc::clone(&new));
+        self.0
+            .cache
+            .retain(|e| new.still_has(e.token.kid().as_str(), &e.key));
+    }
+
+    /// Reads a key set from a file (as written by `keymint publish`) and installs it.
+    pub fn set_keys_from_file(&self, path: &std::path::Path) -> Result<(), crate::BuildError> {
+        let jwks = crate::builder::read_jwks(path)?;
+        self.set_keys(jwks);
+        Ok(())
+    }
+
+    /// Installs a signed revocation list at the configured clock's time. See
+    /// [`update_revocations_at`](Self::update_revocations_at).
+    pub fn update_revocations(&self, jws: &str) -> Result<RevocationUpdate, UpdateError> {
+        self.update_revocations_at(jws, self.0.clock.now())
+    }
+
+    /// Installs a signed revocation list as of `now`, if it is signed by a key of the current key
+    /// set, has this verifier's issuer, has not expired, and does not go backwards: a lower serial
+    /// is a rollback and an equal serial is accepted only with the very same bytes. On any error
+    /// the list in force stays in force. Never blocks `verify`.
+    pub fn update_revocations_at(
+        &self,
+        jws: &str,
+        now: UnixTime,
+    ) -> Result<RevocationUpdate, UpdateError> {
+        let _writer = self
+            .0
+            .update_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.0.revocations.load_full();
+        if let Some(cur) = &current
+            && cur.signed.jws() == jws
+        {
+            return Ok(RevocationUpdate::Unchanged {
+                serial: cur.signed.list().serial,
+            });
+        }
+        let cfg = &self.0.config;
+        let keys = self.0.keys.load();
+        let signed = SignedRevocationList::verify(jws, &keys.jwks, &cfg.issuer, cfg.max_list_len)?;
+        let list = signed.list();
+        if now >= list.exp {
+            return Err(UpdateError::Expired { exp: list.exp, now });
+        }
+        if let Some(cur) = &current {
+            let serial = cur.signed.list().serial;
+            if list.serial < serial {
+                return Err(UpdateError::Rollback {
+                    current: serial,
+                    offered: list.serial,
+                });
+            }
+            if list.serial == serial {
+                return Err(UpdateError::SerialConflict { serial });
+            }
+        }
+        let serial = list.serial;
+        let state = Arc::new(RevocationState::new(signed));
+        self.0.revocations.store(Some(Arc::clone(&state)));
+        // Tokens signed by a revoked signing key are rejected on every call anyway; this frees
+        // their memory now.
+        self.0
+            .cache
+            .retain(|e| !state.index.kid_revoked(e.token.kid().as_str()));
+        Ok(RevocationUpdate::Installed { serial })
+    }
+
+    /// Reads a signed revocation list from a file (as written by `keymint publish`) and installs
+    /// it.
+    pub fn update_revocations_from_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<RevocationUpdate, UpdateError> {
+        let jws = crate::builder::read_list(path, self.0.config.max_list_len)?;
+        self.update_revocations(&jws)
+    }
+
+    /// The serial of the revocation list in force.
+    pub fn revocation_serial(&self) -> Option<u64> {
+        self.0
+            .revocations
+            .load()
+            .as_ref()
+            .map(|s| s.signed.list().serial)
+    }
+
+    /// When the revocation list in force expires.
+    pub fn revocation_list_expires(&self) -> Option<UnixTime> {
+        self.0
+            .revocations
+            .load()
+            .as_ref()
+            .map(|s| s.signed.list().exp)
+    }
+
+    /// The issuer this verifier accepts.
+    pub fn issuer(&self) -> &Issuer {
+        &self.0.config.issuer
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.0.cache.len()
+    }
+}
