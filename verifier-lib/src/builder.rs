@@ -133,7 +133,8 @@ impl VerifierBuilder {
         self
     }
 
-    /// Knobs that weaken verification. Read [`DangerousBuilder`] before using one.
+    /// Knobs that weaken verification. Read [`DangerousBuilder`](crate::dangerous::DangerousBuilder)
+    /// before using one.
     pub fn dangerous(self) -> crate::dangerous::DangerousBuilder {
         crate::dangerous::DangerousBuilder(self)
     }
