@@ -1,43 +1,217 @@
-//! Command-line parsing and dispatch: `main → run() -> Result`, exit codes in one place.
+//! The command line: `main → run() -> Result`, exit codes in one place.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{self, ConfigError, Secrets};
+use crate::domain::DomainError;
+use crate::domain::key_hash::KeyHasher;
+use crate::store::SqliteStore;
+
+mod keys;
+mod publish;
+mod revoke;
+mod serve;
+mod signing_keys;
 mod verify;
 
 /// keymint: trade long-lived API keys for short-lived signed tokens.
 #[derive(Debug, Parser)]
-#[command(name = "keymint", version, about)]
+#[command(name = "keymint", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every command takes, before or after the subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Global {
+    /// Directory for the embedded database and the secret files (default:
+    /// $XDG_DATA_HOME/keymint or ~/.local/share/keymint).
+    #[arg(long, global = true, env = "KEYMINT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL (`sqlite:///path/keymint.db`); default: keymint.db in the data dir.
+    #[arg(long, global = true, env = "KEYMINT_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Say whether a token is valid against a key set and, if not, exactly why.
+    /// Run the issuer: token endpoint, JWKS, revocation list.
+    Serve(serve::Args),
+    /// Create, list, show, revoke and rotate API keys.
+    #[command(subcommand)]
+    Keys(keys::Command),
+    /// Revoke a single token or a whole tenant.
+    #[command(subcommand)]
+    Revoke(revoke::Command),
+    /// List and rotate the token signing keys.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(signing_keys::Command),
+    /// Write jwks.json and revocations.jws for a static web server or CDN.
+    Publish(publish::Args),
+    /// Check a token against a key set and explain the verdict.
     Verify(verify::Args),
 }
 
 /// Errors of the command line, each with its exit code.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
-    /// Bad input or a file that could not be used (exit 2).
+    /// Bad arguments or configuration (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// A configuration problem (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// What the domain said.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Domain(e.into())
+    }
 }
 
 impl CliError {
-    pub(crate) fn exit_code(&self) -> ExitCode {
-        match self {
-            Self::Usage(_) => ExitCode::from(2),
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Usage(_) | Self::Config(_) => 2,
+            Self::Domain(DomainError::NotFound(_)) => 3,
+            Self::Domain(DomainError::Conflict(_)) => 4,
+            Self::Domain(DomainError::Invalid(_)) => 2,
+            Self::Domain(DomainError::Unavailable(_)) => 5,
+            Self::Domain(_) => 70,
+        })
+    }
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(
+        cli.global.log_format,
+        matches!(cli.command, Command::Serve(_)),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keymint: cannot start the async runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keymint: {e}");
+            e.exit_code()
         }
     }
 }
 
-pub(crate) fn run() -> Result<ExitCode, CliError> {
-    match Cli::parse().command {
+fn init_logging(format: LogFormat, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Admin commands print their audit line and warnings; the server logs at info.
+    let default = if serving {
+        "info"
+    } else {
+        "warn,keymint::audit=info"
+    };
+    let filter = EnvFilter::try_from_env("KEYMINT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Keys(cmd) => keys::run(&cli.global, cmd).await,
+        Command::Revoke(cmd) => revoke::run(&cli.global, cmd).await,
+        Command::SigningKeys(cmd) => signing_keys::run(&cli.global, cmd).await,
+        Command::Publish(args) => publish::run(&cli.global, args).await,
         Command::Verify(args) => verify::run(args),
     }
+}
+
+/// An opened store with the secrets that go with it.
+pub(crate) struct Opened {
+    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) secrets: Secrets,
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Opened {
+    pub(crate) fn hasher(&self) -> KeyHasher {
+        KeyHasher::new(&self.secrets.pepper)
+    }
+}
+
+/// Opens the database and loads the secrets named by the global options.
+pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
+    let data_dir = config::data_dir(global.data_dir.as_deref())?;
+    config::ensure_data_dir(&data_dir)?;
+    let store = match global.database_url.as_deref() {
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await?,
+        Some(url) if url.starts_with("postgres") => {
+            return Err(CliError::Usage(
+                "Postgres is not supported yet; use the embedded SQLite database (omit --database-url)".into(),
+            ));
+        }
+        Some(_) => {
+            return Err(CliError::Usage(
+                "--database-url must start with sqlite:".into(),
+            ));
+        }
+        None => SqliteStore::open(&data_dir.join("keymint.db")).await?,
+    };
+    let secrets = config::load_secrets(Some(&data_dir))?;
+    Ok(Opened {
+        store: Arc::new(store),
+        secrets,
+        data_dir,
+    })
+}
+
+/// Parses `2s`, `5m`, `90d`.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 30s, 10m, 24h or 90d: {e}"))
+}
+
+/// Who is acting, for admin audit records.
+pub(crate) fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Prints JSON or text.
+pub(crate) fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

@@ -1,0 +1,225 @@
+//! `keymint keys ...`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use keymint_jwks::{ApiKeyId, Audience, TenantId, UnixTime};
+
+use super::{CliError, Global, actor, duration, open, print_json};
+use crate::domain::api_key::KeyEnv;
+use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::limits::RateSpec;
+use crate::domain::{DomainError, revocations};
+use crate::store::Store;
+
+/// `keymint keys` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Create a secret API key; the key is printed once.
+    Create(CreateArgs),
+    /// List keys (never secrets).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key (never its secret).
+    Show {
+        /// Key ID.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once: the issuer refuses it and every token it minted is listed as revoked.
+    Revoke {
+        /// Key ID.
+        id: String,
+        /// The server's --max-token-ttl, so the revocation entry outlives every token it covers.
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        max_token_ttl: Duration,
+    },
+    /// Replace a key: a successor with the same tenant, scopes and restrictions; the old key keeps
+    /// working for the grace period.
+    Rotate {
+        /// Key ID.
+        id: String,
+        /// How long the old key keeps working.
+        #[arg(long, default_value = "24h", value_parser = duration)]
+        grace: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `keys create`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CreateArgs {
+    /// Tenant the key belongs to.
+    #[arg(long)]
+    tenant: String,
+    /// A scope the key may request (repeat for several). `admin:*` is reserved.
+    #[arg(long = "scope", required = true)]
+    scopes: Vec<String>,
+    /// An audience the key may request (repeat for several).
+    #[arg(long = "audience", required = true)]
+    audiences: Vec<String>,
+    /// Default token lifetime.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    ttl: Duration,
+    /// Longest token lifetime a request may ask for.
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    max_ttl: Duration,
+    /// Key lifetime (at most 366d).
+    #[arg(long, default_value = "90d", value_parser = duration)]
+    expires_in: Duration,
+    /// A label for people.
+    #[arg(long)]
+    label: Option<String>,
+    /// The person or system the key is tied to, for audit.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Only accept requests from this network (CIDR; repeat for several).
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    allow_ips: Vec<IpNet>,
+    /// Rate limit: N/s or N/m.
+    #[arg(long, value_parser = |s: &str| RateSpec::parse(s).ok_or_else(|| format!("{s:?} is not N/s or N/m")))]
+    rate_limit: Option<RateSpec>,
+    /// Environment.
+    #[arg(long, value_enum, default_value_t = KeyEnv::Live)]
+    env: KeyEnv,
+    /// Print JSON: {"key_id", "key", ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn key_id(id: &str) -> Result<ApiKeyId, CliError> {
+    ApiKeyId::new(id).map_err(usage)
+}
+
+fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
+    if json {
+        let mut v = serde_json::to_value(view).unwrap_or_default();
+        if let (Some(k), Some(obj)) = (key, v.as_object_mut()) {
+            obj.insert("key".into(), k.into());
+        }
+        print_json(&v);
+        return;
+    }
+    if let Some(k) = key {
+        println!("{k}");
+        eprintln!("(the key above is shown once: store it in a secret manager now)");
+    }
+    println!("key_id:     {}", view.key_id);
+    println!("state:      {}", view.state);
+    println!("tenant:     {}", view.tenant);
+    println!("scopes:     {}", view.scopes.join(" "));
+    println!("audiences:  {}", view.audiences.join(" "));
+    println!("ttl:        {}s (max {}s)", view.ttl, view.max_ttl);
+    println!("expires_at: {}", view.expires_at);
+    if !view.allow_ips.is_empty() {
+        println!("allow_ips:  {}", view.allow_ips.join(" "));
+    }
+    if let Some(r) = &view.rate_limit {
+        println!("rate_limit: {r}");
+    }
+    if let Some(l) = &view.label {
+        println!("label:      {l}");
+    }
+    if let Some(o) = &view.owner {
+        println!("owner:      {o}");
+    }
+    if let Some(t) = view.last_used_at {
+        println!("last_used:  {t}");
+    }
+    if let Some(to) = &view.rotated_to {
+        println!("rotated_to: {to}");
+    }
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    let opened = open(global).await?;
+    let store = &*opened.store;
+    let now = UnixTime::now();
+    match cmd {
+        Command::Create(a) => {
+            let new = NewKey {
+                tenant: TenantId::new(a.tenant).map_err(usage)?,
+                scopes: keys::scopes_from(&a.scopes)?,
+                audiences: a
+                    .audiences
+                    .iter()
+                    .map(|s| Audience::new(s.as_str()))
+                    .collect::<Result<_, _>>()
+                    .map_err(usage)?,
+                ttl: a.ttl,
+                max_ttl: a.max_ttl,
+                expires_in: a.expires_in,
+                label: a.label,
+                owner: a.owner,
+                allow_ips: a.allow_ips,
+                rate_limit: a.rate_limit,
+                env: a.env,
+            };
+            let (view, key) = keys::create(store, &opened.hasher(), &new, now, &actor()).await?;
+            print_key(&view, Some(key.expose()), a.json);
+        }
+        Command::List { tenant, json } => {
+            let rows = store.keys(tenant.as_deref()).await?;
+            let views: Vec<KeyView> = rows.iter().map(|r| KeyView::from_record(r, now)).collect();
+            if json {
+                print_json(&serde_json::to_value(&views).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<18} {:<8} {:<20} {:<12} SCOPES",
+                    "KEY ID", "STATE", "TENANT", "EXPIRES"
+                );
+                for v in views {
+                    println!(
+                        "{:<18} {:<8} {:<20} {:<12} {}",
+                        v.key_id,
+                        v.state,
+                        v.tenant,
+                        v.expires_at,
+                        v.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        Command::Show { id, json } => {
+            let id = key_id(&id)?;
+            let rec = store
+                .key(id.as_str())
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
+            print_key(&KeyView::from_record(&rec, now), None, json);
+        }
+        Command::Revoke { id, max_token_ttl } => {
+            let id = key_id(&id)?;
+            revocations::revoke_key(store, &id, now, max_token_ttl, &actor()).await?;
+            println!("revoked key {id}");
+        }
+        Command::Rotate { id, grace, json } => {
+            let id = key_id(&id)?;
+            let (view, key) =
+                keys::rotate(store, &opened.hasher(), &id, grace, now, &actor()).await?;
+            print_key(&view, Some(key.expose()), json);
+            if !json {
+                eprintln!(
+                    "(the old key {id} keeps working for {})",
+                    humantime::format_duration(grace)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,53 @@
+//! `keymint revoke token|tenant`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use keymint_jwks::{Jti, TenantId, UnixTime};
+
+use super::{CliError, Global, actor, duration, open};
+use crate::domain::revocations;
+
+/// `keymint revoke` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Revoke one token by its `jti`.
+    Token {
+        /// The token's `jti`.
+        jti: String,
+        /// The server's --max-token-ttl.
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        max_token_ttl: Duration,
+    },
+    /// Revoke a tenant: all its keys and every token issued to it until now.
+    Tenant {
+        /// The tenant.
+        tenant: String,
+        /// The server's --max-token-ttl.
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        max_token_ttl: Duration,
+    },
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    let opened = open(global).await?;
+    let now = UnixTime::now();
+    match cmd {
+        Command::Token { jti, max_token_ttl } => {
+            let jti = Jti::new(jti).map_err(|e| CliError::Usage(e.to_string()))?;
+            revocations::revoke_token(&*opened.store, &jti, now, max_token_ttl, &actor()).await?;
+            println!("revoked token {jti}");
+        }
+        Command::Tenant {
+            tenant,
+            max_token_ttl,
+        } => {
+            let tenant = TenantId::new(tenant).map_err(|e| CliError::Usage(e.to_string()))?;
+            let n =
+                revocations::revoke_tenant(&*opened.store, &tenant, now, max_token_ttl, &actor())
+                    .await?;
+            println!("revoked tenant {tenant} and its {n} key(s)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! `keymint serve`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use keymint_jwks::Issuer;
+
+use super::{CliError, Global, duration, open};
+use crate::server::{self, ServeConfig};
+
+/// Arguments of `keymint serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "KEYMINT_LISTEN")]
+    listen: SocketAddr,
+    /// The issuer name in every token (`iss`) and the base of published URLs (default: the listen
+    /// URL).
+    #[arg(long, env = "KEYMINT_ISSUER_URL")]
+    issuer_url: Option<String>,
+    /// JWKS cache period: `Cache-Control: max-age` of the JWKS, and how long a new signing key is
+    /// published before it signs.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    jwks_max_age: Duration,
+    /// The longest token lifetime any key may get.
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    max_token_ttl: Duration,
+    /// Validity of each signed revocation list; it is re-signed every third of it.
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    revocation_list_validity: Duration,
+    /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
+    #[arg(long)]
+    behind_tls_proxy: bool,
+}
+
+pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliError> {
+    if !args.listen.ip().is_loopback() && !args.behind_tls_proxy {
+        return Err(CliError::Usage(format!(
+            "refusing plain HTTP on {}: API keys would cross the network in clear text. Listen on \
+             loopback, or pass --behind-tls-proxy when a TLS-terminating proxy is in front",
+            args.listen
+        )));
+    }
+    if args.max_token_ttl.is_zero() || args.revocation_list_validity < Duration::from_secs(60) {
+        return Err(CliError::Usage(
+            "--max-token-ttl must be positive and --revocation-list-validity at least 1m".into(),
+        ));
+    }
+    let opened = open(global).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::Usage(format!("cannot read the listen address: {e}")))?;
+    let url = format!("http://{local}");
+    let issuer = Issuer::new(args.issuer_url.clone().unwrap_or_else(|| url.clone()))
+        .map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?;
+    let cfg = ServeConfig {
+        listen: local,
+        issuer: issuer.clone(),
+        jwks_max_age: args.jwks_max_age,
+        max_token_ttl: args.max_token_ttl,
+        list_validity: args.revocation_list_validity,
+    };
+    let data_dir = opened.data_dir.display().to_string();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tracing::info!(%url, issuer = %issuer, data_dir = %data_dir, "keymint listening");
+    eprintln!(
+        "keymint is listening on {url} (issuer {issuer}, data in {data_dir})\n\n\
+         Create a first API key (in another terminal, same --data-dir):\n  \
+         keymint keys create --tenant acme --scope orders:read --audience https://api.example\n\
+         Then trade it for a token:\n  \
+         curl -s -X POST {url}/v1/token -H \"Authorization: Bearer $KEY\"\n"
+    );
+    server::serve(opened.store, opened.secrets, cfg, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,99 @@
+//! `keymint signing-keys list|rotate`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use keymint_jwks::{Algorithm, UnixTime};
+
+use super::{CliError, Global, actor, open, print_json};
+use crate::domain::signing;
+use crate::store::Store;
+
+/// `keymint signing-keys` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// List signing keys and their states.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a rotation: a new key is published now and signs once the JWKS cache period has
+    /// passed; the old key stays published until every token it signed has expired.
+    Rotate {
+        /// Algorithm of the new key.
+        #[arg(long, value_parser = ["EdDSA", "ES256"], default_value = "EdDSA")]
+        alg: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    let opened = open(global).await?;
+    let store = &*opened.store;
+    match cmd {
+        Command::List { json } => {
+            let keys = store.signing_keys().await?;
+            if json {
+                let v: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
+                            "created_at": k.created_at, "activate_at": k.activate_at,
+                            "retired_at": k.retired_at, "remove_after": k.remove_after,
+                        })
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(v));
+            } else {
+                println!("{:<44} {:<6} {:<8} SINCE", "KID", "ALG", "STATE");
+                for k in keys {
+                    let since = k.retired_at.unwrap_or(k.activate_at);
+                    println!(
+                        "{:<44} {:<6} {:<8} {}",
+                        k.kid,
+                        k.alg,
+                        k.state.as_str(),
+                        since
+                    );
+                }
+            }
+        }
+        Command::Rotate { alg, json } => {
+            let alg = Algorithm::from_name(&alg).unwrap_or(Algorithm::EdDsa);
+            // The running server records its JWKS cache period; a rotation waits it out.
+            let max_age = store
+                .setting("jwks_max_age")
+                .await?
+                .and_then(|s| s.parse::<u64>().ok())
+                .map_or(Duration::from_secs(300), Duration::from_secs);
+            signing::ensure_active(store, &opened.secrets.encryption_key, UnixTime::now()).await?;
+            let rec = signing::rotate(
+                store,
+                &opened.secrets.encryption_key,
+                alg,
+                UnixTime::now(),
+                max_age,
+                &actor(),
+            )
+            .await?;
+            if json {
+                print_json(
+                    &serde_json::json!({"kid": rec.kid, "alg": rec.alg, "state": "next", "activate_at": rec.activate_at}),
+                );
+            } else {
+                println!(
+                    "published {} ({}) as next; it starts signing at {} (after the {}s JWKS cache period)",
+                    rec.kid,
+                    rec.alg,
+                    rec.activate_at,
+                    max_age.as_secs()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

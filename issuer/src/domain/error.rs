@@ -1,0 +1,60 @@
+//! The domain's one error enum. The HTTP layer maps it to statuses in one place.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// What went wrong in a domain operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// Unknown, malformed, wrong, revoked or expired key: one answer for all, so that a caller
+    /// learns nothing about which (RFC 6749 `invalid_client`).
+    #[error("client authentication failed")]
+    InvalidClient {
+        /// The real reason, for the audit log only.
+        reason: &'static str,
+    },
+    /// Scopes beyond the key's (`invalid_scope`).
+    #[error("{0}")]
+    InvalidScope(String),
+    /// An audience the key does not have, or none named for a key with several (`invalid_target`).
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// A malformed request (`invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The client IP or origin is not allowed for this key (`unauthorized_client`).
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    /// Over a rate limit.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// An admin command named something that does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// An admin command with an invalid argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// A conflicting state (e.g. a rotation already in progress).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unavailable: try again.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Something that should not happen (corrupt data, a crypto failure).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(msg) => Self::Internal(msg),
+            other => Self::Unavailable(other),
+        }
+    }
+}

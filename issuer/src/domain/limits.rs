@@ -1,0 +1,181 @@
+//! Rate limits: per key (its own quota) and failed authentications per client IP.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// A parsed `N/s` or `N/m` rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    /// Requests per period.
+    pub count: NonZeroU32,
+    /// The period.
+    pub per: Period,
+}
+
+/// Rate limit period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// Per second.
+    Second,
+    /// Per minute.
+    Minute,
+}
+
+impl RateSpec {
+    /// Parses `50/s` or `3000/m`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (n, p) = s.split_once('/')?;
+        let count = NonZeroU32::new(n.trim().parse().ok()?)?;
+        let per = match p.trim() {
+            "s" | "sec" | "second" => Period::Second,
+            "m" | "min" | "minute" => Period::Minute,
+            _ => return None,
+        };
+        Some(Self { count, per })
+    }
+
+    /// The limiter for one key: the whole quota may be spent in a burst, then it refills evenly.
+    pub fn limiter(self) -> DefaultDirectRateLimiter {
+        let quota = match self.per {
+            Period::Second => Quota::per_second(self.count),
+            Period::Minute => Quota::per_minute(self.count),
+        };
+        RateLimiter::direct(quota)
+    }
+}
+
+impl std::fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = match self.per {
+            Period::Second => "s",
+            Period::Minute => "m",
+        };
+        write!(f, "{}/{p}", self.count)
+    }
+}
+
+/// How long until `limiter` admits one more request, or `None` if it admits it now (consuming it).
+pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
+    limiter
+        .check()
+        .err()
+        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+/// Throttles failed authentications per client IP, so guessing keys costs the guesser, not the
+/// database: after `burst` failures an IP is refused (without any lookup) for `cooldown`.
+#[derive(Debug)]
+pub struct FailureThrottle {
+    burst: u32,
+    window: Duration,
+    cooldown: Duration,
+    state: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    window_start: Instant,
+    blocked_until: Option<Instant>,
+}
+
+impl FailureThrottle {
+    /// The most IPs tracked at once; beyond it the oldest entries are swept.
+    const MAX_TRACKED: usize = 100_000;
+
+    /// `burst` failures per `window`, then a `cooldown`.
+    pub fn new(burst: u32, window: Duration, cooldown: Duration) -> Self {
+        Self {
+            burst,
+            window,
+            cooldown,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// If `ip` is blocked, how long it still is.
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .get(&ip)
+            .and_then(|f| f.blocked_until)
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Records a failed authentication from `ip`.
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.len() >= Self::MAX_TRACKED {
+            let window = self.window;
+            state.retain(|_, f| {
+                now.duration_since(f.window_start) < window
+                    || f.blocked_until.is_some_and(|u| u > now)
+            });
+        }
+        let f = state.entry(ip).or_insert(Failures {
+            count: 0,
+            window_start: now,
+            blocked_until: None,
+        });
+        if now.duration_since(f.window_start) >= self.window {
+            f.count = 0;
+            f.window_start = now;
+        }
+        f.count += 1;
+        if f.count > self.burst {
+            f.blocked_until = Some(now + self.cooldown);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_specs_parse() {
+        assert_eq!(RateSpec::parse("50/s").unwrap().to_string(), "50/s");
+        assert_eq!(RateSpec::parse("3000/m").unwrap().per, Period::Minute);
+        for bad in ["0/s", "x/s", "5/h", "5", ""] {
+            assert!(RateSpec::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limiter_refuses_beyond_its_burst() {
+        let l = RateSpec::parse("3/m").unwrap().limiter();
+        assert!(check(&l).is_none());
+        assert!(check(&l).is_none());
+        assert!(check(&l).is_none());
+        let wait = check(&l).expect("fourth request within a minute is refused");
+        assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(20));
+    }
+
+    #[test]
+    fn failures_block_an_ip_after_the_burst_and_only_that_ip() {
+        let t = FailureThrottle::new(2, Duration::from_secs(60), Duration::from_secs(30));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let now = Instant::now();
+        t.failed(ip, now);
+        t.failed(ip, now);
+        assert!(t.blocked(ip, now).is_none());
+        t.failed(ip, now);
+        assert!(t.blocked(ip, now).is_some());
+        assert!(t.blocked(other, now).is_none());
+        assert!(t.blocked(ip, now + Duration::from_secs(31)).is_none());
+    }
+}

@@ -1,0 +1,20 @@
+//! The issuer's logic: API keys, signing keys, revocations, token exchange and audit. No HTTP and
+//! no SQL here: the domain talks to a [`Store`](crate::store::Store) and returns typed errors.
+
+pub mod api_key;
+pub mod audit;
+mod error;
+pub mod key_hash;
+pub mod keys;
+pub mod limits;
+pub mod revocations;
+pub mod secret_box;
+pub mod signing;
+pub mod token;
+
+pub use error::DomainError;
+
+/// Seconds since the Unix epoch, as the store keeps time.
+pub fn unix(t: keymint_jwks::UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,203 @@
+//! Revocations and the signed revocation list.
+
+use std::time::Duration;
+
+use keymint_jwks::{
+    ApiKeyId, Issuer, Jti, Kid, LIST_VERSION, PROPAGATION_BOUND, RevocationEntry, RevocationList,
+    RevocationTarget, Signer, TenantId, UnixTime,
+};
+use keymint_verifier::MAX_LEEWAY;
+
+use super::{DomainError, unix};
+use crate::store::{AuditRecord, RevocationRecord, Store, StoreError, StoredList};
+
+/// Default validity of a signed list.
+pub const DEFAULT_LIST_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
+/// When an entry revoked at `revoked_at` can no longer matter: the propagation bound, the longest
+/// token lifetime in force and the verifiers' largest leeway later.
+pub fn drop_after(revoked_at: UnixTime, max_token_ttl: Duration) -> UnixTime {
+    revoked_at
+        .saturating_add(PROPAGATION_BOUND)
+        .saturating_add(max_token_ttl)
+        .saturating_add(MAX_LEEWAY)
+}
+
+fn record(kind: &str, target: &str, now: UnixTime, max_token_ttl: Duration) -> RevocationRecord {
+    RevocationRecord {
+        kind: kind.into(),
+        target: target.into(),
+        revoked_at: unix(now),
+        drop_after: unix(drop_after(now, max_token_ttl)),
+    }
+}
+
+fn admin_audit(action: &str, actor: &str, now: UnixTime) -> AuditRecord {
+    AuditRecord {
+        at: unix(now),
+        action: action.into(),
+        outcome: "ok".into(),
+        actor: Some(actor.into()),
+        ..AuditRecord::default()
+    }
+}
+
+/// Revokes one API key: the issuer refuses it from now on and every token it minted is listed.
+pub async fn revoke_key<S: Store>(
+    store: &S,
+    key_id: &ApiKeyId,
+    now: UnixTime,
+    max_token_ttl: Duration,
+    actor: &str,
+) -> Result<(), DomainError> {
+    let key = store
+        .key(key_id.as_str())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("key {key_id}")))?;
+    let mut audit = admin_audit("key.revoke", actor, now);
+    audit.key_id = Some(key_id.to_string());
+    audit.tenant = Some(key.tenant.clone());
+    let entry = record("key", key_id.as_str(), now, max_token_ttl);
+    if !store.revoke_key(key_id.as_str(), &entry, &audit).await? {
+        return Err(DomainError::Conflict(format!(
+            "key {key_id} is already revoked"
+        )));
+    }
+    super::audit::log(&audit);
+    Ok(())
+}
+
+/// Revokes one token by `jti`.
+pub async fn revoke_token<S: Store>(
+    store: &S,
+    jti: &Jti,
+    now: UnixTime,
+    max_token_ttl: Duration,
+    actor: &str,
+) -> Result<(), DomainError> {
+    let mut audit = admin_audit("token.revoke", actor, now);
+    audit.detail = Some(format!("jti={jti}"));
+    store
+        .add_revocation(&record("jti", jti.as_str(), now, max_token_ttl), &audit)
+        .await?;
+    super::audit::log(&audit);
+    Ok(())
+}
+
+/// Revokes a whole tenant: all its keys, and every token of it issued before now plus the
+/// propagation bound. Returns how many keys were revoked.
+pub async fn revoke_tenant<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    now: UnixTime,
+    max_token_ttl: Duration,
+    actor: &str,
+) -> Result<u64, DomainError> {
+    let mut audit = admin_audit("tenant.revoke", actor, now);
+    audit.tenant = Some(tenant.to_string());
+    let n = store
+        .revoke_tenant(
+            tenant.as_str(),
+            &record("tenant", tenant.as_str(), now, max_token_ttl),
+            &audit,
+        )
+        .await?;
+    super::audit::log(&audit);
+    Ok(n)
+}
+
+fn entry_from(r: &RevocationRecord) -> Result<RevocationEntry, DomainError> {
+    let bad = |e: keymint_jwks::IdError| DomainError::Internal(format!("stored revocation: {e}"));
+    let target = match r.kind.as_str() {
+        "key" => RevocationTarget::Key(ApiKeyId::new(r.target.as_str()).map_err(bad)?),
+        "jti" => RevocationTarget::Jti(Jti::new(r.target.as_str()).map_err(bad)?),
+        "tenant" => RevocationTarget::Tenant(TenantId::new(r.target.as_str()).map_err(bad)?),
+        "kid" => RevocationTarget::Kid(Kid::new(r.target.as_str()).map_err(bad)?),
+        other => {
+            return Err(DomainError::Internal(format!(
+                "stored revocation kind {other:?}"
+            )));
+        }
+    };
+    Ok(RevocationEntry {
+        target,
+        revoked_at: UnixTime(u64::try_from(r.revoked_at).unwrap_or(0)),
+        drop_after: UnixTime(u64::try_from(r.drop_after).unwrap_or(0)),
+    })
+}
+
+/// The list to serve now: the newest stored one if it reflects every revocation and is younger than
+/// a third of its validity, otherwise a freshly signed one with the next serial.
+///
+/// Several processes may race here; the serial is the table's primary key, so only one list per
+/// serial is ever stored and the losers serve the winner's bytes.
+pub async fn current_list<S: Store>(
+    store: &S,
+    signer: &Signer,
+    issuer: &Issuer,
+    now: UnixTime,
+    validity: Duration,
+) -> Result<StoredList, DomainError> {
+    let latest = store.latest_list().await?;
+    let t = unix(now);
+    if let Some(l) = &latest {
+        let refresh = i64::try_from(validity.as_secs() / 3).unwrap_or(i64::MAX);
+        let fresh = t < l.iat.saturating_add(refresh) && t >= l.iat;
+        if fresh && !revocations_changed_since(store, l.as_of).await? {
+            return Ok(l.clone());
+        }
+    }
+    let as_of = store.last_change().await?;
+    let entries = store
+        .revocations(t)
+        .await?
+        .iter()
+        .map(entry_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let serial = latest.as_ref().map_or(1, |l| l.serial.saturating_add(1));
+    let list = RevocationList {
+        v: LIST_VERSION,
+        iss: issuer.clone(),
+        serial: u64::try_from(serial).unwrap_or(1),
+        iat: now,
+        exp: now.saturating_add(validity),
+        entries,
+    };
+    let signed = signer
+        .sign_revocation_list(&list)
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
+    let stored = StoredList {
+        serial,
+        jws: signed.jws().to_owned(),
+        iat: t,
+        exp: unix(list.exp),
+        as_of,
+    };
+    match store.insert_list(&stored).await {
+        Ok(()) => Ok(stored),
+        Err(StoreError::Conflict) => store
+            .latest_list()
+            .await?
+            .ok_or_else(|| DomainError::Internal("revocation list vanished".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn revocations_changed_since<S: Store>(store: &S, as_of: i64) -> Result<bool, DomainError> {
+    Ok(store
+        .changes_since(as_of)
+        .await?
+        .iter()
+        .any(|c| c.kind == "revocation" || c.kind == "key" || c.kind == "signing_key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_after_covers_propagation_lifetime_and_leeway() {
+        let t = drop_after(UnixTime(1000), Duration::from_secs(3600));
+        assert_eq!(t, UnixTime(1000 + 5 + 3600 + 300));
+    }
+}

@@ -1,0 +1,250 @@
+//! Signing keys: generation, encryption at rest, and the rotation lifecycle
+//! *next* (published, not signing) → *active* (signing) → *retired* (published until every token it
+//! signed has expired) → removed.
+//!
+//! A rotation publishes the new key as *next* and promotes it only once the JWKS cache period has
+//! passed, so a verifier that refreshes on that period has the new key before it meets a token
+//! signed by it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keymint_jwks::{Algorithm, Jwk, Jwks, Signer, SigningKey, UnixTime};
+use ring::digest;
+
+use super::secret_box::EncryptionKey;
+use super::{DomainError, unix};
+use crate::store::{AuditRecord, SigningKeyRecord, SigningKeyState, Store};
+
+/// What the running server signs and publishes, swapped as a whole.
+#[derive(Debug)]
+pub struct SigningSet {
+    /// The key that signs now.
+    pub active: Signer,
+    /// Next, active and retired keys: what `/.well-known/jwks.json` serves.
+    pub published: Jwks,
+    /// `published` as JSON, ready to serve.
+    pub jwks_json: Arc<str>,
+    /// A strong ETag for `jwks_json`.
+    pub etag: Arc<str>,
+    /// Every key's record, for `signing-keys list`.
+    pub records: Vec<SigningKeyRecord>,
+}
+
+fn new_record(
+    enc: &EncryptionKey,
+    alg: Algorithm,
+    state: SigningKeyState,
+    now: i64,
+    activate_at: i64,
+) -> Result<SigningKeyRecord, DomainError> {
+    let key = SigningKey::generate(alg).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let kid = key.kid().as_str().to_owned();
+    let encrypted = enc
+        .seal(&kid, key.pkcs8_der())
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(SigningKeyRecord {
+        kid,
+        alg: alg.as_str().to_owned(),
+        encrypted_pkcs8: encrypted,
+        public_jwk: key.public_jwk().to_json_value().to_string(),
+        state,
+        created_at: now,
+        activate_at,
+        retired_at: None,
+        remove_after: None,
+        revoked_at: None,
+    })
+}
+
+/// Makes sure there is a key to sign with: on first start, generates one that is active at once
+/// (no verifier can have cached anything yet).
+pub async fn ensure_active<S: Store>(
+    store: &S,
+    enc: &EncryptionKey,
+    now: UnixTime,
+) -> Result<(), DomainError> {
+    let keys = store.signing_keys().await?;
+    if keys
+        .iter()
+        .any(|k| matches!(k.state, SigningKeyState::Active | SigningKeyState::Next))
+    {
+        return Ok(());
+    }
+    let now = unix(now);
+    let rec = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, now, now)?;
+    let audit = AuditRecord {
+        at: now,
+        action: "signing_key.create".into(),
+        outcome: "ok".into(),
+        detail: Some(format!("kid={} state=active (first key)", rec.kid)),
+        ..AuditRecord::default()
+    };
+    match store.insert_signing_key(&rec, Some(&audit)).await {
+        Ok(()) => {
+            super::audit::log(&audit);
+            Ok(())
+        }
+        // Two processes raced on first start; either key is fine.
+        Err(crate::store::StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts a rotation: a new key is published as *next* and becomes active after `jwks_max_age`.
+pub async fn rotate<S: Store>(
+    store: &S,
+    enc: &EncryptionKey,
+    alg: Algorithm,
+    now: UnixTime,
+    jwks_max_age: Duration,
+    actor: &str,
+) -> Result<SigningKeyRecord, DomainError> {
+    let keys = store.signing_keys().await?;
+    if let Some(next) = keys.iter().find(|k| k.state == SigningKeyState::Next) {
+        return Err(DomainError::Conflict(format!(
+            "a rotation is already in progress: {} becomes active at {}",
+            next.kid, next.activate_at
+        )));
+    }
+    let t = unix(now);
+    let activate_at = t.saturating_add(i64::try_from(jwks_max_age.as_secs()).unwrap_or(i64::MAX));
+    let rec = new_record(enc, alg, SigningKeyState::Next, t, activate_at)?;
+    let audit = AuditRecord {
+        at: t,
+        action: "signing_key.rotate".into(),
+        outcome: "ok".into(),
+        actor: Some(actor.to_owned()),
+        detail: Some(format!(
+            "kid={} state=next activate_at={activate_at}",
+            rec.kid
+        )),
+        ..AuditRecord::default()
+    };
+    store.insert_signing_key(&rec, Some(&audit)).await?;
+    super::audit::log(&audit);
+    Ok(rec)
+}
+
+/// Advances the lifecycle: promotes a *next* key whose time has come (retiring the active one
+/// until `retire_for` has passed) and removes retired keys past that. Idempotent and safe to run
+/// from several processes: each transition is conditional on the state it leaves.
+pub async fn maintain<S: Store>(
+    store: &S,
+    now: UnixTime,
+    retire_for: Duration,
+) -> Result<bool, DomainError> {
+    let t = unix(now);
+    let keys = store.signing_keys().await?;
+    let mut changed = false;
+    let due = keys
+        .iter()
+        .filter(|k| k.state == SigningKeyState::Next && k.activate_at <= t)
+        .max_by_key(|k| k.activate_at);
+    if let Some(next) = due {
+        let remove_after =
+            t.saturating_add(i64::try_from(retire_for.as_secs()).unwrap_or(i64::MAX));
+        for old in keys.iter().filter(|k| k.state == SigningKeyState::Active) {
+            changed |= store
+                .transition_signing_key(
+                    &old.kid,
+                    SigningKeyState::Active,
+                    SigningKeyState::Retired,
+                    t,
+                    Some(remove_after),
+                    None,
+                )
+                .await?;
+        }
+        let audit = AuditRecord {
+            at: t,
+            action: "signing_key.activate".into(),
+            outcome: "ok".into(),
+            detail: Some(format!("kid={}", next.kid)),
+            ..AuditRecord::default()
+        };
+        if store
+            .transition_signing_key(
+                &next.kid,
+                SigningKeyState::Next,
+                SigningKeyState::Active,
+                t,
+                None,
+                Some(&audit),
+            )
+            .await?
+        {
+            super::audit::log(&audit);
+            changed = true;
+        }
+    }
+    for old in keys
+        .iter()
+        .filter(|k| k.state == SigningKeyState::Retired && k.remove_after.is_some_and(|r| r <= t))
+    {
+        changed |= store
+            .transition_signing_key(
+                &old.kid,
+                SigningKeyState::Retired,
+                SigningKeyState::Removed,
+                t,
+                None,
+                None,
+            )
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// Loads and decrypts the current signing set.
+pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet, DomainError> {
+    let records = store.signing_keys().await?;
+    let mut published = Vec::new();
+    let mut active: Option<&SigningKeyRecord> = None;
+    for r in &records {
+        match r.state {
+            SigningKeyState::Next | SigningKeyState::Retired => {}
+            SigningKeyState::Active => {
+                // Two actives can only be a transient race; the newest wins.
+                if active.is_none_or(|a| a.activate_at <= r.activate_at) {
+                    active = Some(r);
+                }
+            }
+            SigningKeyState::Removed | SigningKeyState::Revoked => continue,
+        }
+        let jwk = Jwk::from_json(r.public_jwk.as_bytes())
+            .map_err(|e| DomainError::Internal(format!("stored JWK {}: {e}", r.kid)))?;
+        published.push(jwk);
+    }
+    let active = active.ok_or_else(|| DomainError::Internal("no active signing key".into()))?;
+    let alg = Algorithm::from_name(&active.alg)
+        .ok_or_else(|| DomainError::Internal(format!("unknown algorithm {}", active.alg)))?;
+    let pkcs8 = enc.open(&active.kid, &active.encrypted_pkcs8).map_err(|e| {
+        DomainError::Internal(format!(
+            "cannot decrypt signing key {}: {e} (is KEYMINT_ENCRYPTION_KEY the one it was created with?)",
+            active.kid
+        ))
+    })?;
+    let key =
+        SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| DomainError::Internal(e.to_string()))?;
+    if key.kid().as_str() != active.kid {
+        return Err(DomainError::Internal(format!(
+            "signing key {} does not match its kid",
+            active.kid
+        )));
+    }
+    let published = Jwks::new(published).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let jwks_json: Arc<str> = published.to_json().into();
+    let hash = digest::digest(&digest::SHA256, jwks_json.as_bytes());
+    let etag = format!(
+        "\"{}\"",
+        keymint_jwks::jws::encode_segment(hash.as_ref().get(..16).unwrap_or_default())
+    );
+    Ok(SigningSet {
+        active: Signer::new(key),
+        published,
+        jwks_json,
+        etag: etag.into(),
+        records,
+    })
+}

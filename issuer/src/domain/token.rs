@@ -1,0 +1,384 @@
+//! Trading an API key for a token: `TokenService::exchange`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use governor::DefaultDirectRateLimiter;
+use ipnet::IpNet;
+use keymint_jwks::{
+    ApiKeyId, Audience, Claims, ClientId, Issuer, Jti, ScopeSet, TenantId, UnixTime,
+};
+use quick_cache::sync::Cache;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::api_key::{self, KeyKind};
+use super::audit::AuditSink;
+use super::key_hash::KeyHasher;
+use super::limits::{self, FailureThrottle, RateSpec};
+use super::signing::SigningSet;
+use super::{DomainError, unix};
+use crate::store::{AuditRecord, KeyRecord, Store};
+
+/// What a client asked for. Every field may only narrow what the key allows.
+#[derive(Debug, Default, Clone)]
+pub struct TokenRequest {
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// One audience.
+    pub audience: Option<String>,
+    /// Lifetime in seconds.
+    pub ttl: Option<u64>,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    /// The client IP.
+    pub ip: IpAddr,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+}
+
+/// A minted token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS. Never logged.
+    pub access_token: String,
+    /// The real lifetime in seconds.
+    pub expires_in: u64,
+    /// The granted scopes.
+    pub scope: ScopeSet,
+}
+
+/// A key as the token endpoint needs it, parsed once and cached.
+#[derive(Debug)]
+struct ActiveKey {
+    record: KeyRecord,
+    key_id: ApiKeyId,
+    tenant: TenantId,
+    scopes: ScopeSet,
+    audiences: Vec<Audience>,
+    allow_ips: Vec<IpNet>,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl ActiveKey {
+    fn from_record(record: KeyRecord) -> Result<Self, DomainError> {
+        let corrupt =
+            |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
+        Ok(Self {
+            key_id: ApiKeyId::new(record.key_id.as_str()).map_err(|_| corrupt("key_id"))?,
+            tenant: TenantId::new(record.tenant.as_str()).map_err(|_| corrupt("tenant"))?,
+            scopes: ScopeSet::parse(&record.scopes).map_err(|_| corrupt("scopes"))?,
+            audiences: record
+                .audiences
+                .split_whitespace()
+                .map(Audience::new)
+                .collect::<Result<_, _>>()
+                .map_err(|_| corrupt("audiences"))?,
+            allow_ips: record
+                .allow_ips
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| corrupt("allow_ips"))?,
+            limiter: record
+                .rate_limit
+                .as_deref()
+                .and_then(RateSpec::parse)
+                .map(RateSpec::limiter),
+            record,
+        })
+    }
+}
+
+/// Server-wide token settings.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// `iss`.
+    pub issuer: Issuer,
+    /// The server's maximum token lifetime (`--max-token-ttl`).
+    pub max_token_ttl: Duration,
+}
+
+/// The token endpoint's logic. Shared by every request; cheap to clone.
+pub struct TokenService<S> {
+    store: Arc<S>,
+    hasher: KeyHasher,
+    signing: Arc<ArcSwap<SigningSet>>,
+    settings: TokenSettings,
+    keys: Arc<Cache<String, Arc<ActiveKey>>>,
+    throttle: Arc<FailureThrottle>,
+    usage: Arc<Mutex<HashMap<String, i64>>>,
+    audit: AuditSink,
+    rng: SystemRandom,
+}
+
+impl<S> Clone for TokenService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            hasher: self.hasher.clone(),
+            signing: Arc::clone(&self.signing),
+            settings: self.settings.clone(),
+            keys: Arc::clone(&self.keys),
+            throttle: Arc::clone(&self.throttle),
+            usage: Arc::clone(&self.usage),
+            audit: self.audit.clone(),
+            rng: self.rng.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for TokenService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> TokenService<S> {
+    /// A service over `store`, signing with whatever `signing` holds at the time of each request.
+    pub fn new(
+        store: Arc<S>,
+        hasher: KeyHasher,
+        signing: Arc<ArcSwap<SigningSet>>,
+        settings: TokenSettings,
+        audit: AuditSink,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            signing,
+            settings,
+            keys: Arc::new(Cache::new(100_000)),
+            // 20 failures a minute per IP, then a minute's pause: plenty for a typo, ruinous for a
+            // guesser.
+            throttle: Arc::new(FailureThrottle::new(
+                20,
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            )),
+            usage: Arc::new(Mutex::new(HashMap::new())),
+            audit,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// Forgets a cached key so the next request reads it again (after a change in the database).
+    pub fn invalidate(&self, key_id: &str) {
+        self.keys.remove(key_id);
+    }
+
+    /// Forgets every cached key.
+    pub fn invalidate_all(&self) {
+        self.keys.clear();
+    }
+
+    /// Takes the last-used times recorded since the previous call.
+    pub fn take_usage(&self) -> Vec<(String, i64)> {
+        let mut usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        usage.drain().collect()
+    }
+
+    /// Exchanges a presented key for a token. Every outcome is audited.
+    pub async fn exchange(
+        &self,
+        credential: &str,
+        request: &TokenRequest,
+        client: &ClientContext,
+        now: UnixTime,
+    ) -> Result<IssuedToken, DomainError> {
+        let mut audit = AuditRecord {
+            at: unix(now),
+            action: "token.issue".into(),
+            client_ip: Some(client.ip.to_string()),
+            origin: client.origin.clone(),
+            ..AuditRecord::default()
+        };
+        let result = self
+            .exchange_inner(credential, request, client, now, &mut audit)
+            .await;
+        match &result {
+            Ok(t) => {
+                audit.outcome = "granted".into();
+                audit.scopes = Some(t.scope.to_string());
+            }
+            Err(e) => {
+                audit.outcome = "refused".into();
+                audit.reason = Some(match e {
+                    DomainError::InvalidClient { reason } => (*reason).to_owned(),
+                    other => other.to_string(),
+                });
+                if audit.scopes.is_none() {
+                    audit.scopes = request.scope.clone();
+                }
+            }
+        }
+        self.audit.record(audit);
+        result
+    }
+
+    async fn exchange_inner(
+        &self,
+        credential: &str,
+        request: &TokenRequest,
+        client: &ClientContext,
+        now: UnixTime,
+        audit: &mut AuditRecord,
+    ) -> Result<IssuedToken, DomainError> {
+        let mono = Instant::now();
+        if let Some(retry_after) = self.throttle.blocked(client.ip, mono) {
+            return Err(DomainError::RateLimited { retry_after });
+        }
+        let fail = |reason: &'static str| {
+            self.throttle.failed(client.ip, mono);
+            DomainError::InvalidClient { reason }
+        };
+        let presented = api_key::parse(credential).map_err(|e| match e {
+            api_key::KeyFormatError::Checksum => fail("checksum mismatch"),
+            _ => fail("malformed key"),
+        })?;
+        audit.key_id = Some(presented.key_id.to_string());
+        let key = match self.keys.get(presented.key_id.as_str()) {
+            Some(k) => k,
+            None => {
+                let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
+                    return Err(fail("unknown key"));
+                };
+                let k = Arc::new(ActiveKey::from_record(record)?);
+                self.keys
+                    .insert(presented.key_id.to_string(), Arc::clone(&k));
+                k
+            }
+        };
+        audit.tenant = Some(key.tenant.to_string());
+        if !self.hasher.verify(
+            presented.key_id.as_str(),
+            presented.secret.expose(),
+            &key.record.secret_hash,
+        ) {
+            return Err(fail("wrong secret"));
+        }
+        if key.record.kind != presented.kind.as_str() || key.record.env != presented.env.as_str() {
+            return Err(fail("kind or environment mismatch"));
+        }
+        if key.record.revoked_at.is_some() {
+            return Err(fail("revoked key"));
+        }
+        let t = unix(now);
+        if key.record.expires_at <= t {
+            return Err(fail("expired key"));
+        }
+        if key.record.is_admin || presented.kind != KeyKind::Secret {
+            // Admin and publishable keys have their own flows.
+            return Err(fail("key kind not accepted here"));
+        }
+        if !key.allow_ips.is_empty() && !key.allow_ips.iter().any(|n| n.contains(&client.ip)) {
+            return Err(DomainError::UnauthorizedClient(
+                "this key may not be used from this client address".into(),
+            ));
+        }
+        if let Some(limiter) = &key.limiter
+            && let Some(retry_after) = limits::check(limiter)
+        {
+            return Err(DomainError::RateLimited { retry_after });
+        }
+
+        let scope = match request.scope.as_deref() {
+            None | Some("") => key.scopes.clone(),
+            Some(s) => {
+                let asked =
+                    ScopeSet::parse(s).map_err(|e| DomainError::InvalidScope(e.to_string()))?;
+                if !key.scopes.is_superset(&asked) {
+                    return Err(DomainError::InvalidScope(
+                        "the requested scope exceeds the key's scopes".into(),
+                    ));
+                }
+                asked
+            }
+        };
+        let aud = match request.audience.as_deref() {
+            Some(a) => key
+                .audiences
+                .iter()
+                .find(|k| k.as_str() == a)
+                .cloned()
+                .ok_or_else(|| {
+                    DomainError::InvalidTarget(
+                        "the requested audience is not one of the key's".into(),
+                    )
+                })?,
+            None => match key.audiences.as_slice() {
+                [only] => only.clone(),
+                _ => {
+                    return Err(DomainError::InvalidTarget(
+                        "this key has several audiences: name one with `audience`".into(),
+                    ));
+                }
+            },
+        };
+        let requested_ttl = match request.ttl {
+            Some(0) => return Err(DomainError::InvalidRequest("ttl must be positive".into())),
+            Some(ttl) => ttl,
+            None => u64::try_from(key.record.default_ttl).unwrap_or(0),
+        };
+        let until_key_expiry = u64::try_from(key.record.expires_at - t).unwrap_or(0);
+        let ttl = requested_ttl
+            .min(u64::try_from(key.record.max_ttl).unwrap_or(0))
+            .min(self.settings.max_token_ttl.as_secs())
+            .min(until_key_expiry);
+        if ttl == 0 {
+            return Err(fail("expired key"));
+        }
+
+        let mut jti_bytes = [0u8; 16];
+        self.rng
+            .fill(&mut jti_bytes)
+            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
+        let jti = Jti::new(keymint_jwks::jws::encode_segment(&jti_bytes))
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        audit.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            sub: key.key_id.clone(),
+            aud,
+            exp: UnixTime(now.as_secs() + ttl),
+            iat: now,
+            nbf: Some(now),
+            jti,
+            client_id: ClientId::new(key.key_id.as_str())
+                .map_err(|e| DomainError::Internal(e.to_string()))?,
+            scope: scope.clone(),
+            tenant: key.tenant.clone(),
+            cnf: None,
+        };
+        let access_token = self
+            .signing
+            .load()
+            .active
+            .sign_access_token(&claims)
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        self.usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.record.key_id.clone(), t);
+        Ok(IssuedToken {
+            access_token,
+            expires_in: ttl,
+            scope,
+        })
+    }
+}

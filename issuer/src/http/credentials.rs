@@ -1,0 +1,273 @@
+//! Getting the request apart: credentials, body, client address. Keys are accepted only in
+//! headers (or, for OAuth2, the form body), never in the query string.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::error::{HttpError, Scheme};
+use crate::domain::DomainError;
+use crate::domain::token::{ClientContext, TokenRequest};
+
+/// A parsed token request: the presented key, what was asked, and who asked.
+pub(crate) struct TokenCall {
+    /// The presented key. Zeroized when dropped.
+    pub(crate) credential: Zeroizing<String>,
+    /// The request.
+    pub(crate) request: TokenRequest,
+    /// The client.
+    pub(crate) client: ClientContext,
+}
+
+fn client(req: &Request) -> ClientContext {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    ClientContext { ip, origin }
+}
+
+fn no_query(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
+    // Query strings end up in access logs, proxies and browser history: a key there is a leaked
+    // key. The token endpoints take no query parameters at all.
+    if req.uri().query().is_some() {
+        return Err(HttpError::invalid_request(
+            scheme,
+            "the token endpoint takes no query parameters; send the API key in a header",
+        ));
+    }
+    Ok(())
+}
+
+async fn body(req: Request, scheme: Scheme) -> Result<Bytes, HttpError> {
+    Bytes::from_request(req, &()).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            HttpError::PayloadTooLarge
+        } else {
+            HttpError::invalid_request(scheme, "could not read the request body")
+        }
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V1Body {
+    scope: Option<String>,
+    audience: Option<String>,
+    ttl: Option<u64>,
+}
+
+/// `POST /v1/token`: `Authorization: Bearer <key>` or `X-API-Key`, optional JSON body.
+pub(crate) struct V1Call(pub(crate) TokenCall);
+
+impl<St: Send + Sync> FromRequest<St> for V1Call {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
+        let scheme = Scheme::Bearer;
+        no_query(&req, scheme)?;
+        let client = client(&req);
+        let headers = req.headers().clone();
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let x_api_key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let credential = match (bearer, x_api_key) {
+            (Some(k), None) | (None, Some(k)) => Zeroizing::new(k.to_owned()),
+            (Some(_), Some(_)) => {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    "send the API key once, not in two headers",
+                ));
+            }
+            (None, None) => {
+                return Err(HttpError::bearer(DomainError::InvalidClient {
+                    reason: "no credentials",
+                }));
+            }
+        };
+        let bytes = body(req, scheme).await?;
+        let parsed: V1Body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            V1Body {
+                scope: None,
+                audience: None,
+                ttl: None,
+            }
+        } else {
+            if content_type(&headers).as_deref() != Some("application/json") {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    "the body must be JSON (Content-Type: application/json)",
+                ));
+            }
+            serde_json::from_slice(&bytes).map_err(|_| {
+                HttpError::invalid_request(
+                    scheme,
+                    "the body must be a JSON object with optional scope (string), audience (string) and ttl (seconds)",
+                )
+            })?
+        };
+        Ok(Self(TokenCall {
+            credential,
+            request: TokenRequest {
+                scope: parsed.scope,
+                audience: parsed.audience,
+                ttl: parsed.ttl,
+            },
+            client,
+        }))
+    }
+}
+
+/// `POST /oauth2/token`: RFC 6749 client credentials grant with `client_secret_basic` or
+/// `client_secret_post`.
+pub(crate) struct OAuth2Call(pub(crate) TokenCall);
+
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
+        let scheme = Scheme::Basic;
+        no_query(&req, scheme)?;
+        let client = client(&req);
+        let headers = req.headers().clone();
+        let bytes = body(req, scheme).await?;
+        if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(HttpError::invalid_request(
+                scheme,
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| HttpError::invalid_request(scheme, "the form body is malformed"))?;
+        let mut form = std::collections::HashMap::new();
+        for (k, v) in pairs {
+            // RFC 6749 §3.2: parameters must not be repeated.
+            if form.insert(k.clone(), Zeroizing::new(v)).is_some() {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    format!("parameter {k} is repeated"),
+                ));
+            }
+        }
+        match form.get("grant_type").map(|v| v.as_str()) {
+            Some("client_credentials") => {}
+            Some(_) => return Err(HttpError::UnsupportedGrantType),
+            None => return Err(HttpError::invalid_request(scheme, "grant_type is required")),
+        }
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            });
+        let (client_id, secret) = match (basic, form.get("client_secret")) {
+            (Some(_), Some(_)) => {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    "use one client authentication method, not two",
+                ));
+            }
+            (Some(b64), None) => {
+                let decoded = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|_| {
+                            HttpError::basic(DomainError::InvalidClient {
+                                reason: "malformed Basic credentials",
+                            })
+                        })?,
+                );
+                let text = std::str::from_utf8(&decoded).map_err(|_| {
+                    HttpError::basic(DomainError::InvalidClient {
+                        reason: "malformed Basic credentials",
+                    })
+                })?;
+                let (id, secret) = text.split_once(':').ok_or_else(|| {
+                    HttpError::basic(DomainError::InvalidClient {
+                        reason: "malformed Basic credentials",
+                    })
+                })?;
+                (
+                    percent_decode(id).unwrap_or_default(),
+                    Zeroizing::new(percent_decode(secret).unwrap_or_default()),
+                )
+            }
+            (None, Some(secret)) => (
+                form.get("client_id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                Zeroizing::new(secret.to_string()),
+            ),
+            (None, None) => {
+                return Err(HttpError::basic(DomainError::InvalidClient {
+                    reason: "no credentials",
+                }));
+            }
+        };
+        // client_id is the key ID; it must be the one inside the presented key.
+        if client_id.is_empty() || !secret.contains(&format!("_{client_id}_")) {
+            return Err(HttpError::basic(DomainError::InvalidClient {
+                reason: "client_id does not match the key",
+            }));
+        }
+        let audience = match (form.get("audience"), form.get("resource")) {
+            (Some(_), Some(_)) => {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    "send audience or resource, not both",
+                ));
+            }
+            (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
+            (None, None) => None,
+        };
+        Ok(Self(TokenCall {
+            credential: secret,
+            request: TokenRequest {
+                scope: form.get("scope").map(|v| v.to_string()),
+                audience,
+                ttl: None,
+            },
+            client,
+        }))
+    }
+}

@@ -1,0 +1,95 @@
+//! Discovery: the JWKS, RFC 8414 metadata and the signed revocation list.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::store::Store;
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn with_etag(
+    status: StatusCode,
+    body: String,
+    content_type: &'static str,
+    etag: &str,
+    cache: String,
+) -> Response {
+    let mut res = if status == StatusCode::NOT_MODIFIED {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (status, body).into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    res
+}
+
+/// `GET /.well-known/jwks.json`: next, active and retired keys.
+pub(crate) async fn jwks<S: Store>(State(st): State<AppState<S>>, headers: HeaderMap) -> Response {
+    let set = st.signing.load();
+    let cache = format!("public, max-age={}", st.jwks_max_age.as_secs());
+    if not_modified(&headers, &set.etag) {
+        return with_etag(
+            StatusCode::NOT_MODIFIED,
+            String::new(),
+            "application/json",
+            &set.etag,
+            cache,
+        );
+    }
+    with_etag(
+        StatusCode::OK,
+        set.jwks_json.to_string(),
+        "application/json",
+        &set.etag,
+        cache,
+    )
+}
+
+/// `GET /v1/revocations`: the signed list, byte for byte as stored for its serial.
+pub(crate) async fn revocations<S: Store>(
+    State(st): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Response {
+    let list = st.list.load();
+    let etag = format!("\"{}\"", list.serial);
+    // Verifiers revalidate with If-None-Match; freshness comes from the signed exp, not HTTP.
+    let cache = "no-cache".to_owned();
+    let ct = "application/keymint-revocations+jwt";
+    if not_modified(&headers, &etag) {
+        return with_etag(StatusCode::NOT_MODIFIED, String::new(), ct, &etag, cache);
+    }
+    with_etag(StatusCode::OK, list.jws.clone(), ct, &etag, cache)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Response {
+    let base = st.issuer.as_str().trim_end_matches('/');
+    Json(serde_json::json!({
+        "issuer": st.issuer.as_str(),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        // REQUIRED by RFC 8414; keymint has no authorization endpoint, so no response types.
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "keymint_token_endpoint": format!("{base}/v1/token"),
+        "keymint_revocation_list_uri": format!("{base}/v1/revocations"),
+    }))
+    .into_response()
+}

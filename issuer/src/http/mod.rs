@@ -1,0 +1,72 @@
+//! HTTP: routes, extractors and the one place errors become responses. Handlers extract, call the
+//! domain and map; nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use keymint_jwks::Issuer;
+
+use crate::domain::signing::SigningSet;
+use crate::domain::token::TokenService;
+use crate::store::{Store, StoredList};
+
+mod credentials;
+mod discovery;
+mod error;
+mod health;
+mod token;
+
+pub use error::HttpError;
+
+/// The largest request body accepted (413 beyond).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Everything handlers need.
+pub struct AppState<S> {
+    /// The token exchange.
+    pub tokens: TokenService<S>,
+    /// Current signing set (JWKS).
+    pub signing: Arc<ArcSwap<SigningSet>>,
+    /// Current signed revocation list.
+    pub list: Arc<ArcSwap<StoredList>>,
+    /// The store, for readiness.
+    pub store: Arc<S>,
+    /// The issuer URL, as in `iss`.
+    pub issuer: Issuer,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age: Duration,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            tokens: self.tokens.clone(),
+            signing: Arc::clone(&self.signing),
+            list: Arc::clone(&self.list),
+            store: Arc::clone(&self.store),
+            issuer: self.issuer.clone(),
+            jwks_max_age: self.jwks_max_age,
+        }
+    }
+}
+
+/// The issuer's routes.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/v1/token", post(token::v1_token::<S>))
+        .route("/oauth2/token", post(token::oauth2_token::<S>))
+        .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata::<S>),
+        )
+        .route("/v1/revocations", get(discovery::revocations::<S>))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,229 @@
+//! `keymint serve`: wiring the store, the domain and HTTP together, plus the background work:
+//! applying changes made by other processes within a second, the signing-key lifecycle, re-signing
+//! the revocation list, and batched writes of last-used times and audit records.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use keymint_jwks::{Issuer, PROPAGATION_BOUND, UnixTime};
+use keymint_verifier::MAX_LEEWAY;
+use tokio::net::TcpListener;
+
+use crate::config::Secrets;
+use crate::domain::audit::{self, AuditSink};
+use crate::domain::key_hash::KeyHasher;
+use crate::domain::secret_box::EncryptionKey;
+use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::{DomainError, revocations, signing};
+use crate::http::{self, AppState};
+use crate::store::{Store, StoredList};
+
+/// How often the change feed is polled: a change made elsewhere applies here within this (plus a
+/// database round trip).
+pub const CHANGE_POLL: Duration = Duration::from_millis(200);
+
+/// `serve` settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `iss`.
+    pub issuer: Issuer,
+    /// JWKS cache period; rotations wait it out.
+    pub jwks_max_age: Duration,
+    /// Server-wide maximum token lifetime.
+    pub max_token_ttl: Duration,
+    /// Validity of each signed revocation list.
+    pub list_validity: Duration,
+}
+
+/// A running issuer's shared pieces.
+struct Runtime<S> {
+    store: Arc<S>,
+    enc: Arc<EncryptionKey>,
+    signing: Arc<ArcSwap<signing::SigningSet>>,
+    list: Arc<ArcSwap<StoredList>>,
+    tokens: TokenService<S>,
+    cfg: ServeConfig,
+}
+
+impl<S: Store> Runtime<S> {
+    async fn reload_signing(&self) -> Result<(), DomainError> {
+        let set = signing::load(&*self.store, &self.enc).await?;
+        self.signing.store(Arc::new(set));
+        Ok(())
+    }
+
+    async fn refresh_list(&self) -> Result<(), DomainError> {
+        let signer = self.signing.load().active.clone();
+        let list = revocations::current_list(
+            &*self.store,
+            &signer,
+            &self.cfg.issuer,
+            UnixTime::now(),
+            self.cfg.list_validity,
+        )
+        .await?;
+        if list.serial != self.list.load().serial {
+            tracing::info!(serial = list.serial, "revocation list updated");
+            self.list.store(Arc::new(list));
+        }
+        Ok(())
+    }
+
+    fn retire_for(&self) -> Duration {
+        self.cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND
+    }
+}
+
+/// Prepares state (first signing key, first list) and serves until `shutdown` resolves.
+pub async fn serve<S: Store>(
+    store: Arc<S>,
+    secrets: Secrets,
+    cfg: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DomainError> {
+    let enc = Arc::new(secrets.encryption_key);
+    let now = UnixTime::now();
+    signing::ensure_active(&*store, &enc, now).await?;
+    signing::maintain(
+        &*store,
+        now,
+        cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND,
+    )
+    .await?;
+    store.set_setting("issuer", cfg.issuer.as_str()).await?;
+    store
+        .set_setting("jwks_max_age", &cfg.jwks_max_age.as_secs().to_string())
+        .await?;
+    store
+        .set_setting("max_token_ttl", &cfg.max_token_ttl.as_secs().to_string())
+        .await?;
+    let signing_set = Arc::new(ArcSwap::from_pointee(signing::load(&*store, &enc).await?));
+    let first_list = revocations::current_list(
+        &*store,
+        &signing_set.load().active,
+        &cfg.issuer,
+        now,
+        cfg.list_validity,
+    )
+    .await?;
+    let (audit_sink, audit_rx) = AuditSink::new();
+    let tokens = TokenService::new(
+        Arc::clone(&store),
+        KeyHasher::new(&secrets.pepper),
+        Arc::clone(&signing_set),
+        TokenSettings {
+            issuer: cfg.issuer.clone(),
+            max_token_ttl: cfg.max_token_ttl,
+        },
+        audit_sink,
+    );
+    let rt = Arc::new(Runtime {
+        store: Arc::clone(&store),
+        enc,
+        signing: signing_set,
+        list: Arc::new(ArcSwap::from_pointee(first_list)),
+        tokens,
+        cfg: cfg.clone(),
+    });
+
+    let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));
+    let watcher = tokio::spawn(watch_changes(Arc::clone(&rt)));
+    let maintenance = tokio::spawn(maintain(Arc::clone(&rt)));
+
+    let app = http::router(AppState {
+        tokens: rt.tokens.clone(),
+        signing: Arc::clone(&rt.signing),
+        list: Arc::clone(&rt.list),
+        store: Arc::clone(&store),
+        issuer: cfg.issuer.clone(),
+        jwks_max_age: cfg.jwks_max_age,
+    });
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    watcher.abort();
+    maintenance.abort();
+    flush_usage(&rt).await;
+    // Dropping the last sink closes the audit channel; the writer flushes what is queued.
+    drop(rt);
+    let _ = tokio::time::timeout(Duration::from_secs(5), audit_task).await;
+    served.map_err(|e| DomainError::Internal(format!("server: {e}")))
+}
+
+async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>) {
+    let mut last = rt.store.last_change().await.unwrap_or(0);
+    let mut tick = tokio::time::interval(CHANGE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let changes = match rt.store.changes_since(last).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change feed");
+                continue;
+            }
+        };
+        let Some(newest) = changes.last().map(|c| c.id) else {
+            continue;
+        };
+        let mut signing_changed = false;
+        for c in &changes {
+            match c.kind.as_str() {
+                "key" => rt.tokens.invalidate(&c.target),
+                "signing_key" => signing_changed = true,
+                _ => {}
+            }
+        }
+        if changes.len() >= 10_000 {
+            rt.tokens.invalidate_all();
+        }
+        if signing_changed && let Err(e) = rt.reload_signing().await {
+            tracing::error!(error = %e, "cannot reload signing keys");
+        }
+        if let Err(e) = rt.refresh_list().await {
+            tracing::warn!(error = %e, "cannot refresh the revocation list");
+        }
+        last = newest;
+    }
+}
+
+async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut usage_tick = 0u32;
+    loop {
+        tick.tick().await;
+        match signing::maintain(&*rt.store, UnixTime::now(), rt.retire_for()).await {
+            Ok(true) => {
+                if let Err(e) = rt.reload_signing().await {
+                    tracing::error!(error = %e, "cannot reload signing keys");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "signing key maintenance failed"),
+        }
+        if let Err(e) = rt.refresh_list().await {
+            tracing::warn!(error = %e, "cannot refresh the revocation list");
+        }
+        usage_tick += 1;
+        if usage_tick.is_multiple_of(5) {
+            flush_usage(&rt).await;
+        }
+    }
+}
+
+async fn flush_usage<S: Store>(rt: &Runtime<S>) {
+    let used = rt.tokens.take_usage();
+    if !used.is_empty()
+        && let Err(e) = rt.store.touch_keys(&used).await
+    {
+        tracing::warn!(error = %e, "cannot record last-used times");
+    }
+}

@@ -1,0 +1,129 @@
+//! Persistence. Only this module sees sqlx; the domain talks to the [`Store`] trait.
+
+use std::future::Future;
+
+mod records;
+mod sqlite;
+
+pub use records::{
+    AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord, SigningKeyState, StoredList,
+};
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be reached, is locked beyond the busy timeout, or failed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row that must be unique already exists.
+    #[error("already exists")]
+    Conflict,
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything keymint persists. Implementations: [`SqliteStore`] (Postgres follows).
+///
+/// Every admin mutation takes its [`AuditRecord`] and writes it, and a [`Change`], in the same
+/// transaction as the change itself.
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A setting.
+    fn setting(&self, name: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Sets a setting.
+    fn set_setting(&self, name: &str, value: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Inserts a new API key.
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// One API key.
+    fn key(&self, key_id: &str) -> impl Future<Output = StoreResult<Option<KeyRecord>>> + Send;
+    /// API keys, optionally of one tenant, newest first.
+    fn keys(
+        &self,
+        tenant: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<KeyRecord>>> + Send;
+    /// Revokes a key and records the revocation entry. False if the key does not exist or was
+    /// already revoked.
+    fn revoke_key(
+        &self,
+        key_id: &str,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Inserts `successor` and cuts the old key's expiry to `grace_until`.
+    fn rotate_key(
+        &self,
+        old_key_id: &str,
+        grace_until: i64,
+        successor: &KeyRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Revokes every key of a tenant and records the tenant entry; returns the number of keys.
+    fn revoke_tenant(
+        &self,
+        tenant: &str,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Records a revocation entry (token or signing key) on its own.
+    fn add_revocation(
+        &self,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records last-used times, in one transaction.
+    fn touch_keys(&self, used: &[(String, i64)]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Revocation entries still in force at `now` (`drop_after` not passed).
+    fn revocations(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Vec<RevocationRecord>>> + Send;
+    /// The newest signed list.
+    fn latest_list(&self) -> impl Future<Output = StoreResult<Option<StoredList>>> + Send;
+    /// Stores a signed list. `Conflict` if that serial exists (another process signed first).
+    fn insert_list(&self, list: &StoredList) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// All signing keys that are not removed.
+    fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<SigningKeyRecord>>> + Send;
+    /// Inserts a signing key.
+    fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        audit: Option<&AuditRecord>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Moves a signing key to a new state, only if it is in `from` (so that concurrent processes
+    /// do each transition once). Returns whether it moved.
+    fn transition_signing_key(
+        &self,
+        kid: &str,
+        from: SigningKeyState,
+        to: SigningKeyState,
+        at: i64,
+        remove_after: Option<i64>,
+        audit: Option<&AuditRecord>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The newest change ID.
+    fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// Changes after `after`, oldest first.
+    fn changes_since(&self, after: i64) -> impl Future<Output = StoreResult<Vec<Change>>> + Send;
+
+    /// Appends audit records in one transaction.
+    fn insert_audit(&self, records: &[AuditRecord])
+    -> impl Future<Output = StoreResult<()>> + Send;
+    /// The newest audit records.
+    fn audit(&self, limit: i64) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+}

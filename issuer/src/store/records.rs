@@ -1,0 +1,185 @@
+//! Rows as the store reads and writes them. Plain data; the domain gives them meaning.
+
+/// An API key row. Never holds the secret, only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Key ID (base62).
+    pub key_id: String,
+    /// `sk` or `pk`.
+    pub kind: String,
+    /// `live` or `test`.
+    pub env: String,
+    /// Tenant.
+    pub tenant: String,
+    /// HMAC-SHA256 of the secret under the pepper.
+    pub secret_hash: Vec<u8>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// Space-separated audiences.
+    pub audiences: String,
+    /// Default token lifetime, seconds.
+    pub default_ttl: i64,
+    /// Maximum token lifetime, seconds.
+    pub max_ttl: i64,
+    /// Key expiry.
+    pub expires_at: i64,
+    /// Space-separated CIDRs; empty means any.
+    pub allow_ips: String,
+    /// Space-separated origins.
+    pub allow_origins: String,
+    /// `N/s` or `N/m`.
+    pub rate_limit: Option<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// Owner, for audit.
+    pub owner: Option<String>,
+    /// Admin key.
+    pub is_admin: bool,
+    /// Created.
+    pub created_at: i64,
+    /// Last used (flushed in batches).
+    pub last_used_at: Option<i64>,
+    /// Revoked.
+    pub revoked_at: Option<i64>,
+    /// The successor after a rotation.
+    pub rotated_to: Option<String>,
+}
+
+/// A revocation entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// `key`, `jti`, `tenant` or `kid`.
+    pub kind: String,
+    /// What is revoked.
+    pub target: String,
+    /// When.
+    pub revoked_at: i64,
+    /// When the entry can go.
+    pub drop_after: i64,
+}
+
+/// A signed revocation list as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredList {
+    /// Serial.
+    pub serial: i64,
+    /// The exact JWS.
+    pub jws: String,
+    /// Signed at.
+    pub iat: i64,
+    /// Expires.
+    pub exp: i64,
+    /// The newest change it reflects.
+    pub as_of: i64,
+}
+
+/// Signing key lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing.
+    Active,
+    /// Published until every token it signed has expired.
+    Retired,
+    /// Gone from the JWKS.
+    Removed,
+    /// Compromised: gone from the JWKS at once and listed as revoked.
+    Revoked,
+}
+
+impl SigningKeyState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Removed => "removed",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "next" => Self::Next,
+            "active" => Self::Active,
+            "retired" => Self::Retired,
+            "removed" => Self::Removed,
+            "revoked" => Self::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// A signing key row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// `EdDSA` or `ES256`.
+    pub alg: String,
+    /// Nonce || AES-256-GCM(PKCS#8) with the kid as associated data.
+    pub encrypted_pkcs8: Vec<u8>,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    /// Lifecycle state.
+    pub state: SigningKeyState,
+    /// Created.
+    pub created_at: i64,
+    /// When a `next` key may start signing.
+    pub activate_at: i64,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// When a retired key leaves the JWKS.
+    pub remove_after: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// One row of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Monotonic ID.
+    pub id: i64,
+    /// `key`, `revocation`, `signing_key`, `list`.
+    pub kind: String,
+    /// What changed (a key ID, a kid, ...).
+    pub target: String,
+}
+
+/// One audit record. Never holds a secret or a whole token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    /// When.
+    pub at: i64,
+    /// `token.issue`, `key.create`, `key.revoke`, ...
+    pub action: String,
+    /// `granted`, `refused`, `ok`.
+    pub outcome: String,
+    /// Why, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who acted (an admin's OS user or admin key ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The API key involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The tenant involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Scopes requested or granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    /// Client IP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// `Origin` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Anything else (a jti, a kid, an audience).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
