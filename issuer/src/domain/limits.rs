@@ -69,7 +69,8 @@ pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
 }
 
 /// Throttles failed authentications per client IP, so guessing keys costs the guesser, not the
-/// database: after `burst` failures an IP is refused (without any lookup) for `cooldown`.
+/// database: after `burst` failures within `window` an IP is refused (without any lookup) for
+/// `cooldown`.
 #[derive(Debug)]
 pub struct FailureThrottle {
     burst: u32,
@@ -135,7 +136,7 @@ impl FailureThrottle {
             f.window_start = now;
         }
         f.count += 1;
-        if f.count > self.burst {
+        if f.count >= self.burst {
             f.blocked_until = Some(now + self.cooldown);
         }
     }
@@ -170,7 +171,6 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         let now = Instant::now();
-        t.failed(ip, now);
         t.failed(ip, now);
         assert!(t.blocked(ip, now).is_none());
         t.failed(ip, now);

@@ -1,0 +1,237 @@
+//! Admin commands against the data dir of a running server: changes apply within a second.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use keymint_jwks::{Audience, Issuer, Jwks};
+use keymint_verifier::{Verifier, VerifyError};
+use support::*;
+
+const AUD: &str = "https://api.example";
+
+fn verifier_from_server(s: &Server) -> Verifier {
+    let jwks = reply(s.get("/.well-known/jwks.json").call());
+    Verifier::builder(
+        Issuer::new(s.url.as_str()).unwrap(),
+        Audience::new(AUD).unwrap(),
+    )
+    .jwks(Jwks::from_json(jwks.text.as_bytes()).unwrap())
+    .build()
+    .unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn cli_key_revoke_takes_effect_in_the_running_server_within_one_second() {
+    let s = Server::start("revoke1s", &[]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let token = token_request(&s, &key, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = verifier_from_server(&s);
+    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+        .unwrap();
+    v.verify(&token).unwrap();
+
+    let out = s.cli(&["keys", "revoke", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let revoked_at = Instant::now();
+    let mut issuer_refuses = None;
+    let mut list_rejects = None;
+    while revoked_at.elapsed() < Duration::from_secs(3)
+        && (issuer_refuses.is_none() || list_rejects.is_none())
+    {
+        if issuer_refuses.is_none() && token_request(&s, &key, None).status == 401 {
+            issuer_refuses = Some(revoked_at.elapsed());
+        }
+        if list_rejects.is_none() {
+            let _ = v.update_revocations(&reply(s.get("/v1/revocations").call()).text);
+            if matches!(v.verify(&token), Err(VerifyError::Revoked(_))) {
+                list_rejects = Some(revoked_at.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let issuer_refuses = issuer_refuses.expect("the issuer still accepts the revoked key");
+    let list_rejects = list_rejects.expect("the list never covered the revoked key");
+    assert!(
+        issuer_refuses < Duration::from_secs(1),
+        "issuer took {issuer_refuses:?}"
+    );
+    assert!(
+        list_rejects < Duration::from_secs(1),
+        "list took {list_rejects:?}"
+    );
+}
+
+#[test]
+fn revoke_token_and_tenant_reach_the_list_and_the_issuer() {
+    let s = Server::start("revoke-kinds", &[]);
+    let (_, k1) = s.create_key(&["--tenant", "globex", "--scope", "a", "--audience", AUD]);
+    let (_, k2) = s.create_key(&["--tenant", "globex", "--scope", "a", "--audience", AUD]);
+    let (_, other) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let t_other = token_request(&s, &other, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = verifier_from_server(&s);
+    let jti = jti_of(&t_other);
+    let out = s.cli(&["revoke", "token", &jti]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.cli(&["revoke", "tenant", "globex"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("2 key(s)"), "{}", stdout(&out));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(token_request(&s, &k1, None).status, 401);
+    assert_eq!(token_request(&s, &k2, None).status, 401);
+    assert_eq!(token_request(&s, &other, None).status, 200);
+    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+        .unwrap();
+    assert!(matches!(v.verify(&t_other), Err(VerifyError::Revoked(_))));
+    // A key made for the tenant after its revocation works at the issuer.
+    let (_, fresh) = s.create_key(&["--tenant", "globex", "--scope", "a", "--audience", AUD]);
+    assert_eq!(token_request(&s, &fresh, None).status, 200);
+}
+
+/// Reads a token's `jti` without verifying it (the test minted it).
+fn jti_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = keymint_jwks::jws::decode_segment(payload, "payload").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["jti"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn list_show_rotate_and_reserved_scopes() {
+    let s = Server::start("keys-cli", &[]);
+    let (id, key) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+        "--label",
+        "ci",
+        "--owner",
+        "ops@acme",
+    ]);
+    let list = s.cli(&["keys", "list", "--tenant", "acme", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["key_id"], id.as_str());
+    assert_eq!(rows[0]["owner"], "ops@acme");
+    let show = s.cli(&["keys", "show", &id, "--json"]);
+    let secret = &key[key.len() - 49..key.len() - 6];
+    for out in [&list, &show] {
+        assert!(!stdout(out).contains(secret), "a secret was printed");
+    }
+    // --data-dir after or before the subcommand, or from the environment.
+    let before = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&s.dir)
+        .args(["keys", "show", &id])
+        .output()
+        .unwrap();
+    assert!(before.status.success());
+    let env = std::process::Command::new(BIN)
+        .env("KEYMINT_DATA_DIR", &s.dir)
+        .args(["keys", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    assert!(stdout(&env).contains(&id));
+
+    let rotated = s.cli(&["keys", "rotate", &id, "--grace", "2s", "--json"]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let new: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    let new_key = new["key"].as_str().unwrap();
+    assert_ne!(new["key_id"], id.as_str());
+    assert_eq!(new["tenant"], "acme");
+    assert_eq!(new["scopes"], serde_json::json!(["a"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(token_request(&s, new_key, None).status, 200);
+    assert_eq!(
+        token_request(&s, &key, None).status,
+        200,
+        "old key works during the grace"
+    );
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(
+        token_request(&s, &key, None).status,
+        401,
+        "old key works after the grace"
+    );
+
+    let admin = s.cli(&[
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "admin:keys",
+        "--audience",
+        AUD,
+    ]);
+    assert_eq!(admin.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&admin.stderr).contains("reserved"));
+    let missing = s.cli(&["keys", "show", "ZZZZZZZZZZZZZZZZ"]);
+    assert_eq!(missing.status.code(), Some(3));
+}
+
+#[test]
+fn publish_writes_files_a_verifier_accepts() {
+    let s = Server::start("publish", &[]);
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let token = token_request(&s, &key, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out_dir = temp_dir("publish-out");
+    let out = s.cli(&["publish", "--out", out_dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = Verifier::builder(
+        Issuer::new(s.url.as_str()).unwrap(),
+        Audience::new(AUD).unwrap(),
+    )
+    .jwks_file(out_dir.join("jwks.json"))
+    .revocation_list_file(out_dir.join("revocations.jws"))
+    .build()
+    .unwrap();
+    v.verify(&token).unwrap();
+    // The published list is the one the server serves.
+    let served = reply(s.get("/v1/revocations").call()).text;
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("revocations.jws")).unwrap(),
+        served
+    );
+    let _ = std::fs::remove_dir_all(out_dir);
+}

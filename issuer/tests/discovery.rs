@@ -1,0 +1,108 @@
+//! JWKS, RFC 8414 metadata, the revocation list and health, over real sockets.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use support::*;
+
+#[test]
+fn jwks_has_cache_headers_and_an_etag_that_revalidates() {
+    let s = Server::start("jwks", &["--jwks-max-age", "2m"]);
+    let r = reply(s.get("/.well-known/jwks.json").call());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=120"));
+    let etag = r.header("etag").unwrap().to_owned();
+    let jwks = keymint_jwks::Jwks::from_json(r.text.as_bytes()).unwrap();
+    assert_eq!(jwks.keys().len(), 1);
+    // kid is the RFC 7638 thumbprint.
+    let k = &jwks.keys()[0];
+    assert_eq!(k.kid(), &k.key().thumbprint());
+    let again = reply(
+        s.get("/.well-known/jwks.json")
+            .set("If-None-Match", &etag)
+            .call(),
+    );
+    assert_eq!(again.status, 304);
+}
+
+#[test]
+fn metadata_follows_rfc8414() {
+    let s = Server::start("meta", &[]);
+    let m = reply(s.get("/.well-known/oauth-authorization-server").call()).json();
+    assert_eq!(m["issuer"], s.url.as_str());
+    assert_eq!(m["token_endpoint"], format!("{}/oauth2/token", s.url));
+    assert_eq!(m["jwks_uri"], format!("{}/.well-known/jwks.json", s.url));
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        m["keymint_revocation_list_uri"],
+        format!("{}/v1/revocations", s.url)
+    );
+    // Every advertised URL answers.
+    for url in [&m["jwks_uri"], &m["keymint_revocation_list_uri"]] {
+        assert_eq!(reply(ureq::get(url.as_str().unwrap()).call()).status, 200);
+    }
+}
+
+#[test]
+fn revocation_list_is_signed_for_this_issuer_and_revalidates() {
+    let s = Server::start("list", &[]);
+    let r = reply(s.get("/v1/revocations").call());
+    assert_eq!(r.status, 200);
+    let etag = r.header("etag").unwrap().to_owned();
+    let jwks = keymint_jwks::Jwks::from_json(
+        reply(s.get("/.well-known/jwks.json").call())
+            .text
+            .as_bytes(),
+    )
+    .unwrap();
+    let list = keymint_jwks::SignedRevocationList::verify(
+        &r.text,
+        &jwks,
+        &keymint_jwks::Issuer::new(s.url.as_str()).unwrap(),
+        1 << 20,
+    )
+    .unwrap();
+    assert_eq!(etag, format!("\"{}\"", list.list().serial));
+    assert_eq!(
+        list.list().exp.as_secs() - list.list().iat.as_secs(),
+        86_400
+    );
+    assert_eq!(
+        reply(s.get("/v1/revocations").set("If-None-Match", &etag).call()).status,
+        304
+    );
+}
+
+#[test]
+fn health_and_readiness() {
+    let s = Server::start("health", &[]);
+    assert_eq!(reply(s.get("/healthz").call()).status, 200);
+    assert_eq!(reply(s.get("/readyz").call()).status, 200);
+}
+
+#[test]
+fn plain_http_on_a_public_address_is_refused() {
+    let dir = temp_dir("public");
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--behind-tls-proxy"));
+    let _ = std::fs::remove_dir_all(dir);
+}

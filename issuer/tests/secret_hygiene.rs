@@ -1,0 +1,119 @@
+//! A full scenario at trace log level: no API key secret, token, pepper or encryption key appears in
+//! any server output or in the database files.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use support::*;
+
+const AUD: &str = "https://api.example";
+
+#[test]
+fn no_secret_or_token_in_logs_or_database() {
+    let mut s = Server::start("hygiene", &[]);
+    let mut keys = Vec::new();
+    let mut tokens = Vec::new();
+    let mut cli_stderr = String::new();
+    for tenant in ["acme", "globex"] {
+        let (id, key) = s.create_key(&["--tenant", tenant, "--scope", "a", "--audience", AUD]);
+        keys.push((id, key));
+    }
+    for (id, key) in &keys {
+        let r = token_request(&s, key, Some(r#"{"scope":"a"}"#));
+        assert_eq!(r.status, 200);
+        tokens.push(r.json()["access_token"].as_str().unwrap().to_owned());
+        let r = reply(s.post("/oauth2/token").send_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", key),
+        ]));
+        assert_eq!(r.status, 200);
+        tokens.push(r.json()["access_token"].as_str().unwrap().to_owned());
+        // A failed attempt with the right ID and a wrong secret.
+        let _ = token_request(&s, &format!("{}0", &key[..key.len() - 1]), None);
+    }
+    let rotated = s.cli(&["keys", "rotate", &keys[0].0, "--json"]);
+    cli_stderr.push_str(&String::from_utf8_lossy(&rotated.stderr));
+    let new: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    keys.push((
+        new["key_id"].as_str().unwrap().to_owned(),
+        new["key"].as_str().unwrap().to_owned(),
+    ));
+    for args in [
+        vec!["keys", "revoke", keys[1].0.as_str()],
+        vec!["revoke", "tenant", "acme"],
+        vec!["signing-keys", "rotate"],
+    ] {
+        let out = s.cli(&args);
+        cli_stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+        cli_stderr.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    s.stop();
+
+    let server_output = s.all_output();
+    assert!(
+        server_output.contains("token.issue"),
+        "the audit lines are missing"
+    );
+    let mut db = Vec::new();
+    for f in ["keymint.db", "keymint.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.dir.join(f)) {
+            db.extend(bytes);
+        }
+    }
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(&db, b"token.issue"),
+        "issuance audit records were not written to the database"
+    );
+
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    for (id, key) in &keys {
+        secrets.push((format!("key {id}"), key.clone().into_bytes()));
+        secrets.push((
+            format!("secret of {id}"),
+            key.as_bytes()[key.len() - 49..key.len() - 6].to_vec(),
+        ));
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        secrets.push((format!("token {i}"), t.clone().into_bytes()));
+        secrets.push((
+            format!("signature of token {i}"),
+            t.rsplit('.').next().unwrap().as_bytes().to_vec(),
+        ));
+    }
+    for f in ["pepper.key", "encryption.key"] {
+        let text = std::fs::read_to_string(s.dir.join(f))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&text)
+            .unwrap();
+        secrets.push((f.to_owned(), text.into_bytes()));
+        // The raw bytes, as they would appear in a binary file.
+        secrets.push((format!("{f} (raw)"), raw));
+    }
+    for (what, secret) in &secrets {
+        assert!(
+            !contains(server_output.as_bytes(), secret),
+            "{what} in the server output"
+        );
+        assert!(
+            !contains(cli_stderr.as_bytes(), secret),
+            "{what} in CLI output"
+        );
+        assert!(!contains(&db, secret), "{what} in the database");
+    }
+}
