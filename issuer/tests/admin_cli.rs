@@ -235,3 +235,85 @@ fn publish_writes_files_a_verifier_accepts() {
     );
     let _ = std::fs::remove_dir_all(out_dir);
 }
+
+#[test]
+fn token_command_reads_the_key_from_env_or_stdin_and_verify_explains() {
+    use std::io::Write as _;
+    let s = Server::start("token-cmd", &[]);
+    let (_, key) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--scope",
+        "b",
+        "--audience",
+        AUD,
+    ]);
+    let out = std::process::Command::new(BIN)
+        .args(["token", "--issuer-url", &s.url, "--scope", "a"])
+        .env("KEYMINT_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = stdout(&out).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+
+    let mut child = std::process::Command::new(BIN)
+        .args(["token", "--issuer-url", &s.url, "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["scope"], "a b");
+
+    let jwks_url = format!("{}/.well-known/jwks.json", s.url);
+    let list_url = format!("{}/v1/revocations", s.url);
+    let verify = |t: &str, aud: &str| {
+        std::process::Command::new(BIN)
+            .args([
+                "verify",
+                t,
+                "--jwks",
+                &jwks_url,
+                "--issuer",
+                &s.url,
+                "--audience",
+                aud,
+                "--revocations",
+                &list_url,
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&token, AUD);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).starts_with("valid"));
+    let wrong = verify(&token, "https://other.example");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stdout(&wrong).contains("wrong_audience"),
+        "{}",
+        stdout(&wrong)
+    );
+    let refused = std::process::Command::new(BIN)
+        .args(["token", "--issuer-url", &s.url, "--scope", "c"])
+        .env("KEYMINT_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_scope"));
+}

@@ -39,9 +39,10 @@ pub(crate) enum Command {
     Revoke {
         /// Key ID.
         id: String,
-        /// The server's --max-token-ttl, so the revocation entry outlives every token it covers.
-        #[arg(long, default_value = "1h", value_parser = duration)]
-        max_token_ttl: Duration,
+        /// Longest token lifetime in force, so the entry outlives every token it covers (default:
+        /// the --max-token-ttl the server last ran with, else 1h).
+        #[arg(long, value_parser = duration)]
+        max_token_ttl: Option<Duration>,
     },
     /// Replace a key: a successor with the same tenant, scopes and restrictions; the old key keeps
     /// working for the grace period.
@@ -205,7 +206,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         }
         Command::Revoke { id, max_token_ttl } => {
             let id = key_id(&id)?;
-            revocations::revoke_key(store, &id, now, max_token_ttl, &actor()).await?;
+            let ttl = super::max_token_ttl(store, max_token_ttl).await?;
+            revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
             println!("revoked key {id}");
         }
         Command::Rotate { id, grace, json } => {

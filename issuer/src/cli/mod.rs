@@ -17,6 +17,7 @@ mod publish;
 mod revoke;
 mod serve;
 mod signing_keys;
+mod token;
 mod verify;
 
 /// keymint: trade long-lived API keys for short-lived signed tokens.
@@ -65,6 +66,8 @@ enum Command {
     SigningKeys(signing_keys::Command),
     /// Write jwks.json and revocations.jws for a static web server or CDN.
     Publish(publish::Args),
+    /// Exchange an API key (from KEYMINT_API_KEY or stdin) for a token.
+    Token(token::Args),
     /// Check a token against a key set and explain the verdict.
     Verify(verify::Args),
 }
@@ -154,6 +157,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Revoke(cmd) => revoke::run(&cli.global, cmd).await,
         Command::SigningKeys(cmd) => signing_keys::run(&cli.global, cmd).await,
         Command::Publish(args) => publish::run(&cli.global, args).await,
+        Command::Token(args) => token::run(args),
         Command::Verify(args) => verify::run(args),
     }
 }
@@ -201,6 +205,21 @@ pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 30s, 10m, 24h or 90d: {e}"))
+}
+
+/// The longest token lifetime in force: the flag, else what the server last ran with, else 1h.
+pub(crate) async fn max_token_ttl<S: crate::store::Store>(
+    store: &S,
+    flag: Option<Duration>,
+) -> Result<Duration, CliError> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    Ok(store
+        .setting("max_token_ttl")
+        .await?
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::from_secs(3600), Duration::from_secs))
 }
 
 /// Who is acting, for admin audit records.

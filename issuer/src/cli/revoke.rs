@@ -15,17 +15,19 @@ pub(crate) enum Command {
     Token {
         /// The token's `jti`.
         jti: String,
-        /// The server's --max-token-ttl.
-        #[arg(long, default_value = "1h", value_parser = duration)]
-        max_token_ttl: Duration,
+        /// Longest token lifetime in force (default: the --max-token-ttl the server last ran with,
+        /// else 1h).
+        #[arg(long, value_parser = duration)]
+        max_token_ttl: Option<Duration>,
     },
     /// Revoke a tenant: all its keys and every token issued to it until now.
     Tenant {
         /// The tenant.
         tenant: String,
-        /// The server's --max-token-ttl.
-        #[arg(long, default_value = "1h", value_parser = duration)]
-        max_token_ttl: Duration,
+        /// Longest token lifetime in force (default: the --max-token-ttl the server last ran with,
+        /// else 1h).
+        #[arg(long, value_parser = duration)]
+        max_token_ttl: Option<Duration>,
     },
 }
 
@@ -35,7 +37,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
     match cmd {
         Command::Token { jti, max_token_ttl } => {
             let jti = Jti::new(jti).map_err(|e| CliError::Usage(e.to_string()))?;
-            revocations::revoke_token(&*opened.store, &jti, now, max_token_ttl, &actor()).await?;
+            let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
+            revocations::revoke_token(&*opened.store, &jti, now, ttl, &actor()).await?;
             println!("revoked token {jti}");
         }
         Command::Tenant {
@@ -43,9 +46,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             max_token_ttl,
         } => {
             let tenant = TenantId::new(tenant).map_err(|e| CliError::Usage(e.to_string()))?;
-            let n =
-                revocations::revoke_tenant(&*opened.store, &tenant, now, max_token_ttl, &actor())
-                    .await?;
+            let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
+            let n = revocations::revoke_tenant(&*opened.store, &tenant, now, ttl, &actor()).await?;
             println!("revoked tenant {tenant} and its {n} key(s)");
         }
     }
