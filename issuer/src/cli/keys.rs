@@ -18,6 +18,22 @@ use crate::store::Store;
 pub(crate) enum Command {
     /// Create a secret API key; the key is printed once.
     Create(CreateArgs),
+    /// Create many keys from one template (load tests): writes the first --keep keys to a 0600
+    /// file, one per line.
+    #[command(hide = true)]
+    Seed {
+        /// How many keys.
+        #[arg(long)]
+        count: u64,
+        /// How many of the printable keys to write out.
+        #[arg(long, default_value_t = 10_000)]
+        keep: u64,
+        /// Where to write them (created with mode 0600).
+        #[arg(long)]
+        keys_out: std::path::PathBuf,
+        #[command(flatten)]
+        template: CreateArgs,
+    },
     /// List keys (never secrets).
     List {
         /// Only this tenant's keys.
@@ -147,32 +163,82 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
     }
 }
 
+fn new_key(a: CreateArgs) -> Result<NewKey, CliError> {
+    Ok(NewKey {
+        tenant: TenantId::new(a.tenant).map_err(usage)?,
+        scopes: keys::scopes_from(&a.scopes)?,
+        audiences: a
+            .audiences
+            .iter()
+            .map(|s| Audience::new(s.as_str()))
+            .collect::<Result<_, _>>()
+            .map_err(usage)?,
+        ttl: a.ttl,
+        max_ttl: a.max_ttl,
+        expires_in: a.expires_in,
+        label: a.label,
+        owner: a.owner,
+        allow_ips: a.allow_ips,
+        rate_limit: a.rate_limit,
+        env: a.env,
+    })
+}
+
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
     let opened = open(global).await?;
     let store = &*opened.store;
     let now = UnixTime::now();
     match cmd {
+        Command::Seed {
+            count,
+            keep,
+            keys_out,
+            template,
+        } => {
+            use std::io::Write as _;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options
+                .open(&keys_out)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", keys_out.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let mut write_error = None;
+            keys::create_many(
+                store,
+                &opened.hasher(),
+                &new_key(template)?,
+                count,
+                now,
+                &actor(),
+                |i, _, key| {
+                    if i < keep
+                        && let Err(e) = writeln!(out, "{}", key.expose())
+                    {
+                        write_error = Some(e);
+                    }
+                },
+            )
+            .await?;
+            out.flush().map_err(|e| CliError::Usage(e.to_string()))?;
+            if let Some(e) = write_error {
+                return Err(CliError::Usage(format!("{}: {e}", keys_out.display())));
+            }
+            println!(
+                "created {count} keys; the first {} are in {}",
+                keep.min(count),
+                keys_out.display()
+            );
+        }
         Command::Create(a) => {
-            let new = NewKey {
-                tenant: TenantId::new(a.tenant).map_err(usage)?,
-                scopes: keys::scopes_from(&a.scopes)?,
-                audiences: a
-                    .audiences
-                    .iter()
-                    .map(|s| Audience::new(s.as_str()))
-                    .collect::<Result<_, _>>()
-                    .map_err(usage)?,
-                ttl: a.ttl,
-                max_ttl: a.max_ttl,
-                expires_in: a.expires_in,
-                label: a.label,
-                owner: a.owner,
-                allow_ips: a.allow_ips,
-                rate_limit: a.rate_limit,
-                env: a.env,
-            };
+            let json = a.json;
+            let new = new_key(a)?;
             let (view, key) = keys::create(store, &opened.hasher(), &new, now, &actor()).await?;
-            print_key(&view, Some(key.expose()), a.json);
+            print_key(&view, Some(key.expose()), json);
         }
         Command::List { tenant, json } => {
             let rows = store.keys(tenant.as_deref()).await?;

@@ -20,6 +20,9 @@ mod error;
 mod health;
 mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::HttpError;
 
 /// The largest request body accepted (413 beyond).

@@ -2,9 +2,11 @@
 
 use std::future::Future;
 
+mod flaky;
 mod records;
 mod sqlite;
 
+pub use flaky::FlakyStore;
 pub use records::{
     AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord, SigningKeyState, StoredList,
 };
@@ -45,6 +47,12 @@ pub trait Store: Send + Sync + 'static {
     fn insert_key(
         &self,
         key: &KeyRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Inserts many API keys in one transaction, with one audit record (bulk seeding).
+    fn insert_keys(
+        &self,
+        keys: &[KeyRecord],
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// One API key.

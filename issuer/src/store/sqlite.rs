@@ -268,6 +268,15 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(unavailable)
     }
 
+    async fn insert_keys(&self, keys: &[KeyRecord], audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for k in keys {
+            insert_key_in(&mut tx, k).await?;
+        }
+        audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
     async fn key(&self, key_id: &str) -> StoreResult<Option<KeyRecord>> {
         let row = sqlx::query("SELECT * FROM api_keys WHERE key_id = ?")
             .bind(key_id)
@@ -591,8 +600,26 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for a in records {
-            audit_in(&mut tx, a).await?;
+        // Multi-row INSERTs: one statement per 200 records instead of one per record, since every
+        // statement is a round trip to sqlx's SQLite worker thread.
+        for chunk in records.chunks(200) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit (at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.at)
+                    .push_bind(&a.action)
+                    .push_bind(&a.outcome)
+                    .push_bind(&a.reason)
+                    .push_bind(&a.actor)
+                    .push_bind(&a.key_id)
+                    .push_bind(&a.tenant)
+                    .push_bind(&a.scopes)
+                    .push_bind(&a.client_ip)
+                    .push_bind(&a.origin)
+                    .push_bind(&a.detail);
+            });
+            q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }

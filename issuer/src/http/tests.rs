@@ -1,0 +1,183 @@
+//! Router tests without a socket: the whole app over `oneshot`, on a store that can go down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use keymint_jwks::{Audience, Issuer, ScopeSet, TenantId, UnixTime};
+use tower::ServiceExt as _;
+use zeroize::Zeroizing;
+
+use super::{AppState, router};
+use crate::domain::api_key::KeyEnv;
+use crate::domain::audit::AuditSink;
+use crate::domain::key_hash::{KeyHasher, Pepper};
+use crate::domain::keys::{self, NewKey};
+use crate::domain::secret_box::EncryptionKey;
+use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::{revocations, signing};
+use crate::store::{FlakyStore, SqliteStore};
+
+const ISS: &str = "https://issuer.test";
+
+struct Harness {
+    app: axum::Router,
+    store: Arc<FlakyStore<SqliteStore>>,
+    key: String,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn harness(name: &str) -> Harness {
+    let dir = std::env::temp_dir().join(format!("keymint-router-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = SqliteStore::open(&dir.join("db")).await.unwrap();
+    let store = Arc::new(FlakyStore::new(sqlite));
+    let enc = EncryptionKey::new(&Zeroizing::new([3; 32])).unwrap();
+    let hasher = KeyHasher::new(&Pepper::new([4; 32]));
+    let now = UnixTime::now();
+    signing::ensure_active(&*store, &enc, now).await.unwrap();
+    let set = Arc::new(ArcSwap::from_pointee(
+        signing::load(&*store, &enc).await.unwrap(),
+    ));
+    let issuer = Issuer::new(ISS).unwrap();
+    let list = revocations::current_list(
+        &*store,
+        &set.load().active,
+        &issuer,
+        now,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let (view, key) = keys::create(
+        &*store,
+        &hasher,
+        &NewKey {
+            tenant: TenantId::new("acme").unwrap(),
+            scopes: ScopeSet::parse("a").unwrap(),
+            audiences: vec![Audience::new("https://api.test").unwrap()],
+            ttl: Duration::from_secs(600),
+            max_ttl: Duration::from_secs(3600),
+            expires_in: Duration::from_secs(3600),
+            label: None,
+            owner: None,
+            allow_ips: vec![],
+            rate_limit: None,
+            env: KeyEnv::Live,
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(view.state, "active");
+    let (audit, _rx) = AuditSink::new();
+    let tokens = TokenService::new(
+        Arc::clone(&store),
+        hasher,
+        Arc::clone(&set),
+        TokenSettings {
+            issuer: issuer.clone(),
+            max_token_ttl: Duration::from_secs(3600),
+        },
+        audit,
+    );
+    let app = router(AppState {
+        tokens,
+        signing: set,
+        list: Arc::new(ArcSwap::from_pointee(list)),
+        store: Arc::clone(&store),
+        issuer,
+        jwks_max_age: Duration::from_secs(60),
+    })
+    .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+    Harness {
+        app,
+        store,
+        key: key.expose().to_owned(),
+        _dir: TempDir(dir),
+    }
+}
+
+async fn send(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn token_req(key: &str) -> Request<Body> {
+    Request::post("/v1/token")
+        .header("Authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_without_credentials_is_401_with_a_challenge() {
+    let h = harness("nocreds").await;
+    let (status, headers, body) = send(
+        &h.app,
+        Request::post("/v1/token").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"keymint\"");
+    assert_eq!(body["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn database_down_means_503_with_retry_after_and_readyz_503() {
+    let h = harness("down").await;
+    let (status, _, _) = send(&h.app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    h.store.set_down(true);
+    let (status, _, _) = send(&h.app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The key is not cached yet, so the exchange needs the database.
+    let (status, headers, body) = send(&h.app, token_req(&h.key)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        !body.to_string().contains("injected"),
+        "internal detail leaked: {body}"
+    );
+    // Discovery keeps working from memory while the database is away.
+    let (status, _, _) = send(
+        &h.app,
+        Request::get("/.well-known/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    h.store.set_down(false);
+    let (status, _, body) = send(&h.app, token_req(&h.key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Once cached, a key keeps working through a database outage.
+    h.store.set_down(true);
+    let (status, _, _) = send(&h.app, token_req(&h.key)).await;
+    assert_eq!(status, StatusCode::OK);
+}
