@@ -12,6 +12,9 @@ pub mod secret_box;
 pub mod signing;
 pub mod token;
 
+#[cfg(test)]
+mod lifecycle_tests;
+
 pub use error::DomainError;
 
 /// Seconds since the Unix epoch, as the store keeps time.

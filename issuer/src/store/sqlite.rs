@@ -274,7 +274,14 @@ impl Store for SqliteStore {
             insert_key_in(&mut tx, k).await?;
         }
         audit_in(&mut tx, audit).await?;
-        tx.commit().await.map_err(unavailable)
+        tx.commit().await.map_err(unavailable)?;
+        // A bulk load leaves a large write-ahead log; fold it into the database now rather than
+        // in the middle of some later request's commit.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn key(&self, key_id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -411,13 +418,17 @@ impl Store for SqliteStore {
 
     async fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for (id, at) in used {
-            sqlx::query("UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE key_id = ?")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+        // One statement per 400 keys (UPDATE ... FROM a VALUES list), not one per key.
+        for chunk in used.chunks(400) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("WITH used(id, at) AS (");
+            q.push_values(chunk, |mut b, (id, at)| {
+                b.push_bind(id).push_bind(at);
+            });
+            q.push(
+                ") UPDATE api_keys SET last_used_at = max(coalesce(api_keys.last_used_at, 0), used.at) \
+                 FROM used WHERE api_keys.key_id = used.id",
+            );
+            q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }

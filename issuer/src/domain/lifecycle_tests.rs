@@ -1,0 +1,245 @@
+//! Signing-key lifecycle and revocation-list refresh at pinned instants, on a real SQLite store.
+
+use std::time::Duration;
+
+use keymint_jwks::{Algorithm, Issuer, UnixTime};
+use zeroize::Zeroizing;
+
+use super::secret_box::EncryptionKey;
+use super::{revocations, signing};
+use crate::store::{SigningKeyState, SqliteStore, Store};
+
+struct Db {
+    store: SqliteStore,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn db(name: &str) -> Db {
+    let dir = std::env::temp_dir().join(format!("keymint-domain-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Db {
+        store: SqliteStore::open(&dir.join("db")).await.unwrap(),
+        dir,
+    }
+}
+
+fn enc() -> EncryptionKey {
+    EncryptionKey::new(&Zeroizing::new([9; 32])).unwrap()
+}
+
+async fn state_of(store: &SqliteStore, kid: &str) -> Option<SigningKeyState> {
+    store
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .find(|k| k.kid == kid)
+        .map(|k| k.state)
+}
+
+#[tokio::test]
+async fn next_activates_exactly_after_the_cache_period_and_retired_goes_after_its_tokens() {
+    let db = db("lifecycle").await;
+    let (store, enc) = (&db.store, enc());
+    let t0 = UnixTime(1_800_000_000);
+    signing::ensure_active(store, &enc, t0).await.unwrap();
+    let first = signing::load(store, &enc)
+        .await
+        .unwrap()
+        .active
+        .key()
+        .kid()
+        .to_string();
+    let max_age = Duration::from_secs(300);
+    let next = signing::rotate(store, &enc, Algorithm::EdDsa, t0, max_age, "test")
+        .await
+        .unwrap();
+    // Published but not signing.
+    let set = signing::load(store, &enc).await.unwrap();
+    assert_eq!(set.active.key().kid().as_str(), first);
+    assert!(set.published.get(&next.kid).is_some());
+    let retire_for = Duration::from_secs(3905);
+    assert!(
+        !signing::maintain(store, UnixTime(t0.0 + 299), retire_for)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        state_of(store, &next.kid).await,
+        Some(SigningKeyState::Next)
+    );
+    assert!(
+        signing::maintain(store, UnixTime(t0.0 + 300), retire_for)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        state_of(store, &next.kid).await,
+        Some(SigningKeyState::Active)
+    );
+    assert_eq!(
+        state_of(store, &first).await,
+        Some(SigningKeyState::Retired)
+    );
+    let set = signing::load(store, &enc).await.unwrap();
+    assert_eq!(set.active.key().kid().as_str(), next.kid);
+    assert!(
+        set.published.get(&first).is_some(),
+        "retired keys stay published"
+    );
+    // Removed only once every token it signed has expired.
+    let removal = t0.0 + 300 + retire_for.as_secs();
+    assert!(
+        !signing::maintain(store, UnixTime(removal - 1), retire_for)
+            .await
+            .unwrap()
+    );
+    assert!(
+        signing::maintain(store, UnixTime(removal), retire_for)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        state_of(store, &first).await,
+        None,
+        "removed keys are no longer listed"
+    );
+    let set = signing::load(store, &enc).await.unwrap();
+    assert!(set.published.get(&first).is_none());
+    // A second concurrent rotation is refused while one is pending.
+    signing::rotate(
+        store,
+        &enc,
+        Algorithm::Es256,
+        UnixTime(removal),
+        max_age,
+        "test",
+    )
+    .await
+    .unwrap();
+    assert!(
+        signing::rotate(
+            store,
+            &enc,
+            Algorithm::EdDsa,
+            UnixTime(removal),
+            max_age,
+            "test"
+        )
+        .await
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_encryption_key_is_a_clear_error() {
+    let db = db("wrongkey").await;
+    signing::ensure_active(&db.store, &enc(), UnixTime(1_800_000_000))
+        .await
+        .unwrap();
+    let other = EncryptionKey::new(&Zeroizing::new([1; 32])).unwrap();
+    let err = signing::load(&db.store, &other).await.unwrap_err();
+    assert!(err.to_string().contains("KEYMINT_ENCRYPTION_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn the_list_is_resigned_every_third_of_its_validity_and_on_every_revocation() {
+    let db = db("list").await;
+    let (store, enc) = (&db.store, enc());
+    let t0 = UnixTime(1_800_000_000);
+    signing::ensure_active(store, &enc, t0).await.unwrap();
+    let signer = signing::load(store, &enc).await.unwrap().active;
+    let iss = Issuer::new("https://issuer.test").unwrap();
+    let validity = Duration::from_secs(3000);
+    let first = revocations::current_list(store, &signer, &iss, t0, validity)
+        .await
+        .unwrap();
+    let same = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 999), validity)
+        .await
+        .unwrap();
+    assert_eq!(same, first, "re-signed before a third of the validity");
+    let renewed = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 1000), validity)
+        .await
+        .unwrap();
+    assert_eq!(renewed.serial, first.serial + 1);
+    assert_eq!(renewed.exp, t0.0 as i64 + 1000 + 3000);
+    // A revocation makes the next call sign a new list at once.
+    let jti = keymint_jwks::Jti::new("t1").unwrap();
+    revocations::revoke_token(
+        store,
+        &jti,
+        UnixTime(t0.0 + 1001),
+        Duration::from_secs(600),
+        "test",
+    )
+    .await
+    .unwrap();
+    let after = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 1001), validity)
+        .await
+        .unwrap();
+    assert_eq!(after.serial, renewed.serial + 1);
+    assert!(after.jws.len() > renewed.jws.len());
+    // Entries past drop_after (t0 + 1001 + 5 + 600 + 300) leave the list at its next re-signing.
+    let later = UnixTime(t0.0 + 1001 + 1000);
+    let dropped = revocations::current_list(store, &signer, &iss, later, validity)
+        .await
+        .unwrap();
+    let payload =
+        keymint_jwks::jws::decode_segment(dropped.jws.split('.').nth(1).unwrap(), "p").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(v["entries"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn last_used_times_are_written_in_batches_and_never_go_backwards() {
+    use super::api_key::KeyEnv;
+    use super::key_hash::{KeyHasher, Pepper};
+    use super::keys::{self, NewKey};
+    use keymint_jwks::{Audience, ScopeSet, TenantId};
+    let db = db("touch").await;
+    let hasher = KeyHasher::new(&Pepper::new([2; 32]));
+    let template = NewKey {
+        tenant: TenantId::new("acme").unwrap(),
+        scopes: ScopeSet::parse("a").unwrap(),
+        audiences: vec![Audience::new("https://api.test").unwrap()],
+        ttl: Duration::from_secs(600),
+        max_ttl: Duration::from_secs(3600),
+        expires_in: Duration::from_secs(3600),
+        label: None,
+        owner: None,
+        allow_ips: vec![],
+        rate_limit: None,
+        env: KeyEnv::Live,
+    };
+    let mut ids = Vec::new();
+    keys::create_many(
+        &db.store,
+        &hasher,
+        &template,
+        1000,
+        UnixTime(1_800_000_000),
+        "test",
+        |_, id, _| ids.push(id.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.store.keys(Some("acme")).await.unwrap().len(), 1000);
+    let used: Vec<(String, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), 1_800_000_100 + i as i64))
+        .collect();
+    db.store.touch_keys(&used).await.unwrap();
+    db.store.touch_keys(&[(ids[999].clone(), 5)]).await.unwrap();
+    let k0 = db.store.key(&ids[0]).await.unwrap().unwrap();
+    let k999 = db.store.key(&ids[999]).await.unwrap().unwrap();
+    assert_eq!(k0.last_used_at, Some(1_800_000_100));
+    assert_eq!(k999.last_used_at, Some(1_800_001_099));
+}
