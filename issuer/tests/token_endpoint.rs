@@ -414,3 +414,34 @@ fn failed_authentications_are_throttled_per_client_ip() {
     // While blocked, even a good key from that IP waits: the guesser pays, not the database.
     assert_eq!(token_request(&s, &key, None).status, 429);
 }
+
+#[test]
+fn json_logs_carry_one_structured_audit_line_per_issuance() {
+    let s = Server::start("jsonlog", &["--log-format", "json"]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    assert_eq!(token_request(&s, &key, None).status, 200);
+    let r = token_request(&s, &key, Some(r#"{"scope":"zzz"}"#));
+    assert_eq!(r.status, 400);
+    std::thread::sleep(Duration::from_millis(300));
+    let lines: Vec<serde_json::Value> = s
+        .output
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["action"] == "token.issue")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let granted = &lines[0];
+    assert_eq!(granted["outcome"], "granted");
+    assert_eq!(granted["key_id"], id.as_str());
+    assert_eq!(granted["tenant"], "acme");
+    assert_eq!(granted["scopes"], "a");
+    assert_eq!(granted["client_ip"], "127.0.0.1");
+    assert!(granted["at"].as_i64().is_some());
+    assert!(granted["detail"].as_str().unwrap().starts_with("jti="));
+    let refused = &lines[1];
+    assert_eq!(refused["outcome"], "refused");
+    assert_eq!(refused["scopes"], "zzz");
+    assert!(refused["reason"].as_str().unwrap().contains("exceeds"));
+}

@@ -243,3 +243,44 @@ async fn last_used_times_are_written_in_batches_and_never_go_backwards() {
     assert_eq!(k0.last_used_at, Some(1_800_000_100));
     assert_eq!(k999.last_used_at, Some(1_800_001_099));
 }
+
+#[tokio::test]
+async fn audit_batches_round_trip_every_field() {
+    use crate::store::AuditRecord;
+    let db = db("audit").await;
+    let full = AuditRecord {
+        at: 1_800_000_000,
+        action: "token.issue".into(),
+        outcome: "refused".into(),
+        reason: Some("wrong secret".into()),
+        actor: None,
+        key_id: Some("K1".into()),
+        tenant: Some("acme \"quoted\" ü".into()),
+        scopes: Some("a b".into()),
+        client_ip: Some("::1".into()),
+        origin: Some("https://app.example".into()),
+        detail: Some("jti=x".into()),
+    };
+    let sparse = AuditRecord {
+        at: 1_800_000_001,
+        action: "token.issue".into(),
+        outcome: "granted".into(),
+        ..AuditRecord::default()
+    };
+    let many: Vec<AuditRecord> = (0..2500)
+        .map(|i| AuditRecord {
+            at: i,
+            ..sparse.clone()
+        })
+        .collect();
+    db.store
+        .insert_audit(&[full.clone(), sparse.clone()])
+        .await
+        .unwrap();
+    db.store.insert_audit(&many).await.unwrap();
+    let back = db.store.audit(2502).await.unwrap();
+    assert_eq!(back.len(), 2502);
+    assert_eq!(back[2501], full);
+    assert_eq!(back[2500], sparse);
+    assert_eq!(back[0].at, 2499);
+}

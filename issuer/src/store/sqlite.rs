@@ -611,27 +611,21 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        // Multi-row INSERTs: one statement per 200 records instead of one per record, since every
-        // statement is a round trip to sqlx's SQLite worker thread.
-        for chunk in records.chunks(200) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit (at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail) ",
-            );
-            q.push_values(chunk, |mut b, a| {
-                b.push_bind(a.at)
-                    .push_bind(&a.action)
-                    .push_bind(&a.outcome)
-                    .push_bind(&a.reason)
-                    .push_bind(&a.actor)
-                    .push_bind(&a.key_id)
-                    .push_bind(&a.tenant)
-                    .push_bind(&a.scopes)
-                    .push_bind(&a.client_ip)
-                    .push_bind(&a.origin)
-                    .push_bind(&a.detail);
-            });
-            q.build().execute(&mut *tx).await.map_err(unavailable)?;
-        }
+        // One statement per batch: the records travel as one JSON array and SQLite unpacks them,
+        // instead of eleven bound values per record crossing to sqlx's SQLite worker thread.
+        let json =
+            serde_json::to_string(records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO audit (at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail)
+             SELECT value ->> 'at', value ->> 'action', value ->> 'outcome', value ->> 'reason', value ->> 'actor',
+                    value ->> 'key_id', value ->> 'tenant', value ->> 'scopes', value ->> 'client_ip',
+                    value ->> 'origin', value ->> 'detail'
+             FROM json_each(?)",
+        )
+        .bind(json)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 
