@@ -14,11 +14,12 @@ use tokio::net::TcpListener;
 use crate::config::Secrets;
 use crate::domain::audit::{self, AuditSink};
 use crate::domain::key_hash::KeyHasher;
+use crate::domain::revocations::ListFeed;
 use crate::domain::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
 use crate::domain::{DomainError, revocations, signing};
 use crate::http::{self, AppState};
-use crate::store::{Store, StoredList};
+use crate::store::Store;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
 /// database round trip).
@@ -44,7 +45,7 @@ struct Runtime<S> {
     store: Arc<S>,
     enc: Arc<EncryptionKey>,
     signing: Arc<ArcSwap<signing::SigningSet>>,
-    list: Arc<ArcSwap<StoredList>>,
+    list: ListFeed,
     tokens: TokenService<S>,
     cfg: ServeConfig,
 }
@@ -66,9 +67,9 @@ impl<S: Store> Runtime<S> {
             self.cfg.list_validity,
         )
         .await?;
-        if list.serial != self.list.load().serial {
-            tracing::info!(serial = list.serial, "revocation list updated");
-            self.list.store(Arc::new(list));
+        let serial = list.serial;
+        if self.list.publish(list) {
+            tracing::info!(serial, "revocation list updated");
         }
         Ok(())
     }
@@ -126,7 +127,7 @@ pub async fn serve<S: Store>(
         store: Arc::clone(&store),
         enc,
         signing: signing_set,
-        list: Arc::new(ArcSwap::from_pointee(first_list)),
+        list: ListFeed::new(first_list),
         tokens,
         cfg: cfg.clone(),
     });
@@ -138,7 +139,7 @@ pub async fn serve<S: Store>(
     let app = http::router(AppState {
         tokens: rt.tokens.clone(),
         signing: Arc::clone(&rt.signing),
-        list: Arc::clone(&rt.list),
+        list: rt.list.clone(),
         store: Arc::clone(&store),
         issuer: cfg.issuer.clone(),
         jwks_max_age: cfg.jwks_max_age,
@@ -147,7 +148,14 @@ pub async fn serve<S: Store>(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown({
+        // Push streams never end on their own; closing the feed ends them so shutdown completes.
+        let feed = rt.list.clone();
+        async move {
+            shutdown.await;
+            feed.close();
+        }
+    })
     .await;
     watcher.abort();
     maintenance.abort();

@@ -18,6 +18,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Emergency: remove a compromised key from the JWKS at once and list its kid as revoked, so
+    /// verifiers drop every token it signed. If it was signing, another key takes over at once.
+    Revoke {
+        /// The compromised key's kid.
+        kid: String,
+        /// Longest token lifetime in force (default: what the server last ran with, else 1h).
+        #[arg(long, value_parser = super::duration)]
+        max_token_ttl: Option<Duration>,
+    },
     /// Start a rotation: a new key is published now and signs once the JWKS cache period has
     /// passed; the old key stays published until every token it signed has expired.
     Rotate {
@@ -61,6 +70,21 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     );
                 }
             }
+        }
+        Command::Revoke { kid, max_token_ttl } => {
+            let ttl = super::max_token_ttl(store, max_token_ttl).await?;
+            signing::revoke(
+                store,
+                &opened.secrets.encryption_key,
+                &kid,
+                UnixTime::now(),
+                ttl,
+                &actor(),
+            )
+            .await?;
+            println!(
+                "revoked signing key {kid}: it is out of the JWKS and every token it signed is listed as revoked"
+            );
         }
         Command::Rotate { alg, json } => {
             let alg = Algorithm::from_name(&alg).unwrap_or(Algorithm::EdDsa);

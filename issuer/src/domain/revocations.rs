@@ -11,6 +11,55 @@ use keymint_verifier::MAX_LEEWAY;
 use super::{DomainError, unix};
 use crate::store::{AuditRecord, RevocationRecord, Store, StoreError, StoredList};
 
+/// The list a server serves, and a way to wait for the next one (the push channel).
+#[derive(Debug, Clone)]
+pub struct ListFeed {
+    tx: std::sync::Arc<tokio::sync::watch::Sender<std::sync::Arc<StoredList>>>,
+    closed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl ListFeed {
+    /// A feed starting with `first`.
+    pub fn new(first: StoredList) -> Self {
+        Self {
+            tx: std::sync::Arc::new(tokio::sync::watch::channel(std::sync::Arc::new(first)).0),
+            closed: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// The list in force.
+    pub fn current(&self) -> std::sync::Arc<StoredList> {
+        std::sync::Arc::clone(&self.tx.borrow())
+    }
+
+    /// Publishes a list if its serial is newer; returns whether it was.
+    pub fn publish(&self, list: StoredList) -> bool {
+        self.tx.send_if_modified(|cur| {
+            if list.serial > cur.serial {
+                *cur = std::sync::Arc::new(list);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// A receiver that wakes on every new list.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<StoredList>> {
+        self.tx.subscribe()
+    }
+
+    /// A receiver that turns `true` when the server shuts down, so that push streams end.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// Ends every push stream.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+}
+
 /// Default validity of a signed list.
 pub const DEFAULT_LIST_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 

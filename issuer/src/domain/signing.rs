@@ -248,3 +248,75 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
         records,
     })
 }
+
+/// Emergency revocation of a compromised signing key: it leaves the JWKS at once, its private key is
+/// destroyed, and a `kid` entry makes verifiers drop every token it signed. If it was the active
+/// key, a pending *next* key takes over at once, or else a fresh key is generated and signs at
+/// once (verifiers fetch it on the first unknown `kid`).
+pub async fn revoke<S: Store>(
+    store: &S,
+    enc: &EncryptionKey,
+    kid: &str,
+    now: UnixTime,
+    max_token_ttl: Duration,
+    actor: &str,
+) -> Result<(), DomainError> {
+    let keys = store.signing_keys().await?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| DomainError::NotFound(format!("signing key {kid}")))?;
+    if matches!(
+        key.state,
+        SigningKeyState::Revoked | SigningKeyState::Removed
+    ) {
+        return Err(DomainError::Conflict(format!(
+            "signing key {kid} is already {}",
+            key.state.as_str()
+        )));
+    }
+    let t = unix(now);
+    if key.state == SigningKeyState::Active {
+        let successor = keys.iter().find(|k| k.state == SigningKeyState::Next);
+        let promoted = match successor {
+            Some(next) => {
+                store
+                    .transition_signing_key(
+                        &next.kid,
+                        SigningKeyState::Next,
+                        SigningKeyState::Active,
+                        t,
+                        None,
+                        None,
+                    )
+                    .await?
+            }
+            None => false,
+        };
+        if !promoted {
+            let rec = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, t, t)?;
+            store.insert_signing_key(&rec, None).await?;
+        }
+    }
+    let entry = crate::store::RevocationRecord {
+        kind: "kid".into(),
+        target: kid.to_owned(),
+        revoked_at: t,
+        drop_after: unix(super::revocations::drop_after(now, max_token_ttl)),
+    };
+    let audit = AuditRecord {
+        at: t,
+        action: "signing_key.revoke".into(),
+        outcome: "ok".into(),
+        actor: Some(actor.to_owned()),
+        detail: Some(format!("kid={kid}")),
+        ..AuditRecord::default()
+    };
+    if !store.revoke_signing_key(kid, &entry, &audit).await? {
+        return Err(DomainError::Conflict(format!(
+            "signing key {kid} changed meanwhile; try again"
+        )));
+    }
+    super::audit::log(&audit);
+    Ok(())
+}

@@ -1,9 +1,14 @@
 //! Discovery: the JWKS, RFC 8414 metadata and the signed revocation list.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 
 use super::AppState;
 use crate::store::Store;
@@ -65,7 +70,7 @@ pub(crate) async fn revocations<S: Store>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,
 ) -> Response {
-    let list = st.list.load();
+    let list = st.list.current();
     let etag = format!("\"{}\"", list.serial);
     // Verifiers revalidate with If-None-Match; freshness comes from the signed exp, not HTTP.
     let cache = "no-cache".to_owned();
@@ -90,6 +95,45 @@ pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Respons
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
         "keymint_token_endpoint": format!("{base}/v1/token"),
         "keymint_revocation_list_uri": format!("{base}/v1/revocations"),
+        "keymint_revocation_events_uri": format!("{base}/v1/revocations/events"),
     }))
     .into_response()
+}
+
+/// `GET /v1/revocations/events`: server-sent events, one `revocations` event per new list
+/// (`id` = serial, `data` = the signed list). With `Last-Event-ID`, the current list is sent at once
+/// only if it is newer than that serial; without, it is sent at once.
+pub(crate) async fn revocation_events<S: Store>(
+    State(st): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let last: Option<i64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok());
+    let rx = st.list.subscribe();
+    let closing = st.list.closing();
+    let stream = futures_util::stream::unfold(
+        (rx, closing, last),
+        |(mut rx, mut closing, last)| async move {
+            loop {
+                if *closing.borrow() {
+                    return None;
+                }
+                let current = std::sync::Arc::clone(&rx.borrow_and_update());
+                if last.is_none_or(|l| current.serial > l) {
+                    let event = Event::default()
+                        .event("revocations")
+                        .id(current.serial.to_string())
+                        .data(current.jws.as_str());
+                    return Some((Ok(event), (rx, closing, Some(current.serial))));
+                }
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return None; },
+                    _ = closing.changed() => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

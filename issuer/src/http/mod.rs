@@ -10,9 +10,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use keymint_jwks::Issuer;
 
+use crate::domain::revocations::ListFeed;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::TokenService;
-use crate::store::{Store, StoredList};
+use crate::store::Store;
 
 mod credentials;
 mod discovery;
@@ -34,8 +35,8 @@ pub struct AppState<S> {
     pub tokens: TokenService<S>,
     /// Current signing set (JWKS).
     pub signing: Arc<ArcSwap<SigningSet>>,
-    /// Current signed revocation list.
-    pub list: Arc<ArcSwap<StoredList>>,
+    /// Current signed revocation list, and the push channel.
+    pub list: ListFeed,
     /// The store, for readiness.
     pub store: Arc<S>,
     /// The issuer URL, as in `iss`.
@@ -49,7 +50,7 @@ impl<S> Clone for AppState<S> {
         Self {
             tokens: self.tokens.clone(),
             signing: Arc::clone(&self.signing),
-            list: Arc::clone(&self.list),
+            list: self.list.clone(),
             store: Arc::clone(&self.store),
             issuer: self.issuer.clone(),
             jwks_max_age: self.jwks_max_age,
@@ -68,6 +69,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(discovery::metadata::<S>),
         )
         .route("/v1/revocations", get(discovery::revocations::<S>))
+        .route(
+            "/v1/revocations/events",
+            get(discovery::revocation_events::<S>),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY))

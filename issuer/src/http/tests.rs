@@ -98,7 +98,7 @@ async fn harness(name: &str) -> Harness {
     let app = router(AppState {
         tokens,
         signing: set,
-        list: Arc::new(ArcSwap::from_pointee(list)),
+        list: crate::domain::revocations::ListFeed::new(list),
         store: Arc::clone(&store),
         issuer,
         jwks_max_age: Duration::from_secs(60),

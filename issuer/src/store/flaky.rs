@@ -148,6 +148,15 @@ impl<S: Store> Store for FlakyStore<S> {
             .transition_signing_key(kid, from, to, at, remove_after, audit)
             .await
     }
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.revoke_signing_key(kid, entry, audit).await
+    }
     async fn last_change(&self) -> StoreResult<i64> {
         self.check()?;
         self.inner.last_change().await

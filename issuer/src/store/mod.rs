@@ -124,6 +124,15 @@ pub trait Store: Send + Sync + 'static {
         audit: Option<&AuditRecord>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Revokes a signing key at once: out of the JWKS, private key destroyed, and a `kid`
+    /// revocation entry, in one transaction. False if no such key is published.
+    fn revoke_signing_key(
+        &self,
+        kid: &str,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// The newest change ID.
     fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Changes after `after`, oldest first.

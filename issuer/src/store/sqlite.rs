@@ -578,6 +578,33 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        entry: &RevocationRecord,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'revoked', revoked_at = ?, encrypted_pkcs8 = x''
+             WHERE kid = ? AND state IN ('next', 'active', 'retired')",
+        )
+        .bind(entry.revoked_at)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        revocation_in(&mut tx, entry).await?;
+        audit_in(&mut tx, audit).await?;
+        change_in(&mut tx, "signing_key", kid, audit.at).await?;
+        change_in(&mut tx, "revocation", kid, audit.at).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
     async fn last_change(&self) -> StoreResult<i64> {
         let id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM changes")
             .fetch_one(&self.pool)
