@@ -167,11 +167,51 @@ impl VerifierBuilder {
             max_list_len: self.max_list_len,
             check_revocation: self.check_revocation,
         };
-        let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes);
+        let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes, None);
         if let Some(list) = list {
             verifier.update_revocations(&list)?;
         }
         Ok(verifier)
+    }
+}
+
+#[cfg(feature = "live")]
+impl VerifierBuilder {
+    /// Builds a verifier fed by live sources (see [`crate::live`]): background threads fetch the
+    /// key set and the revocation list and keep them fresh. Until the first key set arrives, and
+    /// whenever it is older than the configured maximum, `verify` fails closed with
+    /// [`VerifyError::SourcesUnavailable`](crate::VerifyError::SourcesUnavailable). A key set or
+    /// list given to this builder is used until the first fetch.
+    pub fn build_live(
+        self,
+        live: crate::live::LiveConfig,
+    ) -> Result<(Verifier, crate::live::LiveHandle), BuildError> {
+        if self.leeway > MAX_LEEWAY {
+            return Err(BuildError::LeewayTooLarge(self.leeway));
+        }
+        let (wake, wake_rx) = std::sync::mpsc::sync_channel(1);
+        let hooks = crate::verifier::LiveHooks {
+            wake,
+            keys_ok_at: std::sync::atomic::AtomicU64::new(0),
+            max_stale_secs: live.max_stale.as_secs(),
+        };
+        let config = Config {
+            issuer: self.issuer,
+            audiences: self.audiences,
+            leeway_secs: self.leeway.as_secs(),
+            max_token_len: self.max_token_len,
+            max_list_len: self.max_list_len,
+            check_revocation: self.check_revocation,
+        };
+        let verifier = Verifier::from_parts(
+            config,
+            self.jwks.unwrap_or_default(),
+            self.clock,
+            self.cache_bytes,
+            Some(hooks),
+        );
+        let handle = crate::live::spawn(verifier.clone(), live, wake_rx)?;
+        Ok((verifier, handle))
     }
 }
 

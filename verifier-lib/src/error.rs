@@ -116,6 +116,13 @@ pub enum VerifyError {
     /// The verifier has no revocation list, so it cannot vouch for any token.
     #[error("no revocation list is loaded; refusing every token")]
     NoRevocationList,
+    /// The key set is older than the configured maximum without a successful refresh (or was never
+    /// loaded), so the verifier cannot vouch for any token.
+    #[error("the key set could not be refreshed for too long; refusing every token")]
+    SourcesUnavailable {
+        /// When the key set was last fetched successfully, if ever.
+        last_refresh: Option<UnixTime>,
+    },
     /// The newest revocation list has expired, so the verifier cannot vouch for any token.
     #[error("the revocation list expired at {exp} (now {now}); refusing every token")]
     RevocationListExpired {
@@ -132,7 +139,9 @@ impl VerifyError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::NoRevocationList | Self::RevocationListExpired { .. }
+            Self::NoRevocationList
+                | Self::RevocationListExpired { .. }
+                | Self::SourcesUnavailable { .. }
         )
     }
 
@@ -160,6 +169,7 @@ impl VerifyError {
             Self::Revoked(_) => "revoked",
             Self::NoRevocationList => "no_revocation_list",
             Self::RevocationListExpired { .. } => "revocation_list_expired",
+            Self::SourcesUnavailable { .. } => "sources_unavailable",
         }
     }
 }
@@ -209,6 +219,10 @@ pub enum BuildError {
     /// The leeway is larger than [`MAX_LEEWAY`](crate::MAX_LEEWAY).
     #[error("leeway of {0:?} is larger than the maximum of 5 minutes")]
     LeewayTooLarge(Duration),
+    /// Live sources could not be set up.
+    #[cfg(feature = "live")]
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
     /// An identifier given to the builder was refused.
     #[error("{0}")]
     Id(#[from] IdError),

@@ -85,6 +85,10 @@ pub mod clock;
 pub mod dangerous;
 mod error;
 mod keyset;
+#[cfg(feature = "axum")]
+pub mod layer;
+#[cfg(feature = "live")]
+pub mod live;
 mod revocation;
 mod token;
 mod verifier;

@@ -32,8 +32,19 @@ pub(crate) struct Config {
     pub(crate) check_revocation: bool,
 }
 
+/// What live sources share with the verify path: a doorbell for unknown `kid`s and the time of the
+/// last successful key-set refresh.
+#[derive(Debug)]
+pub(crate) struct LiveHooks {
+    pub(crate) wake: std::sync::mpsc::SyncSender<()>,
+    /// Unix seconds of the last successful refresh; 0 = never.
+    pub(crate) keys_ok_at: std::sync::atomic::AtomicU64,
+    pub(crate) max_stale_secs: u64,
+}
+
 #[derive(Debug)]
 struct Shared {
+    live: Option<LiveHooks>,
     config: Config,
     keys: ArcSwap<KeySet>,
     revocations: ArcSwapOption<RevocationState>,
@@ -105,8 +116,10 @@ impl Verifier {
         jwks: Jwks,
         clock: Arc<dyn Clock>,
         cache_bytes: u64,
+        live: Option<LiveHooks>,
     ) -> Self {
         Self(Arc::new(Shared {
+            live,
             config,
             keys: ArcSwap::from_pointee(KeySet::new(jwks)),
             revocations: ArcSwapOption::empty(),
@@ -134,6 +147,18 @@ impl Verifier {
                 max: cfg.max_token_len,
             });
         }
+        if let Some(live) = &self.0.live {
+            use std::sync::atomic::Ordering;
+            let ok_at = live.keys_ok_at.load(Ordering::Relaxed);
+            if ok_at == 0 {
+                return Err(VerifyError::SourcesUnavailable { last_refresh: None });
+            }
+            if now.0.saturating_sub(ok_at) > live.max_stale_secs {
+                return Err(VerifyError::SourcesUnavailable {
+                    last_refresh: Some(UnixTime(ok_at)),
+                });
+            }
+        }
         if let Some(hit) = self.0.cache.get(token) {
             if self
                 .0
@@ -147,7 +172,11 @@ impl Verifier {
             }
             self.0.cache.remove(token);
         }
-        let (verified, key) = self.verify_uncached(token)?;
+        let (verified, key) = self.verify_uncached(token).inspect_err(|e| {
+            if matches!(e, VerifyError::UnknownKid { .. }) {
+                self.kid_missed();
+            }
+        })?;
         self.check_time(verified.claims(), now)?;
         self.check_revocation(&verified, now)?;
         self.0.cache.insert(
@@ -331,6 +360,23 @@ impl Verifier {
     ) -> Result<RevocationUpdate, UpdateError> {
         let jws = crate::builder::read_list(path, self.0.config.max_list_len)?;
         self.update_revocations(&jws)
+    }
+
+    /// Tells live sources that a token named a `kid` we do not have. Never blocks: the key-set
+    /// thread decides whether its cooldown allows a refetch.
+    pub(crate) fn kid_missed(&self) {
+        if let Some(live) = &self.0.live {
+            let _ = live.wake.try_send(());
+        }
+    }
+
+    /// Records a successful key-set refresh (for the staleness check).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub(crate) fn keys_refreshed(&self, now: UnixTime) {
+        if let Some(live) = &self.0.live {
+            live.keys_ok_at
+                .store(now.0.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// The serial of the revocation list in force.

@@ -63,7 +63,13 @@ struct ActiveKey {
     audiences: Vec<Audience>,
     allow_ips: Vec<IpNet>,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// The last-used time last queued for the database: a key in constant use is written once a
+    /// minute, not on every request.
+    last_used_queued: std::sync::atomic::AtomicI64,
 }
+
+/// Last-used times are kept to this precision in the database.
+const LAST_USED_PRECISION: i64 = 60;
 
 impl ActiveKey {
     fn from_record(record: KeyRecord) -> Result<Self, DomainError> {
@@ -85,6 +91,7 @@ impl ActiveKey {
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .map_err(|_| corrupt("allow_ips"))?,
+            last_used_queued: std::sync::atomic::AtomicI64::new(record.last_used_at.unwrap_or(0)),
             limiter: record
                 .rate_limit
                 .as_deref()
@@ -371,10 +378,25 @@ impl<S: Store> TokenService<S> {
             .active
             .sign_access_token(&claims)
             .map_err(|e| DomainError::Internal(e.to_string()))?;
-        self.usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.record.key_id.clone(), t);
+        let queued = key
+            .last_used_queued
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if t - queued >= LAST_USED_PRECISION
+            && key
+                .last_used_queued
+                .compare_exchange(
+                    queued,
+                    t,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.usage
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key.record.key_id.clone(), t);
+        }
         Ok(IssuedToken {
             access_token,
             expires_in: ttl,

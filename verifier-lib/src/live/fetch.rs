@@ -1,0 +1,146 @@
+//! One conditional GET with a size cap, or one file read.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A fetched document.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The body; `None` for 304 Not Modified (or an unchanged file).
+    pub(crate) body: Option<String>,
+    /// The validator to send next time.
+    pub(crate) etag: Option<String>,
+    /// `Cache-Control: max-age`, if any.
+    pub(crate) max_age: Option<Duration>,
+}
+
+/// Why a fetch failed. The good copy stays in force.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("{0}")]
+    Transport(String),
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("not UTF-8")]
+    NotText,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) fn agent(connect: Duration, read: Duration) -> ureq::Agent {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| {
+        b.with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth()
+    });
+    let builder = ureq::AgentBuilder::new()
+        .timeout_connect(connect)
+        .timeout_read(read)
+        .redirects(2);
+    // The library never installs a process-wide rustls provider: the agent gets ring explicitly.
+    match tls {
+        Ok(cfg) => builder.tls_config(Arc::new(cfg)).build(),
+        Err(_) => builder.build(),
+    }
+}
+
+fn max_age(cache_control: Option<&str>) -> Option<Duration> {
+    cache_control?
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+pub(crate) fn get_text(
+    agent: &ureq::Agent,
+    url: &str,
+    etag: Option<&str>,
+    limit: u64,
+) -> Result<Fetched, FetchError> {
+    let mut req = agent.get(url);
+    if let Some(tag) = etag {
+        req = req.set("If-None-Match", tag);
+    }
+    let res = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) => return Err(FetchError::Status(code)),
+        Err(e) => return Err(FetchError::Transport(e.to_string())),
+    };
+    let etag = res.header("etag").map(str::to_owned);
+    let max_age = max_age(res.header("cache-control"));
+    if res.status() == 304 {
+        return Ok(Fetched {
+            body: None,
+            etag,
+            max_age,
+        });
+    }
+    let mut bytes = Vec::new();
+    res.into_reader()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FetchError::Transport(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(FetchError::TooLarge(limit));
+    }
+    let body = String::from_utf8(bytes).map_err(|_| FetchError::NotText)?;
+    Ok(Fetched {
+        body: Some(body),
+        etag,
+        max_age,
+    })
+}
+
+pub(crate) fn read_file(
+    path: &Path,
+    seen: &mut Option<SystemTime>,
+    limit: u64,
+) -> Result<Fetched, FetchError> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    if *seen == Some(modified) {
+        return Ok(Fetched {
+            body: None,
+            etag: None,
+            max_age: None,
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(FetchError::TooLarge(limit));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| FetchError::NotText)?;
+    *seen = Some(modified);
+    Ok(Fetched {
+        body: Some(text.trim_end().to_owned()),
+        etag: None,
+        max_age: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age(Some("public, max-age=120")),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(max_age(Some("no-cache")), None);
+        assert_eq!(max_age(None), None);
+    }
+}
