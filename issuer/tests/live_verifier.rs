@@ -1,0 +1,187 @@
+//! The issuer and a live verifier together over loopback: every kind of revocation reaches the
+//! verifier within a second, rotation under traffic fails nothing, and a stopped issuer is survived
+//! until the maximum age.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use keymint_jwks::{Audience, Issuer};
+use keymint_verifier::live::{LiveConfig, LiveHandle};
+use keymint_verifier::{Verifier, VerifyError};
+use support::*;
+
+const AUD: &str = "https://api.example";
+
+fn live(s: &Server, tune: impl FnOnce(LiveConfig) -> LiveConfig) -> (Verifier, LiveHandle) {
+    let cfg = tune(LiveConfig::discover(&s.url).unwrap());
+    let (v, h) = Verifier::builder(
+        Issuer::new(s.url.as_str()).unwrap(),
+        Audience::new(AUD).unwrap(),
+    )
+    .build_live(cfg)
+    .unwrap();
+    assert!(
+        h.wait_ready(Duration::from_secs(5)),
+        "live sources never became ready"
+    );
+    (v, h)
+}
+
+fn token(s: &Server, key: &str) -> String {
+    token_request(s, key, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn jti_and_kid(token: &str) -> (String, String) {
+    let part = |i: usize| {
+        let seg = token.split('.').nth(i).unwrap();
+        serde_json::from_slice::<serde_json::Value>(
+            &keymint_jwks::jws::decode_segment(seg, "x").unwrap(),
+        )
+        .unwrap()
+    };
+    (
+        part(1)["jti"].as_str().unwrap().to_owned(),
+        part(0)["kid"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Runs `revoke`, then measures until `token` is refused by `v`.
+fn time_until_refused(s: &Server, v: &Verifier, token: &str, revoke: &[&str]) -> Duration {
+    v.verify(token).unwrap();
+    let out = s.cli(revoke);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Instant::now();
+    while v.verify(token).is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "{revoke:?} never reached the verifier"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.elapsed()
+}
+
+#[test]
+fn every_kind_of_revocation_reaches_a_live_verifier_within_a_second() {
+    // Polling is slow here (30 s): only the push channel can make it in time.
+    let s = Server::start("live-revoke", &[]);
+    let (v, handle) = live(&s, |c| {
+        c.min_refresh(Duration::from_secs(30))
+            .max_refresh(Duration::from_secs(60))
+            .kid_cooldown(Duration::from_millis(100))
+    });
+    let (id1, k1) = s.create_key(&["--tenant", "t1", "--scope", "a", "--audience", AUD]);
+    let (_, k2) = s.create_key(&["--tenant", "t2", "--scope", "a", "--audience", AUD]);
+    let (_, k3) = s.create_key(&["--tenant", "t3", "--scope", "a", "--audience", AUD]);
+    let (_, k4) = s.create_key(&["--tenant", "t4", "--scope", "a", "--audience", AUD]);
+
+    let key_latency = time_until_refused(&s, &v, &token(&s, &k1), &["keys", "revoke", &id1]);
+    let t2 = token(&s, &k2);
+    let (jti, _) = jti_and_kid(&t2);
+    let jti_latency = time_until_refused(&s, &v, &t2, &["revoke", "token", &jti]);
+    let tenant_latency = time_until_refused(&s, &v, &token(&s, &k3), &["revoke", "tenant", "t3"]);
+    let t4 = token(&s, &k4);
+    let (_, kid) = jti_and_kid(&t4);
+    let kid_latency = time_until_refused(&s, &v, &t4, &["signing-keys", "revoke", &kid]);
+    println!(
+        "revocation → verifier: key {key_latency:?}, jti {jti_latency:?}, tenant {tenant_latency:?}, signing key {kid_latency:?}"
+    );
+    for (what, l) in [
+        ("key", key_latency),
+        ("jti", jti_latency),
+        ("tenant", tenant_latency),
+        ("kid", kid_latency),
+    ] {
+        assert!(l < Duration::from_secs(1), "{what}: {l:?}");
+    }
+    assert!(handle.stats().events >= 4, "{:?}", handle.stats());
+    // After the signing key was revoked, new tokens (from the new key) verify.
+    let fresh = token(&s, &k4);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Err(e) = v.verify(&fresh) {
+        assert!(matches!(e, VerifyError::UnknownKid { .. }), "{e:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the new signing key was never fetched"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rotation_under_continuous_traffic_fails_no_request() {
+    let s = Server::start("live-rotate", &["--jwks-max-age", "2s"]);
+    // The verifier honours the JWKS cache period (2 s, within its min/max).
+    let (v, _h) = live(&s, |c| {
+        c.min_refresh(Duration::from_millis(200))
+            .max_refresh(Duration::from_secs(10))
+    });
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let first = token(&s, &key);
+    let (_, old_kid) = jti_and_kid(&first);
+    assert!(s.cli(&["signing-keys", "rotate"]).status.success());
+    let started = Instant::now();
+    let (mut total, mut new_kid_seen) = (0, false);
+    while started.elapsed() < Duration::from_secs(5) {
+        let t = token(&s, &key);
+        v.verify(&t)
+            .unwrap_or_else(|e| panic!("request {total} failed during rotation: {e:?}"));
+        new_kid_seen |= jti_and_kid(&t).1 != old_kid;
+        total += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(new_kid_seen, "the new key never signed");
+    // Old tokens stay valid until they expire.
+    v.verify(&first).unwrap();
+    println!("{total} requests across the rotation, none failed");
+}
+
+#[test]
+fn a_stopped_issuer_is_survived_until_the_maximum_age_then_verification_fails_closed() {
+    let mut s = Server::start("live-stopped", &[]);
+    let (v, _h) = live(&s, |c| {
+        c.min_refresh(Duration::from_millis(200))
+            .max_refresh(Duration::from_millis(500))
+            .max_stale(Duration::from_secs(3))
+    });
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let t = token(&s, &key);
+    v.verify(&t).unwrap();
+    s.stop();
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_secs(2) {
+        v.verify(&t)
+            .expect("the cached copy should carry verification through a short outage");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = stopped + Duration::from_secs(6);
+    loop {
+        match v.verify(&t) {
+            Ok(_) => {}
+            Err(VerifyError::SourcesUnavailable { .. }) => break,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(Instant::now() < deadline, "never failed closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "failed closed {:?} after the issuer stopped",
+        stopped.elapsed()
+    );
+}

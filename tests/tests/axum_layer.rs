@@ -1,0 +1,178 @@
+//! The axum integration without a socket: each failure gets its RFC 6750 answer, handlers get the
+//! typed claims, and tokens are taken from the Authorization header only.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use common::*;
+use http_body_util::BodyExt as _;
+use keymint_jwks::*;
+use keymint_verifier::layer::{AuthRejection, Bearer};
+use tower::ServiceExt as _;
+
+async fn orders(auth: Bearer) -> Result<String, AuthRejection> {
+    auth.require_scopes(&["orders:read"])?;
+    Ok(format!("orders of {}", auth.claims().tenant))
+}
+
+async fn admin(auth: Bearer) -> Result<String, AuthRejection> {
+    auth.require_scopes(&["orders:read", "orders:admin"])?;
+    Ok("admin".into())
+}
+
+fn app(v: &keymint_verifier::Verifier) -> axum::Router {
+    axum::Router::new()
+        .route("/orders", get(orders))
+        .route("/admin", get(admin))
+        .layer(v.layer())
+}
+
+async fn call(
+    app: &axum::Router,
+    path: &str,
+    auth: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
+    let mut req = Request::get(path);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, challenge, body)
+}
+
+fn now_claims() -> Claims {
+    let now = UnixTime::now();
+    let mut c = claims();
+    c.iat = now;
+    c.nbf = Some(now);
+    c.exp = now.saturating_add(std::time::Duration::from_secs(600));
+    c
+}
+
+fn verifier(signer: &Signer) -> keymint_verifier::Verifier {
+    let v =
+        keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+            .jwks(Jwks::new(vec![signer.key().public_jwk()]).unwrap())
+            .build()
+            .unwrap();
+    let now = UnixTime::now();
+    let list = signer
+        .sign_revocation_list(&RevocationList {
+            v: 1,
+            iss: Issuer::new(ISS).unwrap(),
+            serial: 1,
+            iat: now,
+            exp: now.saturating_add(std::time::Duration::from_secs(3600)),
+            entries: vec![],
+        })
+        .unwrap();
+    v.update_revocations(list.jws()).unwrap();
+    v
+}
+
+#[tokio::test]
+async fn a_good_token_reaches_the_handler_with_typed_claims() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let app = app(&verifier(&signer));
+    let token = signer.sign_access_token(&now_claims()).unwrap();
+    let (status, _, body) = call(&app, "/orders", Some(&format!("Bearer {token}"))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "orders of acme"));
+    // The scheme is case-insensitive.
+    let (status, _, _) = call(&app, "/orders", Some(&format!("bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn no_token_is_401_without_an_error_code() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let app = app(&verifier(&signer));
+    let token = signer.sign_access_token(&now_claims()).unwrap();
+    for (path, auth) in [
+        ("/orders".to_owned(), None),
+        ("/orders".to_owned(), Some(format!("Basic {token}"))),
+        // A token in the query string is ignored: it is not a credential here.
+        (format!("/orders?access_token={token}"), None),
+    ] {
+        let (status, challenge, _) = call(&app, &path, auth.as_deref()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"api\""));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_is_401_invalid_token_and_the_body_never_echoes_it() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let other = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let app = app(&verifier(&signer));
+    let forged = other.sign_access_token(&now_claims()).unwrap();
+    let (status, challenge, body) = call(&app, "/orders", Some(&format!("Bearer {forged}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = challenge.unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(!body.contains(&forged) && !challenge.contains(&forged));
+}
+
+#[tokio::test]
+async fn a_genuine_token_without_the_scope_is_403_insufficient_scope() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let app = app(&verifier(&signer));
+    let token = signer.sign_access_token(&now_claims()).unwrap();
+    let (status, challenge, body) = call(&app, "/admin", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let challenge = challenge.unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"orders:read orders:admin\""),
+        "{challenge}"
+    );
+    assert!(body.contains("insufficient_scope"));
+}
+
+#[tokio::test]
+async fn stale_sources_are_503_not_the_clients_fault() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    // No revocation list installed: the verifier cannot vouch for anything.
+    let v =
+        keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+            .jwks(Jwks::new(vec![signer.key().public_jwk()]).unwrap())
+            .build()
+            .unwrap();
+    let token = signer.sign_access_token(&now_claims()).unwrap();
+    let res = app(&v)
+        .oneshot(
+            Request::get("/orders")
+                .header("Authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(res.headers().get("www-authenticate").is_none());
+}
+
+#[tokio::test]
+async fn a_route_without_the_layer_is_a_server_error_not_an_open_door() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let token = signer.sign_access_token(&now_claims()).unwrap();
+    let bare = axum::Router::new().route("/orders", get(orders));
+    let (status, _, _) = call(&bare, "/orders", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
