@@ -185,3 +185,66 @@ fn a_stopped_issuer_is_survived_until_the_maximum_age_then_verification_fails_cl
         stopped.elapsed()
     );
 }
+
+#[test]
+fn published_files_on_a_static_server_verify_with_the_issuer_stopped() {
+    let mut s = Server::start("live-static", &[]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let good = token(&s, &key);
+    let (_, k2) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let revoked = token(&s, &k2);
+    let k2_id = k2.split('_').nth(3).unwrap().to_owned();
+    assert!(s.cli(&["keys", "revoke", &k2_id]).status.success());
+    let public = temp_dir("static-public");
+    let out = s.cli(&["publish", "--out", public.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issuer = s.url.clone();
+    s.stop();
+    // Any static web server: here a bare TCP loop answering GET with the file's bytes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let dir = public.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            let (status, body) = match std::fs::read(dir.join(&path)) {
+                Ok(b) => ("200 OK", b),
+                Err(_) => ("404 Not Found", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    let cfg = keymint_verifier::live::LiveConfig::new(
+        keymint_verifier::live::Source::Url(format!("{base}/jwks.json")),
+        keymint_verifier::live::Source::Url(format!("{base}/revocations.jws")),
+    );
+    let (v, h) = Verifier::builder(
+        Issuer::new(issuer.as_str()).unwrap(),
+        Audience::new(AUD).unwrap(),
+    )
+    .build_live(cfg)
+    .unwrap();
+    assert!(h.wait_ready(Duration::from_secs(5)));
+    assert_eq!(v.verify(&good).unwrap().claims().sub.as_str(), id);
+    assert!(matches!(v.verify(&revoked), Err(VerifyError::Revoked(_))));
+    let _ = std::fs::remove_dir_all(public);
+}

@@ -25,10 +25,16 @@ struct Served {
     fail_with: Arc<AtomicU16>,
     jwks_hits: Arc<AtomicUsize>,
     list_hits: Arc<AtomicUsize>,
+    /// When non-zero, every answer is delayed by this many milliseconds.
+    delay_ms: Arc<AtomicU16>,
 }
 
 async fn jwks(State(s): State<Served>) -> Response {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = s.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
+    }
     match s.fail_with.load(Ordering::SeqCst) {
         0 => s.jwks.lock().unwrap().clone().into_response(),
         code => StatusCode::from_u16(code).unwrap().into_response(),
@@ -37,6 +43,10 @@ async fn jwks(State(s): State<Served>) -> Response {
 
 async fn list(State(s): State<Served>) -> Response {
     s.list_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = s.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
+    }
     match s.fail_with.load(Ordering::SeqCst) {
         0 => s.list.lock().unwrap().clone().into_response(),
         code => StatusCode::from_u16(code).unwrap().into_response(),
@@ -308,4 +318,28 @@ fn files_written_by_publish_are_a_source_too() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_slow_source_times_out_and_the_good_copy_stays() {
+    let (served, signer, v, handle) = setup(|c| {
+        c.timeout(Duration::from_millis(300))
+            .max_stale(Duration::from_secs(60))
+    });
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let token = signer.sign_access_token(&live_claims()).unwrap();
+    // Answers now take 5 s, far beyond the 300 ms timeout, and carry a key set without our key.
+    served.delay_ms.store(5000, Ordering::SeqCst);
+    *served.jwks.lock().unwrap() = Jwks::default().to_json();
+    let before = handle.stats().jwks_fetches;
+    let started = Instant::now();
+    while handle.stats().jwks_fetches < before + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "fetches did not time out: {:?}",
+            handle.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    v.verify(&token).unwrap();
 }

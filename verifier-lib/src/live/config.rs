@@ -89,7 +89,11 @@ impl LiveConfig {
             url: url.clone(),
             reason,
         };
-        let agent = super::fetch::agent(Duration::from_secs(10), Duration::from_secs(10));
+        let agent = super::fetch::agent(
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Some(Duration::from_secs(10)),
+        );
         let text = super::fetch::get_text(&agent, &url, None, 1024 * 1024)
             .map_err(|e| fail(e.to_string()))?
             .body
@@ -135,7 +139,7 @@ impl LiveConfig {
         self
     }
 
-    /// Per-request timeout (connect and read).
+    /// Per-request deadline (connect, read, and the whole request).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self

@@ -31,7 +31,9 @@ pub(crate) enum FetchError {
     Io(#[from] std::io::Error),
 }
 
-pub(crate) fn agent(connect: Duration, read: Duration) -> ureq::Agent {
+/// An agent with a connect timeout and a read timeout; with `overall`, also a deadline for the
+/// whole request including the body, so a source that trickles bytes cannot hold a thread.
+pub(crate) fn agent(connect: Duration, read: Duration, overall: Option<Duration>) -> ureq::Agent {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -42,10 +44,13 @@ pub(crate) fn agent(connect: Duration, read: Duration) -> ureq::Agent {
         })
         .with_no_client_auth()
     });
-    let builder = ureq::AgentBuilder::new()
+    let mut builder = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(read)
         .redirects(2);
+    if let Some(d) = overall {
+        builder = builder.timeout(d);
+    }
     // The library never installs a process-wide rustls provider: the agent gets ring explicitly.
     match tls {
         Ok(cfg) => builder.tls_config(Arc::new(cfg)).build(),

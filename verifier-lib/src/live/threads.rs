@@ -173,7 +173,7 @@ fn get(
 }
 
 fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
-    let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout);
+    let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout, Some(ctx.cfg.timeout));
     let (mut etag, mut seen) = (None, None);
     let mut last_kid_fetch: Option<Instant> = None;
     while !ctx.stopped() {
@@ -239,7 +239,7 @@ fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
 }
 
 fn list_thread(ctx: Arc<Ctx>) {
-    let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout);
+    let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout, Some(ctx.cfg.timeout));
     let (mut etag, mut seen) = (None, None);
     while !ctx.stopped() {
         // The list can only be checked against a key set.
@@ -282,7 +282,7 @@ fn list_thread(ctx: Arc<Ctx>) {
 
 fn events_thread(ctx: Arc<Ctx>, url: String) {
     // Reads block until the next event or keep-alive (every 15 s from keymint).
-    let agent = fetch::agent(ctx.cfg.timeout, Duration::from_secs(45));
+    let agent = fetch::agent(ctx.cfg.timeout, Duration::from_secs(45), None);
     let mut last_id: Option<String> = None;
     let mut backoff = Duration::from_millis(250);
     while !ctx.stopped() {
