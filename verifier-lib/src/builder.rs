@@ -146,12 +146,19 @@ impl VerifierBuilder {
 
     /// Builds the verifier, reading any files given and checking the initial revocation list.
     pub fn build(self) -> Result<Verifier, BuildError> {
+        self.assemble(None)
+    }
+
+    /// Shared by `build` and `build_live`: without live sources a key set is required.
+    fn assemble(self, live: Option<crate::verifier::LiveHooks>) -> Result<Verifier, BuildError> {
         if self.leeway > MAX_LEEWAY {
             return Err(BuildError::LeewayTooLarge(self.leeway));
         }
         let jwks = match (self.jwks, &self.jwks_path) {
             (Some(jwks), _) => jwks,
             (None, Some(path)) => read_jwks(path)?,
+            // Live sources bring the key set; until then the verifier refuses every token.
+            (None, None) if live.is_some() => Jwks::default(),
             (None, None) => return Err(BuildError::MissingKeys),
         };
         let list = match (self.list, &self.list_path) {
@@ -167,7 +174,7 @@ impl VerifierBuilder {
             max_list_len: self.max_list_len,
             check_revocation: self.check_revocation,
         };
-        let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes, None);
+        let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes, live);
         if let Some(list) = list {
             verifier.update_revocations(&list)?;
         }
@@ -181,35 +188,18 @@ impl VerifierBuilder {
     /// key set and the revocation list and keep them fresh. Until the first key set arrives, and
     /// whenever it is older than the configured maximum, `verify` fails closed with
     /// [`VerifyError::SourcesUnavailable`](crate::VerifyError::SourcesUnavailable). A key set or
-    /// list given to this builder is used until the first fetch.
+    /// list given to this builder is installed first and replaced by what the sources bring.
     pub fn build_live(
         self,
         live: crate::live::LiveConfig,
     ) -> Result<(Verifier, crate::live::LiveHandle), BuildError> {
-        if self.leeway > MAX_LEEWAY {
-            return Err(BuildError::LeewayTooLarge(self.leeway));
-        }
         let (wake, wake_rx) = std::sync::mpsc::sync_channel(1);
         let hooks = crate::verifier::LiveHooks {
             wake,
             keys_ok_at: std::sync::atomic::AtomicU64::new(0),
             max_stale_secs: live.max_stale.as_secs(),
         };
-        let config = Config {
-            issuer: self.issuer,
-            audiences: self.audiences,
-            leeway_secs: self.leeway.as_secs(),
-            max_token_len: self.max_token_len,
-            max_list_len: self.max_list_len,
-            check_revocation: self.check_revocation,
-        };
-        let verifier = Verifier::from_parts(
-            config,
-            self.jwks.unwrap_or_default(),
-            self.clock,
-            self.cache_bytes,
-            Some(hooks),
-        );
+        let verifier = self.assemble(Some(hooks))?;
         let handle = crate::live::spawn(verifier.clone(), live, wake_rx)?;
         Ok((verifier, handle))
     }
