@@ -27,6 +27,19 @@ struct Served {
     list_hits: Arc<AtomicUsize>,
     /// When non-zero, every answer is delayed by this many milliseconds.
     delay_ms: Arc<AtomicU16>,
+    not_modified: Arc<AtomicUsize>,
+}
+
+/// The key set with `ETag` and `Cache-Control: max-age=1`, answering 304 to a matching
+/// `If-None-Match`.
+async fn cached_jwks(State(s): State<Served>, headers: axum::http::HeaderMap) -> Response {
+    s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let cache = [("etag", "\"v1\""), ("cache-control", "public, max-age=1")];
+    if headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+        s.not_modified.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (cache, s.jwks.lock().unwrap().clone()).into_response()
 }
 
 async fn jwks(State(s): State<Served>) -> Response {
@@ -65,6 +78,7 @@ fn serve(served: Served) -> String {
         rt.block_on(async move {
             let app = axum::Router::new()
                 .route("/jwks.json", get(jwks))
+                .route("/cached-jwks.json", get(cached_jwks))
                 .route("/revocations.jws", get(list))
                 .with_state(served);
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -102,6 +116,13 @@ fn live_claims() -> Claims {
 fn setup(
     cfg: impl FnOnce(LiveConfig) -> LiveConfig,
 ) -> (Served, Signer, Verifier, keymint_verifier::live::LiveHandle) {
+    setup_at("/jwks.json", cfg)
+}
+
+fn setup_at(
+    jwks_path: &str,
+    cfg: impl FnOnce(LiveConfig) -> LiveConfig,
+) -> (Served, Signer, Verifier, keymint_verifier::live::LiveHandle) {
     let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
     let served = Served::default();
     *served.jwks.lock().unwrap() = Jwks::new(vec![signer.key().public_jwk()])
@@ -110,7 +131,7 @@ fn setup(
     *served.list.lock().unwrap() = signed_list(&signer, 1, vec![]);
     let base = serve(served.clone());
     let live = cfg(LiveConfig::new(
-        Source::Url(format!("{base}/jwks.json")),
+        Source::Url(format!("{base}{jwks_path}")),
         Source::Url(format!("{base}/revocations.jws")),
     )
     .min_refresh(Duration::from_millis(100))
@@ -342,4 +363,21 @@ fn a_slow_source_times_out_and_the_good_copy_stays() {
         std::thread::sleep(Duration::from_millis(20));
     }
     v.verify(&token).unwrap();
+}
+
+#[test]
+fn cache_control_paces_polling_and_etags_make_refreshes_304s() {
+    // max-age=1 inside [100 ms, 10 s]: about one poll a second, each a 304.
+    let (served, signer, v, handle) = setup_at("/cached-jwks.json", |c| {
+        c.max_refresh(Duration::from_secs(10))
+    });
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let start = served.jwks_hits.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2500));
+    let polls = served.jwks_hits.load(Ordering::SeqCst) - start;
+    assert!((1..=4).contains(&polls), "{polls} polls in 2.5 s");
+    assert!(served.not_modified.load(Ordering::SeqCst) >= 1);
+    // A 304 keeps the key set and counts as a successful refresh.
+    v.verify(&signer.sign_access_token(&live_claims()).unwrap())
+        .unwrap();
 }
