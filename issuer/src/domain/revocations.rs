@@ -237,7 +237,9 @@ async fn revocations_changed_since<S: Store>(store: &S, as_of: i64) -> Result<bo
         .changes_since(as_of)
         .await?
         .iter()
-        .any(|c| c.kind == "revocation" || c.kind == "key" || c.kind == "signing_key"))
+        // Key creation and rotation do not change what is revoked; revocations and signing-key
+        // changes (a revoked or replaced signer) do.
+        .any(|c| c.kind == "revocation" || c.kind == "signing_key"))
 }
 
 #[cfg(test)]

@@ -334,6 +334,7 @@ impl Store for SqliteStore {
         revocation_in(&mut tx, entry).await?;
         audit_in(&mut tx, audit).await?;
         change_in(&mut tx, "key", key_id, audit.at).await?;
+        change_in(&mut tx, "revocation", key_id, audit.at).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(true)
     }
