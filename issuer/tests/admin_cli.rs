@@ -231,7 +231,10 @@ fn publish_writes_files_a_verifier_accepts() {
     let published = std::fs::read_to_string(out_dir.join("revocations.jws")).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while reply(s.get("/v1/revocations").call()).text != published {
-        assert!(std::time::Instant::now() < deadline, "the server never served the published list");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never served the published list"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_dir_all(out_dir);

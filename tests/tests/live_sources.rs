@@ -244,7 +244,11 @@ fn stale_if_error_then_fail_closed() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Ages are whole seconds, and the last good refresh was up to one poll before the outage.
-    assert!(down.elapsed() >= Duration::from_millis(1500), "{:?}", down.elapsed());
+    assert!(
+        down.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        down.elapsed()
+    );
     // The source comes back: so does verification.
     served.fail_with.store(0, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(3);
