@@ -7,7 +7,7 @@
 //! - [`domain`]: API keys, the token exchange, signing keys, revocations, audit;
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite today).
 //!
-//! The `keymint` binary is [`cli::run`].
+//! The `keymint` binary is [`cli::main`].
 
 pub mod cli;
 pub mod config;
