@@ -123,6 +123,7 @@ pub async fn serve<S: Store>(
         },
         audit_sink,
     );
+    tokens.reload_origins(now).await?;
     let rt = Arc::new(Runtime {
         store: Arc::clone(&store),
         enc,
@@ -183,15 +184,22 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>) {
             continue;
         };
         let mut signing_changed = false;
+        let mut keys_changed = false;
         for c in &changes {
             match c.kind.as_str() {
-                "key" => rt.tokens.invalidate(&c.target),
+                "key" => {
+                    rt.tokens.invalidate(&c.target);
+                    keys_changed = true;
+                }
                 "signing_key" => signing_changed = true,
                 _ => {}
             }
         }
         if changes.len() >= 10_000 {
             rt.tokens.invalidate_all();
+        }
+        if keys_changed && let Err(e) = rt.tokens.reload_origins(UnixTime::now()).await {
+            tracing::warn!(error = %e, "cannot reload publishable-key origins");
         }
         if signing_changed && let Err(e) = rt.reload_signing().await {
             tracing::error!(error = %e, "cannot reload signing keys");

@@ -110,6 +110,11 @@ pub enum VerifyError {
         /// The verifier's clock.
         now: UnixTime,
     },
+    /// The token is bound to a DPoP key (`cnf.jkt`): presented as a plain bearer token, without a
+    /// proof of that key, it is refused (RFC 9449 §7.1), so a token copied out of a browser is
+    /// useless.
+    #[error("token is bound to a DPoP key and was presented without a proof")]
+    SenderConstrained,
     /// A revocation list entry covers the token.
     #[error("token is revoked ({} {})", .0.kind(), .0.id())]
     Revoked(RevocationTarget),
@@ -166,6 +171,7 @@ impl VerifyError {
             Self::Expired { .. } => "expired",
             Self::NotYetValid { .. } => "not_yet_valid",
             Self::IssuedInFuture { .. } => "iat_in_future",
+            Self::SenderConstrained => "dpop_bound",
             Self::Revoked(_) => "revoked",
             Self::NoRevocationList => "no_revocation_list",
             Self::RevocationListExpired { .. } => "revocation_list_expired",

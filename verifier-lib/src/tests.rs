@@ -922,3 +922,18 @@ fn files_written_by_publish_are_read() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_dpop_bound_token_is_refused_as_a_bearer_token() {
+    let f = fixture();
+    let v = verifier(&f);
+    let mut c = claims();
+    c.cnf = Some(Confirmation {
+        jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
+    });
+    let t = f.ed.sign_access_token(&c).unwrap();
+    assert_eq!(v.verify_at(&t, NOW), Err(VerifyError::SenderConstrained));
+    // Not cached either: asking again gives the same answer.
+    assert_eq!(v.verify_at(&t, NOW), Err(VerifyError::SenderConstrained));
+    assert_eq!(v.cached_tokens(), 0);
+}

@@ -231,6 +231,10 @@ impl Verifier {
         if !cfg.audiences.contains(&claims.aud) {
             return Err(VerifyError::WrongAudience);
         }
+        if claims.cnf.is_some() {
+            // `verify` is the bearer path; a sender-constrained token needs its key's proof.
+            return Err(VerifyError::SenderConstrained);
+        }
         Ok((
             VerifiedToken::new(claims, kid.clone(), key.algorithm()),
             Arc::clone(key),

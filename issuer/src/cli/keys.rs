@@ -7,9 +7,10 @@ use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, TenantId, UnixTime};
 
 use super::{CliError, Global, actor, duration, open, print_json};
-use crate::domain::api_key::KeyEnv;
+use crate::domain::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::{self, KeyView, NewKey};
 use crate::domain::limits::RateSpec;
+use crate::domain::origin::Origin;
 use crate::domain::{DomainError, revocations};
 use crate::store::Store;
 
@@ -86,12 +87,13 @@ pub(crate) struct CreateArgs {
     /// An audience the key may request (repeat for several).
     #[arg(long = "audience", required = true)]
     audiences: Vec<String>,
-    /// Default token lifetime.
-    #[arg(long, default_value = "10m", value_parser = duration)]
-    ttl: Duration,
-    /// Longest token lifetime a request may ask for.
-    #[arg(long, default_value = "1h", value_parser = duration)]
-    max_ttl: Duration,
+    /// Default token lifetime [default: 10m; 5m for publishable keys].
+    #[arg(long, value_parser = duration)]
+    ttl: Option<Duration>,
+    /// Longest token lifetime a request may ask for [default: 1h; publishable keys: 10m, the most
+    /// they may have].
+    #[arg(long, value_parser = duration)]
+    max_ttl: Option<Duration>,
     /// Key lifetime (at most 366d).
     #[arg(long, default_value = "90d", value_parser = duration)]
     expires_in: Duration,
@@ -104,6 +106,13 @@ pub(crate) struct CreateArgs {
     /// Only accept requests from this network (CIDR; repeat for several).
     #[arg(long = "allow-ip", value_name = "CIDR")]
     allow_ips: Vec<IpNet>,
+    /// A publishable (browser) key: needs --origin, may only carry public scopes, short tokens,
+    /// and a rate limit per key and per client IP (default 60/m).
+    #[arg(long)]
+    publishable: bool,
+    /// A browser origin allowed to use the key (repeat for several), e.g. https://app.example.
+    #[arg(long = "origin", value_name = "ORIGIN", value_parser = |s: &str| Origin::parse(s))]
+    origins: Vec<Origin>,
     /// Rate limit: N/s or N/m.
     #[arg(long, value_parser = |s: &str| RateSpec::parse(s).ok_or_else(|| format!("{s:?} is not N/s or N/m")))]
     rate_limit: Option<RateSpec>,
@@ -143,6 +152,9 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
     println!("audiences:  {}", view.audiences.join(" "));
     println!("ttl:        {}s (max {}s)", view.ttl, view.max_ttl);
     println!("expires_at: {}", view.expires_at);
+    if !view.allow_origins.is_empty() {
+        println!("origins:    {}", view.allow_origins.join(" "));
+    }
     if !view.allow_ips.is_empty() {
         println!("allow_ips:  {}", view.allow_ips.join(" "));
     }
@@ -165,6 +177,12 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
 
 fn new_key(a: CreateArgs) -> Result<NewKey, CliError> {
     Ok(NewKey {
+        kind: if a.publishable {
+            KeyKind::Publishable
+        } else {
+            KeyKind::Secret
+        },
+        allow_origins: a.origins,
         tenant: TenantId::new(a.tenant).map_err(usage)?,
         scopes: keys::scopes_from(&a.scopes)?,
         audiences: a

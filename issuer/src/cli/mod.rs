@@ -15,6 +15,7 @@ use crate::store::SqliteStore;
 mod keys;
 mod publish;
 mod revoke;
+mod scopes;
 mod serve;
 mod signing_keys;
 mod token;
@@ -58,6 +59,9 @@ enum Command {
     /// Create, list, show, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Declare scopes; public ones may be carried by publishable (browser) keys.
+    #[command(subcommand)]
+    Scopes(scopes::Command),
     /// Revoke a single token or a whole tenant.
     #[command(subcommand)]
     Revoke(revoke::Command),
@@ -155,6 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Keys(cmd) => keys::run(&cli.global, cmd).await,
         Command::Revoke(cmd) => revoke::run(&cli.global, cmd).await,
+        Command::Scopes(cmd) => scopes::run(&cli.global, cmd).await,
         Command::SigningKeys(cmd) => signing_keys::run(&cli.global, cmd).await,
         Command::Publish(args) => publish::run(&cli.global, args).await,
         Command::Token(args) => token::run(args),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::api_key::{self, KeyEnv, KeyKind, PrintableKey};
 use super::key_hash::KeyHasher;
 use super::limits::RateSpec;
+use super::origin::Origin;
 use super::{DomainError, unix};
 use crate::store::{AuditRecord, KeyRecord, Store};
 
@@ -21,22 +22,32 @@ pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// Default maximum token lifetime a key may request.
 pub const DEFAULT_KEY_MAX_TTL: Duration = Duration::from_secs(3600);
+/// Default token lifetime of a publishable (browser) key.
+pub const PUBLISHABLE_DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The longest token a publishable key may ever get.
+pub const PUBLISHABLE_MAX_TTL: Duration = Duration::from_secs(600);
+/// Default rate limit of a publishable key, applied per key and per client IP.
+pub const PUBLISHABLE_DEFAULT_RATE: &str = "60/m";
 /// Default grace period of the old key after a rotation.
 pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// What a new key should be.
 #[derive(Debug, Clone)]
 pub struct NewKey {
+    /// Secret (server-side) or publishable (browser).
+    pub kind: KeyKind,
+    /// Browser origins allowed to use the key (required for publishable keys).
+    pub allow_origins: Vec<Origin>,
     /// Tenant.
     pub tenant: TenantId,
     /// Scopes (at least one).
     pub scopes: ScopeSet,
     /// Audiences (at least one).
     pub audiences: Vec<Audience>,
-    /// Default token lifetime.
-    pub ttl: Duration,
-    /// Maximum token lifetime.
-    pub max_ttl: Duration,
+    /// Default token lifetime (default: 10 min, 5 min for publishable keys).
+    pub ttl: Option<Duration>,
+    /// Maximum token lifetime (default: 1 h, 10 min for publishable keys).
+    pub max_ttl: Option<Duration>,
     /// Key lifetime.
     pub expires_in: Duration,
     /// Label.
@@ -45,7 +56,7 @@ pub struct NewKey {
     pub owner: Option<String>,
     /// Allowed client networks (empty: any).
     pub allow_ips: Vec<IpNet>,
-    /// Rate limit.
+    /// Rate limit (default for publishable keys: 60/m, per key and per client IP).
     pub rate_limit: Option<RateSpec>,
     /// Environment.
     pub env: KeyEnv,
@@ -74,6 +85,8 @@ pub struct KeyView {
     pub expires_at: i64,
     /// Allowed networks.
     pub allow_ips: Vec<String>,
+    /// Allowed browser origins.
+    pub allow_origins: Vec<String>,
     /// Rate limit.
     pub rate_limit: Option<String>,
     /// Label.
@@ -117,6 +130,7 @@ impl KeyView {
             max_ttl: r.max_ttl,
             expires_at: r.expires_at,
             allow_ips: words(&r.allow_ips),
+            allow_origins: words(&r.allow_origins),
             rate_limit: r.rate_limit.clone(),
             label: r.label.clone(),
             owner: r.owner.clone(),
@@ -133,7 +147,14 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn validate(new: &NewKey) -> Result<(), DomainError> {
+/// A new key with its defaults resolved by kind.
+struct Resolved {
+    ttl: Duration,
+    max_ttl: Duration,
+    rate_limit: Option<RateSpec>,
+}
+
+fn validate(new: &NewKey, public_scopes: &[String]) -> Result<Resolved, DomainError> {
     if new.scopes.is_empty() {
         return Err(DomainError::Invalid(
             "a key needs at least one --scope".into(),
@@ -149,7 +170,40 @@ fn validate(new: &NewKey) -> Result<(), DomainError> {
             "a key needs at least one --audience".into(),
         ));
     }
-    if new.ttl.is_zero() || new.ttl > new.max_ttl {
+    let publishable = new.kind == KeyKind::Publishable;
+    let (ttl, max_ttl) = if publishable {
+        if new.allow_origins.is_empty() {
+            return Err(DomainError::Invalid(
+                "a publishable key needs at least one --origin (the browser origins allowed to use it)".into(),
+            ));
+        }
+        if let Some(s) = new
+            .scopes
+            .iter()
+            .find(|s| !public_scopes.iter().any(|p| p == s.as_str()))
+        {
+            return Err(DomainError::Invalid(format!(
+                "scope {s} is not public: publishable keys may only carry scopes declared with `keymint scopes add {s} --public`"
+            )));
+        }
+        let max_ttl = new.max_ttl.unwrap_or(PUBLISHABLE_MAX_TTL);
+        if max_ttl > PUBLISHABLE_MAX_TTL {
+            return Err(DomainError::Invalid(format!(
+                "publishable keys get tokens of at most {}",
+                humantime::format_duration(PUBLISHABLE_MAX_TTL)
+            )));
+        }
+        (
+            new.ttl.unwrap_or(PUBLISHABLE_DEFAULT_TTL.min(max_ttl)),
+            max_ttl,
+        )
+    } else {
+        (
+            new.ttl.unwrap_or(DEFAULT_TOKEN_TTL),
+            new.max_ttl.unwrap_or(DEFAULT_KEY_MAX_TTL),
+        )
+    };
+    if ttl.is_zero() || ttl > max_ttl {
         return Err(DomainError::Invalid(
             "--ttl must be positive and at most --max-ttl".into(),
         ));
@@ -160,13 +214,28 @@ fn validate(new: &NewKey) -> Result<(), DomainError> {
             humantime::format_duration(MAX_KEY_LIFETIME)
         )));
     }
-    Ok(())
+    let rate_limit = match (new.rate_limit, publishable) {
+        (Some(r), _) => Some(r),
+        (None, true) => RateSpec::parse(PUBLISHABLE_DEFAULT_RATE),
+        (None, false) => None,
+    };
+    Ok(Resolved {
+        ttl,
+        max_ttl,
+        rate_limit,
+    })
 }
 
-fn record_for(new: &NewKey, key_id: &ApiKeyId, secret_hash: Vec<u8>, now: UnixTime) -> KeyRecord {
+fn record_for(
+    new: &NewKey,
+    resolved: &Resolved,
+    key_id: &ApiKeyId,
+    secret_hash: Vec<u8>,
+    now: UnixTime,
+) -> KeyRecord {
     KeyRecord {
         key_id: key_id.to_string(),
-        kind: KeyKind::Secret.as_str().into(),
+        kind: new.kind.as_str().into(),
         env: new.env.as_str().into(),
         tenant: new.tenant.to_string(),
         secret_hash,
@@ -177,8 +246,8 @@ fn record_for(new: &NewKey, key_id: &ApiKeyId, secret_hash: Vec<u8>, now: UnixTi
             .map(Audience::as_str)
             .collect::<Vec<_>>()
             .join(" "),
-        default_ttl: secs(new.ttl),
-        max_ttl: secs(new.max_ttl),
+        default_ttl: secs(resolved.ttl),
+        max_ttl: secs(resolved.max_ttl),
         expires_at: unix(now.saturating_add(new.expires_in)),
         allow_ips: new
             .allow_ips
@@ -186,8 +255,13 @@ fn record_for(new: &NewKey, key_id: &ApiKeyId, secret_hash: Vec<u8>, now: UnixTi
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(" "),
-        allow_origins: String::new(),
-        rate_limit: new.rate_limit.map(|r| r.to_string()),
+        allow_origins: new
+            .allow_origins
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        rate_limit: resolved.rate_limit.map(|r| r.to_string()),
         label: new.label.clone(),
         owner: new.owner.clone(),
         is_admin: false,
@@ -198,8 +272,12 @@ fn record_for(new: &NewKey, key_id: &ApiKeyId, secret_hash: Vec<u8>, now: UnixTi
     }
 }
 
-fn mint(hasher: &KeyHasher, env: KeyEnv) -> Result<(ApiKeyId, PrintableKey, Vec<u8>), DomainError> {
-    let (key_id, printable) = api_key::generate(KeyKind::Secret, env, &SystemRandom::new())
+fn mint(
+    hasher: &KeyHasher,
+    kind: KeyKind,
+    env: KeyEnv,
+) -> Result<(ApiKeyId, PrintableKey, Vec<u8>), DomainError> {
+    let (key_id, printable) = api_key::generate(kind, env, &SystemRandom::new())
         .map_err(|_| DomainError::Internal("random generator failed".into()))?;
     let parsed = api_key::parse(printable.expose())
         .map_err(|_| DomainError::Internal("generated key does not parse".into()))?;
@@ -207,7 +285,46 @@ fn mint(hasher: &KeyHasher, env: KeyEnv) -> Result<(ApiKeyId, PrintableKey, Vec<
     Ok((key_id, printable, hash))
 }
 
-/// Creates a secret key; the printable key is returned once and never stored.
+async fn public_scopes<S: Store>(store: &S, new: &NewKey) -> Result<Vec<String>, DomainError> {
+    if new.kind != KeyKind::Publishable {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .scopes()
+        .await?
+        .into_iter()
+        .filter_map(|(name, public)| public.then_some(name))
+        .collect())
+}
+
+/// Declares a scope, public (usable by publishable keys) or not.
+pub async fn put_scope<S: Store>(
+    store: &S,
+    scope: &keymint_jwks::Scope,
+    public: bool,
+    now: UnixTime,
+    actor: &str,
+) -> Result<(), DomainError> {
+    if scope.is_admin() && public {
+        return Err(DomainError::Invalid(
+            "admin:* scopes can never be public".into(),
+        ));
+    }
+    let audit = AuditRecord {
+        at: unix(now),
+        action: "scope.put".into(),
+        outcome: "ok".into(),
+        actor: Some(actor.into()),
+        scopes: Some(scope.to_string()),
+        detail: Some(format!("public={public}")),
+        ..AuditRecord::default()
+    };
+    store.put_scope(scope.as_str(), public, &audit).await?;
+    super::audit::log(&audit);
+    Ok(())
+}
+
+/// Creates a key; the printable key is returned once and never stored.
 pub async fn create<S: Store>(
     store: &S,
     hasher: &KeyHasher,
@@ -215,9 +332,9 @@ pub async fn create<S: Store>(
     now: UnixTime,
     actor: &str,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
-    validate(new)?;
-    let (key_id, printable, hash) = mint(hasher, new.env)?;
-    let rec = record_for(new, &key_id, hash, now);
+    let resolved = validate(new, &public_scopes(store, new).await?)?;
+    let (key_id, printable, hash) = mint(hasher, new.kind, new.env)?;
+    let rec = record_for(new, &resolved, &key_id, hash, now);
     let audit = AuditRecord {
         at: unix(now),
         action: "key.create".into(),
@@ -244,15 +361,15 @@ pub async fn create_many<S: Store>(
     actor: &str,
     mut each: impl FnMut(u64, &ApiKeyId, &PrintableKey),
 ) -> Result<(), DomainError> {
-    validate(template)?;
+    let resolved = validate(template, &public_scopes(store, template).await?)?;
     let mut made = 0u64;
     while made < count {
         let batch = (count - made).min(10_000);
         let mut records = Vec::with_capacity(usize::try_from(batch).unwrap_or(0));
         for _ in 0..batch {
-            let (key_id, printable, hash) = mint(hasher, template.env)?;
+            let (key_id, printable, hash) = mint(hasher, template.kind, template.env)?;
             each(made, &key_id, &printable);
-            records.push(record_for(template, &key_id, hash, now));
+            records.push(record_for(template, &resolved, &key_id, hash, now));
             made += 1;
         }
         let audit = AuditRecord {
@@ -296,7 +413,8 @@ pub async fn rotate<S: Store>(
         )));
     }
     let env = KeyEnv::parse(&old.env).unwrap_or(KeyEnv::Live);
-    let (key_id, printable, hash) = mint(hasher, env)?;
+    let kind = KeyKind::parse(&old.kind).unwrap_or(KeyKind::Secret);
+    let (key_id, printable, hash) = mint(hasher, kind, env)?;
     let lifetime = (old.expires_at - old.created_at).max(1);
     let rec = KeyRecord {
         key_id: key_id.to_string(),

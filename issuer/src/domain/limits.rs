@@ -60,6 +60,30 @@ impl std::fmt::Display for RateSpec {
     }
 }
 
+impl RateSpec {
+    /// A limiter with this quota per key of type `K` (e.g. per client IP).
+    pub fn keyed_limiter<K: std::hash::Hash + Eq + Clone>(
+        self,
+    ) -> governor::DefaultKeyedRateLimiter<K> {
+        let quota = match self.per {
+            Period::Second => Quota::per_second(self.count),
+            Period::Minute => Quota::per_minute(self.count),
+        };
+        RateLimiter::keyed(quota)
+    }
+}
+
+/// Like [`check`], for one key of a keyed limiter.
+pub fn check_keyed<K: std::hash::Hash + Eq + Clone>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Option<Duration> {
+    limiter
+        .check_key(key)
+        .err()
+        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
 /// How long until `limiter` admits one more request, or `None` if it admits it now (consuming it).
 pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
     limiter

@@ -7,6 +7,7 @@ mod error;
 pub mod key_hash;
 pub mod keys;
 pub mod limits;
+pub mod origin;
 pub mod revocations;
 pub mod secret_box;
 pub mod signing;

@@ -31,6 +31,9 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// Lifetime in seconds.
     pub ttl: Option<u64>,
+    /// Bind the token to this DPoP key thumbprint (RFC 9449 §10): a backend minting a token for
+    /// its browser's key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where a request came from.
@@ -51,6 +54,10 @@ pub struct IssuedToken {
     pub expires_in: u64,
     /// The granted scopes.
     pub scope: ScopeSet,
+    /// `Bearer`, or `DPoP` for a sender-constrained token.
+    pub token_type: &'static str,
+    /// The browser origin to answer CORS for, when the key allows it.
+    pub cors_origin: Option<String>,
 }
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -62,7 +69,11 @@ struct ActiveKey {
     scopes: ScopeSet,
     audiences: Vec<Audience>,
     allow_ips: Vec<IpNet>,
+    allow_origins: Vec<String>,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Publishable keys: the same quota again per client IP, since an `Origin` header is easy to
+    /// forge outside a browser.
+    ip_limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
     /// The last-used time last queued for the database: a key in constant use is written once a
     /// minute, not on every request.
     last_used_queued: std::sync::atomic::AtomicI64,
@@ -92,6 +103,15 @@ impl ActiveKey {
                 .collect::<Result<_, _>>()
                 .map_err(|_| corrupt("allow_ips"))?,
             last_used_queued: std::sync::atomic::AtomicI64::new(record.last_used_at.unwrap_or(0)),
+            allow_origins: record
+                .allow_origins
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            ip_limiter: (record.kind == KeyKind::Publishable.as_str())
+                .then(|| record.rate_limit.as_deref().and_then(RateSpec::parse))
+                .flatten()
+                .map(RateSpec::keyed_limiter),
             limiter: record
                 .rate_limit
                 .as_deref()
@@ -120,6 +140,8 @@ pub struct TokenService<S> {
     keys: Arc<Cache<String, Arc<ActiveKey>>>,
     throttle: Arc<FailureThrottle>,
     usage: Arc<Mutex<HashMap<String, i64>>>,
+    /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
+    origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
     audit: AuditSink,
     rng: SystemRandom,
 }
@@ -134,6 +156,7 @@ impl<S> Clone for TokenService<S> {
             keys: Arc::clone(&self.keys),
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
+            origins: Arc::clone(&self.origins),
             audit: self.audit.clone(),
             rng: self.rng.clone(),
         }
@@ -171,6 +194,7 @@ impl<S: Store> TokenService<S> {
                 Duration::from_secs(60),
             )),
             usage: Arc::new(Mutex::new(HashMap::new())),
+            origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             audit,
             rng: SystemRandom::new(),
         }
@@ -189,6 +213,18 @@ impl<S: Store> TokenService<S> {
     /// Forgets every cached key.
     pub fn invalidate_all(&self) {
         self.keys.clear();
+    }
+
+    /// Re-reads the origins of live publishable keys (after a key change).
+    pub async fn reload_origins(&self, now: UnixTime) -> Result<(), DomainError> {
+        let origins = self.store.publishable_origins(unix(now)).await?;
+        self.origins.store(Arc::new(origins.into_iter().collect()));
+        Ok(())
+    }
+
+    /// Whether some live publishable key allows `origin` (for CORS preflights, which carry no key).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        super::origin::Origin::parse(origin).is_ok_and(|o| self.origins.load().contains(o.as_str()))
     }
 
     /// Takes the last-used times recorded since the previous call.
@@ -289,20 +325,65 @@ impl<S: Store> TokenService<S> {
         if key.record.expires_at <= t {
             return Err(fail("expired key"));
         }
-        if key.record.is_admin || presented.kind != KeyKind::Secret {
-            // Admin and publishable keys have their own flows.
-            return Err(fail("key kind not accepted here"));
+        if key.record.is_admin {
+            // Admin keys have their own audience and flow.
+            return Err(fail("admin key used at the token endpoint"));
         }
         if !key.allow_ips.is_empty() && !key.allow_ips.iter().any(|n| n.contains(&client.ip)) {
             return Err(DomainError::UnauthorizedClient(
                 "this key may not be used from this client address".into(),
             ));
         }
+        let origin = client.origin.as_deref().map(|o| {
+            super::origin::Origin::parse(o)
+                .map(|o| o.to_string())
+                .unwrap_or_default()
+        });
+        let origin_allowed = origin
+            .as_deref()
+            .is_some_and(|o| key.allow_origins.iter().any(|a| a == o));
+        let cors_origin = match (presented.kind, origin) {
+            (KeyKind::Publishable, None) => {
+                return Err(DomainError::UnauthorizedClient(
+                    "a publishable key must be used from one of its allowed browser origins (no Origin header came)".into(),
+                ));
+            }
+            (KeyKind::Publishable, Some(_)) if !origin_allowed => {
+                return Err(DomainError::UnauthorizedClient(
+                    "this origin is not allowed for this publishable key".into(),
+                ));
+            }
+            (KeyKind::Secret, Some(_)) if !origin_allowed => {
+                return Err(DomainError::UnauthorizedClient(
+                    "a secret key must not be used from a browser: have your backend exchange its secret key \
+                     for a narrower, shorter-lived token (backend delegation, optionally bound with dpop_jkt) \
+                     and give that token to the page, or use a publishable key"
+                        .into(),
+                ));
+            }
+            (_, origin) => origin.filter(|_| origin_allowed),
+        };
         if let Some(limiter) = &key.limiter
             && let Some(retry_after) = limits::check(limiter)
         {
             return Err(DomainError::RateLimited { retry_after });
         }
+        if let Some(limiter) = &key.ip_limiter
+            && let Some(retry_after) = limits::check_keyed(limiter, &client.ip)
+        {
+            return Err(DomainError::RateLimited { retry_after });
+        }
+        let cnf = match request.dpop_jkt.as_deref() {
+            None => None,
+            Some(jkt) if is_thumbprint(jkt) => Some(keymint_jwks::Confirmation {
+                jkt: jkt.to_owned(),
+            }),
+            Some(_) => {
+                return Err(DomainError::InvalidRequest(
+                    "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key".into(),
+                ));
+            }
+        };
 
         let scope = match request.scope.as_deref() {
             None | Some("") => key.scopes.clone(),
@@ -370,7 +451,7 @@ impl<S: Store> TokenService<S> {
                 .map_err(|e| DomainError::Internal(e.to_string()))?,
             scope: scope.clone(),
             tenant: key.tenant.clone(),
-            cnf: None,
+            cnf: cnf.clone(),
         };
         let access_token = self
             .signing
@@ -401,6 +482,14 @@ impl<S: Store> TokenService<S> {
             access_token,
             expires_in: ttl,
             scope,
+            token_type: if cnf.is_some() { "DPoP" } else { "Bearer" },
+            cors_origin,
         })
     }
+}
+
+fn is_thumbprint(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -78,6 +78,7 @@ struct V1Body {
     scope: Option<String>,
     audience: Option<String>,
     ttl: Option<u64>,
+    dpop_jkt: Option<String>,
 }
 
 /// `POST /v1/token`: `Authorization: Bearer <key>` or `X-API-Key`, optional JSON body.
@@ -123,6 +124,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 scope: None,
                 audience: None,
                 ttl: None,
+                dpop_jkt: None,
             }
         } else {
             if content_type(&headers).as_deref() != Some("application/json") {
@@ -134,7 +136,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
             serde_json::from_slice(&bytes).map_err(|_| {
                 HttpError::invalid_request(
                     scheme,
-                    "the body must be a JSON object with optional scope (string), audience (string) and ttl (seconds)",
+                    "the body must be a JSON object with optional scope (string), audience (string), ttl (seconds) and dpop_jkt (string)",
                 )
             })?
         };
@@ -144,6 +146,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 scope: parsed.scope,
                 audience: parsed.audience,
                 ttl: parsed.ttl,
+                dpop_jkt: parsed.dpop_jkt,
             },
             client,
         }))
@@ -266,6 +269,7 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                 scope: form.get("scope").map(|v| v.to_string()),
                 audience,
                 ttl: None,
+                dpop_jkt: form.get("dpop_jkt").map(|v| v.to_string()),
             },
             client,
         }))

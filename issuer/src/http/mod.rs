@@ -61,8 +61,14 @@ impl<S> Clone for AppState<S> {
 /// The issuer's routes.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
-        .route("/v1/token", post(token::v1_token::<S>))
-        .route("/oauth2/token", post(token::oauth2_token::<S>))
+        .route(
+            "/v1/token",
+            post(token::v1_token::<S>).options(token::preflight::<S>),
+        )
+        .route(
+            "/oauth2/token",
+            post(token::oauth2_token::<S>).options(token::preflight::<S>),
+        )
         .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
         .route(
             "/.well-known/oauth-authorization-server",

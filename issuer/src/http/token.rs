@@ -19,22 +19,33 @@ pub(crate) struct TokenResponse {
     token_type: &'static str,
     expires_in: u64,
     scope: String,
+    #[serde(skip)]
+    cors_origin: Option<String>,
 }
 
 impl From<IssuedToken> for TokenResponse {
     fn from(t: IssuedToken) -> Self {
         Self {
             access_token: t.access_token,
-            token_type: "Bearer",
+            token_type: t.token_type,
             expires_in: t.expires_in,
             scope: t.scope.to_string(),
+            cors_origin: t.cors_origin,
         }
     }
 }
 
 impl IntoResponse for TokenResponse {
     fn into_response(self) -> Response {
+        let cors = self.cors_origin.clone();
         let mut res = Json(self).into_response();
+        if let Some(origin) = cors.and_then(|o| HeaderValue::from_str(&o).ok()) {
+            // Only the key's own allowed origin, never `*`.
+            res.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            res.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res.headers_mut()
@@ -75,4 +86,37 @@ pub(crate) async fn oauth2_token<S: Store>(
         .await
         .map(TokenResponse::from)
         .map_err(HttpError::basic)
+}
+
+/// `OPTIONS /v1/token` and `/oauth2/token`: the CORS preflight. A preflight carries no key, so it
+/// is answered for origins that some live publishable key allows; the actual request is then
+/// checked against its own key's origins. Any other origin gets 403 and no CORS headers.
+pub(crate) async fn preflight<S: Store>(
+    State(st): State<AppState<S>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| st.tokens.origin_allowed(o));
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    };
+    let mut res = axum::http::StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, DPoP"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    res
 }

@@ -157,6 +157,18 @@ impl<S: Store> Store for FlakyStore<S> {
         self.check()?;
         self.inner.revoke_signing_key(kid, entry, audit).await
     }
+    async fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()> {
+        self.check()?;
+        self.inner.put_scope(name, public, audit).await
+    }
+    async fn scopes(&self) -> StoreResult<Vec<(String, bool)>> {
+        self.check()?;
+        self.inner.scopes().await
+    }
+    async fn publishable_origins(&self, now: i64) -> StoreResult<Vec<String>> {
+        self.check()?;
+        self.inner.publishable_origins(now).await
+    }
     async fn last_change(&self) -> StoreResult<i64> {
         self.check()?;
         self.inner.last_change().await

@@ -133,6 +133,21 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Declares a scope (public or not); idempotent.
+    fn put_scope(
+        &self,
+        name: &str,
+        public: bool,
+        audit: &AuditRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Declared scopes and whether each is public.
+    fn scopes(&self) -> impl Future<Output = StoreResult<Vec<(String, bool)>>> + Send;
+    /// Every origin allowed by a publishable key that is neither revoked nor expired at `now`.
+    fn publishable_origins(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
     /// The newest change ID.
     fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Changes after `after`, oldest first.

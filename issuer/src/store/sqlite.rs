@@ -606,6 +606,56 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO scopes (name, public, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET public = excluded.public",
+        )
+        .bind(name)
+        .bind(public)
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        audit_in(&mut tx, audit).await?;
+        change_in(&mut tx, "scope", name, audit.at).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn scopes(&self) -> StoreResult<Vec<(String, bool)>> {
+        let rows = sqlx::query("SELECT name, public FROM scopes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let get = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name").map_err(get)?,
+                    r.try_get("public").map_err(get)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn publishable_origins(&self, now: i64) -> StoreResult<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT allow_origins FROM api_keys WHERE kind = 'pk' AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut all: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.split_whitespace().map(str::to_owned))
+            .collect();
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
     async fn last_change(&self) -> StoreResult<i64> {
         let id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM changes")
             .fetch_one(&self.pool)

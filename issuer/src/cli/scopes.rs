@@ -1,0 +1,58 @@
+//! `keymint scopes add|list`.
+
+use std::process::ExitCode;
+
+use keymint_jwks::{Scope, UnixTime};
+
+use super::{CliError, Global, actor, open, print_json};
+use crate::domain::keys;
+use crate::store::Store;
+
+/// `keymint scopes` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Declare a scope. With --public, publishable (browser) keys may carry it.
+    Add {
+        /// The scope.
+        scope: String,
+        /// Safe to hand to browsers.
+        #[arg(long)]
+        public: bool,
+    },
+    /// List declared scopes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    let opened = open(global).await?;
+    let store = &*opened.store;
+    match cmd {
+        Command::Add { scope, public } => {
+            let scope = Scope::new(scope).map_err(|e| CliError::Usage(e.to_string()))?;
+            keys::put_scope(store, &scope, public, UnixTime::now(), &actor()).await?;
+            println!(
+                "scope {scope} is {}",
+                if public { "public" } else { "not public" }
+            );
+        }
+        Command::List { json } => {
+            let scopes = store.scopes().await?;
+            if json {
+                let v: Vec<_> = scopes
+                    .iter()
+                    .map(|(name, public)| serde_json::json!({"scope": name, "public": public}))
+                    .collect();
+                print_json(&serde_json::Value::Array(v));
+            } else {
+                for (name, public) in scopes {
+                    println!("{name}{}", if public { " (public)" } else { "" });
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,261 @@
+//! Browser clients: publishable keys with origin rules and CORS, secret keys refused from browsers,
+//! and backend-delegated tokens bound to a browser's DPoP key.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use keymint_jwks::{Audience, Issuer, Jwks};
+use keymint_verifier::{Verifier, VerifyError};
+use support::*;
+
+const AUD: &str = "https://api.example";
+const APP: &str = "https://app.example";
+
+fn pk_request(s: &Server, key: &str, origin: Option<&str>, body: Option<&str>) -> Reply {
+    let mut req = s
+        .post("/v1/token")
+        .set("Authorization", &format!("Bearer {key}"));
+    if let Some(o) = origin {
+        req = req.set("Origin", o);
+    }
+    reply(match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    })
+}
+
+fn publishable(s: &Server, extra: &[&str]) -> String {
+    assert!(
+        s.cli(&["scopes", "add", "catalog:read", "--public"])
+            .status
+            .success()
+    );
+    let mut args = vec![
+        "--publishable",
+        "--origin",
+        APP,
+        "--tenant",
+        "acme",
+        "--scope",
+        "catalog:read",
+        "--audience",
+        AUD,
+    ];
+    args.extend_from_slice(extra);
+    s.create_key(&args).1
+}
+
+#[test]
+fn publishable_keys_need_origins_and_public_scopes() {
+    let s = Server::start("pk-rules", &[]);
+    let no_origin = s.cli(&[
+        "keys",
+        "create",
+        "--publishable",
+        "--tenant",
+        "acme",
+        "--scope",
+        "catalog:read",
+        "--audience",
+        AUD,
+    ]);
+    assert_eq!(no_origin.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_origin.stderr).contains("--origin"));
+    let not_public = s.cli(&[
+        "keys",
+        "create",
+        "--publishable",
+        "--origin",
+        APP,
+        "--tenant",
+        "acme",
+        "--scope",
+        "orders:write",
+        "--audience",
+        AUD,
+    ]);
+    assert_eq!(not_public.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_public.stderr).contains("not public"));
+    let too_long = s.cli(&["scopes", "add", "catalog:read", "--public"]);
+    assert!(too_long.status.success());
+    let too_long = s.cli(&[
+        "keys",
+        "create",
+        "--publishable",
+        "--origin",
+        APP,
+        "--tenant",
+        "acme",
+        "--scope",
+        "catalog:read",
+        "--audience",
+        AUD,
+        "--max-ttl",
+        "1h",
+    ]);
+    assert_eq!(too_long.status.code(), Some(2));
+    let key = publishable(&s, &[]);
+    assert!(key.starts_with("km_pk_live_"));
+    let list = s.cli(&["scopes", "list", "--json"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("\"public\": true"));
+}
+
+#[test]
+fn a_publishable_key_works_only_from_its_origins_with_cors_for_that_origin() {
+    let s = Server::start("pk-cors", &[]);
+    let key = publishable(&s, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(400)); // the origin index follows key changes
+    // Allowed origin: a short token and CORS for exactly that origin.
+    let r = pk_request(&s, &key, Some(APP), Some(r#"{"ttl":3600}"#));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    assert!(
+        r.json()["expires_in"].as_u64().unwrap() <= 600,
+        "publishable tokens are short"
+    );
+    // No Origin, or another one: 403 and no CORS headers.
+    for origin in [None, Some("https://evil.example"), Some("null")] {
+        let r = pk_request(&s, &key, origin, None);
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (403, Some("unauthorized_client")),
+            "{origin:?}"
+        );
+        assert!(r.header("access-control-allow-origin").is_none());
+    }
+    // Preflight: answered for an allowed origin with only what is needed, refused otherwise.
+    let pre = reply(
+        ureq::request("OPTIONS", &format!("{}/v1/token", s.url))
+            .set("Origin", APP)
+            .set("Access-Control-Request-Method", "POST")
+            .set(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, dpop",
+            )
+            .call(),
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(pre.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(
+        pre.header("access-control-allow-headers"),
+        Some("Authorization, Content-Type, DPoP")
+    );
+    assert_eq!(pre.header("vary"), Some("Origin"));
+    let pre = reply(
+        ureq::request("OPTIONS", &format!("{}/v1/token", s.url))
+            .set("Origin", "https://evil.example")
+            .set("Access-Control-Request-Method", "POST")
+            .call(),
+    );
+    assert_eq!(pre.status, 403);
+    assert!(pre.header("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn publishable_rate_limits_apply_per_key_and_per_client_ip() {
+    let s = Server::start("pk-rate", &[]);
+    let key = publishable(&s, &["--rate-limit", "3/m"]);
+    let key_limited = (0..4)
+        .map(|_| pk_request(&s, &key, Some(APP), None).status)
+        .collect::<Vec<_>>();
+    assert_eq!(key_limited, vec![200, 200, 200, 429]);
+}
+
+#[test]
+fn a_secret_key_from_a_browser_is_refused_with_a_pointer_to_backend_delegation() {
+    let s = Server::start("sk-browser", &[]);
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let r = pk_request(&s, &key, Some(APP), None);
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("unauthorized_client"))
+    );
+    assert!(
+        r.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("backend delegation")
+    );
+    assert!(r.header("access-control-allow-origin").is_none());
+    // From a server (no Origin), the same key works.
+    assert_eq!(pk_request(&s, &key, None, None).status, 200);
+}
+
+#[test]
+fn backend_delegated_tokens_are_narrower_and_bound_to_the_browser_key() {
+    let s = Server::start("delegation", &[]);
+    let (id, key) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "orders:read",
+        "--scope",
+        "orders:write",
+        "--audience",
+        AUD,
+    ]);
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let r = pk_request(
+        &s,
+        &key,
+        None,
+        Some(&format!(
+            r#"{{"scope":"orders:read","ttl":120,"dpop_jkt":"{jkt}"}}"#
+        )),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["token_type"], "DPoP");
+    assert_eq!(r.json()["expires_in"], 120);
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let payload = keymint_jwks::jws::decode_segment(token.split('.').nth(1).unwrap(), "p").unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], jkt);
+    assert_eq!(claims["scope"], "orders:read");
+    // The same through OAuth2.
+    let r = reply(s.post("/oauth2/token").send_form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id),
+        ("client_secret", &key),
+        ("dpop_jkt", jkt),
+    ]));
+    assert_eq!(
+        (r.status, r.json()["token_type"].as_str()),
+        (200, Some("DPoP"))
+    );
+    // A malformed thumbprint is a malformed request.
+    let r = pk_request(&s, &key, None, Some(r#"{"dpop_jkt":"short"}"#));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // Copied out of the browser and presented as a bearer token, it is refused.
+    let v = Verifier::builder(
+        Issuer::new(s.url.as_str()).unwrap(),
+        Audience::new(AUD).unwrap(),
+    )
+    .jwks(
+        Jwks::from_json(
+            reply(s.get("/.well-known/jwks.json").call())
+                .text
+                .as_bytes(),
+        )
+        .unwrap(),
+    )
+    .build()
+    .unwrap();
+    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+        .unwrap();
+    assert_eq!(
+        v.verify(&token).unwrap_err(),
+        VerifyError::SenderConstrained
+    );
+}
