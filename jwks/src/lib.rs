@@ -29,6 +29,7 @@
 
 mod alg;
 mod claims;
+pub mod dpop;
 mod ids;
 mod jwk;
 mod jwks;

@@ -9,15 +9,15 @@ use axum::routing::get;
 use common::*;
 use http_body_util::BodyExt as _;
 use keymint_jwks::*;
-use keymint_verifier::layer::{AuthRejection, Bearer};
+use keymint_verifier::layer::{Auth, AuthRejection};
 use tower::ServiceExt as _;
 
-async fn orders(auth: Bearer) -> Result<String, AuthRejection> {
+async fn orders(auth: Auth) -> Result<String, AuthRejection> {
     auth.require_scopes(&["orders:read"])?;
     Ok(format!("orders of {}", auth.claims().tenant))
 }
 
-async fn admin(auth: Bearer) -> Result<String, AuthRejection> {
+async fn admin(auth: Auth) -> Result<String, AuthRejection> {
     auth.require_scopes(&["orders:read", "orders:admin"])?;
     Ok("admin".into())
 }
@@ -175,4 +175,109 @@ async fn a_route_without_the_layer_is_a_server_error_not_an_open_door() {
     let bare = axum::Router::new().route("/orders", get(orders));
     let (status, _, _) = call(&bare, "/orders", Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+async fn call_dpop(
+    app: &axum::Router,
+    token: &str,
+    proof: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap) {
+    let mut req = Request::get("/orders")
+        .header("Host", "api.test")
+        .header("Authorization", format!("DPoP {token}"));
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    (res.status(), res.headers().clone())
+}
+
+fn bound(signer: &Signer, browser: &SigningKey) -> String {
+    let mut c = now_claims();
+    c.cnf = Some(Confirmation {
+        jkt: browser.kid().to_string(),
+    });
+    signer.sign_access_token(&c).unwrap()
+}
+
+fn proof(browser: &SigningKey, token: &str, jti: &str, nonce: Option<&str>) -> String {
+    let ath = keymint_jwks::dpop::access_token_hash(token);
+    keymint_jwks::dpop::make_proof(
+        browser,
+        "GET",
+        "http://api.test/orders",
+        UnixTime::now(),
+        jti,
+        Some(&ath),
+        nonce,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn dpop_tokens_need_their_proof_and_never_pass_as_bearer() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let browser = SigningKey::generate(Algorithm::Es256).unwrap();
+    let app = app(&verifier(&signer));
+    let token = bound(&signer, &browser);
+    let p = proof(&browser, &token, "p1", None);
+    assert_eq!(call_dpop(&app, &token, Some(&p)).await.0, StatusCode::OK);
+    // Replayed proof, missing proof, and the token lifted without its key (as a bearer token).
+    let (status, headers) = call_dpop(&app, &token, Some(&p)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("DPoP ")
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_dpop_proof\"")
+    );
+    let (status, _) = call_dpop(&app, &token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, challenge, _) = call(&app, "/orders", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.unwrap().contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn dpop_nonces_are_demanded_and_honoured() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let browser = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let v =
+        keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+            .jwks(Jwks::new(vec![signer.key().public_jwk()]).unwrap())
+            .dpop_base_url("http://api.test")
+            .require_dpop_nonce()
+            .dangerous()
+            .skip_revocation_checks()
+            .build()
+            .unwrap();
+    let app = app(&v);
+    let token = bound(&signer, &browser);
+    let (status, headers) =
+        call_dpop(&app, &token, Some(&proof(&browser, &token, "n1", None))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("use_dpop_nonce")
+    );
+    let nonce = headers["dpop-nonce"].to_str().unwrap().to_owned();
+    let (status, _) = call_dpop(
+        &app,
+        &token,
+        Some(&proof(&browser, &token, "n2", Some(&nonce))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -51,6 +51,9 @@ pub struct VerifierBuilder {
     cache_bytes: u64,
     clock: Arc<dyn Clock>,
     check_revocation: bool,
+    dpop_base_url: Option<String>,
+    dpop_replay_capacity: usize,
+    dpop_nonces: bool,
 }
 
 impl VerifierBuilder {
@@ -68,6 +71,9 @@ impl VerifierBuilder {
             cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
             check_revocation: true,
+            dpop_base_url: None,
+            dpop_replay_capacity: crate::dpop::DEFAULT_REPLAY_CAPACITY,
+            dpop_nonces: false,
         }
     }
 
@@ -133,6 +139,27 @@ impl VerifierBuilder {
         self
     }
 
+    /// The external base URL of this API (e.g. `https://api.example`), against which the `htu` of
+    /// DPoP proofs is compared; needed behind a proxy. Without it the axum integration uses the request's
+    /// `Host` header over `http`.
+    pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop_base_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How many live DPoP proof IDs to remember (default 100,000). When full, new proofs are
+    /// refused rather than old live ones forgotten.
+    pub fn dpop_replay_capacity(mut self, n: usize) -> Self {
+        self.dpop_replay_capacity = n;
+        self
+    }
+
+    /// Require a server nonce in DPoP proofs (RFC 9449 §9), valid for 5 to 10 minutes.
+    pub fn require_dpop_nonce(mut self) -> Self {
+        self.dpop_nonces = true;
+        self
+    }
+
     /// Knobs that weaken verification. Read [`DangerousBuilder`](crate::dangerous::DangerousBuilder)
     /// before using one.
     pub fn dangerous(self) -> crate::dangerous::DangerousBuilder {
@@ -173,6 +200,16 @@ impl VerifierBuilder {
             max_token_len: self.max_token_len,
             max_list_len: self.max_list_len,
             check_revocation: self.check_revocation,
+            dpop: crate::verifier::DpopSettings {
+                replay: crate::dpop::ReplayCache::new(self.dpop_replay_capacity),
+                nonces: if self.dpop_nonces {
+                    Some(crate::dpop::NonceSource::random(300).ok_or(BuildError::Rng)?)
+                } else {
+                    None
+                },
+                window_secs: crate::dpop::DEFAULT_PROOF_WINDOW_SECS,
+                base_url: self.dpop_base_url,
+            },
         };
         let verifier = Verifier::from_parts(config, jwks, self.clock, self.cache_bytes, live);
         if let Some(list) = list {

@@ -115,6 +115,20 @@ pub enum VerifyError {
     /// useless.
     #[error("token is bound to a DPoP key and was presented without a proof")]
     SenderConstrained,
+    /// The DPoP proof is missing, invalid, replayed, or does not match the request or the token's
+    /// key (RFC 9449 §7.1 `invalid_dpop_proof`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(String),
+    /// This server requires a DPoP nonce; retry with the given one (`use_dpop_nonce`).
+    #[error("a DPoP nonce is required")]
+    UseDpopNonce {
+        /// The nonce to put in the next proof (sent as the `DPoP-Nonce` header).
+        nonce: String,
+    },
+    /// The DPoP replay cache is full of live proofs; new proofs are refused rather than risking a
+    /// replay (HTTP 503).
+    #[error("DPoP replay cache is full")]
+    DpopReplayCacheFull,
     /// A revocation list entry covers the token.
     #[error("token is revoked ({} {})", .0.kind(), .0.id())]
     Revoked(RevocationTarget),
@@ -147,6 +161,7 @@ impl VerifyError {
             Self::NoRevocationList
                 | Self::RevocationListExpired { .. }
                 | Self::SourcesUnavailable { .. }
+                | Self::DpopReplayCacheFull
         )
     }
 
@@ -172,6 +187,9 @@ impl VerifyError {
             Self::NotYetValid { .. } => "not_yet_valid",
             Self::IssuedInFuture { .. } => "iat_in_future",
             Self::SenderConstrained => "dpop_bound",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
+            Self::DpopReplayCacheFull => "dpop_replay_cache_full",
             Self::Revoked(_) => "revoked",
             Self::NoRevocationList => "no_revocation_list",
             Self::RevocationListExpired { .. } => "revocation_list_expired",
@@ -229,6 +247,9 @@ pub enum BuildError {
     #[cfg(feature = "live")]
     #[error(transparent)]
     Live(#[from] crate::live::LiveError),
+    /// The system random number generator failed.
+    #[error("the system random number generator failed")]
+    Rng,
     /// An identifier given to the builder was refused.
     #[error("{0}")]
     Id(#[from] IdError),

@@ -1,12 +1,13 @@
 //! axum integration (feature `axum`): a layer that hands the verifier to handlers, an extractor
-//! that verifies the `Authorization: Bearer` token, and one mapping of every failure to HTTP.
+//! that verifies the token from the `Authorization` header (`Bearer`, or `DPoP` with its proof in
+//! the `DPoP` header), and one mapping of every failure to HTTP.
 //!
 //! ```no_run
 //! # async fn demo(verifier: keymint_verifier::Verifier) {
 //! use axum::{Json, Router, routing::get};
-//! use keymint_verifier::layer::{AuthRejection, Bearer};
+//! use keymint_verifier::layer::{Auth, AuthRejection};
 //!
-//! async fn orders(auth: Bearer) -> Result<Json<serde_json::Value>, AuthRejection> {
+//! async fn orders(auth: Auth) -> Result<Json<serde_json::Value>, AuthRejection> {
 //!     auth.require_scopes(&["orders:read"])?;
 //!     Ok(Json(serde_json::json!({ "tenant": auth.claims().tenant.as_str() })))
 //! }
@@ -14,11 +15,17 @@
 //! # }
 //! ```
 //!
-//! Answers (RFC 6750 §3): no token → 401 with `WWW-Authenticate: Bearer realm="api"` and no error
-//! code; a token that was refused → 401 with `error="invalid_token"`; a genuine token without the
-//! scope → 403 with `error="insufficient_scope"` and the `scope` needed; sources too stale to vouch
-//! for anything → 503 with `Retry-After`. Bodies are small JSON; the token is never logged or
-//! echoed.
+//! Answers (RFC 6750 §3, RFC 9449 §7.1): no token → 401 with `WWW-Authenticate: Bearer
+//! realm="api"` and no error code; a token that was refused → 401 with `error="invalid_token"`
+//! (under the scheme it came with); a bad, replayed or mismatched DPoP proof → 401 `DPoP
+//! error="invalid_dpop_proof"`; a nonce required → 401 `DPoP error="use_dpop_nonce"` with a
+//! `DPoP-Nonce` header; a genuine token without the scope → 403 `error="insufficient_scope"` and the
+//! `scope` needed; sources too stale to vouch for anything → 503 with `Retry-After`. Bodies are small
+//! JSON; the token is never logged or echoed.
+//!
+//! A DPoP proof's `htu` is compared with the verifier's
+//! [`dpop_base_url`](crate::VerifierBuilder::dpop_base_url) plus the request path; without one, with
+//! `http://` and the request's `Host` header.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -35,18 +42,20 @@ impl Verifier {
     }
 }
 
-/// A request whose `Authorization: Bearer` token verified. Derefs to the [`VerifiedToken`].
+/// A request whose token verified: `Authorization: Bearer <token>` (never a DPoP-bound token), or
+/// `Authorization: DPoP <token>` with a valid `DPoP` proof for this request. Derefs to the
+/// [`VerifiedToken`].
 #[derive(Debug, Clone)]
-pub struct Bearer(pub VerifiedToken);
+pub struct Auth(pub VerifiedToken);
 
-impl std::ops::Deref for Bearer {
+impl std::ops::Deref for Auth {
     type Target = VerifiedToken;
     fn deref(&self) -> &VerifiedToken {
         &self.0
     }
 }
 
-impl Bearer {
+impl Auth {
     /// The typed claims.
     pub fn claims(&self) -> &Claims {
         self.0.claims()
@@ -69,10 +78,12 @@ impl Bearer {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AuthRejection {
-    /// No bearer token came.
+    /// No token came.
     Missing,
-    /// A token came and was refused.
+    /// A bearer token came and was refused.
     Invalid(VerifyError),
+    /// A DPoP token or its proof was refused.
+    InvalidDpop(VerifyError),
     /// The verifier cannot vouch for anything right now (stale sources).
     Unavailable(VerifyError),
     /// The token is genuine but lacks what the route needs; the second field is what it needs.
@@ -81,7 +92,7 @@ pub enum AuthRejection {
     Misconfigured,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
@@ -96,13 +107,40 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
             .and_then(|v| v.to_str().ok())
             .ok_or(AuthRejection::Missing)?;
         let (scheme, token) = value.split_once(' ').ok_or(AuthRejection::Missing)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        let token = token.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return match verifier.verify(token) {
+                Ok(t) => Ok(Self(t)),
+                Err(e) if e.is_unavailable() => Err(AuthRejection::Unavailable(e)),
+                Err(e) => Err(AuthRejection::Invalid(e)),
+            };
+        }
+        if !scheme.eq_ignore_ascii_case("dpop") {
             return Err(AuthRejection::Missing);
         }
-        match verifier.verify(token.trim()) {
+        let proof = parts
+            .headers
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                AuthRejection::InvalidDpop(VerifyError::InvalidDpopProof("no DPoP header".into()))
+            })?;
+        let path = parts.uri.path();
+        let url = match verifier.dpop_base_url() {
+            Some(base) => format!("{base}{path}"),
+            None => {
+                let host = parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("http://{host}{path}")
+            }
+        };
+        match verifier.verify_dpop(token, proof, parts.method.as_str(), &url) {
             Ok(t) => Ok(Self(t)),
             Err(e) if e.is_unavailable() => Err(AuthRejection::Unavailable(e)),
-            Err(e) => Err(AuthRejection::Invalid(e)),
+            Err(e) => Err(AuthRejection::InvalidDpop(e)),
         }
     }
 }
@@ -123,6 +161,20 @@ impl IntoResponse for AuthRejection {
                 )),
                 serde_json::json!({"error": "invalid_token", "error_description": e.code()}),
             ),
+            Self::InvalidDpop(e) => {
+                let code = match e {
+                    VerifyError::InvalidDpopProof(_) => "invalid_dpop_proof",
+                    VerifyError::UseDpopNonce { .. } => "use_dpop_nonce",
+                    _ => "invalid_token",
+                };
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Some(format!(
+                        "DPoP realm=\"api\", error=\"{code}\", algs=\"EdDSA ES256\""
+                    )),
+                    serde_json::json!({"error": code, "error_description": e.code()}),
+                )
+            }
             Self::Forbidden(_, needed) => {
                 let scope = needed
                     .iter()
@@ -151,6 +203,11 @@ impl IntoResponse for AuthRejection {
         let mut res = (status, axum::Json(body)).into_response();
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Self::InvalidDpop(VerifyError::UseDpopNonce { nonce }) = &self
+            && let Ok(v) = HeaderValue::from_str(nonce)
+        {
+            res.headers_mut().insert("dpop-nonce", v);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()

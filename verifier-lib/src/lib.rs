@@ -83,6 +83,7 @@ mod builder;
 mod cache;
 pub mod clock;
 pub mod dangerous;
+pub mod dpop;
 mod error;
 mod keyset;
 #[cfg(feature = "axum")]

@@ -30,6 +30,16 @@ pub(crate) struct Config {
     pub(crate) max_token_len: usize,
     pub(crate) max_list_len: usize,
     pub(crate) check_revocation: bool,
+    pub(crate) dpop: DpopSettings,
+}
+
+/// DPoP settings of a verifier.
+#[derive(Debug)]
+pub(crate) struct DpopSettings {
+    pub(crate) replay: crate::dpop::ReplayCache,
+    pub(crate) nonces: Option<crate::dpop::NonceSource>,
+    pub(crate) window_secs: u64,
+    pub(crate) base_url: Option<String>,
 }
 
 /// What live sources share with the verify path: a doorbell for unknown `kid`s and the time of the
@@ -134,12 +144,92 @@ impl Verifier {
         self.verify_at(token, self.0.clock.now())
     }
 
-    /// Verifies `token` as of `now`. No I/O.
+    /// Verifies `token` as of `now`, presented as a bearer token. No I/O. A DPoP-bound token is
+    /// refused here ([`VerifyError::SenderConstrained`]): use [`verify_dpop_at`](Self::verify_dpop_at).
     ///
     /// A token verified before is answered from the cache without parsing or a signature check,
     /// but its expiry, its revocation and its key's presence in the key set are checked on every
     /// call.
     pub fn verify_at(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.verify_any(token, now)?;
+        if verified.claims().cnf.is_some() {
+            // The bearer path; a sender-constrained token needs its key's proof.
+            return Err(VerifyError::SenderConstrained);
+        }
+        Ok(verified)
+    }
+
+    /// Verifies a DPoP-bound token with its proof for this very request (RFC 9449 §7): `method`
+    /// and `url` as the client used them (behind a proxy, the external URL). The token must be
+    /// bound (`cnf.jkt`) to the proof's key, the proof must carry the token's hash, be fresh, be
+    /// seen for the first time, and carry a current nonce when nonces are required.
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<VerifiedToken, VerifyError> {
+        self.verify_dpop_at(token, proof, method, url, self.0.clock.now())
+    }
+
+    /// [`verify_dpop`](Self::verify_dpop) as of `now`.
+    pub fn verify_dpop_at(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+        now: UnixTime,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.verify_any(token, now)?;
+        let jkt = verified
+            .claims()
+            .cnf
+            .as_ref()
+            .map(|c| c.jkt.as_str())
+            .ok_or_else(|| {
+                VerifyError::InvalidDpopProof("the token is not bound to a DPoP key".into())
+            })?;
+        let d = &self.0.config.dpop;
+        let req = crate::dpop::ProofRequirements {
+            method,
+            url,
+            access_token: Some(token),
+            bound_jkt: Some(jkt),
+        };
+        crate::dpop::check_proof(
+            proof,
+            &req,
+            &d.replay,
+            d.nonces.as_ref(),
+            d.window_secs,
+            now,
+        )
+        .map_err(|e| match e {
+            crate::dpop::ProofError::Invalid(m) => VerifyError::InvalidDpopProof(m),
+            crate::dpop::ProofError::UseNonce(nonce) => VerifyError::UseDpopNonce { nonce },
+            crate::dpop::ProofError::CacheFull => VerifyError::DpopReplayCacheFull,
+        })?;
+        Ok(verified)
+    }
+
+    /// The external base URL DPoP proofs are checked against (`htu`), if configured.
+    pub fn dpop_base_url(&self) -> Option<&str> {
+        self.0.config.dpop.base_url.as_deref()
+    }
+
+    /// A fresh server nonce, when this verifier requires them.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.0
+            .config
+            .dpop
+            .nonces
+            .as_ref()
+            .map(|n| n.current(self.0.clock.now()))
+    }
+
+    fn verify_any(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
         let cfg = &self.0.config;
         if token.len() > cfg.max_token_len {
             return Err(VerifyError::Oversize {
@@ -230,10 +320,6 @@ impl Verifier {
         }
         if !cfg.audiences.contains(&claims.aud) {
             return Err(VerifyError::WrongAudience);
-        }
-        if claims.cnf.is_some() {
-            // `verify` is the bearer path; a sender-constrained token needs its key's proof.
-            return Err(VerifyError::SenderConstrained);
         }
         Ok((
             VerifiedToken::new(claims, kid.clone(), key.algorithm()),

@@ -21,7 +21,7 @@ use axum::routing::get;
 use clap::Parser;
 use keymint_jwks::{Audience, Issuer};
 use keymint_verifier::Verifier;
-use keymint_verifier::layer::{AuthRejection, Bearer};
+use keymint_verifier::layer::{Auth, AuthRejection};
 use keymint_verifier::live::{LiveConfig, Source};
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -68,7 +68,7 @@ struct Args {
     kid_cooldown: Duration,
 }
 
-async fn list_orders(auth: Bearer) -> Result<Json<serde_json::Value>, AuthRejection> {
+async fn list_orders(auth: Auth) -> Result<Json<serde_json::Value>, AuthRejection> {
     auth.require_scopes(&["orders:read"])?;
     Ok(Json(serde_json::json!({
         "tenant": auth.claims().tenant.as_str(),
@@ -77,7 +77,7 @@ async fn list_orders(auth: Bearer) -> Result<Json<serde_json::Value>, AuthReject
     })))
 }
 
-async fn create_order(auth: Bearer) -> Result<Json<serde_json::Value>, AuthRejection> {
+async fn create_order(auth: Auth) -> Result<Json<serde_json::Value>, AuthRejection> {
     auth.require_scopes(&["orders:write"])?;
     Ok(Json(serde_json::json!({
         "tenant": auth.claims().tenant.as_str(),
