@@ -259,3 +259,77 @@ fn backend_delegated_tokens_are_narrower_and_bound_to_the_browser_key() {
         VerifyError::SenderConstrained
     );
 }
+
+#[test]
+fn the_token_endpoint_binds_tokens_to_a_dpop_proof_and_refuses_bad_proofs() {
+    use keymint_jwks::dpop::make_proof;
+    use keymint_jwks::{Algorithm, SigningKey, UnixTime};
+    let s = Server::start("dpop-token", &[]);
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let browser = SigningKey::generate(Algorithm::Es256).unwrap();
+    let htu = format!("{}/v1/token", s.url);
+    let with_proof = |proof: &str, body: Option<&str>| {
+        let req = s
+            .post("/v1/token")
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("DPoP", proof);
+        reply(match body {
+            Some(b) => req.set("Content-Type", "application/json").send_string(b),
+            None => req.call(),
+        })
+    };
+    let good = make_proof(&browser, "POST", &htu, UnixTime::now(), "t1", None, None).unwrap();
+    let r = with_proof(&good, None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["token_type"], "DPoP");
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let payload = keymint_jwks::jws::decode_segment(token.split('.').nth(1).unwrap(), "p").unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], browser.kid().as_str());
+
+    let stale = make_proof(
+        &browser,
+        "POST",
+        &htu,
+        UnixTime(UnixTime::now().0 - 600),
+        "t2",
+        None,
+        None,
+    )
+    .unwrap();
+    let wrong_url = make_proof(
+        &browser,
+        "POST",
+        "https://elsewhere.example/v1/token",
+        UnixTime::now(),
+        "t3",
+        None,
+        None,
+    )
+    .unwrap();
+    let wrong_method =
+        make_proof(&browser, "GET", &htu, UnixTime::now(), "t4", None, None).unwrap();
+    let other = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let mismatch = make_proof(&other, "POST", &htu, UnixTime::now(), "t5", None, None).unwrap();
+    for (name, proof, body) in [
+        ("replayed", good.as_str(), None),
+        ("stale", stale.as_str(), None),
+        ("wrong htu", wrong_url.as_str(), None),
+        ("wrong htm", wrong_method.as_str(), None),
+        ("garbage", "not.a.proof", None),
+    ] {
+        let r = with_proof(proof, body);
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{name}: {}",
+            r.text
+        );
+    }
+    let body = format!(r#"{{"dpop_jkt":"{}"}}"#, browser.kid());
+    let r = with_proof(&mismatch, Some(&body));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+}

@@ -24,6 +24,9 @@ pub enum DomainError {
     /// A malformed request (`invalid_request`).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The DPoP proof is bad, stale, replayed or does not match (`invalid_dpop_proof`, RFC 9449 §5).
+    #[error("{0}")]
+    InvalidDpopProof(String),
     /// The client IP or origin is not allowed for this key (`unauthorized_client`).
     #[error("{0}")]
     UnauthorizedClient(String),

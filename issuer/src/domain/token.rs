@@ -34,6 +34,10 @@ pub struct TokenRequest {
     /// Bind the token to this DPoP key thumbprint (RFC 9449 §10): a backend minting a token for
     /// its browser's key.
     pub dpop_jkt: Option<String>,
+    /// A `DPoP` proof header (RFC 9449 §5): the token is bound to the proof's key.
+    pub dpop_proof: Option<String>,
+    /// The path the request was made to, for the proof's `htu`.
+    pub path: String,
 }
 
 /// Where a request came from.
@@ -142,6 +146,8 @@ pub struct TokenService<S> {
     usage: Arc<Mutex<HashMap<String, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
+    /// DPoP proof IDs seen (this process; shared across replicas is a later step).
+    replay: Arc<keymint_verifier::dpop::ReplayCache>,
     audit: AuditSink,
     rng: SystemRandom,
 }
@@ -157,6 +163,7 @@ impl<S> Clone for TokenService<S> {
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
+            replay: Arc::clone(&self.replay),
             audit: self.audit.clone(),
             rng: self.rng.clone(),
         }
@@ -195,6 +202,9 @@ impl<S: Store> TokenService<S> {
             )),
             usage: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
+            replay: Arc::new(keymint_verifier::dpop::ReplayCache::new(
+                keymint_verifier::dpop::DEFAULT_REPLAY_CAPACITY,
+            )),
             audit,
             rng: SystemRandom::new(),
         }
@@ -373,16 +383,56 @@ impl<S: Store> TokenService<S> {
         {
             return Err(DomainError::RateLimited { retry_after });
         }
-        let cnf = match request.dpop_jkt.as_deref() {
+        let requested_jkt = match request.dpop_jkt.as_deref() {
             None => None,
-            Some(jkt) if is_thumbprint(jkt) => Some(keymint_jwks::Confirmation {
-                jkt: jkt.to_owned(),
-            }),
+            Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
             Some(_) => {
                 return Err(DomainError::InvalidRequest(
                     "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key".into(),
                 ));
             }
+        };
+        // Checked only now, after the client authenticated, so that anonymous garbage cannot
+        // fill the replay cache.
+        let proof_jkt = match request.dpop_proof.as_deref() {
+            None => None,
+            Some(proof) => {
+                let url = format!(
+                    "{}{}",
+                    self.settings.issuer.as_str().trim_end_matches('/'),
+                    request.path
+                );
+                let req = keymint_verifier::dpop::ProofRequirements {
+                    method: "POST",
+                    url: &url,
+                    access_token: None,
+                    bound_jkt: None,
+                };
+                let p = keymint_verifier::dpop::check_proof(
+                    proof,
+                    &req,
+                    &self.replay,
+                    None,
+                    keymint_verifier::dpop::DEFAULT_PROOF_WINDOW_SECS,
+                    now,
+                )
+                .map_err(|e| match e {
+                    keymint_verifier::dpop::ProofError::CacheFull => DomainError::RateLimited {
+                        retry_after: Duration::from_secs(1),
+                    },
+                    other => DomainError::InvalidDpopProof(other.to_string()),
+                })?;
+                Some(p.jkt)
+            }
+        };
+        let cnf = match (proof_jkt, requested_jkt) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(DomainError::InvalidDpopProof(
+                    "dpop_jkt does not match the key of the DPoP proof".into(),
+                ));
+            }
+            (Some(jkt), _) | (None, Some(jkt)) => Some(keymint_jwks::Confirmation { jkt }),
+            (None, None) => None,
         };
 
         let scope = match request.scope.as_deref() {

@@ -84,6 +84,13 @@ struct V1Body {
 /// `POST /v1/token`: `Authorization: Bearer <key>` or `X-API-Key`, optional JSON body.
 pub(crate) struct V1Call(pub(crate) TokenCall);
 
+fn dpop_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("dpop")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 impl<St: Send + Sync> FromRequest<St> for V1Call {
     type Rejection = HttpError;
 
@@ -91,6 +98,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
         let scheme = Scheme::Bearer;
         no_query(&req, scheme)?;
         let client = client(&req);
+        let path = req.uri().path().to_owned();
         let headers = req.headers().clone();
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -147,6 +155,8 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 audience: parsed.audience,
                 ttl: parsed.ttl,
                 dpop_jkt: parsed.dpop_jkt,
+                dpop_proof: dpop_header(&headers),
+                path,
             },
             client,
         }))
@@ -171,6 +181,7 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
         let scheme = Scheme::Basic;
         no_query(&req, scheme)?;
         let client = client(&req);
+        let path = req.uri().path().to_owned();
         let headers = req.headers().clone();
         let bytes = body(req, scheme).await?;
         if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
@@ -270,6 +281,8 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                 audience,
                 ttl: None,
                 dpop_jkt: form.get("dpop_jkt").map(|v| v.to_string()),
+                dpop_proof: dpop_header(&headers),
+                path,
             },
             client,
         }))

@@ -76,6 +76,12 @@ impl IntoResponse for HttpError {
                 DomainError::InvalidRequest(m) | DomainError::Invalid(m) => {
                     (StatusCode::BAD_REQUEST, "invalid_request", m.clone(), None)
                 }
+                DomainError::InvalidDpopProof(m) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_dpop_proof",
+                    m.clone(),
+                    None,
+                ),
                 DomainError::UnauthorizedClient(m) => (
                     StatusCode::FORBIDDEN,
                     "unauthorized_client",
