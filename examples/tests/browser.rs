@@ -1,7 +1,8 @@
-//! The browser demo in a real, headless Chromium (Debian's `chromium`, installed by `scripts/test`
-//! and `.ci/run`): the page on its allowed origin gets a DPoP-bound token and calls the API; the
-//! same page on another origin is blocked; a token lifted from the page is refused without its
-//! proof. A screenshot of the working page goes to `target/tmp/browser-demo.png`.
+//! The browser demo in a real, headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! installed by `scripts/test` and `.ci/run`), driven over W3C WebDriver: the page on its allowed
+//! origin gets a DPoP-bound token and calls the API; the same page on another origin is blocked; a
+//! token lifted from the page is refused without its proof. A screenshot of the working page goes
+//! to `target/tmp/browser-demo.png`.
 
 // Test code: a failed step should stop the test loudly.
 #![allow(
@@ -12,64 +13,129 @@
 )]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+fn tool(env: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
     assert!(
         path.exists(),
-        "Chromium is required for this test (scripts/test installs Debian's chromium; or set CHROMIUM=/path)"
+        "{} is required for this test (scripts/test installs Debian's chromium and chromium-driver; or set {env})",
+        path.display()
     );
     path
 }
 
-/// Loads `url` in headless Chromium and returns the DOM after the page's scripts ran, or writes a
-/// screenshot.
-fn run_chromium(url: &str, screenshot: Option<&PathBuf>) -> String {
-    let profile = std::env::temp_dir().join(format!(
-        "keymint-chromium-{}-{}",
-        std::process::id(),
-        url.len()
-    ));
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=15000",
-        "--window-size=1000,900",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    match screenshot {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    let out = cmd.arg(url).output().unwrap();
-    let _ = std::fs::remove_dir_all(profile);
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A chromedriver process and one headless Chromium session, spoken to over W3C WebDriver.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
 }
 
-/// The text of the element with `id` in a dumped DOM.
-fn text_of(dom: &str, id: &str) -> String {
-    let marker = format!("id=\"{id}\"");
-    let start = dom
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no #{id} in the page"));
-    let rest = &dom[start..];
-    let open_end = rest.find('>').unwrap() + 1;
-    let close = rest[open_end..].find('<').unwrap();
-    rest[open_end..open_end + close].to_owned()
+impl Browser {
+    fn start() -> Self {
+        let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(tool("CHROMEDRIVER", "/usr/bin/chromedriver"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(&format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1000,900"],
+            },
+        }}});
+        let mut b = Self {
+            driver,
+            base,
+            session: String::new(),
+        };
+        let created = b.post("/session", &caps);
+        b.session = created["value"]["sessionId"].as_str().unwrap().to_owned();
+        b
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        let res = ureq::post(&format!("{}{path}", self.base))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string());
+        let text = match res {
+            Ok(r) => r.into_string().unwrap(),
+            Err(ureq::Error::Status(code, r)) => panic!(
+                "WebDriver {path}: {code} {}",
+                r.into_string().unwrap_or_default()
+            ),
+            Err(e) => panic!("WebDriver {path}: {e}"),
+        };
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn open(&self, url: &str) {
+        self.post(
+            &format!("/session/{}/url", self.session),
+            &json!({"url": url}),
+        );
+    }
+
+    fn text(&self, id: &str) -> String {
+        let script =
+            format!("const e = document.getElementById('{id}'); return e ? e.textContent : null;");
+        let v = self.post(
+            &format!("/session/{}/execute/sync", self.session),
+            &json!({"script": script, "args": []}),
+        );
+        v["value"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn wait_done(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.text("done") != "done" {
+            assert!(Instant::now() < deadline, "the page never finished");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, path: &PathBuf) {
+        let res = ureq::get(&format!(
+            "{}/session/{}/screenshot",
+            self.base, self.session
+        ))
+        .call()
+        .unwrap();
+        let v: Value = serde_json::from_str(&res.into_string().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }
 
 #[test]
@@ -79,25 +145,36 @@ fn the_page_gets_a_bound_token_calls_the_api_and_a_lifted_token_is_useless() {
         .build()
         .unwrap();
     let demo = rt.block_on(keymint_examples::demo::start(0)).unwrap();
-    let dom = {
-        let url = demo.page_url.clone();
-        std::thread::spawn(move || run_chromium(&url, None))
-            .join()
-            .unwrap()
-    };
-    assert_eq!(text_of(&dom, "done"), "done", "the page did not finish");
+    let browser = Browser::start();
+
+    browser.open(&demo.page_url);
+    browser.wait_done();
     assert!(
-        text_of(&dom, "status-token").starts_with("200: token_type DPoP"),
-        "{dom}"
+        browser
+            .text("status-token")
+            .starts_with("200: token_type DPoP"),
+        "{}",
+        browser.text("status-token")
     );
-    assert_eq!(text_of(&dom, "status-api"), "200");
-    assert!(text_of(&dom, "api-result").contains("acme"));
-    assert!(text_of(&dom, "status-replay").starts_with("401"));
-    assert!(text_of(&dom, "status-delegated-token").starts_with("200: token_type DPoP"));
-    assert_eq!(text_of(&dom, "status-delegated"), "200");
+    assert_eq!(browser.text("status-api"), "200");
+    assert!(browser.text("api-result").contains("acme"));
+    assert!(browser.text("status-replay").starts_with("401"));
+    assert!(
+        browser
+            .text("status-delegated-token")
+            .starts_with("200: token_type DPoP")
+    );
+    assert_eq!(browser.text("status-delegated"), "200");
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-demo.png");
+    browser.screenshot(&shot);
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "no screenshot"
+    );
+    println!("screenshot: {}", shot.display());
 
     // A token lifted from the page: useless without a proof from the page's key.
-    let token = text_of(&dom, "token");
+    let token = browser.text("token");
     assert_eq!(token.split('.').count(), 3);
     let call = |auth: String| match ureq::get(&format!("{}/orders", demo.api_url))
         .set("Authorization", &auth)
@@ -111,28 +188,14 @@ fn the_page_gets_a_bound_token_calls_the_api_and_a_lifted_token_is_useless() {
     assert_eq!(call(format!("DPoP {token}")), 401);
 
     // The same page from an origin no key allows: the token request is blocked.
-    let foreign = {
-        let url = demo.foreign_page_url.clone();
-        std::thread::spawn(move || run_chromium(&url, None))
-            .join()
-            .unwrap()
-    };
+    browser.open(&demo.foreign_page_url);
+    browser.wait_done();
     assert!(
-        text_of(&foreign, "status-token").contains("failed"),
-        "{foreign}"
+        browser.text("status-token").contains("failed"),
+        "{}",
+        browser.text("status-token")
     );
-    assert_eq!(text_of(&foreign, "status-api"), "…");
-
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-demo.png");
-    let url = demo.page_url.clone();
-    let path = shot.clone();
-    std::thread::spawn(move || run_chromium(&url, Some(&path)))
-        .join()
-        .unwrap();
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 10_000,
-        "no screenshot"
-    );
-    println!("screenshot: {}", shot.display());
+    assert_eq!(browser.text("status-api"), "…");
+    drop(browser);
     drop(demo);
 }
