@@ -107,7 +107,7 @@ pub(crate) struct CreateArgs {
     #[arg(long = "allow-ip", value_name = "CIDR")]
     allow_ips: Vec<IpNet>,
     /// A publishable (browser) key: needs --origin, may only carry public scopes, short tokens,
-    /// and a rate limit per key and per client IP (default 60/m).
+    /// and a rate limit (default 600/m for the key, a tenth of it per client IP).
     #[arg(long)]
     publishable: bool,
     /// A browser origin allowed to use the key (repeat for several), e.g. https://app.example.

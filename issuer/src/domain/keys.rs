@@ -26,8 +26,8 @@ pub const DEFAULT_KEY_MAX_TTL: Duration = Duration::from_secs(3600);
 pub const PUBLISHABLE_DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// The longest token a publishable key may ever get.
 pub const PUBLISHABLE_MAX_TTL: Duration = Duration::from_secs(600);
-/// Default rate limit of a publishable key, applied per key and per client IP.
-pub const PUBLISHABLE_DEFAULT_RATE: &str = "60/m";
+/// Default rate limit of a publishable key as a whole; each client IP gets a tenth of it.
+pub const PUBLISHABLE_DEFAULT_RATE: &str = "600/m";
 /// Default grace period of the old key after a rotation.
 pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
@@ -56,7 +56,7 @@ pub struct NewKey {
     pub owner: Option<String>,
     /// Allowed client networks (empty: any).
     pub allow_ips: Vec<IpNet>,
-    /// Rate limit (default for publishable keys: 60/m, per key and per client IP).
+    /// Rate limit (publishable keys: default 600/m for the key, a tenth of it per client IP).
     pub rate_limit: Option<RateSpec>,
     /// Environment.
     pub env: KeyEnv,

@@ -61,6 +61,15 @@ impl std::fmt::Display for RateSpec {
 }
 
 impl RateSpec {
+    /// The per-client share of a publishable key's quota: a tenth, at least one per period.
+    pub fn per_client(self) -> Self {
+        let count = NonZeroU32::new(self.count.get() / 10).unwrap_or(NonZeroU32::MIN);
+        Self {
+            count,
+            per: self.per,
+        }
+    }
+
     /// A limiter with this quota per key of type `K` (e.g. per client IP).
     pub fn keyed_limiter<K: std::hash::Hash + Eq + Clone>(
         self,

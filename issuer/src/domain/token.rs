@@ -75,8 +75,8 @@ struct ActiveKey {
     allow_ips: Vec<IpNet>,
     allow_origins: Vec<String>,
     limiter: Option<DefaultDirectRateLimiter>,
-    /// Publishable keys: the same quota again per client IP, since an `Origin` header is easy to
-    /// forge outside a browser.
+    /// Publishable keys: a tenth of the key's quota per client IP, since an `Origin` header is easy
+    /// to forge outside a browser and one client must not exhaust the key for every other.
     ip_limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
     /// The last-used time last queued for the database: a key in constant use is written once a
     /// minute, not on every request.
@@ -115,7 +115,7 @@ impl ActiveKey {
             ip_limiter: (record.kind == KeyKind::Publishable.as_str())
                 .then(|| record.rate_limit.as_deref().and_then(RateSpec::parse))
                 .flatten()
-                .map(RateSpec::keyed_limiter),
+                .map(|r| r.per_client().keyed_limiter()),
             limiter: record
                 .rate_limit
                 .as_deref()

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
@@ -25,10 +26,14 @@ pub(crate) struct TokenCall {
 }
 
 fn client(req: &Request) -> ClientContext {
-    let ip = req
-        .extensions()
+    // The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
+    // the `ConnectInfo` extractor itself falls back).
+    let ext = req.extensions();
+    let ip = ext
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        .map(|c| c.0)
+        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let origin = req
         .headers()
         .get(header::ORIGIN)

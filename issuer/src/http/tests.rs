@@ -27,7 +27,9 @@ const ISS: &str = "https://issuer.test";
 
 struct Harness {
     app: axum::Router,
+    state: AppState<FlakyStore<SqliteStore>>,
     store: Arc<FlakyStore<SqliteStore>>,
+    hasher: KeyHasher,
     key: String,
     _dir: TempDir,
 }
@@ -89,7 +91,7 @@ async fn harness(name: &str) -> Harness {
     let (audit, _rx) = AuditSink::new();
     let tokens = TokenService::new(
         Arc::clone(&store),
-        hasher,
+        hasher.clone(),
         Arc::clone(&set),
         TokenSettings {
             issuer: issuer.clone(),
@@ -97,21 +99,28 @@ async fn harness(name: &str) -> Harness {
         },
         audit,
     );
-    let app = router(AppState {
+    let state = AppState {
         tokens,
         signing: set,
         list: crate::domain::revocations::ListFeed::new(list),
         store: Arc::clone(&store),
         issuer,
         jwks_max_age: Duration::from_secs(60),
-    })
-    .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+    };
+    let app = app_from(&state, [127, 0, 0, 1]);
     Harness {
         app,
+        state,
         store,
+        hasher,
         key: key.expose().to_owned(),
         _dir: TempDir(dir),
     }
+}
+
+/// The router as seen by a client at `ip`.
+fn app_from(state: &AppState<FlakyStore<SqliteStore>>, ip: [u8; 4]) -> axum::Router {
+    router(state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 4000))))
 }
 
 async fn send(
@@ -182,4 +191,59 @@ async fn database_down_means_503_with_retry_after_and_readyz_503() {
     h.store.set_down(true);
     let (status, _, _) = send(&h.app, token_req(&h.key)).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
+    let h = harness("perip").await;
+    let now = UnixTime::now();
+    keys::put_scope(
+        &*h.store,
+        &keymint_jwks::Scope::new("catalog:read").unwrap(),
+        true,
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let (_, pk) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey {
+            kind: crate::domain::api_key::KeyKind::Publishable,
+            allow_origins: vec![
+                crate::domain::origin::Origin::parse("https://app.example").unwrap(),
+            ],
+            tenant: TenantId::new("acme").unwrap(),
+            scopes: ScopeSet::parse("catalog:read").unwrap(),
+            audiences: vec![Audience::new("https://api.test").unwrap()],
+            ttl: None,
+            max_ttl: None,
+            expires_in: Duration::from_secs(3600),
+            label: None,
+            owner: None,
+            allow_ips: vec![],
+            rate_limit: crate::domain::limits::RateSpec::parse("20/m"),
+            env: KeyEnv::Live,
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let req = || {
+        Request::post("/v1/token")
+            .header("Authorization", format!("Bearer {}", pk.expose()))
+            .header("Origin", "https://app.example")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let one = app_from(&h.state, [10, 0, 0, 1]);
+    let other = app_from(&h.state, [10, 0, 0, 2]);
+    assert_eq!(send(&one, req()).await.0, StatusCode::OK);
+    assert_eq!(send(&one, req()).await.0, StatusCode::OK);
+    assert_eq!(send(&one, req()).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Another client is unaffected.
+    let (status, _, body) = send(&other, req()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
