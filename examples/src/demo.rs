@@ -153,6 +153,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         jwks_max_age: Duration::from_secs(60),
         max_token_ttl: Duration::from_secs(3600),
         list_validity: Duration::from_secs(24 * 3600),
+        tls: None,
     };
     tokio::spawn(keymint::server::serve(
         Arc::clone(&store),

@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub max_token_ttl: Duration,
     /// Validity of each signed revocation list.
     pub list_validity: Duration,
+    /// Serve HTTPS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running issuer's shared pieces.
@@ -145,26 +147,48 @@ pub async fn serve<S: Store>(
         issuer: cfg.issuer.clone(),
         jwks_max_age: cfg.jwks_max_age,
     });
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        // Push streams never end on their own; closing the feed ends them so shutdown completes.
-        let feed = rt.list.clone();
-        async move {
+    let feed = rt.list.clone();
+    let served = match cfg.tls.clone() {
+        None => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             shutdown.await;
+            // Push streams never end on their own; closing the feed ends them so shutdown completes.
             feed.close();
+        })
+        .await
+        .map_err(|e| DomainError::Internal(format!("server: {e}"))),
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                feed.close();
+                on_shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| DomainError::Internal(format!("listener: {e}")))?;
+            axum_server::from_tcp_rustls(
+                std_listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(tls),
+            )
+            .map_err(|e| DomainError::Internal(format!("listener: {e}")))?
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .map_err(|e| DomainError::Internal(format!("server: {e}")))
         }
-    })
-    .await;
+    };
     watcher.abort();
     maintenance.abort();
     flush_usage(&rt).await;
     // Dropping the last sink closes the audit channel; the writer flushes what is queued.
     drop(rt);
     let _ = tokio::time::timeout(Duration::from_secs(5), audit_task).await;
-    served.map_err(|e| DomainError::Internal(format!("server: {e}")))
+    served
 }
 
 async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>) {

@@ -106,3 +106,66 @@ fn plain_http_on_a_public_address_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--behind-tls-proxy"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn https_with_a_certificate_and_key_on_ring() {
+    use std::sync::Arc;
+    let dir = temp_dir("tls");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    let data = dir.join("data");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let s = Server::start_in(
+        data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(s.url.starts_with("https://"), "{}", s.url);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let agent = ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build();
+    let meta: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(&format!("{}/.well-known/oauth-authorization-server", s.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["issuer"], s.url.as_str());
+    let (_, api_key) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        "https://api.example",
+    ]);
+    let res = agent
+        .post(&format!("{}/v1/token", s.url))
+        .set("Authorization", &format!("Bearer {api_key}"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Plain HTTP to the TLS port gets nowhere.
+    assert!(
+        ureq::get(&format!("{}/healthz", s.url.replacen("https", "http", 1)))
+            .call()
+            .is_err()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -32,13 +32,26 @@ pub(crate) struct Args {
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]
     behind_tls_proxy: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliError> {
-    if !args.listen.ip().is_loopback() && !args.behind_tls_proxy {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(CliError::Usage)?)
+        }
+        _ => None,
+    };
+    if !args.listen.ip().is_loopback() && !args.behind_tls_proxy && tls.is_none() {
         return Err(CliError::Usage(format!(
             "refusing plain HTTP on {}: API keys would cross the network in clear text. Listen on \
-             loopback, or pass --behind-tls-proxy when a TLS-terminating proxy is in front",
+             loopback, give --tls-cert and --tls-key, or pass --behind-tls-proxy when a \
+             TLS-terminating proxy is in front",
             args.listen
         )));
     }
@@ -54,7 +67,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
     let local = listener
         .local_addr()
         .map_err(|e| CliError::Usage(format!("cannot read the listen address: {e}")))?;
-    let url = format!("http://{local}");
+    let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
     let issuer = Issuer::new(args.issuer_url.clone().unwrap_or_else(|| url.clone()))
         .map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?;
     let cfg = ServeConfig {
@@ -63,6 +76,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         jwks_max_age: args.jwks_max_age,
         max_token_ttl: args.max_token_ttl,
         list_validity: args.revocation_list_validity,
+        tls,
     };
     let data_dir = opened.data_dir.display().to_string();
     let shutdown = async {
