@@ -154,6 +154,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         max_token_ttl: Duration::from_secs(3600),
         list_validity: Duration::from_secs(24 * 3600),
         tls: None,
+        trusted_proxies: vec![],
     };
     tokio::spawn(keymint::server::serve(
         Arc::clone(&store),

@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub list_validity: Duration,
     /// Serve HTTPS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A running issuer's shared pieces.
@@ -146,6 +148,7 @@ pub async fn serve<S: Store>(
         store: Arc::clone(&store),
         issuer: cfg.issuer.clone(),
         jwks_max_age: cfg.jwks_max_age,
+        trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
     });
     let feed = rt.list.clone();
     let served = match cfg.tls.clone() {

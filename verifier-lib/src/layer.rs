@@ -36,7 +36,7 @@ use keymint_jwks::{Claims, Scope};
 use crate::{AccessError, VerifiedToken, Verifier, VerifyError};
 
 impl Verifier {
-    /// A layer that makes this verifier available to the [`Bearer`] extractor.
+    /// A layer that makes this verifier available to the [`Auth`] extractor.
     pub fn layer(&self) -> axum::Extension<Verifier> {
         axum::Extension(self.clone())
     }

@@ -32,6 +32,14 @@ pub(crate) struct Args {
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]
     behind_tls_proxy: bool,
+    /// Behind --behind-tls-proxy: a proxy (CIDR) whose X-Forwarded-For is believed for the client
+    /// address (rate limits, allow-lists, audit). Repeat for several. Nothing else is believed.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        requires = "behind_tls_proxy"
+    )]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", value_name = "PEM")]
     tls_cert: Option<std::path::PathBuf>,
@@ -77,6 +85,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         max_token_ttl: args.max_token_ttl,
         list_validity: args.revocation_list_validity,
         tls,
+        trusted_proxies: args.trusted_proxies.clone(),
     };
     let data_dir = opened.data_dir.display().to_string();
     let shutdown = async {

@@ -25,15 +25,45 @@ pub(crate) struct TokenCall {
     pub(crate) client: ClientContext,
 }
 
+/// Proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<ipnet::IpNet>>);
+
+/// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
+/// header before reaching the first trusted proxy is never believed.
+fn client_ip(req: &Request, peer: std::net::IpAddr) -> std::net::IpAddr {
+    let Some(TrustedProxies(trusted)) = req.extensions().get::<TrustedProxies>() else {
+        return peer;
+    };
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
 fn client(req: &Request) -> ClientContext {
     // The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
     // the `ConnectInfo` extractor itself falls back).
     let ext = req.extensions();
-    let ip = ext
+    let peer = ext
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let ip = client_ip(req, peer);
     let origin = req
         .headers()
         .get(header::ORIGIN)

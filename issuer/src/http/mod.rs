@@ -43,6 +43,8 @@ pub struct AppState<S> {
     pub issuer: Issuer,
     /// `Cache-Control: max-age` of the JWKS.
     pub jwks_max_age: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (with `--behind-tls-proxy`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -54,6 +56,7 @@ impl<S> Clone for AppState<S> {
             store: Arc::clone(&self.store),
             issuer: self.issuer.clone(),
             jwks_max_age: self.jwks_max_age,
+            trusted_proxies: Arc::clone(&self.trusted_proxies),
         }
     }
 }
@@ -82,5 +85,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::Extension(credentials::TrustedProxies(Arc::clone(
+            &state.trusted_proxies,
+        ))))
         .with_state(state)
 }

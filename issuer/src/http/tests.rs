@@ -106,6 +106,7 @@ async fn harness(name: &str) -> Harness {
         store: Arc::clone(&store),
         issuer,
         jwks_max_age: Duration::from_secs(60),
+        trusted_proxies: Arc::new(vec!["10.9.0.0/16".parse().unwrap()]),
     };
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {
@@ -246,4 +247,55 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
     // Another client is unaffected.
     let (status, _, body) = send(&other, req()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let h = harness("xff").await;
+    // The client address decides the allow-list: this key is for 203.0.113.7 only.
+    let now = UnixTime::now();
+    let (_, key) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey {
+            kind: crate::domain::api_key::KeyKind::Secret,
+            allow_origins: vec![],
+            tenant: TenantId::new("acme").unwrap(),
+            scopes: ScopeSet::parse("a").unwrap(),
+            audiences: vec![Audience::new("https://api.test").unwrap()],
+            ttl: None,
+            max_ttl: None,
+            expires_in: Duration::from_secs(3600),
+            label: None,
+            owner: None,
+            allow_ips: vec!["203.0.113.7/32".parse().unwrap()],
+            rate_limit: None,
+            env: KeyEnv::Live,
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let req = |xff: &str| {
+        Request::post("/v1/token")
+            .header("Authorization", format!("Bearer {}", key.expose()))
+            .header("X-Forwarded-For", xff)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let via_proxy = app_from(&h.state, [10, 9, 0, 1]);
+    let direct = app_from(&h.state, [198, 51, 100, 1]);
+    // Through the trusted proxy, the forwarded client address counts...
+    assert_eq!(send(&via_proxy, req("203.0.113.7")).await.0, StatusCode::OK);
+    // ...but not an address the client itself prepended before the proxy appended the real one.
+    assert_eq!(
+        send(&via_proxy, req("203.0.113.7, 198.51.100.9")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // From anyone else, the header is ignored.
+    assert_eq!(
+        send(&direct, req("203.0.113.7")).await.0,
+        StatusCode::FORBIDDEN
+    );
 }
