@@ -169,3 +169,37 @@ fn https_with_a_certificate_and_key_on_ring() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn metrics_count_issued_and_refused_tokens_by_reason_and_time_requests_by_route() {
+    let s = Server::start("metrics", &[]);
+    let (_, key) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        "https://api.example",
+    ]);
+    assert_eq!(token_request(&s, &key, None).status, 200);
+    assert_eq!(
+        token_request(&s, &key, Some(r#"{"scope":"zzz"}"#)).status,
+        400
+    );
+    assert_eq!(token_request(&s, "km_sk_live_nope", None).status, 401);
+    let m = reply(s.get("/metrics").call());
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    for line in [
+        "keymint_tokens_issued_total{type=\"Bearer\"} 1",
+        "keymint_tokens_refused_total{reason=\"invalid_scope\"} 1",
+        "keymint_tokens_refused_total{reason=\"malformed_key\"} 1",
+    ] {
+        assert!(m.text.contains(line), "missing {line:?} in\n{}", m.text);
+    }
+    assert!(
+        m.text
+            .contains("keymint_http_request_duration_seconds_bucket{route=\"/v1/token\"")
+    );
+    assert!(!m.text.contains(&key), "a key reached the metrics");
+}

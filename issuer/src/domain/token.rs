@@ -268,8 +268,12 @@ impl<S: Store> TokenService<S> {
             Ok(t) => {
                 audit.outcome = "granted".into();
                 audit.scopes = Some(t.scope.to_string());
+                metrics::counter!("keymint_tokens_issued_total", "type" => t.token_type)
+                    .increment(1);
             }
             Err(e) => {
+                metrics::counter!("keymint_tokens_refused_total", "reason" => refusal_code(e))
+                    .increment(1);
                 audit.outcome = "refused".into();
                 audit.reason = Some(match e {
                     DomainError::InvalidClient { reason } => (*reason).to_owned(),
@@ -542,4 +546,27 @@ fn is_thumbprint(s: &str) -> bool {
     s.len() == 43
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A small, stable set of refusal reasons for metrics (never anything a client chose).
+fn refusal_code(e: &DomainError) -> &'static str {
+    match e {
+        DomainError::InvalidClient { reason } => match *reason {
+            "malformed key" => "malformed_key",
+            "checksum mismatch" => "checksum_mismatch",
+            "unknown key" => "unknown_key",
+            "wrong secret" => "wrong_secret",
+            "revoked key" => "revoked_key",
+            "expired key" => "expired_key",
+            _ => "invalid_client",
+        },
+        DomainError::InvalidScope(_) => "invalid_scope",
+        DomainError::InvalidTarget(_) => "invalid_target",
+        DomainError::InvalidRequest(_) => "invalid_request",
+        DomainError::InvalidDpopProof(_) => "invalid_dpop_proof",
+        DomainError::UnauthorizedClient(_) => "unauthorized_client",
+        DomainError::RateLimited { .. } => "rate_limited",
+        DomainError::Unavailable(_) => "unavailable",
+        _ => "internal",
+    }
 }

@@ -19,6 +19,7 @@ mod credentials;
 mod discovery;
 mod error;
 mod health;
+mod metrics;
 mod token;
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ impl<S> Clone for AppState<S> {
 
 /// The issuer's routes.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    metrics::install();
     Router::new()
         .route(
             "/v1/token",
@@ -84,6 +86,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::Extension(credentials::TrustedProxies(Arc::clone(
             &state.trusted_proxies,
