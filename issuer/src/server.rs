@@ -52,11 +52,22 @@ struct Runtime<S> {
     list: ListFeed,
     tokens: TokenService<S>,
     cfg: ServeConfig,
+    /// When the active signing key started signing (for the key-age gauge).
+    active_since: std::sync::atomic::AtomicI64,
 }
 
 impl<S: Store> Runtime<S> {
     async fn reload_signing(&self) -> Result<(), DomainError> {
         let set = signing::load(&*self.store, &self.enc).await?;
+        self.active_since.store(
+            set.records
+                .iter()
+                .filter(|r| r.kid == set.active.key().kid().as_str())
+                .map(|r| r.activate_at)
+                .next()
+                .unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.signing.store(Arc::new(set));
         Ok(())
     }
@@ -72,6 +83,8 @@ impl<S: Store> Runtime<S> {
         )
         .await?;
         let serial = list.serial;
+        metrics::gauge!("keymint_revocation_list_serial").set(serial as f64);
+        metrics::gauge!("keymint_revocation_list_bytes").set(list.jws.len() as f64);
         if self.list.publish(list) {
             tracing::info!(serial, "revocation list updated");
         }
@@ -135,7 +148,9 @@ pub async fn serve<S: Store>(
         list: ListFeed::new(first_list),
         tokens,
         cfg: cfg.clone(),
+        active_since: std::sync::atomic::AtomicI64::new(0),
     });
+    rt.reload_signing().await?;
 
     let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));
     let watcher = tokio::spawn(watch_changes(Arc::clone(&rt)));
@@ -254,6 +269,11 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
         }
         if let Err(e) = rt.refresh_list().await {
             tracing::warn!(error = %e, "cannot refresh the revocation list");
+        }
+        let since = rt.active_since.load(std::sync::atomic::Ordering::Relaxed);
+        if since > 0 {
+            let age = crate::domain::unix(UnixTime::now()).saturating_sub(since);
+            metrics::gauge!("keymint_signing_key_age_seconds").set(age as f64);
         }
         usage_tick += 1;
         if usage_tick.is_multiple_of(5) {

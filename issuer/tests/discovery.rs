@@ -203,3 +203,19 @@ fn metrics_count_issued_and_refused_tokens_by_reason_and_time_requests_by_route(
     );
     assert!(!m.text.contains(&key), "a key reached the metrics");
 }
+
+#[test]
+fn sigterm_drains_and_ends_event_streams_cleanly() {
+    let mut s = Server::start("sigterm", &[]);
+    // An open push stream must not keep the server from stopping.
+    let res = ureq::get(&format!("{}/v1/revocations/events", s.url))
+        .call()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut res.into_reader(), &mut sink);
+    });
+    let status = s.terminate_and_wait(std::time::Duration::from_secs(10));
+    assert_eq!(status, Some(0), "did not exit cleanly on SIGTERM");
+    reader.join().unwrap();
+}

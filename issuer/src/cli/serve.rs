@@ -88,8 +88,28 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         trusted_proxies: args.trusted_proxies.clone(),
     };
     let data_dir = opened.data_dir.display().to_string();
+    // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: draining requests");
     };
     tracing::info!(%url, issuer = %issuer, data_dir = %data_dir, "keymint listening");
     eprintln!(

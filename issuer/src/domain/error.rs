@@ -55,6 +55,7 @@ pub enum DomainError {
 
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
+        metrics::counter!("keymint_database_errors_total").increment(1);
         match e {
             StoreError::Corrupt(msg) => Self::Internal(msg),
             other => Self::Unavailable(other),

@@ -127,6 +127,22 @@ impl Server {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Sends SIGTERM and waits up to `limit`; the exit code if it exited.
+    pub(crate) fn terminate_and_wait(&mut self, limit: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub(crate) fn stop(&mut self) {
         // SIGINT for a graceful shutdown (flushes audit batches), then make sure.
         let _ = Command::new("kill")
