@@ -91,6 +91,7 @@ pub mod layer;
 #[cfg(feature = "live")]
 pub mod live;
 mod revocation;
+mod telemetry;
 mod token;
 mod verifier;
 

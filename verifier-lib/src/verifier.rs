@@ -151,12 +151,15 @@ impl Verifier {
     /// but its expiry, its revocation and its key's presence in the key set are checked on every
     /// call.
     pub fn verify_at(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
-        let verified = self.verify_any(token, now)?;
-        if verified.claims().cnf.is_some() {
-            // The bearer path; a sender-constrained token needs its key's proof.
-            return Err(VerifyError::SenderConstrained);
-        }
-        Ok(verified)
+        let result = self.verify_any(token, now).and_then(|verified| {
+            if verified.claims().cnf.is_some() {
+                // The bearer path; a sender-constrained token needs its key's proof.
+                return Err(VerifyError::SenderConstrained);
+            }
+            Ok(verified)
+        });
+        crate::telemetry::outcome(&result);
+        result
     }
 
     /// Verifies a DPoP-bound token with its proof for this very request (RFC 9449 §7): `method`
@@ -256,6 +259,7 @@ impl Verifier {
                 .load()
                 .still_has(hit.token.kid().as_str(), &hit.key)
             {
+                crate::telemetry::cache_hit();
                 self.check_time(hit.token.claims(), now)?;
                 self.check_revocation(&hit.token, now)?;
                 return Ok(hit.token.clone());
@@ -432,6 +436,7 @@ impl Verifier {
             }
         }
         let serial = list.serial;
+        crate::telemetry::list_serial(serial);
         let state = Arc::new(RevocationState::new(signed));
         self.0.revocations.store(Some(Arc::clone(&state)));
         // Tokens signed by a revoked signing key are rejected on every call anyway; this frees
@@ -463,6 +468,7 @@ impl Verifier {
     /// Records a successful key-set refresh (for the staleness check).
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub(crate) fn keys_refreshed(&self, now: UnixTime) {
+        crate::telemetry::refreshed("jwks", now);
         if let Some(live) = &self.0.live {
             live.keys_ok_at
                 .store(now.0.max(1), std::sync::atomic::Ordering::Relaxed);

@@ -134,6 +134,7 @@ impl Ctx {
                 self.mark_ready();
             }
             Ok(_) => {
+                crate::telemetry::refreshed("revocations", UnixTime::now());
                 self.list_in.store(true, Ordering::SeqCst);
                 self.mark_ready();
             }
@@ -207,6 +208,7 @@ fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
                 }
             }
             Err(e) => {
+                crate::telemetry::refresh_failed("jwks");
                 tracing::warn!(error = %e, "key set refresh failed; keeping the one in force");
                 ctx.cfg.min_refresh
             }
@@ -272,6 +274,7 @@ fn list_thread(ctx: Arc<Ctx>) {
                 ctx.clamp(f.max_age, fallback)
             }
             Err(e) => {
+                crate::telemetry::refresh_failed("revocations");
                 tracing::warn!(error = %e, "revocation list refresh failed; keeping the one in force");
                 ctx.cfg.min_refresh
             }
