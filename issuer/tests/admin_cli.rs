@@ -321,3 +321,37 @@ fn token_command_reads_the_key_from_env_or_stdin_and_verify_explains() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_scope"));
 }
+
+#[test]
+fn a_leaked_key_is_revoked_and_replaced_in_one_step() {
+    let s = Server::start("leak", &[]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let token = token_request(&s, &key, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = s.cli(&["keys", "rotate", &id, "--revoke-old", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let successor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        token_request(&s, &key, None).status,
+        401,
+        "the leaked key still works"
+    );
+    assert_eq!(
+        token_request(&s, successor["key"].as_str().unwrap(), None).status,
+        200
+    );
+    let v = verifier_from_server(&s);
+    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+        .unwrap();
+    assert!(
+        matches!(v.verify(&token), Err(VerifyError::Revoked(_))),
+        "tokens of the leaked key live on"
+    );
+}

@@ -69,6 +69,10 @@ pub(crate) enum Command {
         /// How long the old key keeps working.
         #[arg(long, default_value = "24h", value_parser = duration)]
         grace: Duration,
+        /// The old key leaked: revoke it at once (no grace; every token it minted is listed as
+        /// revoked) while handing out the successor, in one step.
+        #[arg(long, conflicts_with = "grace")]
+        revoke_old: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -294,12 +298,24 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
             println!("revoked key {id}");
         }
-        Command::Rotate { id, grace, json } => {
+        Command::Rotate {
+            id,
+            grace,
+            revoke_old,
+            json,
+        } => {
             let id = key_id(&id)?;
+            let grace = if revoke_old { Duration::ZERO } else { grace };
             let (view, key) =
                 keys::rotate(store, &opened.hasher(), &id, grace, now, &actor()).await?;
+            if revoke_old {
+                let ttl = super::max_token_ttl(store, None).await?;
+                revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
+            }
             print_key(&view, Some(key.expose()), json);
-            if !json {
+            if !json && revoke_old {
+                eprintln!("(the old key {id} is revoked, with every token it minted)");
+            } else if !json {
                 eprintln!(
                     "(the old key {id} keeps working for {})",
                     humantime::format_duration(grace)
