@@ -52,22 +52,11 @@ struct Runtime<S> {
     list: ListFeed,
     tokens: TokenService<S>,
     cfg: ServeConfig,
-    /// When the active signing key started signing (for the key-age gauge).
-    active_since: std::sync::atomic::AtomicI64,
 }
 
 impl<S: Store> Runtime<S> {
     async fn reload_signing(&self) -> Result<(), DomainError> {
         let set = signing::load(&*self.store, &self.enc).await?;
-        self.active_since.store(
-            set.records
-                .iter()
-                .filter(|r| r.kid == set.active.key().kid().as_str())
-                .map(|r| r.activate_at)
-                .next()
-                .unwrap_or(0),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         self.signing.store(Arc::new(set));
         Ok(())
     }
@@ -148,9 +137,7 @@ pub async fn serve<S: Store>(
         list: ListFeed::new(first_list),
         tokens,
         cfg: cfg.clone(),
-        active_since: std::sync::atomic::AtomicI64::new(0),
     });
-    rt.reload_signing().await?;
 
     let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));
     let watcher = tokio::spawn(watch_changes(Arc::clone(&rt)));
@@ -270,8 +257,15 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
         if let Err(e) = rt.refresh_list().await {
             tracing::warn!(error = %e, "cannot refresh the revocation list");
         }
-        let since = rt.active_since.load(std::sync::atomic::Ordering::Relaxed);
-        if since > 0 {
+        // The active key's age, read from the signing set in force.
+        let set = rt.signing.load();
+        let active = set.active.key().kid().as_str();
+        if let Some(since) = set
+            .records
+            .iter()
+            .find(|r| r.kid == active)
+            .map(|r| r.activate_at)
+        {
             let age = crate::domain::unix(UnixTime::now()).saturating_sub(since);
             metrics::gauge!("keymint_signing_key_age_seconds").set(age as f64);
         }

@@ -134,7 +134,11 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
         no_query(&req, scheme)?;
         let client = client(&req);
         let path = req.uri().path().to_owned();
-        let headers = req.headers().clone();
+        // Take what is needed from the headers before the body consumes the request (no copy of
+        // the whole header map on the token path).
+        let headers = req.headers();
+        let content_type = content_type(headers);
+        let dpop_proof = dpop_header(headers);
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -170,7 +174,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 dpop_jkt: None,
             }
         } else {
-            if content_type(&headers).as_deref() != Some("application/json") {
+            if content_type.as_deref() != Some("application/json") {
                 return Err(HttpError::invalid_request(
                     scheme,
                     "the body must be JSON (Content-Type: application/json)",
@@ -190,7 +194,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 audience: parsed.audience,
                 ttl: parsed.ttl,
                 dpop_jkt: parsed.dpop_jkt,
-                dpop_proof: dpop_header(&headers),
+                dpop_proof,
                 path,
             },
             client,
@@ -217,9 +221,15 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
         no_query(&req, scheme)?;
         let client = client(&req);
         let path = req.uri().path().to_owned();
-        let headers = req.headers().clone();
+        let content_type = content_type(req.headers());
+        let dpop_proof = dpop_header(req.headers());
+        let basic_header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Zeroizing::new(v.to_owned()));
         let bytes = body(req, scheme).await?;
-        if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        if content_type.as_deref() != Some("application/x-www-form-urlencoded") {
             return Err(HttpError::invalid_request(
                 scheme,
                 "the body must be application/x-www-form-urlencoded",
@@ -242,13 +252,10 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
             Some(_) => return Err(HttpError::UnsupportedGrantType),
             None => return Err(HttpError::invalid_request(scheme, "grant_type is required")),
         }
-        let basic = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            });
+        let basic = basic_header.as_deref().and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
         let (client_id, secret) = match (basic, form.get("client_secret")) {
             (Some(_), Some(_)) => {
                 return Err(HttpError::invalid_request(
@@ -316,7 +323,7 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                 audience,
                 ttl: None,
                 dpop_jkt: form.get("dpop_jkt").map(|v| v.to_string()),
-                dpop_proof: dpop_header(&headers),
+                dpop_proof,
                 path,
             },
             client,
