@@ -62,6 +62,14 @@ struct RawHeader {
     typ: Option<String>,
     alg: Option<String>,
     jwk: Option<serde_json::Value>,
+    /// Whether `crit` is there at all (even `null`): keymint understands no critical extension,
+    /// and RFC 7515 §4.1.11 says to refuse a JWS that lists one.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 #[derive(Deserialize)]
@@ -86,6 +94,9 @@ pub fn parse_proof(proof: &str) -> Result<DpopProof, DpopError> {
     let header: RawHeader = strict_json::from_slice(&header_bytes).map_err(DpopError::Json)?;
     if header.typ.as_deref() != Some(TYP_DPOP) {
         return Err(DpopError::WrongType);
+    }
+    if header.crit {
+        return Err(DpopError::Jws(JwsError::UnknownCritical));
     }
     let jwk_json = header
         .jwk
@@ -250,6 +261,42 @@ mod tests {
                 .unwrap();
             assert_eq!(parse_proof(&t), Err(DpopError::BadAlgorithm), "{alg}");
         }
+    }
+
+    #[test]
+    fn a_proof_with_critical_extensions_is_refused() {
+        let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let signer =
+            crate::Signer::new(SigningKey::from_pkcs8(key.algorithm(), key.pkcs8_der()).unwrap());
+        let jwk = key.public_jwk().to_json_value();
+        let claims = br#"{"jti":"j1","htm":"POST","htu":"https://as.example/token","iat":100}"#;
+        for crit in [
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+            serde_json::Value::Null,
+        ] {
+            let h = serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk, "crit": crit, "b64": false});
+            let p = signer
+                .sign_compact(
+                    &crate::jws::encode_segment(h.to_string().as_bytes()),
+                    claims,
+                )
+                .unwrap();
+            assert_eq!(
+                parse_proof(&p),
+                Err(DpopError::Jws(JwsError::UnknownCritical)),
+                "crit {crit}"
+            );
+        }
+        // The same proof without `crit` is fine.
+        let h = serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk});
+        let p = signer
+            .sign_compact(
+                &crate::jws::encode_segment(h.to_string().as_bytes()),
+                claims,
+            )
+            .unwrap();
+        assert!(parse_proof(&p).is_ok());
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub enum JwkError {
     /// The P-256 point `(x, y)` is not on the curve.
     #[error("JWK point is not on the curve")]
     PointNotOnCurve,
+    /// The Ed25519 point `x` is one of the eight points of small order (or a non-canonical
+    /// encoding of one). Signatures "verify" under such a key without its private half: with the
+    /// identity as the key, `R = identity, S = 0` passes for every message.
+    #[error("JWK Ed25519 point has small order: it would verify forged signatures")]
+    SmallOrderPoint,
     /// A private-key member is present in what must be a public key.
     #[error(
         "JWK contains the private member `{0}`; a public key set must never carry private keys"
@@ -74,9 +79,12 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// An Ed25519 public key from its 32 bytes.
+    /// An Ed25519 public key from its 32 bytes. Points of small order are refused.
     pub fn ed25519(bytes: &[u8]) -> Result<Self, JwkError> {
         check_len("x", bytes, 32)?;
+        if ed25519_small_order(bytes) {
+            return Err(JwkError::SmallOrderPoint);
+        }
         Ok(Self {
             alg: Algorithm::EdDsa,
             bytes: bytes.into(),
@@ -345,6 +353,57 @@ fn check_len(member: &'static str, bytes: &[u8], expected: usize) -> Result<(), 
     }
 }
 
+/// The `y` coordinates (little-endian, sign bit cleared) of the Ed25519 points of small order: the
+/// eight such points have five distinct `y`, and `y = p` and `y = p + 1` are non-canonical
+/// encodings of two of them. The same list as libsodium's `ge25519_has_small_order`.
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 7] = {
+    let mut p_minus_1 = [0xff; 32];
+    p_minus_1[0] = 0xec;
+    p_minus_1[31] = 0x7f;
+    let mut p = p_minus_1;
+    p[0] = 0xed;
+    let mut p_plus_1 = p_minus_1;
+    p_plus_1[0] = 0xee;
+    let mut one = [0; 32];
+    one[0] = 1;
+    [
+        // y = 0: the two points of order 4 (x = ±sqrt(-1)).
+        [0; 32],
+        // y = 1: the identity (order 1).
+        one,
+        // The points of order 8, two for each y.
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+        // y = p - 1 = -1: the point of order 2.
+        p_minus_1,
+        // y = p ≡ 0 and y = p + 1 ≡ 1: non-canonical encodings of the points above.
+        p,
+        p_plus_1,
+    ]
+};
+
+/// Whether an encoded Ed25519 point has small order, with either sign bit (the sign bit of a
+/// point with `x = 0` is itself a non-canonical encoding). ring verifies against any point it can
+/// decode and has no check of its own; a public key's bytes are not secret, so a plain comparison
+/// is fine.
+fn ed25519_small_order(encoded: &[u8]) -> bool {
+    let Some((&last, rest)) = encoded.split_last() else {
+        return false;
+    };
+    ED25519_SMALL_ORDER_Y.iter().any(|y| {
+        y.split_last()
+            .is_some_and(|(&y_last, y_rest)| y_rest == rest && y_last == last & 0x7f)
+    })
+}
+
 /// ring validates a peer's public point before ECDH, and has no other public way to do it: an
 /// agreement with a throwaway key fails exactly when the point is not on P-256.
 fn p256_point_on_curve(uncompressed: &[u8]) -> Result<(), JwkError> {
@@ -414,6 +473,59 @@ mod tests {
                 actual: 3
             })
         );
+    }
+
+    /// Every small-order point is refused, canonical or not, and the table really holds points of
+    /// small order: under each canonical one, ring accepts forged signatures `R, S = 0` with `R`
+    /// one of the eight small-order points (`-[h]A` is one of them), which a point of large order
+    /// would never allow.
+    #[test]
+    fn small_order_ed25519_points_are_refused() {
+        let encodings: Vec<[u8; 32]> = ED25519_SMALL_ORDER_Y
+            .iter()
+            .flat_map(|y| {
+                let mut negative = *y;
+                negative[31] |= 0x80;
+                [*y, negative]
+            })
+            .collect();
+        assert_eq!(encodings.len(), 14);
+        for point in &encodings {
+            let x = URL_SAFE_NO_PAD.encode(point);
+            assert_eq!(
+                Jwk::from_json(format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}"#).as_bytes()),
+                Err(JwkError::SmallOrderPoint),
+                "{x}"
+            );
+            assert_eq!(PublicKey::ed25519(point), Err(JwkError::SmallOrderPoint));
+        }
+        // The canonical encodings of the eight points: y = 0 (both signs), y = 1, the four of
+        // order 8, y = p - 1.
+        let canonical = [0, 1, 2, 4, 5, 6, 7, 8];
+        for &i in &canonical {
+            let point = encodings[i];
+            // `h` hashes `R` too, so a given `R` fits about one message in eight: try a few.
+            let forges = (0u8..64).any(|message| {
+                canonical.iter().any(|&j| {
+                    let mut signature = [0u8; 64];
+                    signature[..32].copy_from_slice(&encodings[j]);
+                    UnparsedPublicKey::new(&sig::ED25519, point)
+                        .verify(&[message], &signature)
+                        .is_ok()
+                })
+            });
+            assert!(
+                forges,
+                "{} is not of small order",
+                URL_SAFE_NO_PAD.encode(point)
+            );
+        }
+        // Ordinary keys still parse, including one whose bytes differ from a listed point only
+        // in the last byte.
+        assert!(PublicKey::ed25519(&URL_SAFE_NO_PAD.decode(RFC8037_X).unwrap()).is_ok());
+        let mut near = encodings[2];
+        near[31] = 0x01;
+        assert!(PublicKey::ed25519(&near).is_ok());
     }
 
     #[test]

@@ -16,12 +16,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::Json;
-use axum::routing::get;
 use clap::Parser;
 use keymint_jwks::{Audience, Issuer};
 use keymint_verifier::Verifier;
-use keymint_verifier::layer::{Auth, AuthRejection};
 use keymint_verifier::live::{LiveConfig, Source};
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -66,23 +63,6 @@ struct Args {
     /// At most one key set refetch per this period on unknown kids.
     #[arg(long, default_value = "30s", value_parser = duration)]
     kid_cooldown: Duration,
-}
-
-async fn list_orders(auth: Auth) -> Result<Json<serde_json::Value>, AuthRejection> {
-    auth.require_scopes(&["orders:read"])?;
-    Ok(Json(serde_json::json!({
-        "tenant": auth.claims().tenant.as_str(),
-        "client_id": auth.claims().client_id.as_str(),
-        "orders": [{"id": 1, "item": "coffee"}, {"id": 2, "item": "tea"}],
-    })))
-}
-
-async fn create_order(auth: Auth) -> Result<Json<serde_json::Value>, AuthRejection> {
-    auth.require_scopes(&["orders:write"])?;
-    Ok(Json(serde_json::json!({
-        "tenant": auth.claims().tenant.as_str(),
-        "created": {"id": 3, "item": "cake"},
-    })))
 }
 
 fn build(args: &Args) -> Result<(Verifier, keymint_verifier::live::LiveHandle), String> {
@@ -134,10 +114,7 @@ async fn main() -> ExitCode {
             "api-server: key set or revocation list not loaded yet; answering 503 until they are"
         );
     }
-    let app = axum::Router::new()
-        .route("/orders", get(list_orders).post(create_order))
-        .layer(verifier.layer())
-        .route("/healthz", get(|| async { "ok" }));
+    let app = api_server::router(&verifier);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
