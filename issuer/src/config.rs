@@ -6,7 +6,8 @@
 //! - Encryption key (AES-256-GCM for private signing keys) and pepper (HMAC for API key secrets):
 //!   `KEYMINT_ENCRYPTION_KEY` / `KEYMINT_PEPPER` (base64url of 32 bytes), or the files named by
 //!   `KEYMINT_ENCRYPTION_KEY_FILE` / `KEYMINT_PEPPER_FILE`; with SQLite they default to
-//!   `<data dir>/encryption.key` and `<data dir>/pepper.key`, created with mode 0600 on first use.
+//!   `<data dir>/encryption.key` and `<data dir>/pepper.key`, created with mode 0600 on first use;
+//!   with Postgres the operator must supply them (a named file must exist; nothing is generated).
 
 use std::fs;
 use std::io::Write as _;
@@ -38,6 +39,17 @@ pub enum ConfigError {
     /// A secret is malformed.
     #[error("{name} must be 32 bytes, base64url-encoded (43 characters)")]
     BadSecret {
+        /// Which secret.
+        name: &'static str,
+    },
+    /// A secret the database needs was not supplied.
+    #[error(
+        "{name} is not set: a shared (Postgres) database needs the operator's secrets, identical on \
+         every replica. Set {name} or {name}_FILE to 32 random bytes, base64url-encoded; generate \
+         them with `head -c 32 /dev/urandom | basenc --base64url | tr -d =` and keep a copy with \
+         your backups (losing the pepper invalidates every API key)"
+    )]
+    MissingSecret {
         /// Which secret.
         name: &'static str,
     },
@@ -133,15 +145,18 @@ fn secret(
         let v = Zeroizing::new(v);
         return decode(env, &v);
     }
-    let file = std::env::var_os(env_file)
-        .map(PathBuf::from)
-        .or(default_file);
-    let Some(path) = file else {
-        return Err(ConfigError::BadSecret { name: env });
+    let named = std::env::var_os(env_file).map(PathBuf::from);
+    let path = match (named, default_file) {
+        // A file the operator named must exist: creating it here would give each replica its own.
+        (Some(path), _) => path,
+        (None, Some(path)) => {
+            if !path.exists() {
+                create_secret_file(&path)?;
+            }
+            path
+        }
+        (None, None) => return Err(ConfigError::MissingSecret { name: env }),
     };
-    if !path.exists() {
-        create_secret_file(&path)?;
-    }
     check_private(&path)?;
     let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
     decode(env, &text)

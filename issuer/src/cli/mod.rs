@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, ConfigError, Secrets};
 use crate::domain::DomainError;
 use crate::domain::key_hash::KeyHasher;
-use crate::store::SqliteStore;
+use crate::store::{DbStore, PgStore, SqliteStore};
 
 mod keys;
 mod publish;
@@ -38,7 +38,8 @@ pub(crate) struct Global {
     /// $XDG_DATA_HOME/keymint or ~/.local/share/keymint).
     #[arg(long, global = true, env = "KEYMINT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Database URL (`sqlite:///path/keymint.db`); default: keymint.db in the data dir.
+    /// Database URL: `postgres://user@host/db` for replicas sharing one database, or
+    /// `sqlite:///path/keymint.db`; default: keymint.db in the data dir.
     #[arg(long, global = true, env = "KEYMINT_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
     /// Log format on stderr.
@@ -169,7 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 
 /// An opened store with the secrets that go with it.
 pub(crate) struct Opened {
-    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) store: Arc<DbStore>,
     pub(crate) secrets: Secrets,
     pub(crate) data_dir: PathBuf,
 }
@@ -184,25 +185,39 @@ impl Opened {
 pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
     let data_dir = config::data_dir(global.data_dir.as_deref())?;
     config::ensure_data_dir(&data_dir)?;
-    let store = match global.database_url.as_deref() {
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await?,
-        Some(url) if url.starts_with("postgres") => {
-            return Err(CliError::Usage(
-                "Postgres is not supported yet; use the embedded SQLite database (omit --database-url)".into(),
-            ));
-        }
-        Some(_) => {
-            return Err(CliError::Usage(
-                "--database-url must start with sqlite:".into(),
-            ));
-        }
-        None => SqliteStore::open(&data_dir.join("keymint.db")).await?,
+    let store = open_store(global.database_url.as_deref(), &data_dir).await?;
+    // Replicas must share the secrets, so on a shared database nothing is generated: the
+    // operator supplies them (KEYMINT_ENCRYPTION_KEY / KEYMINT_PEPPER or the *_FILE variants).
+    let secrets = if store.is_shared() {
+        config::load_secrets(None)?
+    } else {
+        config::load_secrets(Some(&data_dir))?
     };
-    let secrets = config::load_secrets(Some(&data_dir))?;
     Ok(Opened {
         store: Arc::new(store),
         secrets,
         data_dir,
+    })
+}
+
+/// Opens the database a URL names (the embedded SQLite file in `data_dir` when there is none).
+pub(crate) async fn open_store(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<DbStore, CliError> {
+    Ok(match url {
+        Some(url) if url.starts_with("sqlite:") => {
+            DbStore::Sqlite(SqliteStore::open_url(url).await?)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            DbStore::Postgres(PgStore::connect(url).await?)
+        }
+        Some(_) => {
+            return Err(CliError::Usage(
+                "--database-url must start with postgres://, postgresql:// or sqlite:".into(),
+            ));
+        }
+        None => DbStore::Sqlite(SqliteStore::open(&data_dir.join("keymint.db")).await?),
     })
 }
 

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::secret_box::EncryptionKey;
 use super::{revocations, signing};
-use crate::store::{SigningKeyState, SqliteStore, Store};
+use crate::store::{AuditQuery, SigningKeyState, SqliteStore, Store};
 
 struct Db {
     store: SqliteStore,
@@ -280,9 +280,16 @@ async fn audit_batches_round_trip_every_field() {
         .await
         .unwrap();
     db.store.insert_audit(&many).await.unwrap();
-    let back = db.store.audit(2502).await.unwrap();
+    let back = db
+        .store
+        .audit(&AuditQuery {
+            limit: 2502,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(back.len(), 2502);
-    assert_eq!(back[2501], full);
-    assert_eq!(back[2500], sparse);
-    assert_eq!(back[0].at, 2499);
+    assert_eq!(back[2501].record, full);
+    assert_eq!(back[2500].record, sparse);
+    assert_eq!(back[0].record.at, 2499);
 }

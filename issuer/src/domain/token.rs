@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use governor::DefaultDirectRateLimiter;
 use ipnet::IpNet;
 use keymint_jwks::{
@@ -146,7 +148,8 @@ pub struct TokenService<S> {
     usage: Arc<Mutex<HashMap<String, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
-    /// DPoP proof IDs seen (this process; shared across replicas is a later step).
+    /// DPoP proof IDs this process has seen: refuses a local replay without a database round trip.
+    /// Every proof is then claimed in the store too, which every replica shares.
     replay: Arc<keymint_verifier::dpop::ReplayCache>,
     audit: AuditSink,
     rng: SystemRandom,
@@ -426,6 +429,25 @@ impl<S: Store> TokenService<S> {
                     },
                     other => DomainError::InvalidDpopProof(other.to_string()),
                 })?;
+                // A proof replayed against another replica: only the shared store knows.
+                let id = ring::digest::digest(
+                    &ring::digest::SHA256,
+                    format!("{}:{}", p.jkt, p.jti).as_bytes(),
+                );
+                let until = now.0 + keymint_verifier::dpop::DEFAULT_PROOF_WINDOW_SECS + 1;
+                let fresh = self
+                    .store
+                    .claim_dpop_proof(
+                        &URL_SAFE_NO_PAD.encode(id.as_ref()),
+                        i64::try_from(until).unwrap_or(i64::MAX),
+                        i64::try_from(now.0).unwrap_or(i64::MAX),
+                    )
+                    .await?;
+                if !fresh {
+                    return Err(DomainError::InvalidDpopProof(
+                        "DPoP proof replayed (jti seen before)".into(),
+                    ));
+                }
                 Some(p.jkt)
             }
         };

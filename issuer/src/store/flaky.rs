@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
-    AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord, SigningKeyState, Store,
-    StoreError, StoreResult, StoredList,
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord,
+    SigningKeyState, Store, StoreError, StoreResult, StoredList, TenantSummary,
 };
 
 /// See the module docs.
@@ -181,8 +181,16 @@ impl<S: Store> Store for FlakyStore<S> {
         self.check()?;
         self.inner.insert_audit(records).await
     }
-    async fn audit(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+    async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         self.check()?;
-        self.inner.audit(limit).await
+        self.inner.audit(query).await
+    }
+    async fn tenants(&self, now: i64) -> StoreResult<Vec<TenantSummary>> {
+        self.check()?;
+        self.inner.tenants(now).await
+    }
+    async fn claim_dpop_proof(&self, id: &str, until: i64, now: i64) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.claim_dpop_proof(id, until, now).await
     }
 }

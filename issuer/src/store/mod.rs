@@ -2,13 +2,21 @@
 
 use std::future::Future;
 
+mod any;
 mod flaky;
+mod postgres;
 mod records;
+mod sql;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod tests;
 
+pub use any::DbStore;
 pub use flaky::FlakyStore;
+pub use postgres::PgStore;
 pub use records::{
-    AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord, SigningKeyState, StoredList,
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord,
+    SigningKeyState, StoredList, TenantSummary,
 };
 pub use sqlite::SqliteStore;
 
@@ -30,7 +38,20 @@ pub enum StoreError {
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything keymint persists. Implementations: [`SqliteStore`] (Postgres follows).
+/// Maps a sqlx error: a unique violation is a [`StoreError::Conflict`], anything else means the
+/// database did not do what was asked.
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Everything keymint persists. Implementations: [`SqliteStore`], [`PgStore`], and [`DbStore`]
+/// (either, chosen by the database URL at run time).
 ///
 /// Every admin mutation takes its [`AuditRecord`] and writes it, and a [`Change`], in the same
 /// transaction as the change itself.
@@ -62,6 +83,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: Option<&str>,
     ) -> impl Future<Output = StoreResult<Vec<KeyRecord>>> + Send;
+    /// Tenants named by customer (non-admin) keys, with their key counts at `now`.
+    fn tenants(&self, now: i64) -> impl Future<Output = StoreResult<Vec<TenantSummary>>> + Send;
     /// Revokes a key and records the revocation entry. False if the key does not exist or was
     /// already revoked.
     fn revoke_key(
@@ -148,6 +171,15 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 
+    /// Records a DPoP proof ID until `until` (dropping a few long-expired ones on the way).
+    /// False if it was recorded before: a replay, whichever process saw it first.
+    fn claim_dpop_proof(
+        &self,
+        id: &str,
+        until: i64,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// The newest change ID.
     fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Changes after `after`, oldest first.
@@ -156,6 +188,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends audit records in one transaction.
     fn insert_audit(&self, records: &[AuditRecord])
     -> impl Future<Output = StoreResult<()>> + Send;
-    /// The newest audit records.
-    fn audit(&self, limit: i64) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Stored audit records matching `query`, newest first.
+    fn audit(
+        &self,
+        query: &AuditQuery,
+    ) -> impl Future<Output = StoreResult<Vec<AuditEntry>>> + Send;
 }

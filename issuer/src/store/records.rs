@@ -1,7 +1,7 @@
 //! Rows as the store reads and writes them. Plain data; the domain gives them meaning.
 
 /// An API key row. Never holds the secret, only its keyed hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyRecord {
     /// Key ID (base62).
     pub key_id: String,
@@ -46,7 +46,7 @@ pub struct KeyRecord {
 }
 
 /// A revocation entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RevocationRecord {
     /// `key`, `jti`, `tenant` or `kid`.
     pub kind: String,
@@ -59,7 +59,7 @@ pub struct RevocationRecord {
 }
 
 /// A signed revocation list as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredList {
     /// Serial.
     pub serial: i64,
@@ -71,6 +71,49 @@ pub struct StoredList {
     pub exp: i64,
     /// The newest change it reflects.
     pub as_of: i64,
+}
+
+/// A stored audit record with its ID (the pagination cursor: IDs only grow).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    /// Row ID.
+    pub id: i64,
+    /// The record.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// Which audit records to read: newest first, `limit` at most, older than `before` when given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only records with an ID below this (the previous page's last ID).
+    pub before: Option<i64>,
+    /// Only this action (`token.issue`, `key.revoke`, ...).
+    pub action: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Only this API key.
+    pub key_id: Option<String>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only records at or after this time.
+    pub since: Option<i64>,
+    /// Only records before this time.
+    pub until: Option<i64>,
+    /// At most this many (the caller bounds it).
+    pub limit: i64,
+}
+
+/// A tenant as the keys name it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct TenantSummary {
+    /// Tenant.
+    pub tenant: String,
+    /// Keys of the tenant, in any state.
+    pub keys: i64,
+    /// Keys neither revoked nor expired at the time asked.
+    pub active_keys: i64,
 }
 
 /// Signing key lifecycle.
@@ -113,8 +156,15 @@ impl SigningKeyState {
     }
 }
 
+impl TryFrom<String> for SigningKeyState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown signing key state {s:?}"))
+    }
+}
+
 /// A signing key row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// RFC 7638 thumbprint.
     pub kid: String,
@@ -125,6 +175,7 @@ pub struct SigningKeyRecord {
     /// The public JWK as JSON.
     pub public_jwk: String,
     /// Lifecycle state.
+    #[sqlx(try_from = "String")]
     pub state: SigningKeyState,
     /// Created.
     pub created_at: i64,
@@ -139,7 +190,7 @@ pub struct SigningKeyRecord {
 }
 
 /// One row of the change feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Change {
     /// Monotonic ID.
     pub id: i64,
@@ -150,7 +201,7 @@ pub struct Change {
 }
 
 /// One audit record. Never holds a secret or a whole token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct AuditRecord {
     /// When.
     pub at: i64,

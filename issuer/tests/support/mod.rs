@@ -20,6 +20,8 @@ pub(crate) struct Server {
     pub(crate) url: String,
     pub(crate) dir: PathBuf,
     child: Child,
+    /// Environment given to the server and to every CLI call made through it.
+    pub(crate) env: Vec<(String, String)>,
     /// Everything the server wrote to stdout and stderr.
     pub(crate) output: Arc<Mutex<Vec<String>>>,
 }
@@ -48,12 +50,19 @@ impl Server {
     }
 
     pub(crate) fn start_in(dir: PathBuf, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// Starts a server with extra environment (a database URL, the secrets), which its CLI calls
+    /// get too.
+    pub(crate) fn start_with_env(dir: PathBuf, extra: &[&str], env: &[(String, String)]) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data-dir")
             .arg(&dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KEYMINT_LOG", "trace")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -90,12 +99,19 @@ impl Server {
             url,
             dir,
             child,
+            env: env.to_vec(),
             output,
         }
     }
 
     pub(crate) fn cli(&self, args: &[&str]) -> Output {
-        cli(&self.dir, args)
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
     }
 
     /// Creates a key with `keys create ... --json` and returns (key_id, key).
@@ -226,4 +242,47 @@ pub(crate) fn token_request(server: &Server, key: &str, body: Option<&str>) -> R
         Some(b) => req.set("Content-Type", "application/json").send_string(b),
         None => req.call(),
     })
+}
+
+/// A fresh, empty database on the test Postgres server (`KEYMINT_TEST_DATABASE_URL`, set by
+/// scripts/test); its URL. Fails loudly when there is no server.
+pub(crate) fn fresh_pg_database() -> String {
+    let base = std::env::var("KEYMINT_TEST_DATABASE_URL").expect(
+        "KEYMINT_TEST_DATABASE_URL is not set: the Postgres tests need a server. \
+         Run the suite with scripts/test, which starts a throwaway cluster.",
+    );
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    let name = format!("km_e2e_{}", u64::from_le_bytes(b));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// The environment for a keymint process on a shared Postgres database: its URL and the two
+/// operator-supplied secrets (fresh random ones, the same for every replica of one test).
+pub(crate) fn pg_env(database_url: &str) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let secret = |seed: u8| {
+        let mut b = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+        b[0] ^= seed;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    vec![
+        ("KEYMINT_DATABASE_URL".into(), database_url.into()),
+        ("KEYMINT_ENCRYPTION_KEY".into(), secret(1)),
+        ("KEYMINT_PEPPER".into(), secret(2)),
+    ]
 }

@@ -1,0 +1,530 @@
+//! The storage layer's test suite, run against SQLite and against Postgres.
+//!
+//! Postgres comes from `KEYMINT_TEST_DATABASE_URL` (a server where the user may create
+//! databases), which `scripts/test` sets after starting a throwaway cluster; each test gets a
+//! fresh database. Without it the Postgres tests fail, loudly, rather than skip.
+
+use super::{
+    AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
+    SigningKeyState, SqliteStore, Store, StoreError, StoredList,
+};
+
+/// A fresh, empty Postgres database on the test server; returns its URL.
+pub(crate) async fn fresh_pg_database() -> String {
+    use sqlx::Connection as _;
+    let base = std::env::var("KEYMINT_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "KEYMINT_TEST_DATABASE_URL is not set: the Postgres tests need a server. \
+             Run the suite with scripts/test, which starts a throwaway cluster."
+        )
+    });
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+    let name = format!("km_{}", u64::from_le_bytes(bytes));
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// A SQLite store in a directory removed on drop.
+struct Sqlite {
+    store: SqliteStore,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn sqlite(name: &str) -> Sqlite {
+    let dir = std::env::temp_dir().join(format!("keymint-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(&dir.join("db")).await.unwrap();
+    Sqlite { store, dir }
+}
+
+async fn postgres() -> PgStore {
+    PgStore::connect(&fresh_pg_database().await).await.unwrap()
+}
+
+/// Declares one test per backend for a suite function taking `&impl Store`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let db = super::sqlite(stringify!($name)).await;
+                super::$name(&db.store).await;
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(&super::postgres().await).await;
+            })*
+        }
+    };
+}
+
+both_backends!(
+    keys_round_trip_and_list_by_tenant,
+    revoking_a_key_happens_once_and_records_its_entry,
+    rotation_cuts_the_old_expiry_and_inserts_the_successor_atomically,
+    revoking_a_tenant_revokes_each_key_and_lists_them,
+    revocations_leave_the_list_after_drop_after,
+    one_list_per_serial_and_the_newest_wins,
+    signing_keys_move_only_from_the_expected_state_and_lose_private_keys,
+    scopes_upsert_and_publishable_origins_skip_dead_keys,
+    a_dpop_proof_id_is_claimed_once,
+    the_change_feed_is_ordered_and_resumable,
+    audit_filters_and_pages_newest_first,
+    last_used_only_moves_forward,
+    settings_upsert,
+);
+
+fn key(id: &str, tenant: &str) -> KeyRecord {
+    KeyRecord {
+        key_id: id.into(),
+        kind: "sk".into(),
+        env: "test".into(),
+        tenant: tenant.into(),
+        secret_hash: vec![7; 32],
+        scopes: "read write".into(),
+        audiences: "https://api.example".into(),
+        default_ttl: 600,
+        max_ttl: 3600,
+        expires_at: 2_000_000_000,
+        allow_ips: String::new(),
+        allow_origins: String::new(),
+        rate_limit: Some("10/s".into()),
+        label: Some("ci".into()),
+        owner: None,
+        is_admin: false,
+        created_at: 1_700_000_000,
+        last_used_at: None,
+        revoked_at: None,
+        rotated_to: None,
+    }
+}
+
+fn audit(action: &str, at: i64) -> AuditRecord {
+    AuditRecord {
+        at,
+        action: action.into(),
+        outcome: "ok".into(),
+        actor: Some("test".into()),
+        ..AuditRecord::default()
+    }
+}
+
+fn entry(kind: &str, target: &str, at: i64, drop_after: i64) -> RevocationRecord {
+    RevocationRecord {
+        kind: kind.into(),
+        target: target.into(),
+        revoked_at: at,
+        drop_after,
+    }
+}
+
+async fn keys_round_trip_and_list_by_tenant(s: &impl Store) {
+    let a = key("a1", "acme");
+    let mut b = key("b1", "beta");
+    b.created_at += 10;
+    b.is_admin = false;
+    b.allow_origins = "https://app.beta.example".into();
+    s.insert_key(&a, &audit("key.create", 1)).await.unwrap();
+    s.insert_key(&b, &audit("key.create", 2)).await.unwrap();
+    assert_eq!(s.key("a1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.key("nope").await.unwrap(), None);
+    assert!(matches!(
+        s.insert_key(&a, &audit("key.create", 3)).await,
+        Err(StoreError::Conflict)
+    ));
+    let all = s.keys(None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|k| k.key_id.as_str()).collect::<Vec<_>>(),
+        ["b1", "a1"]
+    );
+    assert_eq!(s.keys(Some("acme")).await.unwrap(), vec![a]);
+    let tenants = s.tenants(1_800_000_000).await.unwrap();
+    assert_eq!(
+        tenants
+            .iter()
+            .map(|t| (t.tenant.as_str(), t.keys, t.active_keys))
+            .collect::<Vec<_>>(),
+        [("acme", 1, 1), ("beta", 1, 1)]
+    );
+}
+
+async fn revoking_a_key_happens_once_and_records_its_entry(s: &impl Store) {
+    s.insert_key(&key("k1", "acme"), &audit("key.create", 1))
+        .await
+        .unwrap();
+    let e = entry("key", "k1", 100, 5000);
+    assert!(
+        s.revoke_key("k1", &e, &audit("key.revoke", 100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_key("k1", &e, &audit("key.revoke", 101))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_key("zz", &e, &audit("key.revoke", 102))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.key("k1").await.unwrap().unwrap().revoked_at, Some(100));
+    assert_eq!(s.revocations(0).await.unwrap(), vec![e]);
+    assert_eq!(s.tenants(0).await.unwrap()[0].active_keys, 0);
+}
+
+async fn rotation_cuts_the_old_expiry_and_inserts_the_successor_atomically(s: &impl Store) {
+    s.insert_key(&key("old", "acme"), &audit("key.create", 1))
+        .await
+        .unwrap();
+    let next = key("new", "acme");
+    assert!(
+        s.rotate_key("old", 1_900_000_000, &next, &audit("key.rotate", 2))
+            .await
+            .unwrap()
+    );
+    let old = s.key("old").await.unwrap().unwrap();
+    assert_eq!(
+        (old.expires_at, old.rotated_to.as_deref()),
+        (1_900_000_000, Some("new"))
+    );
+    // A second rotation of the same key is refused, and a grace longer than the remaining
+    // lifetime never extends a key.
+    assert!(
+        !s.rotate_key(
+            "old",
+            1_950_000_000,
+            &key("x", "acme"),
+            &audit("key.rotate", 3)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.key("x").await.unwrap(), None);
+    assert!(
+        s.rotate_key(
+            "new",
+            2_100_000_000,
+            &key("newer", "acme"),
+            &audit("key.rotate", 4)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.key("new").await.unwrap().unwrap().expires_at,
+        2_000_000_000
+    );
+    // A failed insert of the successor (its ID exists) leaves the old key untouched.
+    assert!(
+        s.rotate_key("newer", 1, &key("old", "acme"), &audit("key.rotate", 5))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.key("newer").await.unwrap().unwrap().rotated_to, None);
+}
+
+async fn revoking_a_tenant_revokes_each_key_and_lists_them(s: &impl Store) {
+    for id in ["t1", "t2"] {
+        s.insert_key(&key(id, "acme"), &audit("key.create", 1))
+            .await
+            .unwrap();
+    }
+    s.insert_key(&key("o1", "other"), &audit("key.create", 1))
+        .await
+        .unwrap();
+    let n = s
+        .revoke_tenant(
+            "acme",
+            &entry("tenant", "acme", 50, 900),
+            &audit("tenant.revoke", 50),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let listed: Vec<(String, String)> = s
+        .revocations(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.target))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("key".to_owned(), "t1".to_owned()),
+            ("key".to_owned(), "t2".to_owned()),
+            ("tenant".to_owned(), "acme".to_owned())
+        ]
+    );
+    assert_eq!(s.key("o1").await.unwrap().unwrap().revoked_at, None);
+}
+
+async fn revocations_leave_the_list_after_drop_after(s: &impl Store) {
+    assert!(
+        s.add_revocation(&entry("jti", "j1", 10, 100), &audit("token.revoke", 10))
+            .await
+            .unwrap()
+    );
+    // Revoking again never shortens the entry's life.
+    s.add_revocation(&entry("jti", "j1", 20, 50), &audit("token.revoke", 20))
+        .await
+        .unwrap();
+    s.add_revocation(&entry("jti", "j1", 30, 300), &audit("token.revoke", 30))
+        .await
+        .unwrap();
+    assert_eq!(s.revocations(299).await.unwrap().len(), 1);
+    assert_eq!(s.revocations(299).await.unwrap()[0].drop_after, 300);
+    assert!(s.revocations(300).await.unwrap().is_empty());
+}
+
+async fn one_list_per_serial_and_the_newest_wins(s: &impl Store) {
+    let list = |serial: i64, jws: &str| StoredList {
+        serial,
+        jws: jws.into(),
+        iat: serial * 10,
+        exp: serial * 10 + 100,
+        as_of: serial,
+    };
+    assert_eq!(s.latest_list().await.unwrap(), None);
+    s.insert_list(&list(1, "first")).await.unwrap();
+    // Another replica signing the same serial loses, and its bytes are never stored.
+    assert!(matches!(
+        s.insert_list(&list(1, "other replica")).await,
+        Err(StoreError::Conflict)
+    ));
+    s.insert_list(&list(2, "second")).await.unwrap();
+    assert_eq!(s.latest_list().await.unwrap(), Some(list(2, "second")));
+}
+
+fn signing_key(kid: &str, state: SigningKeyState) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        encrypted_pkcs8: vec![1, 2, 3],
+        public_jwk: "{}".into(),
+        state,
+        created_at: 1,
+        activate_at: 1,
+        retired_at: None,
+        remove_after: None,
+        revoked_at: None,
+    }
+}
+
+async fn signing_keys_move_only_from_the_expected_state_and_lose_private_keys(s: &impl Store) {
+    use SigningKeyState::{Active, Next, Removed, Retired, Revoked};
+    s.insert_signing_key(&signing_key("a", Active), None)
+        .await
+        .unwrap();
+    s.insert_signing_key(
+        &signing_key("n", Next),
+        Some(&audit("signing_key.create", 1)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.transition_signing_key("n", Next, Active, 20, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.transition_signing_key("n", Next, Active, 21, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.transition_signing_key("a", Active, Retired, 20, Some(500), None)
+            .await
+            .unwrap()
+    );
+    let by_kid = |v: Vec<SigningKeyRecord>, kid: &str| v.into_iter().find(|k| k.kid == kid);
+    let a = by_kid(s.signing_keys().await.unwrap(), "a").unwrap();
+    assert_eq!(
+        (
+            a.state,
+            a.retired_at,
+            a.remove_after,
+            a.encrypted_pkcs8.len()
+        ),
+        (Retired, Some(20), Some(500), 3)
+    );
+    assert!(
+        s.transition_signing_key("a", Retired, Removed, 600, None, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(by_kid(s.signing_keys().await.unwrap(), "a"), None);
+    assert!(
+        s.revoke_signing_key(
+            "n",
+            &entry("kid", "n", 30, 900),
+            &audit("signing_key.revoke", 30)
+        )
+        .await
+        .unwrap()
+    );
+    let n = by_kid(s.signing_keys().await.unwrap(), "n").unwrap();
+    assert_eq!((n.state, n.encrypted_pkcs8.len()), (Revoked, 0));
+    assert!(
+        !s.revoke_signing_key(
+            "n",
+            &entry("kid", "n", 31, 900),
+            &audit("signing_key.revoke", 31)
+        )
+        .await
+        .unwrap()
+    );
+}
+
+async fn scopes_upsert_and_publishable_origins_skip_dead_keys(s: &impl Store) {
+    s.put_scope("read", false, &audit("scope.put", 1))
+        .await
+        .unwrap();
+    s.put_scope("read", true, &audit("scope.put", 2))
+        .await
+        .unwrap();
+    s.put_scope("admin-only", false, &audit("scope.put", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.scopes().await.unwrap(),
+        [("admin-only".to_owned(), false), ("read".to_owned(), true)]
+    );
+    let mut live = key("p1", "acme");
+    live.kind = "pk".into();
+    live.allow_origins = "https://b.example https://a.example".into();
+    let mut expired = live.clone();
+    expired.key_id = "p2".into();
+    expired.expires_at = 10;
+    expired.allow_origins = "https://gone.example".into();
+    for k in [&live, &expired] {
+        s.insert_key(k, &audit("key.create", 1)).await.unwrap();
+    }
+    assert_eq!(
+        s.publishable_origins(100).await.unwrap(),
+        ["https://a.example", "https://b.example"]
+    );
+}
+
+async fn a_dpop_proof_id_is_claimed_once(s: &impl Store) {
+    assert!(s.claim_dpop_proof("p1", 100, 10).await.unwrap());
+    assert!(!s.claim_dpop_proof("p1", 100, 11).await.unwrap());
+    assert!(s.claim_dpop_proof("p2", 100, 11).await.unwrap());
+    // Long after its window the ID is forgotten (no proof that old is accepted anyway).
+    assert!(s.claim_dpop_proof("p3", 1000, 500).await.unwrap());
+    assert!(s.claim_dpop_proof("p1", 1000, 500).await.unwrap());
+}
+
+async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
+    let start = s.last_change().await.unwrap();
+    s.insert_key(&key("c1", "acme"), &audit("key.create", 1))
+        .await
+        .unwrap();
+    s.revoke_key("c1", &entry("key", "c1", 2, 9), &audit("key.revoke", 2))
+        .await
+        .unwrap();
+    let changes = s.changes_since(start).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.kind.as_str(), c.target.as_str()))
+            .collect::<Vec<_>>(),
+        [("key", "c1"), ("key", "c1"), ("revocation", "c1")]
+    );
+    assert!(changes.windows(2).all(|w| w[0].id < w[1].id));
+    let last = s.last_change().await.unwrap();
+    assert_eq!(last, changes[2].id);
+    assert!(s.changes_since(last).await.unwrap().is_empty());
+    assert_eq!(s.changes_since(changes[0].id).await.unwrap().len(), 2);
+}
+
+async fn audit_filters_and_pages_newest_first(s: &impl Store) {
+    let records: Vec<AuditRecord> = (0..25)
+        .map(|i| AuditRecord {
+            at: 1000 + i,
+            action: if i % 5 == 0 {
+                "key.revoke"
+            } else {
+                "token.issue"
+            }
+            .into(),
+            outcome: if i % 2 == 0 { "granted" } else { "refused" }.into(),
+            key_id: Some(format!("k{}", i % 3)),
+            tenant: Some("acme".into()),
+            reason: (i % 2 == 1).then(|| "invalid_scope".into()),
+            ..AuditRecord::default()
+        })
+        .collect();
+    s.insert_audit(&records).await.unwrap();
+    let page = |q: AuditQuery| async move { s.audit(&q).await.unwrap() };
+    let first = page(AuditQuery {
+        limit: 10,
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].record, records[24]);
+    let second = page(AuditQuery {
+        limit: 10,
+        before: Some(first[9].id),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(second[0].record, records[14]);
+    let revokes = page(AuditQuery {
+        limit: 100,
+        action: Some("key.revoke".into()),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(revokes.len(), 5);
+    let k1_refused_window = page(AuditQuery {
+        limit: 100,
+        key_id: Some("k1".into()),
+        outcome: Some("refused".into()),
+        since: Some(1005),
+        until: Some(1020),
+        tenant: Some("acme".into()),
+        ..AuditQuery::default()
+    })
+    .await;
+    let ats: Vec<i64> = k1_refused_window.iter().map(|e| e.record.at).collect();
+    assert_eq!(ats, [1019, 1013, 1007]);
+}
+
+async fn last_used_only_moves_forward(s: &impl Store) {
+    s.insert_key(&key("u1", "acme"), &audit("key.create", 1))
+        .await
+        .unwrap();
+    s.touch_keys(&[("u1".into(), 500), ("missing".into(), 1)])
+        .await
+        .unwrap();
+    s.touch_keys(&[("u1".into(), 400)]).await.unwrap();
+    assert_eq!(s.key("u1").await.unwrap().unwrap().last_used_at, Some(500));
+}
+
+async fn settings_upsert(s: &impl Store) {
+    assert_eq!(s.setting("max_token_ttl").await.unwrap(), None);
+    s.set_setting("max_token_ttl", "3600").await.unwrap();
+    s.set_setting("max_token_ttl", "600").await.unwrap();
+    assert_eq!(
+        s.setting("max_token_ttl").await.unwrap().as_deref(),
+        Some("600")
+    );
+}

@@ -1,0 +1,223 @@
+//! Two issuer replicas on one Postgres database, and the CLI acting on it: they share keys,
+//! signing keys, revocations and the list's serial; a change through either replica or the CLI
+//! reaches both within a second and their JWKS and lists converge to the same ETag; a DPoP proof
+//! used at one is refused at the other; rate limits are per replica.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const AUD: &str = "https://api.example";
+const ISSUER: &str = "http://keymint.test";
+
+struct Pair {
+    a: Server,
+    b: Server,
+}
+
+fn pair(name: &str) -> Pair {
+    let env = pg_env(&fresh_pg_database());
+    let args = ["--issuer-url", ISSUER, "--jwks-max-age", "2s"];
+    // One after the other, as a rolling deploy would: the first creates the signing key.
+    let a = Server::start_with_env(temp_dir(&format!("{name}-a")), &args, &env);
+    let b = Server::start_with_env(temp_dir(&format!("{name}-b")), &args, &env);
+    Pair { a, b }
+}
+
+fn etag(s: &Server, path: &str) -> (String, String) {
+    let r = reply(s.get(path).call());
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    (r.header("etag").unwrap_or_default().to_owned(), r.text)
+}
+
+/// Polls until `f` holds, for at most `limit`; how long it took.
+fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn replicas_share_keys_and_converge_on_the_same_jwks_and_list_within_a_second() {
+    let p = pair("converge");
+    // The first replica may publish its next signing key just after the second started.
+    let same_jwks = || etag(&p.a, "/.well-known/jwks.json") == etag(&p.b, "/.well-known/jwks.json");
+    assert!(within(Duration::from_secs(1), same_jwks).is_some());
+
+    // A key made by the CLI works at both replicas, and the tokens carry the shared issuer.
+    let (id, key) =
+        p.a.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    for s in [&p.a, &p.b] {
+        let r = token_request(s, &key, None);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    // Revoked through the CLI: both replicas refuse it, and serve the very same list bytes.
+    ok(&p.b.cli(&["keys", "revoke", &id]));
+    let took = within(Duration::from_secs(1), || {
+        token_request(&p.a, &key, None).status == 401
+            && token_request(&p.b, &key, None).status == 401
+    });
+    assert!(
+        took.is_some(),
+        "a revocation must reach both replicas within 1 s"
+    );
+    let took = within(Duration::from_secs(1), || {
+        let (ea, ba) = etag(&p.a, "/v1/revocations");
+        let (eb, bb) = etag(&p.b, "/v1/revocations");
+        ea == eb && ba == bb && ba.contains('.') && {
+            let payload =
+                keymint_jwks::jws::decode_segment(ba.split('.').nth(1).unwrap(), "p").unwrap();
+            String::from_utf8_lossy(&payload).contains(&id)
+        }
+    });
+    println!("revocation lists converged after {took:?}");
+    assert!(
+        took.is_some(),
+        "both replicas must serve one list naming the key"
+    );
+
+    // A signing-key rotation made through the CLI: both JWKS move to the same new set.
+    let before = etag(&p.a, "/.well-known/jwks.json").0;
+    ok(&p.a.cli(&["signing-keys", "rotate"]));
+    let took = within(Duration::from_secs(1), || {
+        let (ea, _) = etag(&p.a, "/.well-known/jwks.json");
+        let (eb, _) = etag(&p.b, "/.well-known/jwks.json");
+        ea == eb && ea != before
+    });
+    println!("JWKS converged after {took:?}");
+    assert!(
+        took.is_some(),
+        "both replicas must publish the rotated set within 1 s"
+    );
+
+    // A token revoked by jti through one replica's database is in both lists.
+    let (_, key2) =
+        p.b.create_key(&["--tenant", "beta", "--scope", "a", "--audience", AUD]);
+    let tok = token_request(&p.b, &key2, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload = keymint_jwks::jws::decode_segment(tok.split('.').nth(1).unwrap(), "p").unwrap();
+    let jti = serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&p.a.cli(&["revoke", "token", &jti]));
+    let took = within(Duration::from_secs(1), || {
+        let (ea, ba) = etag(&p.a, "/v1/revocations");
+        let (eb, _) = etag(&p.b, "/v1/revocations");
+        ea == eb && {
+            let payload =
+                keymint_jwks::jws::decode_segment(ba.split('.').nth(1).unwrap(), "p").unwrap();
+            String::from_utf8_lossy(&payload).contains(&jti)
+        }
+    });
+    assert!(
+        took.is_some(),
+        "a jti revocation must reach both lists within 1 s"
+    );
+}
+
+#[test]
+fn a_dpop_proof_used_at_one_replica_is_refused_at_the_other() {
+    use keymint_jwks::dpop::make_proof;
+    use keymint_jwks::{Algorithm, SigningKey, UnixTime};
+    let p = pair("dpop");
+    let (_, key) =
+        p.a.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let browser = SigningKey::generate(Algorithm::Es256).unwrap();
+    let proof = make_proof(
+        &browser,
+        "POST",
+        &format!("{ISSUER}/v1/token"),
+        UnixTime::now(),
+        "once",
+        None,
+        None,
+    )
+    .unwrap();
+    let send = |s: &Server| {
+        reply(
+            s.post("/v1/token")
+                .set("Authorization", &format!("Bearer {key}"))
+                .set("DPoP", &proof)
+                .call(),
+        )
+    };
+    let first = send(&p.a);
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json()["token_type"], "DPoP");
+    let replay = send(&p.b);
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.json()["error"], "invalid_dpop_proof");
+}
+
+#[test]
+fn rate_limits_are_enforced_by_each_replica_on_its_own() {
+    // Documented: a key's rate limit is per replica, so behind N replicas a client can reach up
+    // to N times the limit. This test pins that behaviour down.
+    let p = pair("ratelimit");
+    let (_, key) = p.a.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+        "--rate-limit",
+        "3/m",
+    ]);
+    for s in [&p.a, &p.b] {
+        let statuses: Vec<u16> = (0..4)
+            .map(|_| token_request(s, &key, None).status)
+            .collect();
+        assert_eq!(statuses, [200, 200, 200, 429], "at {}", s.url);
+    }
+}
+
+#[test]
+fn serve_refuses_a_shared_database_without_operator_supplied_secrets() {
+    let url = fresh_pg_database();
+    let dir = temp_dir("pg-nosecrets");
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("KEYMINT_DATABASE_URL", &url)
+        .env_remove("KEYMINT_ENCRYPTION_KEY")
+        .env_remove("KEYMINT_PEPPER")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KEYMINT_ENCRYPTION_KEY is not set"), "{err}");
+    assert!(
+        !dir.join("encryption.key").exists(),
+        "nothing may be generated for a shared database"
+    );
+}
