@@ -12,6 +12,8 @@ use keymint_verifier::MAX_LEEWAY;
 use tokio::net::TcpListener;
 
 use crate::config::Secrets;
+use crate::domain::admin::AdminGate;
+use crate::domain::admin_api::{AdminApi, AdminDeps};
 use crate::domain::audit::{self, AuditSink};
 use crate::domain::key_hash::KeyHasher;
 use crate::domain::revocations::ListFeed;
@@ -143,6 +145,16 @@ pub async fn serve<S: Store>(
     let watcher = tokio::spawn(watch_changes(Arc::clone(&rt)));
     let maintenance = tokio::spawn(maintain(Arc::clone(&rt)));
 
+    let admin = Arc::new(AdminApi::new(AdminDeps {
+        store: Arc::clone(&store),
+        hasher: KeyHasher::new(&secrets.pepper),
+        enc: Arc::clone(&rt.enc),
+        signing: Arc::clone(&rt.signing),
+        list: rt.list.clone(),
+        gate: AdminGate::new(&cfg.issuer, &rt.signing.load(), &rt.list.current())?,
+        max_token_ttl: cfg.max_token_ttl,
+        jwks_max_age: cfg.jwks_max_age,
+    }));
     let app = http::router(AppState {
         tokens: rt.tokens.clone(),
         signing: Arc::clone(&rt.signing),
@@ -151,6 +163,7 @@ pub async fn serve<S: Store>(
         issuer: cfg.issuer.clone(),
         jwks_max_age: cfg.jwks_max_age,
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
+        admin,
     });
     let feed = rt.list.clone();
     let served = match cfg.tls.clone() {

@@ -36,6 +36,21 @@ pub enum DomainError {
         /// When to try again.
         retry_after: Duration,
     },
+    /// An admin API call without a valid admin token (401). `presented` tells whether a token
+    /// came at all (RFC 6750 §3.1: no error code when none did).
+    #[error("admin authentication required: {reason}")]
+    AdminUnauthenticated {
+        /// Whether a token was presented.
+        presented: bool,
+        /// Why it was refused (safe to show: never the token).
+        reason: String,
+    },
+    /// A valid admin token without the scope the call needs (403).
+    #[error("this call needs the {needed} scope")]
+    AdminForbidden {
+        /// The scope needed.
+        needed: &'static str,
+    },
     /// An admin command named something that does not exist.
     #[error("{0} not found")]
     NotFound(String),

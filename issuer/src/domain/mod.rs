@@ -1,6 +1,8 @@
 //! The issuer's logic: API keys, signing keys, revocations, token exchange and audit. No HTTP and
 //! no SQL here: the domain talks to a [`Store`](crate::store::Store) and returns typed errors.
 
+pub mod admin;
+pub mod admin_api;
 pub mod api_key;
 pub mod audit;
 mod error;

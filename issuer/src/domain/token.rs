@@ -342,10 +342,6 @@ impl<S: Store> TokenService<S> {
         if key.record.expires_at <= t {
             return Err(fail("expired key"));
         }
-        if key.record.is_admin {
-            // Admin keys have their own audience and flow.
-            return Err(fail("admin key used at the token endpoint"));
-        }
         if !key.allow_ips.is_empty() && !key.allow_ips.iter().any(|n| n.contains(&client.ip)) {
             return Err(DomainError::UnauthorizedClient(
                 "this key may not be used from this client address".into(),
@@ -474,7 +470,23 @@ impl<S: Store> TokenService<S> {
                 asked
             }
         };
+        let admin_aud = super::admin::admin_audience(&self.settings.issuer)?;
         let aud = match request.audience.as_deref() {
+            // Admin keys get the admin audience and nothing else; no other key ever gets it.
+            _ if key.record.is_admin => match request.audience.as_deref() {
+                None => admin_aud,
+                Some(a) if a == admin_aud.as_str() => admin_aud,
+                Some(_) => {
+                    return Err(DomainError::InvalidTarget(
+                        "an admin key's tokens are only for the admin API".into(),
+                    ));
+                }
+            },
+            Some(a) if a == admin_aud.as_str() => {
+                return Err(DomainError::InvalidTarget(
+                    "the admin audience is reserved for admin keys".into(),
+                ));
+            }
             Some(a) => key
                 .audiences
                 .iter()

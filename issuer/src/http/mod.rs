@@ -7,21 +7,26 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use keymint_jwks::Issuer;
 
+use crate::domain::admin_api::AdminApi;
 use crate::domain::revocations::ListFeed;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::TokenService;
 use crate::store::Store;
 
+mod admin;
 mod credentials;
 mod discovery;
 mod error;
 mod health;
 mod metrics;
+mod problem;
 mod token;
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +51,8 @@ pub struct AppState<S> {
     pub jwks_max_age: Duration,
     /// Proxies whose `X-Forwarded-For` is believed (with `--behind-tls-proxy`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The admin API.
+    pub admin: Arc<AdminApi<S>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -58,6 +65,7 @@ impl<S> Clone for AppState<S> {
             issuer: self.issuer.clone(),
             jwks_max_age: self.jwks_max_age,
             trusted_proxies: Arc::clone(&self.trusted_proxies),
+            admin: Arc::clone(&self.admin),
         }
     }
 }
@@ -84,6 +92,34 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/revocations/events",
             get(discovery::revocation_events::<S>),
         )
+        .route(
+            "/v1/admin/keys",
+            get(admin::list_keys::<S>).post(admin::create_key::<S>),
+        )
+        .route("/v1/admin/keys/{id}", get(admin::get_key::<S>))
+        .route("/v1/admin/keys/{id}/revoke", post(admin::revoke_key::<S>))
+        .route("/v1/admin/keys/{id}/rotate", post(admin::rotate_key::<S>))
+        .route("/v1/admin/scopes", get(admin::list_scopes::<S>))
+        .route("/v1/admin/scopes/{name}", put(admin::put_scope::<S>))
+        .route("/v1/admin/tenants", get(admin::list_tenants::<S>))
+        .route(
+            "/v1/admin/tenants/{tenant}/revoke",
+            post(admin::revoke_tenant::<S>),
+        )
+        .route(
+            "/v1/admin/revocations",
+            get(admin::list_revocations::<S>).post(admin::revoke_token::<S>),
+        )
+        .route("/v1/admin/signing-keys", get(admin::list_signing_keys::<S>))
+        .route(
+            "/v1/admin/signing-keys/rotate",
+            post(admin::rotate_signing_key::<S>),
+        )
+        .route(
+            "/v1/admin/signing-keys/{kid}/revoke",
+            post(admin::revoke_signing_key::<S>),
+        )
+        .route("/v1/admin/audit", get(admin::audit::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics::render))

@@ -25,12 +25,12 @@ use crate::store::{FlakyStore, SqliteStore};
 
 const ISS: &str = "https://issuer.test";
 
-struct Harness {
-    app: axum::Router,
-    state: AppState<FlakyStore<SqliteStore>>,
-    store: Arc<FlakyStore<SqliteStore>>,
-    hasher: KeyHasher,
-    key: String,
+pub(super) struct Harness {
+    pub(super) app: axum::Router,
+    pub(super) state: AppState<FlakyStore<SqliteStore>>,
+    pub(super) store: Arc<FlakyStore<SqliteStore>>,
+    pub(super) hasher: KeyHasher,
+    pub(super) key: String,
     _dir: TempDir,
 }
 
@@ -41,7 +41,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn harness(name: &str) -> Harness {
+pub(super) async fn harness(name: &str) -> Harness {
     let dir = std::env::temp_dir().join(format!("keymint-router-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -99,14 +99,29 @@ async fn harness(name: &str) -> Harness {
         },
         audit,
     );
+    let feed = crate::domain::revocations::ListFeed::new(list);
+    let admin = Arc::new(crate::domain::admin_api::AdminApi::new(
+        crate::domain::admin_api::AdminDeps {
+            store: Arc::clone(&store),
+            hasher: hasher.clone(),
+            enc: Arc::new(enc),
+            signing: Arc::clone(&set),
+            list: feed.clone(),
+            gate: crate::domain::admin::AdminGate::new(&issuer, &set.load(), &feed.current())
+                .unwrap(),
+            max_token_ttl: Duration::from_secs(3600),
+            jwks_max_age: Duration::from_secs(60),
+        },
+    ));
     let state = AppState {
         tokens,
         signing: set,
-        list: crate::domain::revocations::ListFeed::new(list),
+        list: feed,
         store: Arc::clone(&store),
         issuer,
         jwks_max_age: Duration::from_secs(60),
         trusted_proxies: Arc::new(vec!["10.9.0.0/16".parse().unwrap()]),
+        admin,
     };
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {
@@ -124,7 +139,7 @@ fn app_from(state: &AppState<FlakyStore<SqliteStore>>, ip: [u8; 4]) -> axum::Rou
     router(state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 4000))))
 }
 
-async fn send(
+pub(super) async fn send(
     app: &axum::Router,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
@@ -139,7 +154,7 @@ async fn send(
     )
 }
 
-fn token_req(key: &str) -> Request<Body> {
+pub(super) fn token_req(key: &str) -> Request<Body> {
     Request::post("/v1/token")
         .header("Authorization", format!("Bearer {key}"))
         .body(Body::empty())

@@ -1,0 +1,235 @@
+//! Admin keys and the admin API's gate.
+//!
+//! Admin keys are API keys like any other (same format, hash and token endpoint) with two
+//! differences: only `keymint admin-keys create` makes them, and their tokens carry the reserved
+//! `admin:*` scopes and the audience `<issuer>/v1/admin`, which no customer key can get. The admin
+//! API verifies those tokens with `keymint-verifier`, exactly as an API server would: signature
+//! against the issuer's own JWKS, revocation against its own signed list, so revoking an admin key
+//! locks it out of the admin API like any other key.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use keymint_jwks::{Audience, Issuer, Scope, ScopeSet, TenantId, UnixTime};
+use keymint_verifier::{Verifier, VerifyError};
+use ring::rand::SystemRandom;
+
+use super::api_key::{self, KeyEnv, KeyKind, PrintableKey};
+use super::key_hash::KeyHasher;
+use super::keys::KeyView;
+use super::signing::SigningSet;
+use super::{DomainError, unix};
+use crate::store::{AuditRecord, KeyRecord, Store, StoredList};
+
+/// Where the admin API lives, under the issuer URL; also its tokens' audience.
+pub const ADMIN_PATH: &str = "/v1/admin";
+/// Lists and reads everything (keys, tenants, scopes, revocations, signing keys, audit).
+pub const READ: &str = "admin:read";
+/// Creates, rotates and revokes; implies [`READ`].
+pub const WRITE: &str = "admin:write";
+/// The longest an admin key may live.
+pub const MAX_ADMIN_KEY_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Admin tokens are short: 5 minutes by default, 15 at most.
+const ADMIN_TOKEN_TTL: i64 = 300;
+const ADMIN_TOKEN_MAX_TTL: i64 = 900;
+
+/// The audience of admin tokens: `<issuer>/v1/admin`.
+pub fn admin_audience(issuer: &Issuer) -> Result<Audience, DomainError> {
+    Audience::new(format!(
+        "{}{ADMIN_PATH}",
+        issuer.as_str().trim_end_matches('/')
+    ))
+    .map_err(|e| DomainError::Internal(format!("admin audience: {e}")))
+}
+
+/// What an admin call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// [`READ`] or [`WRITE`].
+    Read,
+    /// [`WRITE`].
+    Write,
+}
+
+/// The caller of an admin call, from its verified token.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The admin key that got the token (for audit records: `admin:<key ID>`).
+    pub key_id: String,
+}
+
+impl Admin {
+    /// The actor named in audit records.
+    pub fn actor(&self) -> String {
+        format!("admin-key:{}", self.key_id)
+    }
+}
+
+/// Verifies admin tokens against the issuer's own JWKS and revocation list, kept in step with
+/// whatever this replica serves.
+pub struct AdminGate {
+    verifier: Verifier,
+    /// ETag of the JWKS and serial of the list the verifier holds.
+    applied: Mutex<(std::sync::Arc<str>, i64)>,
+}
+
+impl std::fmt::Debug for AdminGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminGate").finish_non_exhaustive()
+    }
+}
+
+impl AdminGate {
+    /// A gate for `issuer`, starting from the current signing set and list.
+    pub fn new(issuer: &Issuer, set: &SigningSet, list: &StoredList) -> Result<Self, DomainError> {
+        let verifier = Verifier::builder(issuer.clone(), admin_audience(issuer)?)
+            .jwks(set.published.clone())
+            .revocation_list(list.jws.clone())
+            .build()
+            .map_err(|e| DomainError::Internal(format!("admin verifier: {e}")))?;
+        Ok(Self {
+            verifier,
+            applied: Mutex::new((set.etag.clone(), list.serial)),
+        })
+    }
+
+    /// Checks `token` (from `Authorization: Bearer`) for `need`, against `set` and `list` as
+    /// served now.
+    pub fn authorize(
+        &self,
+        token: Option<&str>,
+        need: Access,
+        set: &SigningSet,
+        list: &StoredList,
+        now: UnixTime,
+    ) -> Result<Admin, DomainError> {
+        self.sync(set, list);
+        let Some(token) = token else {
+            return Err(DomainError::AdminUnauthenticated {
+                presented: false,
+                reason: "send an admin token: Authorization: Bearer <token from an admin key>"
+                    .into(),
+            });
+        };
+        let verified = self.verifier.verify_at(token, now).map_err(|e| match e {
+            VerifyError::SourcesUnavailable { .. } => {
+                DomainError::Internal(format!("admin verifier: {e}"))
+            }
+            other => DomainError::AdminUnauthenticated {
+                presented: true,
+                reason: other.to_string(),
+            },
+        })?;
+        let scopes = &verified.claims().scope;
+        let has = |s: &str| Scope::new(s).is_ok_and(|s| scopes.contains(&s));
+        let allowed = match need {
+            Access::Read => has(READ) || has(WRITE),
+            Access::Write => has(WRITE),
+        };
+        if !allowed {
+            return Err(DomainError::AdminForbidden {
+                needed: match need {
+                    Access::Read => READ,
+                    Access::Write => WRITE,
+                },
+            });
+        }
+        Ok(Admin {
+            key_id: verified.claims().sub.to_string(),
+        })
+    }
+
+    fn sync(&self, set: &SigningSet, list: &StoredList) {
+        let mut applied = self
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if applied.0 != set.etag {
+            self.verifier.set_keys(set.published.clone());
+            applied.0 = set.etag.clone();
+        }
+        if applied.1 < list.serial {
+            match self.verifier.update_revocations(&list.jws) {
+                Ok(_) => applied.1 = list.serial,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin gate cannot apply the revocation list")
+                }
+            }
+        }
+    }
+}
+
+/// The scopes an admin key may carry.
+pub fn admin_scopes(values: &[String]) -> Result<ScopeSet, DomainError> {
+    let set = super::keys::scopes_from(values)?;
+    if set.is_empty() {
+        return Err(DomainError::Invalid(format!(
+            "an admin key needs --scope {READ} or --scope {WRITE}"
+        )));
+    }
+    if let Some(s) = set.iter().find(|s| !matches!(s.as_str(), READ | WRITE)) {
+        return Err(DomainError::Invalid(format!(
+            "scope {s} is not an admin scope: admin keys carry {READ} and/or {WRITE}"
+        )));
+    }
+    Ok(set)
+}
+
+/// Creates an admin key; the printable key is returned once and never stored.
+pub async fn create_admin_key<S: Store>(
+    store: &S,
+    hasher: &KeyHasher,
+    scopes: &ScopeSet,
+    label: Option<String>,
+    expires_in: Duration,
+    now: UnixTime,
+    actor: &str,
+) -> Result<(KeyView, PrintableKey), DomainError> {
+    if expires_in.is_zero() || expires_in > MAX_ADMIN_KEY_LIFETIME {
+        return Err(DomainError::Invalid(format!(
+            "--expires-in must be between 1s and {}",
+            humantime::format_duration(MAX_ADMIN_KEY_LIFETIME)
+        )));
+    }
+    let (key_id, printable) =
+        api_key::generate(KeyKind::Secret, KeyEnv::Live, &SystemRandom::new())
+            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
+    let parsed = api_key::parse(printable.expose())
+        .map_err(|_| DomainError::Internal("generated key does not parse".into()))?;
+    let tenant = TenantId::new("admin").map_err(|e| DomainError::Internal(e.to_string()))?;
+    let rec = KeyRecord {
+        key_id: key_id.to_string(),
+        kind: KeyKind::Secret.as_str().into(),
+        env: KeyEnv::Live.as_str().into(),
+        tenant: tenant.to_string(),
+        secret_hash: hasher.hash(key_id.as_str(), parsed.secret.expose()),
+        scopes: scopes.to_string(),
+        // The audience is the issuer's admin audience, fixed at token time.
+        audiences: String::new(),
+        default_ttl: ADMIN_TOKEN_TTL,
+        max_ttl: ADMIN_TOKEN_MAX_TTL,
+        expires_at: unix(now.saturating_add(expires_in)),
+        allow_ips: String::new(),
+        allow_origins: String::new(),
+        rate_limit: None,
+        label,
+        owner: Some(actor.into()),
+        is_admin: true,
+        created_at: unix(now),
+        last_used_at: None,
+        revoked_at: None,
+        rotated_to: None,
+    };
+    let audit = AuditRecord {
+        at: unix(now),
+        action: "admin_key.create".into(),
+        outcome: "ok".into(),
+        actor: Some(actor.into()),
+        key_id: Some(key_id.to_string()),
+        scopes: Some(rec.scopes.clone()),
+        ..AuditRecord::default()
+    };
+    store.insert_key(&rec, &audit).await?;
+    super::audit::log(&audit);
+    Ok((KeyView::from_record(&rec, now), printable))
+}

@@ -1,0 +1,346 @@
+//! What the admin API does, one method per operation, each audited with the calling admin key as
+//! the actor. The HTTP layer parses and authorizes; this does the work through the same domain
+//! functions the CLI uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use keymint_jwks::{Algorithm, ApiKeyId, Jti, Scope, TenantId, UnixTime};
+use serde::Serialize;
+
+use super::admin::{Access, Admin, AdminGate};
+use super::api_key::PrintableKey;
+use super::key_hash::KeyHasher;
+use super::keys::{self, KeyView, NewKey};
+use super::revocations::{self, ListFeed};
+use super::secret_box::EncryptionKey;
+use super::signing::{self, SigningSet};
+use super::{DomainError, unix};
+use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummary};
+
+/// The most audit records one page returns.
+pub const MAX_AUDIT_PAGE: i64 = 1000;
+
+/// A declared scope.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeView {
+    /// Scope name.
+    pub name: String,
+    /// Whether publishable (browser) keys may carry it.
+    pub public: bool,
+}
+
+/// A revocation entry in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevocationView {
+    /// `key`, `jti`, `tenant` or `kid`.
+    pub kind: String,
+    /// What is revoked.
+    pub id: String,
+    /// When.
+    pub revoked_at: i64,
+    /// When the entry leaves the list.
+    pub drop_after: i64,
+}
+
+/// A signing key as shown to admins: never its private part.
+#[derive(Debug, Clone, Serialize)]
+pub struct SigningKeyView {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// `EdDSA` or `ES256`.
+    pub alg: String,
+    /// `next`, `active`, `retired` or `revoked`.
+    pub state: &'static str,
+    /// Created.
+    pub created_at: i64,
+    /// When it signs (or signed) first.
+    pub activate_at: i64,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// When it leaves the JWKS.
+    pub remove_after: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl From<&SigningKeyRecord> for SigningKeyView {
+    fn from(k: &SigningKeyRecord) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            state: k.state.as_str(),
+            created_at: k.created_at,
+            activate_at: k.activate_at,
+            retired_at: k.retired_at,
+            remove_after: k.remove_after,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+/// One page of audit records, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    /// The records.
+    pub items: Vec<AuditEntry>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+/// The admin API's operations.
+pub struct AdminApi<S> {
+    store: Arc<S>,
+    hasher: KeyHasher,
+    enc: Arc<EncryptionKey>,
+    signing: Arc<ArcSwap<SigningSet>>,
+    list: ListFeed,
+    gate: AdminGate,
+    max_token_ttl: Duration,
+    jwks_max_age: Duration,
+}
+
+impl<S> std::fmt::Debug for AdminApi<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi").finish_non_exhaustive()
+    }
+}
+
+/// What [`AdminApi::new`] needs.
+#[derive(Debug)]
+pub struct AdminDeps<S> {
+    /// The store.
+    pub store: Arc<S>,
+    /// Hashes new keys' secrets.
+    pub hasher: KeyHasher,
+    /// Encrypts new signing keys.
+    pub enc: Arc<EncryptionKey>,
+    /// The signing set this replica serves.
+    pub signing: Arc<ArcSwap<SigningSet>>,
+    /// The list this replica serves.
+    pub list: ListFeed,
+    /// Verifies admin tokens.
+    pub gate: AdminGate,
+    /// The longest token lifetime in force (how long revocation entries stay listed).
+    pub max_token_ttl: Duration,
+    /// How long a rotated-in signing key is published before it signs.
+    pub jwks_max_age: Duration,
+}
+
+impl<S: Store> AdminApi<S> {
+    /// The admin API over these pieces.
+    pub fn new(d: AdminDeps<S>) -> Self {
+        Self {
+            store: d.store,
+            hasher: d.hasher,
+            enc: d.enc,
+            signing: d.signing,
+            list: d.list,
+            gate: d.gate,
+            max_token_ttl: d.max_token_ttl,
+            jwks_max_age: d.jwks_max_age,
+        }
+    }
+
+    /// Checks an admin token (from `Authorization: Bearer`) for `need`.
+    pub fn authorize(&self, token: Option<&str>, need: Access) -> Result<Admin, DomainError> {
+        let set = self.signing.load();
+        let list = self.list.current();
+        self.gate
+            .authorize(token, need, &set, &list, UnixTime::now())
+    }
+
+    /// Keys, optionally of one tenant, newest first.
+    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyView>, DomainError> {
+        let now = UnixTime::now();
+        let rows = self.store.keys(tenant).await?;
+        Ok(rows.iter().map(|r| KeyView::from_record(r, now)).collect())
+    }
+
+    /// One key.
+    pub async fn key(&self, id: &ApiKeyId) -> Result<KeyView, DomainError> {
+        let rec = self
+            .store
+            .key(id.as_str())
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
+        Ok(KeyView::from_record(&rec, UnixTime::now()))
+    }
+
+    /// Creates a customer key; the printable key is in the answer once.
+    pub async fn create_key(
+        &self,
+        admin: &Admin,
+        new: &NewKey,
+    ) -> Result<(KeyView, PrintableKey), DomainError> {
+        keys::create(
+            &*self.store,
+            &self.hasher,
+            new,
+            UnixTime::now(),
+            &admin.actor(),
+        )
+        .await
+    }
+
+    /// Revokes a key and every token it minted.
+    pub async fn revoke_key(&self, admin: &Admin, id: &ApiKeyId) -> Result<(), DomainError> {
+        revocations::revoke_key(
+            &*self.store,
+            id,
+            UnixTime::now(),
+            self.max_token_ttl,
+            &admin.actor(),
+        )
+        .await
+    }
+
+    /// Rotates a key; with `revoke_old` the old key is revoked at once (a leaked key).
+    pub async fn rotate_key(
+        &self,
+        admin: &Admin,
+        id: &ApiKeyId,
+        grace: Duration,
+        revoke_old: bool,
+    ) -> Result<(KeyView, PrintableKey), DomainError> {
+        let now = UnixTime::now();
+        let grace = if revoke_old { Duration::ZERO } else { grace };
+        let made = keys::rotate(&*self.store, &self.hasher, id, grace, now, &admin.actor()).await?;
+        if revoke_old {
+            revocations::revoke_key(&*self.store, id, now, self.max_token_ttl, &admin.actor())
+                .await?;
+        }
+        Ok(made)
+    }
+
+    /// Declared scopes.
+    pub async fn scopes(&self) -> Result<Vec<ScopeView>, DomainError> {
+        Ok(self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|(name, public)| ScopeView { name, public })
+            .collect())
+    }
+
+    /// Declares a scope, public or not.
+    pub async fn put_scope(
+        &self,
+        admin: &Admin,
+        scope: &Scope,
+        public: bool,
+    ) -> Result<ScopeView, DomainError> {
+        keys::put_scope(&*self.store, scope, public, UnixTime::now(), &admin.actor()).await?;
+        Ok(ScopeView {
+            name: scope.to_string(),
+            public,
+        })
+    }
+
+    /// Tenants with their key counts.
+    pub async fn tenants(&self) -> Result<Vec<TenantSummary>, DomainError> {
+        Ok(self.store.tenants(unix(UnixTime::now())).await?)
+    }
+
+    /// Revokes a tenant: its keys and every token it was issued until now; how many keys.
+    pub async fn revoke_tenant(
+        &self,
+        admin: &Admin,
+        tenant: &TenantId,
+    ) -> Result<u64, DomainError> {
+        revocations::revoke_tenant(
+            &*self.store,
+            tenant,
+            UnixTime::now(),
+            self.max_token_ttl,
+            &admin.actor(),
+        )
+        .await
+    }
+
+    /// Revocation entries in force.
+    pub async fn revocations(&self) -> Result<Vec<RevocationView>, DomainError> {
+        Ok(self
+            .store
+            .revocations(unix(UnixTime::now()))
+            .await?
+            .into_iter()
+            .map(|e| RevocationView {
+                kind: e.kind,
+                id: e.target,
+                revoked_at: e.revoked_at,
+                drop_after: e.drop_after,
+            })
+            .collect())
+    }
+
+    /// Revokes one token by `jti`.
+    pub async fn revoke_token(&self, admin: &Admin, jti: &Jti) -> Result<(), DomainError> {
+        revocations::revoke_token(
+            &*self.store,
+            jti,
+            UnixTime::now(),
+            self.max_token_ttl,
+            &admin.actor(),
+        )
+        .await
+    }
+
+    /// Signing keys still published or revoked.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyView>, DomainError> {
+        Ok(self
+            .store
+            .signing_keys()
+            .await?
+            .iter()
+            .map(SigningKeyView::from)
+            .collect())
+    }
+
+    /// Starts a signing-key rotation: a *next* key, active after the JWKS cache period.
+    pub async fn rotate_signing_key(
+        &self,
+        admin: &Admin,
+        alg: Algorithm,
+    ) -> Result<SigningKeyView, DomainError> {
+        let rec = signing::rotate(
+            &*self.store,
+            &self.enc,
+            alg,
+            UnixTime::now(),
+            self.jwks_max_age,
+            &admin.actor(),
+        )
+        .await?;
+        Ok(SigningKeyView::from(&rec))
+    }
+
+    /// Emergency revocation of a signing key.
+    pub async fn revoke_signing_key(&self, admin: &Admin, kid: &str) -> Result<(), DomainError> {
+        signing::revoke(
+            &*self.store,
+            &self.enc,
+            kid,
+            UnixTime::now(),
+            self.max_token_ttl,
+            &admin.actor(),
+        )
+        .await
+    }
+
+    /// Stored audit records matching `query` (its limit capped at [`MAX_AUDIT_PAGE`]).
+    pub async fn audit(&self, mut query: AuditQuery) -> Result<AuditPage, DomainError> {
+        query.limit = query.limit.clamp(1, MAX_AUDIT_PAGE);
+        let items = self.store.audit(&query).await?;
+        let full = i64::try_from(items.len()).unwrap_or(i64::MAX) == query.limit;
+        let next_before = if full {
+            items.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { items, next_before })
+    }
+}
