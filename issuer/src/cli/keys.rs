@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, TenantId, UnixTime};
 
+use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::{self, KeyView, NewKey};
@@ -206,7 +207,66 @@ fn new_key(a: CreateArgs) -> Result<NewKey, CliError> {
     })
 }
 
+impl CreateArgs {
+    /// The admin API's `POST /v1/admin/keys` body.
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tenant": self.tenant,
+            "scopes": self.scopes,
+            "audiences": self.audiences,
+            "publishable": self.publishable,
+            "origins": self.origins.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "ttl": self.ttl.map(|d| d.as_secs()),
+            "max_ttl": self.max_ttl.map(|d| d.as_secs()),
+            "expires_in": self.expires_in.as_secs(),
+            "label": self.label,
+            "owner": self.owner,
+            "allow_ips": self.allow_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "rate_limit": self.rate_limit.map(|r| r.to_string()),
+            "test": self.env == KeyEnv::Test,
+        })
+    }
+}
+
+/// The same commands through a remote issuer's admin API.
+fn run_remote(url: &str, cmd: Command) -> Result<ExitCode, CliError> {
+    let api = Remote::connect(url)?;
+    let answer = match cmd {
+        Command::Seed { .. } => {
+            return Err(CliError::Usage(
+                "keys seed works on a local database only".into(),
+            ));
+        }
+        Command::Create(a) => api.call("POST", "/v1/admin/keys", Some(&a.to_json()))?,
+        Command::List { tenant, .. } => match tenant {
+            Some(t) => api.call("GET", &format!("/v1/admin/keys?tenant={}", enc(&t)), None)?,
+            None => api.call("GET", "/v1/admin/keys", None)?,
+        },
+        Command::Show { id, .. } => {
+            api.call("GET", &format!("/v1/admin/keys/{}", enc(&id)), None)?
+        }
+        Command::Revoke { id, .. } => {
+            api.call("POST", &format!("/v1/admin/keys/{}/revoke", enc(&id)), None)?
+        }
+        Command::Rotate {
+            id,
+            grace,
+            revoke_old,
+            ..
+        } => api.call(
+            "POST",
+            &format!("/v1/admin/keys/{}/rotate", enc(&id)),
+            Some(&serde_json::json!({"grace": grace.as_secs(), "revoke_old": revoke_old})),
+        )?,
+    };
+    print_json(&answer);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    if let Some(url) = &global.issuer_url {
+        return run_remote(url, cmd);
+    }
     let opened = open(global).await?;
     let store = &*opened.store;
     let now = UnixTime::now();

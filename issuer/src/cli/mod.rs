@@ -12,8 +12,11 @@ use crate::domain::DomainError;
 use crate::domain::key_hash::KeyHasher;
 use crate::store::{DbStore, PgStore, SqliteStore};
 
+mod admin_keys;
+mod audit;
 mod keys;
 mod publish;
+mod remote;
 mod revoke;
 mod scopes;
 mod serve;
@@ -42,6 +45,12 @@ pub(crate) struct Global {
     /// `sqlite:///path/keymint.db`; default: keymint.db in the data dir.
     #[arg(long, global = true, env = "KEYMINT_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// The issuer's base URL. For `serve`: the issuer name in every token (`iss`) and the base of
+    /// published URLs (default: the listen URL). For `token`: where to get one. For admin
+    /// commands: act on that remote issuer through its admin API, with the admin key in
+    /// KEYMINT_ADMIN_KEY, instead of on the local database.
+    #[arg(long, global = true, env = "KEYMINT_ISSUER_URL", value_name = "URL")]
+    issuer_url: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -71,6 +80,11 @@ enum Command {
     SigningKeys(signing_keys::Command),
     /// Write jwks.json and revocations.jws for a static web server or CDN.
     Publish(publish::Args),
+    /// Create admin keys for the admin API (only on the database itself).
+    #[command(subcommand, name = "admin-keys")]
+    AdminKeys(admin_keys::Command),
+    /// Read the stored audit records, newest first.
+    Audit(audit::Args),
     /// Exchange an API key (from KEYMINT_API_KEY or stdin) for a token.
     Token(token::Args),
     /// Check a token against a key set and explain the verdict.
@@ -89,6 +103,14 @@ pub(crate) enum CliError {
     /// What the domain said.
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// What a remote issuer's admin API said.
+    #[error("the issuer answered {status}: {detail}")]
+    Remote {
+        /// HTTP status (0: no answer).
+        status: u16,
+        /// The problem's detail.
+        detail: String,
+    },
 }
 
 impl From<crate::store::StoreError> for CliError {
@@ -106,6 +128,14 @@ impl CliError {
             Self::Domain(DomainError::Invalid(_)) => 2,
             Self::Domain(DomainError::Unavailable(_)) => 5,
             Self::Domain(_) => 70,
+            Self::Remote { status, .. } => match status {
+                400 | 422 => 2,
+                404 => 3,
+                409 => 4,
+                401 | 403 => 77,
+                0 | 502..=504 => 5,
+                _ => 70,
+            },
         })
     }
 }
@@ -163,7 +193,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Scopes(cmd) => scopes::run(&cli.global, cmd).await,
         Command::SigningKeys(cmd) => signing_keys::run(&cli.global, cmd).await,
         Command::Publish(args) => publish::run(&cli.global, args).await,
-        Command::Token(args) => token::run(args),
+        Command::AdminKeys(cmd) => admin_keys::run(&cli.global, cmd).await,
+        Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Token(args) => token::run(&cli.global, args),
         Command::Verify(args) => verify::run(args),
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use keymint_jwks::{Jti, TenantId, UnixTime};
 
-use super::{CliError, Global, actor, duration, open};
+use super::remote::{Remote, enc};
+use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::revocations;
 
 /// `keymint revoke` subcommands.
@@ -32,6 +33,22 @@ pub(crate) enum Command {
 }
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    if let Some(url) = &global.issuer_url {
+        let api = Remote::connect(url)?;
+        print_json(&match cmd {
+            Command::Token { jti, .. } => api.call(
+                "POST",
+                "/v1/admin/revocations",
+                Some(&serde_json::json!({ "jti": jti })),
+            )?,
+            Command::Tenant { tenant, .. } => api.call(
+                "POST",
+                &format!("/v1/admin/tenants/{}/revoke", enc(&tenant)),
+                None,
+            )?,
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
     let opened = open(global).await?;
     let now = UnixTime::now();
     match cmd {

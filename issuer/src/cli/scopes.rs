@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use keymint_jwks::{Scope, UnixTime};
 
+use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, open, print_json};
 use crate::domain::keys;
 use crate::store::Store;
@@ -28,6 +29,18 @@ pub(crate) enum Command {
 }
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    if let Some(url) = &global.issuer_url {
+        let api = Remote::connect(url)?;
+        print_json(&match cmd {
+            Command::Add { scope, public } => api.call(
+                "PUT",
+                &format!("/v1/admin/scopes/{}", enc(&scope)),
+                Some(&serde_json::json!({ "public": public })),
+            )?,
+            Command::List { .. } => api.call("GET", "/v1/admin/scopes", None)?,
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
     let opened = open(global).await?;
     let store = &*opened.store;
     match cmd {

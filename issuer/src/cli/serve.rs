@@ -15,10 +15,6 @@ pub(crate) struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "KEYMINT_LISTEN")]
     listen: SocketAddr,
-    /// The issuer name in every token (`iss`) and the base of published URLs (default: the listen
-    /// URL).
-    #[arg(long, env = "KEYMINT_ISSUER_URL")]
-    issuer_url: Option<String>,
     /// JWKS cache period: `Cache-Control: max-age` of the JWKS, and how long a new signing key is
     /// published before it signs.
     #[arg(long, default_value = "5m", value_parser = duration)]
@@ -76,7 +72,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         .local_addr()
         .map_err(|e| CliError::Usage(format!("cannot read the listen address: {e}")))?;
     let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
-    let issuer = Issuer::new(args.issuer_url.clone().unwrap_or_else(|| url.clone()))
+    let issuer = Issuer::new(global.issuer_url.clone().unwrap_or_else(|| url.clone()))
         .map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?;
     let cfg = ServeConfig {
         listen: local,

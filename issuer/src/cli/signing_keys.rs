@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use keymint_jwks::{Algorithm, UnixTime};
 
+use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, open, print_json};
 use crate::domain::signing;
 use crate::store::Store;
@@ -40,6 +41,23 @@ pub(crate) enum Command {
 }
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    if let Some(url) = &global.issuer_url {
+        let api = Remote::connect(url)?;
+        print_json(&match cmd {
+            Command::List { .. } => api.call("GET", "/v1/admin/signing-keys", None)?,
+            Command::Rotate { alg, .. } => api.call(
+                "POST",
+                "/v1/admin/signing-keys/rotate",
+                Some(&serde_json::json!({ "alg": alg })),
+            )?,
+            Command::Revoke { kid, .. } => api.call(
+                "POST",
+                &format!("/v1/admin/signing-keys/{}/revoke", enc(&kid)),
+                None,
+            )?,
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
     let opened = open(global).await?;
     let store = &*opened.store;
     match cmd {

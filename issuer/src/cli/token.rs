@@ -12,9 +12,6 @@ use super::{CliError, duration};
 /// Arguments of `keymint token`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The issuer's base URL.
-    #[arg(long, env = "KEYMINT_ISSUER_URL")]
-    issuer_url: String,
     /// A scope to ask for (repeat for several; default: all of the key's).
     #[arg(long = "scope")]
     scopes: Vec<String>,
@@ -47,7 +44,10 @@ fn read_key() -> Result<Zeroizing<String>, CliError> {
     Ok(key)
 }
 
-pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(crate) fn run(global: &super::Global, args: Args) -> Result<ExitCode, CliError> {
+    let issuer_url = global.issuer_url.as_deref().ok_or_else(|| {
+        CliError::Usage("keymint token needs --issuer-url (or KEYMINT_ISSUER_URL)".into())
+    })?;
     let key = read_key()?;
     let mut body = serde_json::Map::new();
     if !args.scopes.is_empty() {
@@ -59,7 +59,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Some(t) = args.ttl {
         body.insert("ttl".into(), t.as_secs().into());
     }
-    let url = format!("{}/v1/token", args.issuer_url.trim_end_matches('/'));
+    let url = format!("{}/v1/token", issuer_url.trim_end_matches('/'));
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();

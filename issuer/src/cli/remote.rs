@@ -1,0 +1,106 @@
+//! Acting on a remote issuer through its admin API: `--issuer-url URL` with an admin key in
+//! `KEYMINT_ADMIN_KEY` (never argv). The key is traded for a short admin token first, exactly as
+//! any client would; the commands then print the API's JSON.
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::CliError;
+
+/// An admin session on a remote issuer.
+pub(crate) struct Remote {
+    base: String,
+    token: Zeroizing<String>,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// Trades `KEYMINT_ADMIN_KEY` for an admin token at `base`.
+    pub(crate) fn connect(base: &str) -> Result<Self, CliError> {
+        let key = Zeroizing::new(std::env::var("KEYMINT_ADMIN_KEY").map_err(|_| {
+            CliError::Usage(
+                "--issuer-url (or KEYMINT_ISSUER_URL) acts on a remote issuer through its admin API: \
+                 set KEYMINT_ADMIN_KEY to an admin key (made with `keymint admin-keys create`), or \
+                 leave --issuer-url out to act on the local database"
+                    .into(),
+            )
+        })?);
+        let base = base.trim_end_matches('/').to_owned();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        let answer = agent
+            .post(&format!("{base}/v1/token"))
+            .set("Authorization", &format!("Bearer {}", key.as_str()))
+            .call();
+        let body = read(answer)?;
+        let token = body
+            .get("access_token")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| CliError::Remote {
+                status: 0,
+                detail: "the token endpoint answered without an access_token".into(),
+            })?;
+        Ok(Self {
+            base,
+            token: Zeroizing::new(token.to_owned()),
+            agent,
+        })
+    }
+
+    /// Calls `method path` with an optional JSON body; the JSON answer.
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, CliError> {
+        let req = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token.as_str()));
+        read(match body {
+            Some(b) => req
+                .set("Content-Type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        })
+    }
+}
+
+/// The JSON of a 2xx answer, or the error an RFC 9457 problem (or RFC 6749 error) describes.
+fn read(answer: Result<ureq::Response, ureq::Error>) -> Result<serde_json::Value, CliError> {
+    match answer {
+        Ok(res) => res
+            .into_string()
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| CliError::Remote {
+                status: 0,
+                detail: "the issuer's answer is not JSON".into(),
+            }),
+        Err(ureq::Error::Status(status, res)) => {
+            let body: serde_json::Value = res
+                .into_string()
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str);
+            let detail = field("detail")
+                .or_else(|| field("error_description"))
+                .unwrap_or("no detail")
+                .to_owned();
+            Err(CliError::Remote { status, detail })
+        }
+        Err(e) => Err(CliError::Remote {
+            status: 0,
+            detail: format!("cannot reach the issuer: {e}"),
+        }),
+    }
+}
+
+/// Percent-encodes one path segment or query value.
+pub(crate) fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -1,0 +1,192 @@
+//! The CLI acting on a running issuer through its admin API (`--issuer-url` + KEYMINT_ADMIN_KEY),
+//! over loopback: admin keys are made only locally, admin:read cannot write, and what a remote
+//! admin does takes effect like a local command.
+
+// Test code: a failed step should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::*;
+
+const AUD: &str = "https://api.example";
+
+fn admin_key(s: &Server, scope: &str) -> String {
+    let out = s.cli(&["admin-keys", "create", "--scope", scope, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["key"].as_str().unwrap().to_owned()
+}
+
+/// Runs the CLI against the server's URL with `admin_key`, from an empty directory (no local
+/// database involved).
+fn remote(s: &Server, admin_key: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .args(["--issuer-url", &s.url])
+        .env_remove("KEYMINT_ADMIN_KEY")
+        .env("KEYMINT_DATA_DIR", s.dir.join("not-used"));
+    if let Some(k) = admin_key {
+        c.env("KEYMINT_ADMIN_KEY", k);
+    }
+    c.output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_remote_admin_manages_keys_scopes_revocations_and_reads_the_audit_log() {
+    let s = Server::start("admin-remote", &[]);
+    let write = admin_key(&s, "admin:write");
+
+    let created = json(&remote(
+        &s,
+        Some(&write),
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "orders:read",
+            "--audience",
+            AUD,
+        ],
+    ));
+    let (id, key) = (
+        created["key_id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(token_request(&s, &key, None).status, 200);
+    let listed = json(&remote(
+        &s,
+        Some(&write),
+        &["keys", "list", "--tenant", "acme"],
+    ));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key_id"] == id.as_str())
+    );
+    let shown = json(&remote(&s, Some(&write), &["keys", "show", &id]));
+    assert_eq!(shown["scopes"][0], "orders:read");
+
+    let scope = json(&remote(
+        &s,
+        Some(&write),
+        &["scopes", "add", "widgets:read", "--public"],
+    ));
+    assert_eq!(scope["public"], true);
+    let signing = json(&remote(&s, Some(&write), &["signing-keys", "list"]));
+    assert_eq!(signing[0]["state"], "active");
+    json(&remote(
+        &s,
+        Some(&write),
+        &["revoke", "token", "some-jti-1234"],
+    ));
+
+    json(&remote(&s, Some(&write), &["keys", "revoke", &id]));
+    assert!(
+        (0..40).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            token_request(&s, &key, None).status == 401
+        }),
+        "a key revoked through the admin API is refused within 2 s"
+    );
+    let again = remote(&s, Some(&write), &["keys", "revoke", &id]);
+    assert_eq!(
+        again.status.code(),
+        Some(4),
+        "already revoked is a conflict"
+    );
+
+    let audit = json(&remote(
+        &s,
+        Some(&write),
+        &["audit", "--action", "key.revoke"],
+    ));
+    let entry = &audit.as_array().unwrap()[0];
+    assert_eq!(entry["key_id"], id.as_str());
+    assert!(entry["actor"].as_str().unwrap().starts_with("admin-key:"));
+    // The local reading of the same log agrees.
+    let local = s.cli(&["audit", "--action", "key.revoke", "--limit", "1"]);
+    assert_eq!(json(&local)[0]["key_id"], id.as_str());
+}
+
+#[test]
+fn admin_read_cannot_write_and_admin_keys_are_made_only_locally() {
+    let s = Server::start("admin-remote-read", &[]);
+    let read = admin_key(&s, "admin:read");
+    json(&remote(&s, Some(&read), &["keys", "list"]));
+    let denied = remote(
+        &s,
+        Some(&read),
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "a",
+            "--audience",
+            AUD,
+        ],
+    );
+    assert_eq!(denied.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("admin:write"));
+
+    let no_key = remote(&s, None, &["keys", "list"]);
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("KEYMINT_ADMIN_KEY"));
+
+    // A customer key is not an admin key.
+    let (_, customer) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let refused = remote(&s, Some(&customer), &["keys", "list"]);
+    assert_ne!(refused.status.code(), Some(0));
+
+    let remote_admin = remote(
+        &s,
+        Some(&read),
+        &["admin-keys", "create", "--scope", "admin:write"],
+    );
+    assert_eq!(remote_admin.status.code(), Some(2));
+    let bad_scope = s.cli(&["admin-keys", "create", "--scope", "orders:read"]);
+    assert_eq!(bad_scope.status.code(), Some(2));
+    let reserved = s.cli(&[
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "admin:read",
+        "--audience",
+        AUD,
+    ]);
+    assert_eq!(
+        reserved.status.code(),
+        Some(2),
+        "customer keys never carry admin:* scopes"
+    );
+}
