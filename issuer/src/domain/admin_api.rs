@@ -23,7 +23,7 @@ use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummar
 pub const MAX_AUDIT_PAGE: i64 = 1000;
 
 /// A declared scope.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScopeView {
     /// Scope name.
     pub name: String,
@@ -32,7 +32,7 @@ pub struct ScopeView {
 }
 
 /// A revocation entry in force.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevocationView {
     /// `key`, `jti`, `tenant` or `kid`.
     pub kind: String,
@@ -45,7 +45,7 @@ pub struct RevocationView {
 }
 
 /// A signing key as shown to admins: never its private part.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     /// RFC 7638 thumbprint.
     pub kid: String,
@@ -81,7 +81,7 @@ impl From<&SigningKeyRecord> for SigningKeyView {
 }
 
 /// One page of audit records, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// The records.
     pub items: Vec<AuditEntry>,

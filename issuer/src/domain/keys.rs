@@ -63,7 +63,7 @@ pub struct NewKey {
 }
 
 /// A key as shown to admins: never a secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     /// Key ID.
     pub key_id: String,

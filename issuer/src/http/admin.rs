@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
 use crate::domain::admin::Access;
 use crate::domain::admin_api::{AuditPage, RevocationView, ScopeView, SigningKeyView};
@@ -69,7 +69,7 @@ fn key_id(id: Result<Path<String>, PathRejection>) -> Result<ApiKeyId, Problem> 
 }
 
 /// `POST /v1/admin/keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     tenant: String,
@@ -138,7 +138,7 @@ impl CreateKey {
 }
 
 /// A key with its printable secret: shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedKey {
     /// The printable key; store it now, it is never shown again.
     key: String,
@@ -147,14 +147,15 @@ pub(crate) struct CreatedKey {
 }
 
 /// `GET /v1/admin/keys` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeysQuery {
     tenant: Option<String>,
 }
 
 /// `POST /v1/admin/keys/{id}/rotate` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateKey {
     /// Seconds the old key keeps working (default 24 h).
@@ -165,7 +166,7 @@ pub(crate) struct RotateKey {
 }
 
 /// `PUT /v1/admin/scopes/{name}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PutScope {
     #[serde(default)]
@@ -173,14 +174,14 @@ pub(crate) struct PutScope {
 }
 
 /// `POST /v1/admin/revocations` body: revoke one token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeToken {
     jti: String,
 }
 
 /// `POST /v1/admin/signing-keys/rotate` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateSigningKey {
     /// `EdDSA` (default) or `ES256`.
@@ -188,7 +189,8 @@ pub(crate) struct RotateSigningKey {
 }
 
 /// `GET /v1/admin/audit` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     before: Option<i64>,
@@ -202,7 +204,7 @@ pub(crate) struct AuditParams {
 }
 
 /// A count of what an action changed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Done {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +216,16 @@ const DONE: Done = Done {
     revoked_keys: None,
 };
 
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys", description = "admin:read — API keys, optionally of one tenant, newest first.",
+    params(KeysQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_keys<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -223,6 +235,16 @@ pub(crate) async fn list_keys<S: Store>(
     Ok(Json(st.admin.list_keys(q?.0.tenant.as_deref()).await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", description = "admin:write — create a customer API key; the printable key is in the answer once.",
+    request_body = CreateKey,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = CreatedKey),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn create_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -234,6 +256,17 @@ pub(crate) async fn create_key<S: Store>(
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
+#[utoipa::path(get, path = "/v1/admin/keys/{id}", tag = "keys", description = "admin:read — one key (never its secret).",
+    params(("id" = String, Path, description = "Key ID")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn get_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -243,6 +276,18 @@ pub(crate) async fn get_key<S: Store>(
     Ok(Json(st.admin.key(&key_id(id)?).await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/keys/{id}/revoke", tag = "keys", description = "admin:write — revoke a key and every token it minted.",
+    params(("id" = String, Path, description = "Key ID")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn revoke_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -253,6 +298,18 @@ pub(crate) async fn revoke_key<S: Store>(
     Ok(Json(DONE))
 }
 
+#[utoipa::path(post, path = "/v1/admin/keys/{id}/rotate", tag = "keys", description = "admin:write — a successor with the same tenant, scopes and restrictions; the old key keeps working for the grace period, or is revoked at once with revoke_old.",
+    params(("id" = String, Path, description = "Key ID")), request_body(content = Option<RotateKey>, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = CreatedKey),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn rotate_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -270,6 +327,14 @@ pub(crate) async fn rotate_key<S: Store>(
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
+#[utoipa::path(get, path = "/v1/admin/scopes", tag = "scopes", description = "admin:read — declared scopes.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<ScopeView>),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_scopes<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -278,6 +343,16 @@ pub(crate) async fn list_scopes<S: Store>(
     Ok(Json(st.admin.scopes().await?))
 }
 
+#[utoipa::path(put, path = "/v1/admin/scopes/{name}", tag = "scopes", description = "admin:write — declare a scope; public ones may be carried by publishable keys.",
+    params(("name" = String, Path, description = "Scope")), request_body = PutScope,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = ScopeView),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn put_scope<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -291,6 +366,14 @@ pub(crate) async fn put_scope<S: Store>(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "tenants", description = "admin:read — tenants with their key counts.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<TenantSummary>),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_tenants<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -299,6 +382,16 @@ pub(crate) async fn list_tenants<S: Store>(
     Ok(Json(st.admin.tenants().await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/revoke", tag = "tenants", description = "admin:write — revoke a tenant: its keys and every token issued to it until now.",
+    params(("tenant" = String, Path, description = "Tenant")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn revoke_tenant<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -313,6 +406,14 @@ pub(crate) async fn revoke_tenant<S: Store>(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/admin/revocations", tag = "revocations", description = "admin:read — revocation entries in force.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<RevocationView>),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_revocations<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -321,6 +422,16 @@ pub(crate) async fn list_revocations<S: Store>(
     Ok(Json(st.admin.revocations().await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/revocations", tag = "revocations", description = "admin:write — revoke one token by its jti.",
+    request_body = RevokeToken,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn revoke_token<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -332,6 +443,14 @@ pub(crate) async fn revoke_token<S: Store>(
     Ok(Json(DONE))
 }
 
+#[utoipa::path(get, path = "/v1/admin/signing-keys", tag = "signing keys", description = "admin:read — signing keys and their states.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<SigningKeyView>),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_signing_keys<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -340,6 +459,17 @@ pub(crate) async fn list_signing_keys<S: Store>(
     Ok(Json(st.admin.signing_keys().await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/signing-keys/rotate", tag = "signing keys", description = "admin:write — publish a next signing key; it signs after the JWKS cache period.",
+    request_body(content = Option<RotateSigningKey>, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = SigningKeyView),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn rotate_signing_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -355,6 +485,17 @@ pub(crate) async fn rotate_signing_key<S: Store>(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(post, path = "/v1/admin/signing-keys/{kid}/revoke", tag = "signing keys", description = "admin:write — emergency: out of the JWKS at once, its kid listed as revoked.",
+    params(("kid" = String, Path, description = "Key ID (RFC 7638 thumbprint)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Done),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn revoke_signing_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
@@ -365,6 +506,16 @@ pub(crate) async fn revoke_signing_key<S: Store>(
     Ok(Json(DONE))
 }
 
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", description = "admin:read — stored audit records, newest first; follow next_before for older pages.",
+    params(AuditParams),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn audit<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,

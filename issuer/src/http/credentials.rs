@@ -107,9 +107,10 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/token` body (all optional).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct V1Body {
+pub(crate) struct V1Body {
     scope: Option<String>,
     audience: Option<String>,
     ttl: Option<u64>,
@@ -200,6 +201,27 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
             client,
         }))
     }
+}
+
+/// `POST /oauth2/token` form (for the OpenAPI document; the extractor below reads it by hand so
+/// that repeated parameters are refused, RFC 6749 §3.2).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct OAuth2Form {
+    /// Must be `client_credentials`.
+    grant_type: String,
+    /// The key ID (or use HTTP Basic).
+    client_id: Option<String>,
+    /// The whole API key (or use HTTP Basic).
+    client_secret: Option<String>,
+    /// Space-separated scopes, a subset of the key's.
+    scope: Option<String>,
+    /// One of the key's audiences.
+    audience: Option<String>,
+    /// Requested lifetime in seconds (it may be cut down).
+    ttl: Option<u64>,
+    /// Bind the token to this DPoP key thumbprint.
+    dpop_jkt: Option<String>,
 }
 
 /// `POST /oauth2/token`: RFC 6749 client credentials grant with `client_secret_basic` or

@@ -44,6 +44,12 @@ fn with_etag(
 }
 
 /// `GET /.well-known/jwks.json`: next, active and retired keys.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    description = "The signing keys' public JWKS (next, active and retired keys). Strong ETag; If-None-Match answers 304.",
+    responses(
+        (status = 200, description = "RFC 7517 JWK Set", body = Object, content_type = "application/json"),
+        (status = 304, description = "unchanged since the ETag sent"),
+    ))]
 pub(crate) async fn jwks<S: Store>(State(st): State<AppState<S>>, headers: HeaderMap) -> Response {
     let set = st.signing.load();
     let cache = format!("public, max-age={}", st.jwks_max_age.as_secs());
@@ -66,6 +72,12 @@ pub(crate) async fn jwks<S: Store>(State(st): State<AppState<S>>, headers: Heade
 }
 
 /// `GET /v1/revocations`: the signed list, byte for byte as stored for its serial.
+#[utoipa::path(get, path = "/v1/revocations", tag = "discovery",
+    description = "The signed revocation list (a JWS, typ keymint-revocations+jwt). Strong ETag; If-None-Match answers 304.",
+    responses(
+        (status = 200, description = "the list as a compact JWS", body = String, content_type = "application/keymint-revocations+jwt"),
+        (status = 304, description = "unchanged since the ETag sent"),
+    ))]
 pub(crate) async fn revocations<S: Store>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,
@@ -82,6 +94,9 @@ pub(crate) async fn revocations<S: Store>(
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    description = "RFC 8414 authorization server metadata, plus keymint_revocation_list_uri and keymint_revocation_events_uri.",
+    responses((status = 200, body = Object, content_type = "application/json")))]
 pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Response {
     let base = st.issuer.as_str().trim_end_matches('/');
     Json(serde_json::json!({
@@ -103,6 +118,9 @@ pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Respons
 /// `GET /v1/revocations/events`: server-sent events, one `revocations` event per new list
 /// (`id` = serial, `data` = the signed list). With `Last-Event-ID`, the current list is sent at once
 /// only if it is newer than that serial; without, it is sent at once.
+#[utoipa::path(get, path = "/v1/revocations/events", tag = "discovery",
+    description = "Server-sent events: `event: revocations`, `id: <serial>`, `data: <the signed list>`; honours Last-Event-ID.",
+    responses((status = 200, description = "an endless event stream", body = String, content_type = "text/event-stream")))]
 pub(crate) async fn revocation_events<S: Store>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,

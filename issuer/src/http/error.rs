@@ -27,6 +27,16 @@ pub enum HttpError {
     UnsupportedGrantType,
 }
 
+/// RFC 6749 §5.2 error body (for the OpenAPI document; [`OAuthError`] is what is written).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct OAuthErrorBody {
+    /// RFC 6749 error code.
+    error: String,
+    /// What went wrong, for people.
+    error_description: String,
+}
+
 #[derive(Serialize)]
 struct OAuthError<'a> {
     error: &'a str,

@@ -27,6 +27,8 @@ pub(crate) fn install() {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub(crate) async fn render() -> Response {
     let body = HANDLE
         .get()

@@ -22,15 +22,19 @@ mod discovery;
 mod error;
 mod health;
 mod metrics;
+mod openapi;
 mod problem;
 mod token;
 
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
+mod openapi_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::HttpError;
+pub use openapi::ApiDoc;
 
 /// The largest request body accepted (413 beyond).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -123,6 +127,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::Extension(credentials::TrustedProxies(Arc::clone(

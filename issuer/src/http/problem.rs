@@ -39,6 +39,23 @@ impl From<PathRejection> for Problem {
     }
 }
 
+/// An RFC 9457 problem document (for the OpenAPI document; [`Document`] is what is written).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ProblemDocument {
+    /// `about:blank`: the status says it all.
+    r#type: String,
+    /// The status' reason phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong, for people.
+    detail: String,
+    /// A stable code: unauthenticated, insufficient_scope, not_found, invalid_request, conflict,
+    /// rate_limited, temporarily_unavailable, server_error.
+    code: String,
+}
+
 /// The document (RFC 9457 §3), with `code` as a stable, machine-readable extension member.
 #[derive(Serialize)]
 struct Document<'a> {

@@ -13,7 +13,7 @@ use crate::domain::token::IssuedToken;
 use crate::store::Store;
 
 /// RFC 6749 §5.1 access token response.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenResponse {
     access_token: String,
     token_type: &'static str,
@@ -55,6 +55,19 @@ impl IntoResponse for TokenResponse {
 }
 
 /// `POST /v1/token`.
+#[utoipa::path(post, path = "/v1/token", tag = "token",
+    description = "Trade an API key (`Authorization: Bearer <key>` or `X-API-Key`) for a token.",
+    request_body(content = Option<super::credentials::V1Body>, content_type = "application/json"),
+    security(("api_key" = []), ("api_key_header" = [])),
+    responses(
+        (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_scope, invalid_target, invalid_dpop_proof", body = super::error::OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = super::error::OAuthErrorBody),
+        (status = 403, description = "unauthorized_client (IP or origin)", body = super::error::OAuthErrorBody),
+        (status = 413, description = "body over 16 KiB", body = super::error::OAuthErrorBody),
+        (status = 429, description = "rate limited (Retry-After)", body = super::error::OAuthErrorBody),
+        (status = 503, description = "database unavailable (Retry-After)", body = super::error::OAuthErrorBody),
+    ))]
 pub(crate) async fn v1_token<S: Store>(
     State(st): State<AppState<S>>,
     V1Call(call): V1Call,
@@ -72,6 +85,19 @@ pub(crate) async fn v1_token<S: Store>(
 }
 
 /// `POST /oauth2/token`.
+#[utoipa::path(post, path = "/oauth2/token", tag = "token",
+    description = "OAuth2 client_credentials (RFC 6749 §4.4): client_id = key ID, client_secret = the key, by HTTP Basic or in the form.",
+    request_body(content = super::credentials::OAuth2Form, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
+        (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope, invalid_target", body = super::error::OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = super::error::OAuthErrorBody),
+        (status = 403, description = "unauthorized_client", body = super::error::OAuthErrorBody),
+        (status = 413, description = "body over 16 KiB", body = super::error::OAuthErrorBody),
+        (status = 429, description = "rate limited", body = super::error::OAuthErrorBody),
+        (status = 503, description = "database unavailable", body = super::error::OAuthErrorBody),
+    ))]
 pub(crate) async fn oauth2_token<S: Store>(
     State(st): State<AppState<S>>,
     OAuth2Call(call): OAuth2Call,
@@ -91,6 +117,13 @@ pub(crate) async fn oauth2_token<S: Store>(
 /// `OPTIONS /v1/token` and `/oauth2/token`: the CORS preflight. A preflight carries no key, so it
 /// is answered for origins that some live publishable key allows; the actual request is then
 /// checked against its own key's origins. Any other origin gets 403 and no CORS headers.
+#[utoipa::path(options, path = "/v1/token", tag = "token",
+    description = "CORS preflight: answered for origins some live publishable key allows.",
+    params(("Origin" = Option<String>, Header, description = "The page's origin")),
+    responses(
+        (status = 204, description = "allowed origin: CORS headers for it"),
+        (status = 403, description = "no live publishable key allows this origin"),
+    ))]
 pub(crate) async fn preflight<S: Store>(
     State(st): State<AppState<S>>,
     headers: axum::http::HeaderMap,

@@ -74,7 +74,7 @@ pub struct StoredList {
 }
 
 /// A stored audit record with its ID (the pagination cursor: IDs only grow).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Row ID.
     pub id: i64,
@@ -106,7 +106,7 @@ pub struct AuditQuery {
 }
 
 /// A tenant as the keys name it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TenantSummary {
     /// Tenant.
     pub tenant: String,
@@ -201,7 +201,9 @@ pub struct Change {
 }
 
 /// One audit record. Never holds a secret or a whole token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct AuditRecord {
     /// When.
     pub at: i64,
