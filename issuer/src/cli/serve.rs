@@ -29,7 +29,9 @@ pub(crate) struct Args {
     #[arg(long)]
     behind_tls_proxy: bool,
     /// Behind --behind-tls-proxy: a proxy (CIDR) whose X-Forwarded-For is believed for the client
-    /// address (rate limits, allow-lists, audit). Repeat for several. Nothing else is believed.
+    /// address (rate limits, allow-lists, audit) and whose X-Forwarded-Proto: http makes the token
+    /// endpoints refuse a key that reached the proxy in clear text. Repeat for several. Nothing
+    /// else is believed, and from no one else.
     #[arg(
         long = "trusted-proxy",
         value_name = "CIDR",

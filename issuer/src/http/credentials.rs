@@ -54,16 +54,47 @@ fn client_ip(req: &Request, peer: std::net::IpAddr) -> std::net::IpAddr {
         .unwrap_or(peer)
 }
 
-fn client(req: &Request) -> ClientContext {
-    // The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
-    // the `ConnectInfo` extractor itself falls back).
+/// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
+/// the `ConnectInfo` extractor itself falls back).
+fn peer(req: &Request) -> std::net::IpAddr {
     let ext = req.extensions();
-    let peer = ext
-        .get::<ConnectInfo<SocketAddr>>()
+    ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let ip = client_ip(req, peer);
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
+/// Refuses a key that reached the TLS-terminating proxy over plain HTTP: a trusted proxy's
+/// `X-Forwarded-Proto` saying `http` at any hop means the key crossed a network in clear text.
+/// (The header is ignored from anyone but a trusted proxy; a client that writes `http` into it
+/// itself only refuses its own request.)
+fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
+    let Some(TrustedProxies(trusted)) = req.extensions().get::<TrustedProxies>() else {
+        return Ok(());
+    };
+    let peer = peer(req);
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return Ok(());
+    }
+    let plain = req
+        .headers()
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("http"));
+    if plain {
+        return Err(HttpError::invalid_request(
+            scheme,
+            "the request reached the proxy over plain HTTP: API keys must only be sent over HTTPS \
+             (rotate this key if it crossed a network)",
+        ));
+    }
+    Ok(())
+}
+
+fn client(req: &Request) -> ClientContext {
+    let ip = client_ip(req, peer(req));
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -133,6 +164,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
     async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
         let scheme = Scheme::Bearer;
         no_query(&req, scheme)?;
+        over_tls(&req, scheme)?;
         let client = client(&req);
         let path = req.uri().path().to_owned();
         // Take what is needed from the headers before the body consumes the request (no copy of
@@ -241,6 +273,7 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
     async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
         let scheme = Scheme::Basic;
         no_query(&req, scheme)?;
+        over_tls(&req, scheme)?;
         let client = client(&req);
         let path = req.uri().path().to_owned();
         let content_type = content_type(req.headers());

@@ -265,6 +265,37 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
 }
 
 #[tokio::test]
+async fn a_key_that_reached_the_proxy_over_plain_http_is_refused_only_on_a_trusted_proxys_word() {
+    let h = harness("xfp").await;
+    let req = |proto: Option<&str>| {
+        let mut r = Request::post("/v1/token").header("Authorization", format!("Bearer {}", h.key));
+        if let Some(p) = proto {
+            r = r.header("X-Forwarded-Proto", p);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let via_proxy = app_from(&h.state, [10, 9, 0, 1]);
+    let direct = app_from(&h.state, [198, 51, 100, 1]);
+    assert_eq!(send(&via_proxy, req(Some("https"))).await.0, StatusCode::OK);
+    assert_eq!(send(&via_proxy, req(None)).await.0, StatusCode::OK);
+    let (status, _, body) = send(&via_proxy, req(Some("http"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("HTTPS")
+    );
+    // A client-written "https" in front of the proxy's own "http" does not hide it.
+    assert_eq!(
+        send(&via_proxy, req(Some("https, http"))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // From anyone but a trusted proxy the header means nothing.
+    assert_eq!(send(&direct, req(Some("http"))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     let h = harness("xff").await;
     // The client address decides the allow-list: this key is for 203.0.113.7 only.
