@@ -203,6 +203,33 @@ pub(crate) struct AuditParams {
     limit: Option<i64>,
 }
 
+/// The answers every admin call may give, whatever it does (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AdminErrors {
+    /// No or invalid admin token.
+    #[response(
+        status = 401,
+        description = "no or invalid admin token",
+        content_type = "application/problem+json"
+    )]
+    Unauthenticated(#[to_schema] ProblemDocument),
+    /// The token lacks the scope.
+    #[response(
+        status = 403,
+        description = "the token lacks the scope",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(#[to_schema] ProblemDocument),
+    /// The database is unavailable (Retry-After).
+    #[response(
+        status = 503,
+        description = "database unavailable",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(#[to_schema] ProblemDocument),
+}
+
 /// A count of what an action changed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Done {
@@ -222,9 +249,7 @@ const DONE: Done = Done {
     responses(
         (status = 200, body = Vec<KeyView>),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn list_keys<S: Store>(
     State(st): State<AppState<S>>,
@@ -241,9 +266,7 @@ pub(crate) async fn list_keys<S: Store>(
     responses(
         (status = 201, body = CreatedKey),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn create_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -263,9 +286,7 @@ pub(crate) async fn create_key<S: Store>(
         (status = 200, body = KeyView),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn get_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -284,9 +305,7 @@ pub(crate) async fn get_key<S: Store>(
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn revoke_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -306,9 +325,7 @@ pub(crate) async fn revoke_key<S: Store>(
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn rotate_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -331,9 +348,7 @@ pub(crate) async fn rotate_key<S: Store>(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<ScopeView>),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn list_scopes<S: Store>(
     State(st): State<AppState<S>>,
@@ -349,9 +364,7 @@ pub(crate) async fn list_scopes<S: Store>(
     responses(
         (status = 200, body = ScopeView),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn put_scope<S: Store>(
     State(st): State<AppState<S>>,
@@ -370,9 +383,7 @@ pub(crate) async fn put_scope<S: Store>(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<TenantSummary>),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn list_tenants<S: Store>(
     State(st): State<AppState<S>>,
@@ -388,9 +399,7 @@ pub(crate) async fn list_tenants<S: Store>(
     responses(
         (status = 200, body = Done),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn revoke_tenant<S: Store>(
     State(st): State<AppState<S>>,
@@ -410,9 +419,7 @@ pub(crate) async fn revoke_tenant<S: Store>(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<RevocationView>),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn list_revocations<S: Store>(
     State(st): State<AppState<S>>,
@@ -428,9 +435,7 @@ pub(crate) async fn list_revocations<S: Store>(
     responses(
         (status = 200, body = Done),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn revoke_token<S: Store>(
     State(st): State<AppState<S>>,
@@ -447,9 +452,7 @@ pub(crate) async fn revoke_token<S: Store>(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<SigningKeyView>),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn list_signing_keys<S: Store>(
     State(st): State<AppState<S>>,
@@ -466,9 +469,7 @@ pub(crate) async fn list_signing_keys<S: Store>(
         (status = 201, body = SigningKeyView),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn rotate_signing_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -492,9 +493,7 @@ pub(crate) async fn rotate_signing_key<S: Store>(
         (status = 200, body = Done),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn revoke_signing_key<S: Store>(
     State(st): State<AppState<S>>,
@@ -512,9 +511,7 @@ pub(crate) async fn revoke_signing_key<S: Store>(
     responses(
         (status = 200, body = AuditPage),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid admin token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "the token lacks the scope", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "database unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
     ))]
 pub(crate) async fn audit<S: Store>(
     State(st): State<AppState<S>>,
