@@ -15,6 +15,7 @@ use crate::store::{DbStore, PgStore, SqliteStore};
 mod admin_keys;
 mod audit;
 mod keys;
+mod migrate;
 mod publish;
 mod remote;
 mod revoke;
@@ -89,6 +90,9 @@ enum Command {
     Token(token::Args),
     /// Check a token against a key set and explain the verdict.
     Verify(verify::Args),
+    /// Copy everything from the database in use into a new, empty Postgres database, so that
+    /// replicas take over with every key working (stop every keymint process on it first).
+    Migrate(migrate::Args),
 }
 
 /// Errors of the command line, each with its exit code.
@@ -197,6 +201,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Token(args) => token::run(&cli.global, args),
         Command::Verify(args) => verify::run(args),
+        Command::Migrate(args) => migrate::run(&cli.global, args).await,
     }
 }
 

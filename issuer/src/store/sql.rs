@@ -619,9 +619,12 @@ macro_rules! sql_store {
                 &self,
                 query: &$crate::store::AuditQuery,
             ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEntry>> {
+                // `id < coalesce(…)` rather than `$1 IS NULL OR id < $1`: SQLite walks the rowid
+                // range from the cursor only in the first form, so a page deep in a large history
+                // costs a page, not a scan of everything newer.
                 ::sqlx::query_as(
                     "SELECT * FROM audit
-                     WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR action = $2)
+                     WHERE id < coalesce($1, 9223372036854775807) AND ($2 IS NULL OR action = $2)
                        AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR key_id = $4)
                        AND ($5 IS NULL OR tenant = $5) AND ($6 IS NULL OR at >= $6)
                        AND ($7 IS NULL OR at < $7)
