@@ -16,6 +16,8 @@ pub mod signing;
 pub mod token;
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 
 pub use error::DomainError;

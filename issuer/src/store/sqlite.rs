@@ -108,3 +108,44 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, Sqlite);
+
+#[cfg(test)]
+impl SqliteStore {
+    /// A store on one connection, so that a per-connection setting holds for all of it (the
+    /// fault tests' "disk full").
+    pub(crate) async fn open_single_connection(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(1));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Caps the database at the pages it has now, as a full disk would (SQLITE_FULL on growth),
+    /// or lifts the cap.
+    pub(crate) async fn set_full(&self, full: bool) -> StoreResult<()> {
+        let pages: i64 = if full {
+            sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?
+        } else {
+            4_294_967_294
+        };
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! Faults under the domain, on a real SQLite database: full (SQLITE_FULL, as on a full disk) and
+//! locked by another process beyond the busy timeout. Every admin action fails whole with
+//! `Unavailable` (503 + Retry-After at the HTTP edge, see http/tests.rs), nothing is half-written,
+//! issuance from cached keys goes on, and the issuance audit records queued meanwhile reach the
+//! database once it is writable again.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use keymint_jwks::{Audience, Issuer, ScopeSet, TenantId, UnixTime};
+use zeroize::Zeroizing;
+
+use super::DomainError;
+use super::api_key::{KeyEnv, KeyKind};
+use super::audit::{self, AuditSink};
+use super::key_hash::{KeyHasher, Pepper};
+use super::keys::{self, NewKey};
+use super::secret_box::EncryptionKey;
+use super::signing;
+use super::token::{ClientContext, TokenRequest, TokenService, TokenSettings};
+use crate::store::{AuditQuery, SqliteStore, Store};
+
+struct World {
+    store: Arc<SqliteStore>,
+    hasher: KeyHasher,
+    tokens: TokenService<SqliteStore>,
+    path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn new_key(tenant: &str) -> NewKey {
+    NewKey {
+        kind: KeyKind::Secret,
+        allow_origins: vec![],
+        tenant: TenantId::new(tenant).unwrap(),
+        scopes: ScopeSet::parse("a").unwrap(),
+        audiences: vec![Audience::new("https://api.test").unwrap()],
+        ttl: None,
+        max_ttl: None,
+        expires_in: Duration::from_secs(3600),
+        label: Some("x".repeat(200)),
+        owner: None,
+        allow_ips: vec![],
+        rate_limit: None,
+        env: KeyEnv::Live,
+    }
+}
+
+async fn world(name: &str, single: bool) -> World {
+    let dir = std::env::temp_dir().join(format!("keymint-fault-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("db");
+    let store = Arc::new(if single {
+        SqliteStore::open_single_connection(&path).await.unwrap()
+    } else {
+        SqliteStore::open(&path).await.unwrap()
+    });
+    let enc = EncryptionKey::new(&Zeroizing::new([5; 32])).unwrap();
+    let hasher = KeyHasher::new(&Pepper::new([6; 32]));
+    signing::ensure_active(&*store, &enc, UnixTime::now())
+        .await
+        .unwrap();
+    let set = Arc::new(ArcSwap::from_pointee(
+        signing::load(&*store, &enc).await.unwrap(),
+    ));
+    let (sink, rx) = AuditSink::new();
+    tokio::spawn(audit::run_writer(Arc::clone(&store), rx));
+    let tokens = TokenService::new(
+        Arc::clone(&store),
+        hasher.clone(),
+        set,
+        TokenSettings {
+            issuer: Issuer::new("https://issuer.test").unwrap(),
+            max_token_ttl: Duration::from_secs(3600),
+        },
+        sink,
+    );
+    World {
+        store,
+        hasher,
+        tokens,
+        path,
+        dir,
+    }
+}
+
+async fn issue(w: &World, key: &str) -> Result<(), DomainError> {
+    let request = TokenRequest {
+        scope: None,
+        audience: None,
+        ttl: None,
+        dpop_jkt: None,
+        dpop_proof: None,
+        path: "/v1/token".into(),
+    };
+    let client = ClientContext {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        origin: None,
+    };
+    w.tokens
+        .exchange(key, &request, &client, UnixTime::now())
+        .await
+        .map(|_| ())
+}
+
+async fn issued_records(w: &World) -> usize {
+    w.store
+        .audit(&AuditQuery {
+            action: Some("token.issue".into()),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn wait_for_records(w: &World, n: usize) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if issued_records(w).await >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record() {
+    let w = world("full", true).await;
+    let (view, key) = keys::create(&*w.store, &w.hasher, &new_key("acme"), UnixTime::now(), "t")
+        .await
+        .unwrap();
+    issue(&w, key.expose()).await.unwrap();
+    assert!(wait_for_records(&w, 1).await);
+
+    w.store.set_full(true).await.unwrap();
+    // Fill what free pages are left, until the database refuses to grow.
+    let mut created = 0;
+    let refused = loop {
+        match keys::create(&*w.store, &w.hasher, &new_key("fill"), UnixTime::now(), "t").await {
+            Ok(_) => created += 1,
+            Err(e) => break e,
+        }
+        assert!(created < 10_000, "the cap never bit");
+    };
+    assert!(
+        matches!(refused, DomainError::Unavailable(_)),
+        "{refused:?}"
+    );
+    // Nothing half-written: every stored key has its audit record and no record lacks its key.
+    let stored = w.store.keys(Some("fill")).await.unwrap().len();
+    let audited = w
+        .store
+        .audit(&AuditQuery {
+            action: Some("key.create".into()),
+            tenant: Some("fill".into()),
+            limit: 100_000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!((stored, audited), (created, created));
+    let again = keys::create(&*w.store, &w.hasher, &new_key("fill"), UnixTime::now(), "t").await;
+    assert!(
+        matches!(again, Err(DomainError::Unavailable(_))),
+        "{again:?}"
+    );
+
+    // Fill the audit table's last page with records the size of an issuance record, so the next
+    // issuance record needs a page the database cannot have.
+    let like = w
+        .store
+        .audit(&AuditQuery {
+            action: Some("token.issue".into()),
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .remove(0)
+        .record;
+    let mut filler = 0;
+    while w
+        .store
+        .insert_audit(std::slice::from_ref(&like))
+        .await
+        .is_ok()
+    {
+        filler += 1;
+        assert!(filler < 10_000, "the cap never bit");
+    }
+    let before = issued_records(&w).await;
+
+    // Issuance goes on from the cached key; its audit records wait for space.
+    for _ in 0..3 {
+        issue(&w, key.expose()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        issued_records(&w).await,
+        before,
+        "the full database took no record"
+    );
+    w.store.set_full(false).await.unwrap();
+    assert!(
+        wait_for_records(&w, before + 3).await,
+        "queued issuance records are written once there is space"
+    );
+    super::revocations::revoke_key(
+        &*w.store,
+        &keymint_jwks::ApiKeyId::new(view.key_id.as_str()).unwrap(),
+        UnixTime::now(),
+        Duration::from_secs(3600),
+        "t",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeout_then_recovers() {
+    use sqlx::Connection as _;
+    let w = world("locked", false).await;
+    let (_, key) = keys::create(&*w.store, &w.hasher, &new_key("acme"), UnixTime::now(), "t")
+        .await
+        .unwrap();
+    issue(&w, key.expose()).await.unwrap();
+    assert!(wait_for_records(&w, 1).await);
+
+    // Another process takes the write lock and keeps it past keymint's 5 s busy timeout.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", w.path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let refused = keys::create(
+        &*w.store,
+        &w.hasher,
+        &new_key("locked"),
+        UnixTime::now(),
+        "t",
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(DomainError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it waited for the lock first"
+    );
+    // Reads go on under the lock (WAL): the key still trades for tokens.
+    issue(&w, key.expose()).await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    drop(other);
+
+    assert!(w.store.keys(Some("locked")).await.unwrap().is_empty());
+    keys::create(
+        &*w.store,
+        &w.hasher,
+        &new_key("locked"),
+        UnixTime::now(),
+        "t",
+    )
+    .await
+    .unwrap();
+    assert!(
+        wait_for_records(&w, 2).await,
+        "the issuance made under the lock is recorded"
+    );
+}
