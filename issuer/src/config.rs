@@ -200,3 +200,27 @@ fn check_private(path: &Path) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_server_secrets_shows_no_byte_of_them() {
+        let enc = [0x5au8; 32];
+        let pepper = [0xa5u8; 32];
+        let secrets = Secrets {
+            encryption_key: EncryptionKey::new(&Zeroizing::new(enc))
+                .unwrap_or_else(|_| unreachable!()),
+            pepper: Pepper::new(pepper),
+        };
+        let hasher = crate::domain::key_hash::KeyHasher::new(&secrets.pepper);
+        let dbg = format!("{secrets:?} {hasher:?} {:#?}", secrets.pepper);
+        for bytes in [enc, pepper] {
+            for form in [URL_SAFE_NO_PAD.encode(bytes), format!("{bytes:?}")] {
+                assert!(!dbg.contains(&form), "{form} in {dbg}");
+            }
+        }
+        assert!(dbg.contains("***"));
+    }
+}

@@ -58,6 +58,41 @@ fn no_secret_or_token_in_logs_or_database() {
         cli_stderr.push_str(&String::from_utf8_lossy(&out.stderr));
         cli_stderr.push_str(&String::from_utf8_lossy(&out.stdout));
     }
+    // The admin path: an admin key, its token, and a key created through the admin API.
+    let out = s.cli(&["admin-keys", "create", "--scope", "admin:write", "--json"]);
+    cli_stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+    let admin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let admin_key = admin["key"].as_str().unwrap().to_owned();
+    keys.push((
+        admin["key_id"].as_str().unwrap().to_owned(),
+        admin_key.clone(),
+    ));
+    let admin_token = token_request(&s, &admin_key, None).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokens.push(admin_token.clone());
+    let created = reply(
+        s.post("/v1/admin/keys")
+            .set("Authorization", &format!("Bearer {admin_token}"))
+            .set("Content-Type", "application/json")
+            .send_string(
+                &serde_json::json!({"tenant": "initech", "scopes": ["a"], "audiences": [AUD]})
+                    .to_string(),
+            ),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let created = created.json();
+    keys.push((
+        created["key_id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    ));
+    let audit = reply(
+        s.get("/v1/admin/audit")
+            .set("Authorization", &format!("Bearer {admin_token}"))
+            .call(),
+    );
+    assert_eq!(audit.status, 200);
     std::thread::sleep(Duration::from_millis(1500));
     s.stop();
 
@@ -105,6 +140,26 @@ fn no_secret_or_token_in_logs_or_database() {
         // The raw bytes, as they would appear in a binary file.
         secrets.push((format!("{f} (raw)"), raw));
     }
+    // The private signing keys, opened with the encryption key the way the server does: neither
+    // the PKCS#8 document nor the 32-byte seed in it may show anywhere.
+    for (kid, der) in private_signing_keys(&s.dir) {
+        // Ed25519 PKCS#8 (RFC 8410), v1 or ring's v2: the 32-byte seed is the OCTET STRING at
+        // offset 16 (v2 appends the public key, which is public).
+        assert_eq!(der[14..16], [0x04, 0x20], "not an Ed25519 PKCS#8 document");
+        let seed = der[16..48].to_vec();
+        secrets.push((format!("PKCS#8 of {kid}"), der.clone()));
+        secrets.push((format!("seed of {kid}"), seed.clone()));
+        secrets.push((
+            format!("seed of {kid} (base64url)"),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(&seed)
+                .into_bytes(),
+        ));
+    }
+    assert!(
+        secrets.iter().any(|(w, _)| w.starts_with("PKCS#8")),
+        "no private signing key was checked"
+    );
     for (what, secret) in &secrets {
         assert!(
             !contains(server_output.as_bytes(), secret),
@@ -116,4 +171,47 @@ fn no_secret_or_token_in_logs_or_database() {
         );
         assert!(!contains(&db, secret), "{what} in the database");
     }
+}
+
+/// The data dir's private signing keys, decrypted: (kid, PKCS#8 DER).
+fn private_signing_keys(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let text = std::fs::read_to_string(dir.join("encryption.key")).unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .unwrap();
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
+    let rows: Vec<(String, Vec<u8>)> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&format!(
+                "sqlite://{}",
+                dir.join("keymint.db").display()
+            ))
+            .await
+            .unwrap();
+            sqlx::query_as("SELECT kid, encrypted_pkcs8 FROM signing_keys")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        });
+    rows.into_iter()
+        .filter(|(_, sealed)| sealed.len() > 12)
+        .map(|(kid, sealed)| {
+            let (nonce, ct) = sealed.split_at(12);
+            let mut buf = ct.to_vec();
+            let plain = key
+                .open_in_place(
+                    Nonce::try_assume_unique_for_key(nonce).unwrap(),
+                    Aad::from(kid.as_bytes()),
+                    &mut buf,
+                )
+                .unwrap()
+                .to_vec();
+            (kid, plain)
+        })
+        .collect()
 }

@@ -18,7 +18,7 @@ use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
 use crate::domain::admin::Access;
 use crate::domain::admin_api::{AuditPage, RevocationView, ScopeView, SigningKeyView};
-use crate::domain::api_key::{KeyEnv, KeyKind};
+use crate::domain::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::limits::RateSpec;
 use crate::domain::origin::Origin;
@@ -137,13 +137,20 @@ impl CreateKey {
     }
 }
 
-/// A key with its printable secret: shown once.
+/// A key with its printable secret: shown once. `Debug` is redacted (the key is a
+/// [`PrintableKey`]), and the key is zeroized when the answer has been written.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedKey {
     /// The printable key; store it now, it is never shown again.
-    key: String,
+    #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
+    key: PrintableKey,
     #[serde(flatten)]
     view: KeyView,
+}
+
+fn expose<Ser: serde::Serializer>(key: &PrintableKey, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+    s.serialize_str(key.expose())
 }
 
 /// `GET /v1/admin/keys` query.
@@ -275,7 +282,6 @@ pub(crate) async fn create_key<S: Store>(
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
     let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let (view, key) = st.admin.create_key(&admin, &body?.0.parse()?).await?;
-    let key = key.expose().to_owned();
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
@@ -340,7 +346,6 @@ pub(crate) async fn rotate_key<S: Store>(
         .admin
         .rotate_key(&admin, &key_id(id)?, grace, r.revoke_old)
         .await?;
-    let key = key.expose().to_owned();
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
