@@ -13,7 +13,7 @@ use super::{AuditRecord, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// SQLite-backed [`Store`].
+/// SQLite-backed [`Store`](super::Store).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
