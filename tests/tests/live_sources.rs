@@ -1,6 +1,7 @@
 //! Live key sources against a loopback server whose answers the test controls: readiness, the
 //! unknown-`kid` cooldown, stale-if-error then fail-closed, rollback refusal, garbage and oversized
-//! answers.
+//! answers, slow answers. Sources that go down, endless bodies and 100 MB bodies are in
+//! `live_source_faults.rs`.
 
 mod common;
 
@@ -222,6 +223,7 @@ fn stale_if_error_then_fail_closed() {
     assert!(handle.wait_ready(Duration::from_secs(5)));
     let token = signer.sign_access_token(&live_claims()).unwrap();
     v.verify(&token).unwrap();
+    let before = handle.stats();
     served.fail_with.store(500, Ordering::SeqCst);
     let down = Instant::now();
     // Garbage answers never replace the good copy: verification goes on from it...
@@ -248,6 +250,13 @@ fn stale_if_error_then_fail_closed() {
         down.elapsed() >= Duration::from_millis(1500),
         "{:?}",
         down.elapsed()
+    );
+    // Every 500 was counted, on both sources (one poll per 100 ms, so far more than 3).
+    let s = handle.stats();
+    assert!(s.jwks_failures >= before.jwks_failures + 3, "{s:?}");
+    assert!(
+        s.list_fetch_failures >= before.list_fetch_failures + 3,
+        "{s:?}"
     );
     // The source comes back: so does verification.
     served.fail_with.store(0, Ordering::SeqCst);
@@ -354,20 +363,37 @@ fn a_slow_source_times_out_and_the_good_copy_stays() {
     });
     assert!(handle.wait_ready(Duration::from_secs(5)));
     let token = signer.sign_access_token(&live_claims()).unwrap();
-    // Answers now take 5 s, far beyond the 300 ms timeout, and carry a key set without our key.
+    // Answers now take 5 s, far beyond the 300 ms timeout, and carry a key set without our key
+    // and a list revoking the token: neither may ever arrive.
     served.delay_ms.store(5000, Ordering::SeqCst);
     *served.jwks.lock().unwrap() = Jwks::default().to_json();
-    let before = handle.stats().jwks_fetches;
+    let entry = RevocationEntry {
+        target: RevocationTarget::Jti(live_claims().jti),
+        revoked_at: UnixTime::now(),
+        drop_after: UnixTime::now().saturating_add(Duration::from_secs(3600)),
+    };
+    *served.list.lock().unwrap() = signed_list(&signer, 2, vec![entry]);
+    let before = handle.stats();
+    let list_hits = served.list_hits.load(Ordering::SeqCst);
     let started = Instant::now();
-    while handle.stats().jwks_fetches < before + 2 {
+    // Both threads time out twice (each attempt 300 ms, then a 100 ms pause), well within 5 s.
+    loop {
+        let s = handle.stats();
+        if s.jwks_failures >= before.jwks_failures + 2
+            && s.list_fetch_failures >= before.list_fetch_failures + 2
+        {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "fetches did not time out: {:?}",
-            handle.stats()
+            "fetches did not time out: {s:?}"
         );
+        v.verify(&token).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(served.list_hits.load(Ordering::SeqCst) >= list_hits + 2);
     v.verify(&token).unwrap();
+    assert_eq!(v.revocation_serial(), Some(1));
 }
 
 #[test]

@@ -90,6 +90,14 @@ pub(crate) fn get_text(
             max_age,
         });
     }
+    // A body announced as too large is refused before a byte of it is read: otherwise a 100 MB
+    // answer would cost `limit` bytes of memory and bandwidth on every poll.
+    let announced = res
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(FetchError::TooLarge(limit));
+    }
     let mut bytes = Vec::new();
     res.into_reader()
         .take(limit + 1)
@@ -138,6 +146,82 @@ pub(crate) fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
+    use std::net::TcpListener;
+
+    /// Answers one request with `head`, then `body` written in a loop (if any) until the client
+    /// hangs up or 5 s pass, holding the connection open either way; returns the URL and the
+    /// number of body bytes the kernel accepted.
+    fn one_answer(
+        head: &'static str,
+        body: Option<&'static [u8]>,
+    ) -> (String, std::thread::JoinHandle<u64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut request = [0u8; 4096];
+            let _ = s.read(&mut request).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            let mut written = 0u64;
+            while std::time::Instant::now() < until {
+                match body {
+                    Some(b) => match s.write(b) {
+                        Ok(n) => written += n as u64,
+                        Err(_) => break,
+                    },
+                    None => {
+                        // Nothing more to send: wait for the client to hang up.
+                        s.set_read_timeout(Some(Duration::from_millis(100)))
+                            .unwrap();
+                        if matches!(s.read(&mut request), Ok(0)) {
+                            break;
+                        }
+                    }
+                }
+            }
+            written
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_body_announced_larger_than_the_cap_is_refused_unread() {
+        // Headers only: reading the body would wait for bytes that never come.
+        let (url, server) =
+            one_answer("HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n", None);
+        let agent = agent(
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Some(Duration::from_secs(5)),
+        );
+        let started = std::time::Instant::now();
+        let r = get_text(&agent, &url, None, 1024 * 1024);
+        assert!(matches!(r, Err(FetchError::TooLarge(_))), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_endless_body_is_cut_at_the_cap() {
+        let (url, server) = one_answer(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            Some(&[b' '; 16 * 1024]),
+        );
+        let agent = agent(
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Some(Duration::from_secs(5)),
+        );
+        let r = get_text(&agent, &url, None, 1024 * 1024);
+        assert!(matches!(r, Err(FetchError::TooLarge(_))), "{r:?}");
+        // The server stops as soon as the client hangs up: what it wrote is the cap plus what
+        // the two socket buffers held.
+        let written = server.join().unwrap();
+        assert!(written < 100 * 1024 * 1024, "{written} bytes");
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {

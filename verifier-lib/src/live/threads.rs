@@ -20,10 +20,16 @@ pub struct LiveStats {
     pub jwks_fetches: u64,
     /// Of those, refetches triggered by an unknown `kid`.
     pub jwks_kid_refetches: u64,
+    /// Key-set fetches that brought no usable key set (unreachable, timed out, HTTP error, too
+    /// large, not a key set); the one in force stays.
+    pub jwks_failures: u64,
     /// Revocation lists installed (from polling or push).
     pub lists_installed: u64,
     /// Lists refused (bad signature, wrong issuer, expired, rolled back, garbage).
     pub lists_refused: u64,
+    /// List fetches that failed before there was a list to check (unreachable, timed out, HTTP
+    /// error, too large, not UTF-8); the list in force stays.
+    pub list_fetch_failures: u64,
     /// Server-sent events received.
     pub events: u64,
 }
@@ -32,8 +38,10 @@ pub struct LiveStats {
 pub(crate) struct Counters {
     jwks_fetches: AtomicU64,
     jwks_kid_refetches: AtomicU64,
+    jwks_failures: AtomicU64,
     lists_installed: AtomicU64,
     lists_refused: AtomicU64,
+    list_fetch_failures: AtomicU64,
     events: AtomicU64,
 }
 
@@ -70,8 +78,10 @@ impl LiveHandle {
         LiveStats {
             jwks_fetches: c.jwks_fetches.load(Ordering::Relaxed),
             jwks_kid_refetches: c.jwks_kid_refetches.load(Ordering::Relaxed),
+            jwks_failures: c.jwks_failures.load(Ordering::Relaxed),
             lists_installed: c.lists_installed.load(Ordering::Relaxed),
             lists_refused: c.lists_refused.load(Ordering::Relaxed),
+            list_fetch_failures: c.list_fetch_failures.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
         }
     }
@@ -204,10 +214,12 @@ fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
                     ctx.mark_ready();
                     ctx.clamp(f.max_age, ctx.cfg.max_refresh)
                 } else {
+                    ctx.counters.jwks_failures.fetch_add(1, Ordering::Relaxed);
                     ctx.cfg.min_refresh
                 }
             }
             Err(e) => {
+                ctx.counters.jwks_failures.fetch_add(1, Ordering::Relaxed);
                 crate::telemetry::refresh_failed("jwks");
                 tracing::warn!(error = %e, "key set refresh failed; keeping the one in force");
                 ctx.cfg.min_refresh
@@ -274,6 +286,9 @@ fn list_thread(ctx: Arc<Ctx>) {
                 ctx.clamp(f.max_age, fallback)
             }
             Err(e) => {
+                ctx.counters
+                    .list_fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 crate::telemetry::refresh_failed("revocations");
                 tracing::warn!(error = %e, "revocation list refresh failed; keeping the one in force");
                 ctx.cfg.min_refresh

@@ -1,0 +1,588 @@
+//! Fault injection on the live sources (issue #8): the key set and the revocation list each come
+//! from a raw loopback server that the test can take down, or make send an endless body, trickle
+//! one byte at a time, or announce and stream 100 MB. In every case the good copy keeps verifying
+//! tokens, each refresh gives up within the documented limits (the size caps, 1 MiB for the key
+//! set and 64 MiB for the list, and the per-request deadline), the server never gets to write much
+//! more than the cap, the handle counts the failures, and once the endpoint is fixed fresh
+//! documents come through again.
+//!
+//! Slow headers, HTTP 500, garbage and rolled-back lists are in `live_sources.rs`.
+//!
+//! How much the server managed to write bounds what the client can have read, and so what it can
+//! hold in memory: the bytes are either read by the client or still queued in the two kernel
+//! socket buffers when it hangs up. Those buffers are at most the third fields of
+//! `net.ipv4.tcp_rmem` and `tcp_wmem` (32 MiB and 4 MiB on a stock Linux), so a fetch that stops at
+//! the cap lets the server write at most `cap + rmem_max + wmem_max` plus a little framing. The
+//! process's RSS is no good as a measure here: the tests of this file run in parallel in one
+//! process.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use keymint_jwks::*;
+use keymint_verifier::live::{LiveConfig, LiveHandle, LiveStats, Source};
+use keymint_verifier::{Verifier, VerifyError};
+
+/// The documented caps (`LiveConfig` defaults, enforced in `verifier-lib/src/live/fetch.rs`).
+const JWKS_CAP: u64 = 1024 * 1024;
+const LIST_CAP: u64 = 64 * 1024 * 1024;
+const HUNDRED_MB: u64 = 104_857_600;
+/// The per-request deadline the fixture configures (connect, read, and the whole request).
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// Between a refresh giving up and the server noticing: at most one trickle interval and a
+/// scheduling delay on a busy machine.
+const NOTICE: Duration = Duration::from_millis(700);
+/// The trickle's pace.
+const TRICKLE: Duration = Duration::from_millis(50);
+
+/// Headers for a body whose end only the server's closing would mark.
+const OPEN_ENDED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+
+/// What a server answers to every request.
+#[derive(Clone, Debug)]
+enum Answer {
+    /// 200 with this body and its `Content-Length`, then the server closes.
+    Doc(String),
+    /// Headers without a length, then spaces as fast as the client reads them, never closed.
+    Endless,
+    /// Headers without a length, then one byte every [`TRICKLE`], never closed.
+    Trickle,
+    /// `Content-Length: 104857600`, and the bytes as fast as the client reads them.
+    Huge,
+}
+
+impl Answer {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Doc(_) => "doc",
+            Self::Endless => "endless",
+            Self::Trickle => "trickle",
+            Self::Huge => "100 MB",
+        }
+    }
+}
+
+/// How a connection ended, as the server saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Everything was written.
+    Complete,
+    /// A write failed: the client hung up.
+    ClientHungUp,
+    /// A write blocked for 2 s: the client kept the connection but stopped reading.
+    Stalled,
+    /// The test ended or the server went down.
+    Stopped,
+}
+
+/// One connection as the server saw it.
+#[derive(Debug, Clone)]
+struct Conn {
+    kind: &'static str,
+    /// Body bytes the kernel took from the server (sent, or queued in the socket buffers).
+    body_bytes: u64,
+    /// From the end of the request until the server stopped writing.
+    lasted: Duration,
+    ending: Ending,
+}
+
+/// An HTTP/1.1 server on a raw `TcpListener`, one thread per connection.
+struct RawServer {
+    addr: SocketAddr,
+    answer: Arc<Mutex<Answer>>,
+    log: Arc<Mutex<Vec<Conn>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl RawServer {
+    fn start(answer: Answer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut server = Self {
+            addr: listener.local_addr().unwrap(),
+            answer: Arc::new(Mutex::new(answer)),
+            log: Arc::default(),
+            stop: Arc::default(),
+            accept: None,
+        };
+        server.listen(listener);
+        server
+    }
+
+    fn listen(&mut self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let (answer, log, stop) = (
+            Arc::clone(&self.answer),
+            Arc::clone(&self.log),
+            Arc::clone(&self.stop),
+        );
+        self.accept = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let (answer, log, stop) =
+                            (Arc::clone(&answer), Arc::clone(&log), Arc::clone(&stop));
+                        std::thread::spawn(move || serve_one(s, &answer, &log, &stop));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            // Dropping the listener closes the port: connecting is now refused.
+        }));
+    }
+
+    /// Stops accepting and closes the listening socket (and stops every writer).
+    fn go_down(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept.take() {
+            t.join().unwrap();
+        }
+    }
+
+    /// Listens again on the same port.
+    fn come_back(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        // std sets SO_REUSEADDR, so closed connections in TIME_WAIT do not hold the port.
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot bind {} again: {e}",
+                        self.addr
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        self.stop = Arc::default();
+        self.listen(listener);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn set(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    /// Finished connections that got this kind of answer.
+    fn conns(&self, kind: &str) -> Vec<Conn> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|c| c.kind == kind).cloned().collect()
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, stop: &AtomicBool) {
+    // Accepted sockets do not inherit non-blocking mode on Linux; be explicit anyway.
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // The request head; a GET has no body.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 16 * 1024 {
+            return;
+        }
+    }
+    let answer = answer.lock().unwrap().clone();
+    let started = Instant::now();
+    let (body_bytes, ending) = match &answer {
+        Answer::Doc(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            match s
+                .write_all(head.as_bytes())
+                .and_then(|()| s.write_all(body.as_bytes()))
+            {
+                Ok(()) => (body.len() as u64, Ending::Complete),
+                Err(_) => (0, Ending::ClientHungUp),
+            }
+        }
+        Answer::Endless => match s.write_all(OPEN_ENDED) {
+            // Starts like a key set, so only the cap can stop a parser that waits for the end.
+            Ok(()) => pump(&mut s, stop, b"{\"keys\":[", u64::MAX, None),
+            Err(_) => (0, Ending::ClientHungUp),
+        },
+        Answer::Trickle => match s.write_all(OPEN_ENDED) {
+            Ok(()) => pump(&mut s, stop, b"{", u64::MAX, Some(TRICKLE)),
+            Err(_) => (0, Ending::ClientHungUp),
+        },
+        Answer::Huge => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {HUNDRED_MB}\r\nConnection: close\r\n\r\n"
+            );
+            match s.write_all(head.as_bytes()) {
+                Ok(()) => pump(&mut s, stop, b"", HUNDRED_MB, None),
+                Err(_) => (0, Ending::ClientHungUp),
+            }
+        }
+    };
+    log.lock().unwrap().push(Conn {
+        kind: answer.kind(),
+        body_bytes,
+        lasted: started.elapsed(),
+        ending,
+    });
+}
+
+/// Writes `first`, then spaces up to `total` bytes: 64 KiB at a time as fast as the socket takes
+/// them, or one byte per `pace`.
+fn pump(
+    s: &mut TcpStream,
+    stop: &AtomicBool,
+    first: &[u8],
+    total: u64,
+    pace: Option<Duration>,
+) -> (u64, Ending) {
+    let chunk = [b' '; 64 * 1024];
+    let mut written = 0u64;
+    if s.write_all(first).is_err() {
+        return (0, Ending::ClientHungUp);
+    }
+    written += first.len() as u64;
+    while written < total {
+        if stop.load(Ordering::SeqCst) {
+            return (written, Ending::Stopped);
+        }
+        let want = match pace {
+            Some(_) => 1,
+            None => (total - written).min(chunk.len() as u64) as usize,
+        };
+        match s.write(&chunk[..want]) {
+            Ok(n) => written += n as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (written, Ending::Stalled);
+            }
+            Err(_) => return (written, Ending::ClientHungUp),
+        }
+        if let Some(p) = pace {
+            std::thread::sleep(p);
+        }
+    }
+    (written, Ending::Complete)
+}
+
+/// What the kernel may hold between the two ends of a loopback connection, plus 1 MiB for the
+/// client's own buffering and HTTP framing (see the module doc).
+fn socket_slack() -> u64 {
+    let max_of = |file: &str, fallback: u64| {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(fallback)
+    };
+    max_of("/proc/sys/net/ipv4/tcp_rmem", 32 << 20)
+        + max_of("/proc/sys/net/ipv4/tcp_wmem", 4 << 20)
+        + (1 << 20)
+}
+
+fn signed_list(signer: &Signer, serial: u64, entries: Vec<RevocationEntry>) -> String {
+    let now = UnixTime::now();
+    signer
+        .sign_revocation_list(&RevocationList {
+            v: 1,
+            iss: Issuer::new(ISS).unwrap(),
+            serial,
+            iat: now,
+            exp: now.saturating_add(Duration::from_secs(3600)),
+            entries,
+        })
+        .unwrap()
+        .jws()
+        .to_owned()
+}
+
+fn live_claims(jti: &str) -> Claims {
+    let now = UnixTime::now();
+    let mut c = claims();
+    c.iat = now;
+    c.nbf = Some(now);
+    c.exp = now.saturating_add(Duration::from_secs(600));
+    c.jti = Jti::new(jti).unwrap();
+    c
+}
+
+fn key_set(signers: &[&Signer]) -> String {
+    Jwks::new(signers.iter().map(|s| s.key().public_jwk()).collect())
+        .unwrap()
+        .to_json()
+}
+
+/// The token `token` is revoked by this list.
+fn revoking_list(signer: &Signer, serial: u64) -> String {
+    let entry = RevocationEntry {
+        target: RevocationTarget::Jti(Jti::new("jti-first").unwrap()),
+        revoked_at: UnixTime::now(),
+        drop_after: UnixTime::now().saturating_add(Duration::from_secs(3600)),
+    };
+    signed_list(signer, serial, vec![entry])
+}
+
+struct Fixture {
+    signer: Signer,
+    jwks: RawServer,
+    list: RawServer,
+    verifier: Verifier,
+    handle: LiveHandle,
+    /// A token with `jti-first`, verifying from the first key set.
+    token: String,
+}
+
+/// Both sources up and loaded; polling every 100 to 300 ms with a 1 s deadline per request.
+fn fixture(cfg: impl FnOnce(LiveConfig) -> LiveConfig) -> Fixture {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let jwks = RawServer::start(Answer::Doc(key_set(&[&signer])));
+    let list = RawServer::start(Answer::Doc(signed_list(&signer, 1, vec![])));
+    let live = cfg(LiveConfig::new(
+        Source::Url(jwks.url("/jwks.json")),
+        Source::Url(list.url("/revocations.jws")),
+    )
+    .min_refresh(Duration::from_millis(100))
+    .max_refresh(Duration::from_millis(300))
+    .timeout(TIMEOUT));
+    let (verifier, handle) =
+        Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+            .build_live(live)
+            .unwrap();
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let token = signer.sign_access_token(&live_claims("jti-first")).unwrap();
+    verifier.verify(&token).unwrap();
+    Fixture {
+        signer,
+        jwks,
+        list,
+        verifier,
+        handle,
+        token,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Jwks,
+    List,
+}
+
+impl Endpoint {
+    fn server(self, f: &Fixture) -> &RawServer {
+        match self {
+            Self::Jwks => &f.jwks,
+            Self::List => &f.list,
+        }
+    }
+
+    fn cap(self) -> u64 {
+        match self {
+            Self::Jwks => JWKS_CAP,
+            Self::List => LIST_CAP,
+        }
+    }
+
+    fn failures(self, s: &LiveStats) -> u64 {
+        match self {
+            Self::Jwks => s.jwks_failures,
+            Self::List => s.list_fetch_failures,
+        }
+    }
+}
+
+/// Until `done`, or panics after `within`.
+fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Serves `fault` on `endpoint` until three refreshes have met it and given up, checking all the
+/// while that the good copy verifies; then checks the failures were counted, fixes the endpoint
+/// with a fresh document and waits for it to be installed. Returns the faulty connections.
+fn survive(endpoint: Endpoint, fault: Answer) -> Vec<Conn> {
+    let f = fixture(|c| c);
+    let server = endpoint.server(&f);
+    let before = endpoint.failures(&f.handle.stats());
+    server.set(fault.clone());
+    let started = Instant::now();
+    wait_for(Duration::from_secs(15), "three refreshes giving up", || {
+        f.verifier.verify(&f.token).unwrap();
+        server.conns(fault.kind()).len() >= 3 && endpoint.failures(&f.handle.stats()) >= before + 3
+    });
+    let conns = server.conns(fault.kind());
+    println!(
+        "{endpoint:?}, {}: {} refreshes gave up in {:?}: {conns:?}",
+        fault.kind(),
+        conns.len(),
+        started.elapsed()
+    );
+    for c in &conns {
+        assert_eq!(c.ending, Ending::ClientHungUp, "{c:?}");
+        assert!(c.lasted < TIMEOUT + NOTICE, "{c:?}");
+    }
+    f.verifier.verify(&f.token).unwrap();
+    // Fixed: a fresh document comes through.
+    match endpoint {
+        Endpoint::Jwks => {
+            let next = Signer::new(SigningKey::generate(Algorithm::Es256).unwrap());
+            server.set(Answer::Doc(key_set(&[&f.signer, &next])));
+            let token = next.sign_access_token(&live_claims("jti-next")).unwrap();
+            wait_for(Duration::from_secs(3), "the new key set", || {
+                f.verifier.verify(&token).is_ok()
+            });
+        }
+        Endpoint::List => {
+            server.set(Answer::Doc(revoking_list(&f.signer, 2)));
+            wait_for(Duration::from_secs(3), "the new list", || {
+                matches!(f.verifier.verify(&f.token), Err(VerifyError::Revoked(_)))
+            });
+        }
+    }
+    conns
+}
+
+fn endless_body(endpoint: Endpoint) {
+    let bound = endpoint.cap() + socket_slack();
+    for c in survive(endpoint, Answer::Endless) {
+        // Cut at the cap (or by the deadline): never more than the cap reached the client.
+        assert!(c.body_bytes <= bound, "{c:?} > {bound}");
+    }
+}
+
+#[test]
+fn an_endless_key_set_is_cut_at_the_cap_and_the_good_copy_stays() {
+    endless_body(Endpoint::Jwks);
+}
+
+#[test]
+fn an_endless_list_is_cut_at_the_cap_and_the_good_copy_stays() {
+    endless_body(Endpoint::List);
+}
+
+fn trickle(endpoint: Endpoint) {
+    for c in survive(endpoint, Answer::Trickle) {
+        // Bytes keep coming, so no read times out: the whole-request deadline ends it, after most
+        // of `TIMEOUT` (it also covers connecting and the headers).
+        assert!(c.lasted >= TIMEOUT / 2, "{c:?}");
+        assert!(
+            c.body_bytes <= 2 * TIMEOUT.as_millis() as u64 / TRICKLE.as_millis() as u64,
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
+fn an_endless_trickle_of_key_set_is_cut_by_the_deadline() {
+    trickle(Endpoint::Jwks);
+}
+
+#[test]
+fn an_endless_trickle_of_list_is_cut_by_the_deadline() {
+    trickle(Endpoint::List);
+}
+
+fn hundred_mb(endpoint: Endpoint) {
+    // Refused on the announced length: what the server wrote only filled the socket buffers.
+    let bound = socket_slack();
+    assert!(bound < HUNDRED_MB / 2);
+    for c in survive(endpoint, Answer::Huge) {
+        assert!(c.body_bytes <= bound, "{c:?} > {bound}");
+    }
+}
+
+#[test]
+fn a_100_mb_key_set_is_refused_unread_and_the_good_copy_stays() {
+    hundred_mb(Endpoint::Jwks);
+}
+
+#[test]
+fn a_100_mb_list_is_refused_unread_and_the_good_copy_stays() {
+    hundred_mb(Endpoint::List);
+}
+
+#[test]
+fn sources_that_go_down_are_served_stale_then_fail_closed_then_recover_on_the_same_port() {
+    let mut f = fixture(|c| c.max_stale(Duration::from_secs(2)));
+    let before = f.handle.stats();
+    f.jwks.go_down();
+    f.list.go_down();
+    let down = Instant::now();
+    assert!(
+        TcpStream::connect(f.jwks.addr).is_err(),
+        "the port still accepts connections"
+    );
+    // Stale-if-error: the good copy goes on verifying...
+    while down.elapsed() < Duration::from_millis(1000) {
+        f.verifier.verify(&f.token).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...until the key set is older than `max_stale`, then fails closed.
+    wait_for(Duration::from_secs(5), "failing closed", || {
+        match f.verifier.verify(&f.token) {
+            Ok(_) => false,
+            Err(VerifyError::SourcesUnavailable {
+                last_refresh: Some(_),
+            }) => true,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+    let failed_closed = down.elapsed();
+    // Ages are whole seconds, and the last good refresh was up to one poll before the outage.
+    assert!(
+        failed_closed >= Duration::from_millis(1500),
+        "{failed_closed:?}"
+    );
+    // A refused connection costs nothing, so each source kept retrying every `min_refresh`.
+    let s = f.handle.stats();
+    println!(
+        "down: failed closed after {failed_closed:?}, {} key-set and {} list failures",
+        s.jwks_failures - before.jwks_failures,
+        s.list_fetch_failures - before.list_fetch_failures
+    );
+    assert!(s.jwks_failures - before.jwks_failures >= 5, "{s:?}");
+    assert!(
+        s.list_fetch_failures - before.list_fetch_failures >= 5,
+        "{s:?}"
+    );
+    // Back on the same port, with a new key and a revocation: both are picked up.
+    let next = Signer::new(SigningKey::generate(Algorithm::Es256).unwrap());
+    f.jwks.set(Answer::Doc(key_set(&[&f.signer, &next])));
+    f.list.set(Answer::Doc(revoking_list(&f.signer, 2)));
+    f.jwks.come_back();
+    f.list.come_back();
+    let back = Instant::now();
+    let token = next.sign_access_token(&live_claims("jti-next")).unwrap();
+    wait_for(Duration::from_secs(3), "recovery", || {
+        f.verifier.verify(&token).is_ok()
+            && matches!(f.verifier.verify(&f.token), Err(VerifyError::Revoked(_)))
+    });
+    println!("down: recovered {:?} after coming back", back.elapsed());
+}
