@@ -12,8 +12,8 @@ pub enum DomainError {
     /// learns nothing about which (RFC 6749 `invalid_client`).
     #[error("client authentication failed")]
     InvalidClient {
-        /// The real reason, for the audit log only.
-        reason: &'static str,
+        /// The real reason, for the audit log and metrics only.
+        reason: ClientFailure,
     },
     /// Scopes beyond the key's (`invalid_scope`).
     #[error("{0}")]
@@ -66,6 +66,67 @@ pub enum DomainError {
     /// Something that should not happen (corrupt data, a crypto failure).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why client authentication failed. The client always hears only `invalid_client`; the audit
+/// log and the refusal metrics get the real reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientFailure {
+    /// No key in any accepted place.
+    NoCredentials,
+    /// HTTP Basic credentials that do not decode.
+    MalformedBasic,
+    /// `client_id` is not the key ID inside the presented key.
+    ClientIdMismatch,
+    /// Not a keymint key at all.
+    MalformedKey,
+    /// The key's CRC32 does not match: mistyped or made up.
+    ChecksumMismatch,
+    /// No such key ID.
+    UnknownKey,
+    /// The key ID exists, the secret is wrong.
+    WrongSecret,
+    /// A secret key presented as publishable (or live as test), or the other way round.
+    KindOrEnvMismatch,
+    /// The key is revoked.
+    RevokedKey,
+    /// The key has expired (or has no lifetime left for a token).
+    ExpiredKey,
+}
+
+impl ClientFailure {
+    /// The reason as the audit log words it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCredentials => "no credentials",
+            Self::MalformedBasic => "malformed Basic credentials",
+            Self::ClientIdMismatch => "client_id does not match the key",
+            Self::MalformedKey => "malformed key",
+            Self::ChecksumMismatch => "checksum mismatch",
+            Self::UnknownKey => "unknown key",
+            Self::WrongSecret => "wrong secret",
+            Self::KindOrEnvMismatch => "kind or environment mismatch",
+            Self::RevokedKey => "revoked key",
+            Self::ExpiredKey => "expired key",
+        }
+    }
+
+    /// The `reason` label of `keymint_tokens_refused_total`: a small, fixed set.
+    pub fn metric_code(self) -> &'static str {
+        match self {
+            Self::MalformedKey => "malformed_key",
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::UnknownKey => "unknown_key",
+            Self::WrongSecret => "wrong_secret",
+            Self::RevokedKey => "revoked_key",
+            Self::ExpiredKey => "expired_key",
+            Self::NoCredentials
+            | Self::MalformedBasic
+            | Self::ClientIdMismatch
+            | Self::KindOrEnvMismatch => "invalid_client",
+        }
+    }
 }
 
 impl From<StoreError> for DomainError {

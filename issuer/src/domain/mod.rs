@@ -1,6 +1,7 @@
 //! The issuer's logic: API keys, signing keys, revocations, token exchange and audit. No HTTP and
 //! no SQL here: the domain talks to a [`Store`](crate::store::Store) and returns typed errors.
 
+mod active_key;
 pub mod admin;
 pub mod admin_api;
 pub mod api_key;
@@ -20,7 +21,7 @@ mod fault_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 
-pub use error::DomainError;
+pub use error::{ClientFailure, DomainError};
 
 /// Seconds since the Unix epoch, as the store keeps time.
 pub fn unix(t: keymint_jwks::UnixTime) -> i64 {

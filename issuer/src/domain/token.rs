@@ -8,21 +8,18 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use governor::DefaultDirectRateLimiter;
-use ipnet::IpNet;
-use keymint_jwks::{
-    ApiKeyId, Audience, Claims, ClientId, Issuer, Jti, ScopeSet, TenantId, UnixTime,
-};
+use keymint_jwks::{Claims, ClientId, Issuer, Jti, ScopeSet, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::active_key::{ActiveKey, LAST_USED_PRECISION};
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::key_hash::KeyHasher;
-use super::limits::{self, FailureThrottle, RateSpec};
+use super::limits::{self, FailureThrottle};
 use super::signing::SigningSet;
-use super::{DomainError, unix};
-use crate::store::{AuditRecord, KeyRecord, Store};
+use super::{ClientFailure, DomainError, unix};
+use crate::store::{AuditRecord, Store};
 
 /// What a client asked for. Every field may only narrow what the key allows.
 #[derive(Debug, Default, Clone)]
@@ -64,68 +61,6 @@ pub struct IssuedToken {
     pub token_type: &'static str,
     /// The browser origin to answer CORS for, when the key allows it.
     pub cors_origin: Option<String>,
-}
-
-/// A key as the token endpoint needs it, parsed once and cached.
-#[derive(Debug)]
-struct ActiveKey {
-    record: KeyRecord,
-    key_id: ApiKeyId,
-    tenant: TenantId,
-    scopes: ScopeSet,
-    audiences: Vec<Audience>,
-    allow_ips: Vec<IpNet>,
-    allow_origins: Vec<String>,
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// Publishable keys: a tenth of the key's quota per client IP, since an `Origin` header is easy
-    /// to forge outside a browser and one client must not exhaust the key for every other.
-    ip_limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
-    /// The last-used time last queued for the database: a key in constant use is written once a
-    /// minute, not on every request.
-    last_used_queued: std::sync::atomic::AtomicI64,
-}
-
-/// Last-used times are kept to this precision in the database.
-const LAST_USED_PRECISION: i64 = 60;
-
-impl ActiveKey {
-    fn from_record(record: KeyRecord) -> Result<Self, DomainError> {
-        let corrupt =
-            |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
-        Ok(Self {
-            key_id: ApiKeyId::new(record.key_id.as_str()).map_err(|_| corrupt("key_id"))?,
-            tenant: TenantId::new(record.tenant.as_str()).map_err(|_| corrupt("tenant"))?,
-            scopes: ScopeSet::parse(&record.scopes).map_err(|_| corrupt("scopes"))?,
-            audiences: record
-                .audiences
-                .split_whitespace()
-                .map(Audience::new)
-                .collect::<Result<_, _>>()
-                .map_err(|_| corrupt("audiences"))?,
-            allow_ips: record
-                .allow_ips
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .map_err(|_| corrupt("allow_ips"))?,
-            last_used_queued: std::sync::atomic::AtomicI64::new(record.last_used_at.unwrap_or(0)),
-            allow_origins: record
-                .allow_origins
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            ip_limiter: (record.kind == KeyKind::Publishable.as_str())
-                .then(|| record.rate_limit.as_deref().and_then(RateSpec::parse))
-                .flatten()
-                .map(|r| r.per_client().keyed_limiter()),
-            limiter: record
-                .rate_limit
-                .as_deref()
-                .and_then(RateSpec::parse)
-                .map(RateSpec::limiter),
-            record,
-        })
-    }
 }
 
 /// Server-wide token settings.
@@ -279,7 +214,7 @@ impl<S: Store> TokenService<S> {
                     .increment(1);
                 audit.outcome = "refused".into();
                 audit.reason = Some(match e {
-                    DomainError::InvalidClient { reason } => (*reason).to_owned(),
+                    DomainError::InvalidClient { reason } => reason.as_str().to_owned(),
                     other => other.to_string(),
                 });
                 if audit.scopes.is_none() {
@@ -303,20 +238,20 @@ impl<S: Store> TokenService<S> {
         if let Some(retry_after) = self.throttle.blocked(client.ip, mono) {
             return Err(DomainError::RateLimited { retry_after });
         }
-        let fail = |reason: &'static str| {
+        let fail = |reason: ClientFailure| {
             self.throttle.failed(client.ip, mono);
             DomainError::InvalidClient { reason }
         };
         let presented = api_key::parse(credential).map_err(|e| match e {
-            api_key::KeyFormatError::Checksum => fail("checksum mismatch"),
-            _ => fail("malformed key"),
+            api_key::KeyFormatError::Checksum => fail(ClientFailure::ChecksumMismatch),
+            _ => fail(ClientFailure::MalformedKey),
         })?;
         audit.key_id = Some(presented.key_id.to_string());
         let key = match self.keys.get(presented.key_id.as_str()) {
             Some(k) => k,
             None => {
                 let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
-                    return Err(fail("unknown key"));
+                    return Err(fail(ClientFailure::UnknownKey));
                 };
                 let k = Arc::new(ActiveKey::from_record(record)?);
                 self.keys
@@ -330,17 +265,17 @@ impl<S: Store> TokenService<S> {
             presented.secret.expose(),
             &key.record.secret_hash,
         ) {
-            return Err(fail("wrong secret"));
+            return Err(fail(ClientFailure::WrongSecret));
         }
         if key.record.kind != presented.kind.as_str() || key.record.env != presented.env.as_str() {
-            return Err(fail("kind or environment mismatch"));
+            return Err(fail(ClientFailure::KindOrEnvMismatch));
         }
         if key.record.revoked_at.is_some() {
-            return Err(fail("revoked key"));
+            return Err(fail(ClientFailure::RevokedKey));
         }
         let t = unix(now);
         if key.record.expires_at <= t {
-            return Err(fail("expired key"));
+            return Err(fail(ClientFailure::ExpiredKey));
         }
         if !key.allow_ips.is_empty() && !key.allow_ips.iter().any(|n| n.contains(&client.ip)) {
             return Err(DomainError::UnauthorizedClient(
@@ -517,7 +452,7 @@ impl<S: Store> TokenService<S> {
             .min(self.settings.max_token_ttl.as_secs())
             .min(until_key_expiry);
         if ttl == 0 {
-            return Err(fail("expired key"));
+            return Err(fail(ClientFailure::ExpiredKey));
         }
 
         let mut jti_bytes = [0u8; 16];
@@ -585,15 +520,7 @@ fn is_thumbprint(s: &str) -> bool {
 /// A small, stable set of refusal reasons for metrics (never anything a client chose).
 fn refusal_code(e: &DomainError) -> &'static str {
     match e {
-        DomainError::InvalidClient { reason } => match *reason {
-            "malformed key" => "malformed_key",
-            "checksum mismatch" => "checksum_mismatch",
-            "unknown key" => "unknown_key",
-            "wrong secret" => "wrong_secret",
-            "revoked key" => "revoked_key",
-            "expired key" => "expired_key",
-            _ => "invalid_client",
-        },
+        DomainError::InvalidClient { reason } => reason.metric_code(),
         DomainError::InvalidScope(_) => "invalid_scope",
         DomainError::InvalidTarget(_) => "invalid_target",
         DomainError::InvalidRequest(_) => "invalid_request",

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{HttpError, Scheme};
-use crate::domain::DomainError;
 use crate::domain::token::{ClientContext, TokenRequest};
+use crate::domain::{ClientFailure, DomainError};
 
 /// A parsed token request: the presented key, what was asked, and who asked.
 pub(crate) struct TokenCall {
@@ -194,7 +194,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
             }
             (None, None) => {
                 return Err(HttpError::bearer(DomainError::InvalidClient {
-                    reason: "no credentials",
+                    reason: ClientFailure::NoCredentials,
                 }));
             }
         };
@@ -324,18 +324,18 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                         .decode(b64.trim())
                         .map_err(|_| {
                             HttpError::basic(DomainError::InvalidClient {
-                                reason: "malformed Basic credentials",
+                                reason: ClientFailure::MalformedBasic,
                             })
                         })?,
                 );
                 let text = std::str::from_utf8(&decoded).map_err(|_| {
                     HttpError::basic(DomainError::InvalidClient {
-                        reason: "malformed Basic credentials",
+                        reason: ClientFailure::MalformedBasic,
                     })
                 })?;
                 let (id, secret) = text.split_once(':').ok_or_else(|| {
                     HttpError::basic(DomainError::InvalidClient {
-                        reason: "malformed Basic credentials",
+                        reason: ClientFailure::MalformedBasic,
                     })
                 })?;
                 (
@@ -351,14 +351,14 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
             ),
             (None, None) => {
                 return Err(HttpError::basic(DomainError::InvalidClient {
-                    reason: "no credentials",
+                    reason: ClientFailure::NoCredentials,
                 }));
             }
         };
         // client_id is the key ID; it must be the one inside the presented key.
         if client_id.is_empty() || !secret.contains(&format!("_{client_id}_")) {
             return Err(HttpError::basic(DomainError::InvalidClient {
-                reason: "client_id does not match the key",
+                reason: ClientFailure::ClientIdMismatch,
             }));
         }
         let audience = match (form.get("audience"), form.get("resource")) {
