@@ -10,6 +10,7 @@ mod error;
 pub mod key_hash;
 pub mod keys;
 pub mod limits;
+pub mod migration;
 pub mod origin;
 pub mod revocations;
 pub mod secret_box;
