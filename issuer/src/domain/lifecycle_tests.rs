@@ -243,7 +243,10 @@ async fn a_list_signed_by_a_key_that_no_longer_signs_is_signed_again_at_once() {
     let same = revocations::current_list(store, &signer, &iss, UnixTime(t1.0 + 2), validity)
         .await
         .unwrap();
-    assert_eq!(same, list, "signed again although its signer is the one in force");
+    assert_eq!(
+        same, list,
+        "signed again although its signer is the one in force"
+    );
 }
 
 #[tokio::test]

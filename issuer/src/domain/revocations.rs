@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use keymint_jwks::{
     ApiKeyId, Issuer, Jti, Kid, LIST_VERSION, PROPAGATION_BOUND, RevocationEntry, RevocationList,
-    RevocationTarget, Signer, TenantId, UnixTime,
+    RevocationTarget, Signer, TenantId, UnixTime, jws,
 };
 use keymint_verifier::MAX_LEEWAY;
 
@@ -175,8 +175,13 @@ fn entry_from(r: &RevocationRecord) -> Result<RevocationEntry, DomainError> {
     })
 }
 
-/// The list to serve now: the newest stored one if it reflects every revocation and is younger than
-/// a third of its validity, otherwise a freshly signed one with the next serial.
+/// The list to serve now: the newest stored one if it reflects every revocation, is younger than
+/// a third of its validity and was signed by `signer`, otherwise a freshly signed one with the next
+/// serial.
+///
+/// The signer check matters when the active key is revoked: a task that loaded the signing set
+/// before the revocation may sign the list that revokes it with that very key, which is already out
+/// of the JWKS; no verifier could apply that list, so the next call with the new signer replaces it.
 ///
 /// Several processes may race here; the serial is the table's primary key, so only one list per
 /// serial is ever stored and the losers serve the winner's bytes.
@@ -192,7 +197,7 @@ pub async fn current_list<S: Store>(
     if let Some(l) = &latest {
         let refresh = i64::try_from(validity.as_secs() / 3).unwrap_or(i64::MAX);
         let fresh = t < l.iat.saturating_add(refresh) && t >= l.iat;
-        if fresh && !revocations_changed_since(store, l.as_of).await? {
+        if fresh && signed_by(l, signer) && !revocations_changed_since(store, l.as_of).await? {
             return Ok(l.clone());
         }
     }
@@ -230,6 +235,13 @@ pub async fn current_list<S: Store>(
             .ok_or_else(|| DomainError::Internal("revocation list vanished".into())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `list` carries `signer`'s key ID.
+fn signed_by(list: &StoredList, signer: &Signer) -> bool {
+    jws::Compact::split(&list.jws, usize::MAX)
+        .and_then(|c| c.decode_header())
+        .is_ok_and(|h| h.kid.as_deref() == Some(signer.key().kid().as_str()))
 }
 
 async fn revocations_changed_since<S: Store>(store: &S, as_of: i64) -> Result<bool, DomainError> {

@@ -54,10 +54,11 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> Problem {
     Problem(DomainError::Invalid(format!("{what}: {e}")))
 }
 
-/// A JSON body that may be left out (no `Content-Type: application/json`): the defaults.
-fn optional<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+/// A JSON body that may be left out (no `Content-Type: application/json`) or be `null`: the
+/// defaults.
+fn optional<T: Default>(body: Result<Json<Option<T>>, JsonRejection>) -> Result<T, Problem> {
     match body {
-        Ok(Json(b)) => Ok(b),
+        Ok(Json(b)) => Ok(b.unwrap_or_default()),
         Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
         Err(e) => Err(e.into()),
     }
@@ -71,9 +72,15 @@ fn key_id(id: Result<Path<String>, PathRejection>) -> Result<ApiKeyId, Problem> 
 /// `POST /v1/admin/keys` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"tenant": "acme", "scopes": ["orders:read"], "audiences": ["https://api.example.com"], "label": "billing backend"}))]
 pub(crate) struct CreateKey {
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     tenant: String,
+    /// At least one; `admin:*` is reserved.
+    #[schema(min_items = 1)]
     scopes: Vec<String>,
+    /// At least one.
+    #[schema(min_items = 1)]
     audiences: Vec<String>,
     #[serde(default)]
     publishable: bool,
@@ -184,6 +191,7 @@ pub(crate) struct PutScope {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeToken {
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     jti: String,
 }
 
@@ -192,6 +200,7 @@ pub(crate) struct RevokeToken {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateSigningKey {
     /// `EdDSA` (default) or `ES256`.
+    #[schema(pattern = "^(EdDSA|ES256)$")]
     alg: Option<String>,
 }
 
@@ -286,7 +295,7 @@ pub(crate) async fn create_key<S: Store>(
 }
 
 #[utoipa::path(get, path = "/v1/admin/keys/{id}", tag = "keys", description = "admin:read — one key (never its secret).",
-    params(("id" = String, Path, description = "Key ID")),
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = KeyView),
@@ -304,7 +313,7 @@ pub(crate) async fn get_key<S: Store>(
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys/{id}/revoke", tag = "keys", description = "admin:write — revoke a key and every token it minted.",
-    params(("id" = String, Path, description = "Key ID")),
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Done),
@@ -324,7 +333,7 @@ pub(crate) async fn revoke_key<S: Store>(
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys/{id}/rotate", tag = "keys", description = "admin:write — a successor with the same tenant, scopes and restrictions; the old key keeps working for the grace period, or is revoked at once with revoke_old.",
-    params(("id" = String, Path, description = "Key ID")), request_body(content = Option<RotateKey>, content_type = "application/json"),
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")), request_body(content = Option<RotateKey>, content_type = "application/json"),
     security(("admin_token" = [])),
     responses(
         (status = 201, body = CreatedKey),
@@ -337,7 +346,7 @@ pub(crate) async fn rotate_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
     id: Result<Path<String>, PathRejection>,
-    body: Result<Json<RotateKey>, JsonRejection>,
+    body: Result<Json<Option<RotateKey>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
     let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let r = optional(body)?;
@@ -364,7 +373,7 @@ pub(crate) async fn list_scopes<S: Store>(
 }
 
 #[utoipa::path(put, path = "/v1/admin/scopes/{name}", tag = "scopes", description = "admin:write — declare a scope; public ones may be carried by publishable keys.",
-    params(("name" = String, Path, description = "Scope")), request_body = PutScope,
+    params(("name" = String, Path, description = "Scope (RFC 6749 scope-token: visible ASCII but \" and \\)", pattern = "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$")), request_body = PutScope,
     security(("admin_token" = [])),
     responses(
         (status = 200, body = ScopeView),
@@ -399,7 +408,7 @@ pub(crate) async fn list_tenants<S: Store>(
 }
 
 #[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/revoke", tag = "tenants", description = "admin:write — revoke a tenant: its keys and every token issued to it until now.",
-    params(("tenant" = String, Path, description = "Tenant")),
+    params(("tenant" = String, Path, description = "Tenant", pattern = "^[A-Za-z0-9._:@-]{1,128}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Done),
@@ -479,7 +488,7 @@ pub(crate) async fn list_signing_keys<S: Store>(
 pub(crate) async fn rotate_signing_key<S: Store>(
     State(st): State<AppState<S>>,
     auth: AdminBearer,
-    body: Result<Json<RotateSigningKey>, JsonRejection>,
+    body: Result<Json<Option<RotateSigningKey>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SigningKeyView>), Problem> {
     let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let alg = match optional(body)?.alg.as_deref() {
@@ -492,7 +501,7 @@ pub(crate) async fn rotate_signing_key<S: Store>(
 }
 
 #[utoipa::path(post, path = "/v1/admin/signing-keys/{kid}/revoke", tag = "signing keys", description = "admin:write — emergency: out of the JWKS at once, its kid listed as revoked.",
-    params(("kid" = String, Path, description = "Key ID (RFC 7638 thumbprint)")),
+    params(("kid" = String, Path, description = "Key ID (RFC 7638 thumbprint)", pattern = "^[\\x21-\\x7e]{1,256}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Done),

@@ -139,12 +139,14 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /v1/token` body (all optional).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct V1Body {
     scope: Option<String>,
     audience: Option<String>,
     ttl: Option<u64>,
+    /// The base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key to bind the token to.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     dpop_jkt: Option<String>,
 }
 
@@ -200,12 +202,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
         };
         let bytes = body(req, scheme).await?;
         let parsed: V1Body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            V1Body {
-                scope: None,
-                audience: None,
-                ttl: None,
-                dpop_jkt: None,
-            }
+            V1Body::default()
         } else {
             if content_type.as_deref() != Some("application/json") {
                 return Err(HttpError::invalid_request(
@@ -213,12 +210,15 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                     "the body must be JSON (Content-Type: application/json)",
                 ));
             }
-            serde_json::from_slice(&bytes).map_err(|_| {
-                HttpError::invalid_request(
-                    scheme,
-                    "the body must be a JSON object with optional scope (string), audience (string), ttl (seconds) and dpop_jkt (string)",
-                )
-            })?
+            // `null` is no body, as the document's optional body allows.
+            serde_json::from_slice::<Option<V1Body>>(&bytes)
+                .map_err(|_| {
+                    HttpError::invalid_request(
+                        scheme,
+                        "the body must be a JSON object with optional scope (string), audience (string), ttl (seconds) and dpop_jkt (string)",
+                    )
+                })?
+                .unwrap_or_default()
         };
         Ok(Self(TokenCall {
             credential,
@@ -241,6 +241,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
 #[allow(dead_code)]
 pub(crate) struct OAuth2Form {
     /// Must be `client_credentials`.
+    #[schema(pattern = "^client_credentials$")]
     grant_type: String,
     /// The key ID (or use HTTP Basic).
     client_id: Option<String>,
@@ -250,9 +251,10 @@ pub(crate) struct OAuth2Form {
     scope: Option<String>,
     /// One of the key's audiences.
     audience: Option<String>,
-    /// Requested lifetime in seconds (it may be cut down).
-    ttl: Option<u64>,
-    /// Bind the token to this DPoP key thumbprint.
+    /// The same as `audience` (RFC 8707); send one of them.
+    resource: Option<String>,
+    /// Bind the token to this DPoP key thumbprint (base64url SHA-256, RFC 7638).
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     dpop_jkt: Option<String>,
 }
 

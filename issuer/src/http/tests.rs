@@ -174,6 +174,24 @@ async fn token_without_credentials_is_401_with_a_challenge() {
     assert_eq!(body["error"], "invalid_client");
 }
 
+/// Found by schemathesis' check that requests the document allows are accepted: the body is optional,
+/// which the OpenAPI 3.1 document says as `null` or the object, and a JSON `null` was refused (400).
+#[tokio::test]
+async fn a_json_null_body_is_no_body() {
+    let h = harness("nullbody").await;
+    let (status, _, body) = send(
+        &h.app,
+        Request::post("/v1/token")
+            .header("Authorization", format!("Bearer {}", h.key))
+            .header("Content-Type", "application/json")
+            .body(Body::from("null"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "a");
+}
+
 #[tokio::test]
 async fn database_down_means_503_with_retry_after_and_readyz_503() {
     let h = harness("down").await;

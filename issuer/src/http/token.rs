@@ -88,7 +88,7 @@ pub(crate) async fn v1_token<S: Store>(
 #[utoipa::path(post, path = "/oauth2/token", tag = "token",
     description = "OAuth2 client_credentials (RFC 6749 §4.4): client_id = key ID, client_secret = the key, by HTTP Basic or in the form.",
     request_body(content = super::credentials::OAuth2Form, content_type = "application/x-www-form-urlencoded"),
-    security(("client_basic" = [])),
+    security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope, invalid_target", body = super::error::OAuthErrorBody),
