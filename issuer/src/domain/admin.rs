@@ -27,6 +27,9 @@ pub const ADMIN_PATH: &str = "/v1/admin";
 pub const READ: &str = "admin:read";
 /// Creates, rotates and revokes; implies [`READ`].
 pub const WRITE: &str = "admin:write";
+/// The tenant admin keys belong to: reserved, so no customer key can be made in it and no tenant
+/// revocation can sweep the admin keys away with a customer's.
+pub const ADMIN_TENANT: &str = "admin";
 /// The longest an admin key may live.
 pub const MAX_ADMIN_KEY_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Admin tokens are short: 5 minutes by default, 15 at most.
@@ -196,7 +199,7 @@ pub async fn create_admin_key<S: Store>(
             .map_err(|_| DomainError::Internal("random generator failed".into()))?;
     let parsed = api_key::parse(printable.expose())
         .map_err(|_| DomainError::Internal("generated key does not parse".into()))?;
-    let tenant = TenantId::new("admin").map_err(|e| DomainError::Internal(e.to_string()))?;
+    let tenant = TenantId::new(ADMIN_TENANT).map_err(|e| DomainError::Internal(e.to_string()))?;
     let rec = KeyRecord {
         key_id: key_id.to_string(),
         kind: KeyKind::Secret.as_str().into(),

@@ -170,6 +170,12 @@ fn validate(new: &NewKey, public_scopes: &[String]) -> Result<Resolved, DomainEr
             "a key needs at least one --audience".into(),
         ));
     }
+    if new.tenant.as_str() == super::admin::ADMIN_TENANT {
+        return Err(DomainError::Invalid(format!(
+            "tenant {} is reserved for admin keys (keymint admin-keys create)",
+            super::admin::ADMIN_TENANT
+        )));
+    }
     let publishable = new.kind == KeyKind::Publishable;
     let (ttl, max_ttl) = if publishable {
         if new.allow_origins.is_empty() {
@@ -405,6 +411,13 @@ pub async fn rotate<S: Store>(
     if old.revoked_at.is_some() {
         return Err(DomainError::Conflict(format!(
             "key {old_id} is revoked; create a new key"
+        )));
+    }
+    if old.is_admin {
+        // Admin keys are made only by `keymint admin-keys create`, on the database itself.
+        return Err(DomainError::Invalid(format!(
+            "key {old_id} is an admin key: make its successor with `keymint admin-keys create`, \
+             then revoke it"
         )));
     }
     if let Some(to) = &old.rotated_to {

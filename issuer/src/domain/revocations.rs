@@ -142,6 +142,12 @@ pub async fn revoke_tenant<S: Store>(
     max_token_ttl: Duration,
     actor: &str,
 ) -> Result<u64, DomainError> {
+    if tenant.as_str() == super::admin::ADMIN_TENANT {
+        return Err(DomainError::Invalid(format!(
+            "tenant {} holds the admin keys: revoke them one by one with `keymint keys revoke`",
+            super::admin::ADMIN_TENANT
+        )));
+    }
     let mut audit = admin_audit("tenant.revoke", actor, now);
     audit.tenant = Some(tenant.to_string());
     let n = store

@@ -300,3 +300,34 @@ async fn a_revoked_admin_key_is_locked_out_once_the_list_names_it() {
             .contains("invalid_token")
     );
 }
+
+#[tokio::test]
+async fn the_admin_tenant_and_admin_keys_stay_out_of_customer_operations() {
+    let h = harness("admin-reserved").await;
+    let (admin_id, write) = admin_token(&h, "admin:write").await;
+    let (status, _, body) = send(
+        &h.app,
+        post(
+            "/v1/admin/keys",
+            &write,
+            r#"{"tenant":"admin","scopes":["a"],"audiences":["https://api.test"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) =
+        send(&h.app, post("/v1/admin/tenants/admin/revoke", &write, "{}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = send(
+        &h.app,
+        post(&format!("/v1/admin/keys/{admin_id}/rotate"), &write, "{}"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an admin key is never rotated into another: {body}"
+    );
+    let (status, _, _) = send(&h.app, get("/v1/admin/keys", Some(&write))).await;
+    assert_eq!(status, StatusCode::OK, "the admin key still works");
+}
