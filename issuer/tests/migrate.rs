@@ -97,18 +97,16 @@ fn verify(s: &Server, token: &str) -> Output {
         .unwrap()
 }
 
-fn all_audit<S: Store>(s: &S) -> Vec<AuditRecord> {
-    rt().block_on(async {
-        let mut all = s
-            .audit(&AuditQuery {
-                limit: 100_000,
-                ..AuditQuery::default()
-            })
-            .await
-            .unwrap();
-        all.reverse();
-        all.into_iter().map(|e| e.record).collect()
-    })
+async fn all_audit<S: Store>(s: &S) -> Vec<AuditRecord> {
+    let mut all = s
+        .audit(&AuditQuery {
+            limit: 100_000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    all.reverse();
+    all.into_iter().map(|e| e.record).collect()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -193,15 +191,13 @@ fn sqlite_to_postgres_keeps_every_key_signing_key_revocation_and_the_list_serial
 
     // Row for row: every key (hash, state, last use), signing key, scope, and the audit history in
     // its order, followed by the migration's own records; the same summary in both databases.
-    let (source, target) = rt().block_on(async {
-        (
-            SqliteStore::open(&old.dir.join("keymint.db"))
-                .await
-                .unwrap(),
-            PgStore::connect(&pg).await.unwrap(),
-        )
-    });
-    rt().block_on(async {
+    // One runtime for the pools and every query on them: a sqlx pool's connections belong to the
+    // runtime that opened them.
+    let (old_audit, new_audit) = rt().block_on(async {
+        let source = SqliteStore::open(&old.dir.join("keymint.db"))
+            .await
+            .unwrap();
+        let target = PgStore::connect(&pg).await.unwrap();
         assert_eq!(
             target.keys(None).await.unwrap(),
             source.keys(None).await.unwrap()
@@ -218,8 +214,8 @@ fn sqlite_to_postgres_keeps_every_key_signing_key_revocation_and_the_list_serial
             target.setting("issuer").await.unwrap().as_deref(),
             Some(ISSUER)
         );
+        (all_audit(&source).await, all_audit(&target).await)
     });
-    let (old_audit, new_audit) = (all_audit(&source), all_audit(&target));
     let (summary, history) = old_audit.split_last().unwrap();
     assert_eq!(summary.action, "database.migrate");
     assert_eq!(new_audit.get(..history.len()), Some(history));

@@ -45,7 +45,8 @@ async fn state_of(store: &SqliteStore, kid: &str) -> Option<SigningKeyState> {
 }
 
 #[tokio::test]
-async fn next_activates_exactly_after_the_cache_period_and_retired_goes_after_its_tokens() {
+async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_goes_after_its_tokens()
+ {
     let db = db("lifecycle").await;
     let (store, enc) = (&db.store, enc());
     let t0 = UnixTime(1_800_000_000);
@@ -66,8 +67,10 @@ async fn next_activates_exactly_after_the_cache_period_and_retired_goes_after_it
     assert_eq!(set.active.key().kid().as_str(), first);
     assert!(set.published.get(&next.kid).is_some());
     let retire_for = Duration::from_secs(3905);
+    // The cache period (300 s) plus the margin for whole seconds and feed propagation (2 s).
+    assert_eq!(signing::ACTIVATION_MARGIN, Duration::from_secs(2));
     assert!(
-        !signing::maintain(store, UnixTime(t0.0 + 299), retire_for)
+        !signing::maintain(store, UnixTime(t0.0 + 301), retire_for)
             .await
             .unwrap()
     );
@@ -76,7 +79,7 @@ async fn next_activates_exactly_after_the_cache_period_and_retired_goes_after_it
         Some(SigningKeyState::Next)
     );
     assert!(
-        signing::maintain(store, UnixTime(t0.0 + 300), retire_for)
+        signing::maintain(store, UnixTime(t0.0 + 302), retire_for)
             .await
             .unwrap()
     );
@@ -95,7 +98,7 @@ async fn next_activates_exactly_after_the_cache_period_and_retired_goes_after_it
         "retired keys stay published"
     );
     // Removed only once every token it signed has expired.
-    let removal = t0.0 + 300 + retire_for.as_secs();
+    let removal = t0.0 + 302 + retire_for.as_secs();
     assert!(
         !signing::maintain(store, UnixTime(removal - 1), retire_for)
             .await

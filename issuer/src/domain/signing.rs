@@ -91,7 +91,13 @@ pub async fn ensure_active<S: Store>(
     }
 }
 
-/// Starts a rotation: a new key is published as *next* and becomes active after `jwks_max_age`.
+/// How long after `jwks_max_age` a *next* key starts signing: rotation times are whole seconds
+/// (up to 1 s early), and a replica publishes the new key when it next polls the change feed
+/// (200 ms) — so a verifier that refreshes on the JWKS cache period has the key before it signs.
+pub const ACTIVATION_MARGIN: Duration = Duration::from_secs(2);
+
+/// Starts a rotation: a new key is published as *next* and becomes active once `jwks_max_age`
+/// plus [`ACTIVATION_MARGIN`] has passed.
 pub async fn rotate<S: Store>(
     store: &S,
     enc: &EncryptionKey,
@@ -108,7 +114,8 @@ pub async fn rotate<S: Store>(
         )));
     }
     let t = unix(now);
-    let activate_at = t.saturating_add(i64::try_from(jwks_max_age.as_secs()).unwrap_or(i64::MAX));
+    let wait = jwks_max_age.saturating_add(ACTIVATION_MARGIN);
+    let activate_at = t.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX));
     let rec = new_record(enc, alg, SigningKeyState::Next, t, activate_at)?;
     let audit = AuditRecord {
         at: t,

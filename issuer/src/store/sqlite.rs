@@ -55,6 +55,10 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
+        // A 1 MiB page cache per connection (SQLite's default is 2 MiB): the token path reads keys
+        // from the issuer's own cache, so the pages that matter are the few the appends touch, and
+        // eight pooled connections then hold at most 8 MiB however large the audit table grows.
+        let options = options.pragma("cache_size", "-1024");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
