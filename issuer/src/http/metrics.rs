@@ -11,6 +11,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide Prometheus recorder once (the first server in a process owns it).
 pub(crate) fn install() {
     HANDLE.get_or_init(|| {
@@ -22,6 +25,21 @@ pub(crate) fn install() {
             .build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).ok()?;
+        // Histogram samples wait in the recorder until they are folded into their buckets, which
+        // `render` or `run_upkeep` does: without a scraper they would pile up for ever (8 bytes a
+        // request). The upkeep keeps that bounded whether or not anyone reads /metrics.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keymint-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         Some(handle)
     });
 }
