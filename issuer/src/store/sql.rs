@@ -73,6 +73,22 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            /// The end of revoking a key or signing key whose row was just marked: its list
+            /// entry, the audit record, and the feed rows for the thing and for the list.
+            async fn finish_revocation(
+                mut tx: ::sqlx::Transaction<'_, $db>,
+                entry: &$crate::store::RevocationRecord,
+                audit: &$crate::store::AuditRecord,
+                kind: &str,
+                target: &str,
+            ) -> $crate::store::StoreResult<()> {
+                Self::revocation_in(&mut tx, entry).await?;
+                Self::audit_in(&mut tx, audit).await?;
+                Self::change_in(&mut tx, kind, target, audit.at).await?;
+                Self::change_in(&mut tx, "revocation", target, audit.at).await?;
+                tx.commit().await.map_err(unavailable)
+            }
+
             async fn insert_key_in(
                 tx: &mut ::sqlx::Transaction<'_, $db>,
                 k: &$crate::store::KeyRecord,
@@ -225,11 +241,7 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                Self::revocation_in(&mut tx, entry).await?;
-                Self::audit_in(&mut tx, audit).await?;
-                Self::change_in(&mut tx, "key", key_id, audit.at).await?;
-                Self::change_in(&mut tx, "revocation", key_id, audit.at).await?;
-                tx.commit().await.map_err(unavailable)?;
+                Self::finish_revocation(tx, entry, audit, "key", key_id).await?;
                 Ok(true)
             }
 
@@ -496,11 +508,7 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                Self::revocation_in(&mut tx, entry).await?;
-                Self::audit_in(&mut tx, audit).await?;
-                Self::change_in(&mut tx, "signing_key", kid, audit.at).await?;
-                Self::change_in(&mut tx, "revocation", kid, audit.at).await?;
-                tx.commit().await.map_err(unavailable)?;
+                Self::finish_revocation(tx, entry, audit, "signing_key", kid).await?;
                 Ok(true)
             }
 
