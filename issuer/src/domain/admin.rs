@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use keymint_jwks::{Audience, Issuer, Scope, ScopeSet, TenantId, UnixTime};
 use keymint_verifier::{Verifier, VerifyError};
-use ring::rand::SystemRandom;
 
-use super::api_key::{self, KeyEnv, KeyKind, PrintableKey};
+use super::api_key::{KeyEnv, KeyKind, PrintableKey};
 use super::key_hash::KeyHasher;
 use super::keys::KeyView;
 use super::signing::SigningSet;
@@ -194,18 +193,15 @@ pub async fn create_admin_key<S: Store>(
             humantime::format_duration(MAX_ADMIN_KEY_LIFETIME)
         )));
     }
-    let (key_id, printable) =
-        api_key::generate(KeyKind::Secret, KeyEnv::Live, &SystemRandom::new())
-            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
-    let parsed = api_key::parse(printable.expose())
-        .map_err(|_| DomainError::Internal("generated key does not parse".into()))?;
+    let (key_id, printable, secret_hash) =
+        super::keys::mint(hasher, KeyKind::Secret, KeyEnv::Live)?;
     let tenant = TenantId::new(ADMIN_TENANT).map_err(|e| DomainError::Internal(e.to_string()))?;
     let rec = KeyRecord {
         key_id: key_id.to_string(),
         kind: KeyKind::Secret.as_str().into(),
         env: KeyEnv::Live.as_str().into(),
         tenant: tenant.to_string(),
-        secret_hash: hasher.hash(key_id.as_str(), parsed.secret.expose()),
+        secret_hash,
         scopes: scopes.to_string(),
         // The audience is the issuer's admin audience, fixed at token time.
         audiences: String::new(),

@@ -278,7 +278,8 @@ fn record_for(
     }
 }
 
-fn mint(
+/// A fresh key of `kind`: its ID, the printable key (shown once) and the hash to store.
+pub(super) fn mint(
     hasher: &KeyHasher,
     kind: KeyKind,
     env: KeyEnv,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use keymint_jwks::{Claims, ClientId, Issuer, Jti, ScopeSet, UnixTime};
+use keymint_jwks::{Audience, Claims, ClientId, Issuer, Jti, ScopeSet, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -78,6 +78,8 @@ pub struct TokenService<S> {
     hasher: KeyHasher,
     signing: Arc<ArcSwap<SigningSet>>,
     settings: TokenSettings,
+    /// `<issuer>/v1/admin`, derived once from the issuer rather than on every request.
+    admin_audience: Option<Audience>,
     keys: Arc<Cache<String, Arc<ActiveKey>>>,
     throttle: Arc<FailureThrottle>,
     usage: Arc<Mutex<HashMap<String, i64>>>,
@@ -97,6 +99,7 @@ impl<S> Clone for TokenService<S> {
             hasher: self.hasher.clone(),
             signing: Arc::clone(&self.signing),
             settings: self.settings.clone(),
+            admin_audience: self.admin_audience.clone(),
             keys: Arc::clone(&self.keys),
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
@@ -129,6 +132,7 @@ impl<S: Store> TokenService<S> {
             store,
             hasher,
             signing,
+            admin_audience: super::admin::admin_audience(&settings.issuer).ok(),
             settings,
             keys: Arc::new(Cache::new(100_000)),
             // 20 failures a minute per IP, then a minute's pause: plenty for a typo, ruinous for a
@@ -405,41 +409,52 @@ impl<S: Store> TokenService<S> {
                 asked
             }
         };
-        let admin_aud = super::admin::admin_audience(&self.settings.issuer)?;
-        let aud = match request.audience.as_deref() {
-            // Admin keys get the admin audience and nothing else; no other key ever gets it.
-            _ if key.record.is_admin => match request.audience.as_deref() {
-                None => admin_aud,
-                Some(a) if a == admin_aud.as_str() => admin_aud,
+        let aud = if key.record.is_admin {
+            // Admin keys get the admin audience and nothing else.
+            let admin = self.admin_audience.clone().ok_or_else(|| {
+                DomainError::Internal("the issuer URL gives no admin audience".into())
+            })?;
+            match request.audience.as_deref() {
+                None => admin,
+                Some(a) if a == admin.as_str() => admin,
                 Some(_) => {
                     return Err(DomainError::InvalidTarget(
                         "an admin key's tokens are only for the admin API".into(),
                     ));
                 }
-            },
-            Some(a) if a == admin_aud.as_str() => {
-                return Err(DomainError::InvalidTarget(
-                    "the admin audience is reserved for admin keys".into(),
-                ));
             }
-            Some(a) => key
-                .audiences
-                .iter()
-                .find(|k| k.as_str() == a)
-                .cloned()
-                .ok_or_else(|| {
-                    DomainError::InvalidTarget(
-                        "the requested audience is not one of the key's".into(),
-                    )
-                })?,
-            None => match key.audiences.as_slice() {
-                [only] => only.clone(),
-                _ => {
+        } else {
+            match request.audience.as_deref() {
+                // No other key ever gets the admin audience, whatever its own audiences say.
+                Some(a)
+                    if self
+                        .admin_audience
+                        .as_ref()
+                        .is_some_and(|x| x.as_str() == a) =>
+                {
                     return Err(DomainError::InvalidTarget(
-                        "this key has several audiences: name one with `audience`".into(),
+                        "the admin audience is reserved for admin keys".into(),
                     ));
                 }
-            },
+                Some(a) => key
+                    .audiences
+                    .iter()
+                    .find(|k| k.as_str() == a)
+                    .cloned()
+                    .ok_or_else(|| {
+                        DomainError::InvalidTarget(
+                            "the requested audience is not one of the key's".into(),
+                        )
+                    })?,
+                None => match key.audiences.as_slice() {
+                    [only] => only.clone(),
+                    _ => {
+                        return Err(DomainError::InvalidTarget(
+                            "this key has several audiences: name one with `audience`".into(),
+                        ));
+                    }
+                },
+            }
         };
         let requested_ttl = match request.ttl {
             Some(0) => return Err(DomainError::InvalidRequest("ttl must be positive".into())),
