@@ -173,45 +173,31 @@ fn no_secret_or_token_in_logs_or_database() {
     }
 }
 
-/// The data dir's private signing keys, decrypted: (kid, PKCS#8 DER).
+/// The data dir's private signing keys, opened the way the server opens them: (kid, PKCS#8 DER).
 fn private_signing_keys(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use keymint::domain::secret_box::EncryptionKey;
+    use keymint::store::{SqliteStore, Store as _};
     let text = std::fs::read_to_string(dir.join("encryption.key")).unwrap();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    let raw: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text.trim())
+        .unwrap()
+        .try_into()
         .unwrap();
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
-    let rows: Vec<(String, Vec<u8>)> = tokio::runtime::Builder::new_current_thread()
+    let key = EncryptionKey::new(&zeroize::Zeroizing::new(raw)).unwrap();
+    let records = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async {
-            use sqlx::Connection as _;
-            let mut c = sqlx::SqliteConnection::connect(&format!(
-                "sqlite://{}",
-                dir.join("keymint.db").display()
-            ))
-            .await
-            .unwrap();
-            sqlx::query_as("SELECT kid, encrypted_pkcs8 FROM signing_keys")
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
+            let store = SqliteStore::open(&dir.join("keymint.db")).await.unwrap();
+            store.signing_keys().await.unwrap()
         });
-    rows.into_iter()
-        .filter(|(_, sealed)| sealed.len() > 12)
-        .map(|(kid, sealed)| {
-            let (nonce, ct) = sealed.split_at(12);
-            let mut buf = ct.to_vec();
-            let plain = key
-                .open_in_place(
-                    Nonce::try_assume_unique_for_key(nonce).unwrap(),
-                    Aad::from(kid.as_bytes()),
-                    &mut buf,
-                )
-                .unwrap()
-                .to_vec();
-            (kid, plain)
+    records
+        .into_iter()
+        .filter(|r| !r.encrypted_pkcs8.is_empty())
+        .map(|r| {
+            let der = key.open(&r.kid, &r.encrypted_pkcs8).unwrap().to_vec();
+            (r.kid, der)
         })
         .collect()
 }
