@@ -36,9 +36,16 @@ impl AdminBearer {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AdminBearer {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if super::credentials::arrived_in_clear(&parts.headers, &parts.extensions) {
+            return Err(Problem(DomainError::Invalid(
+                "the request reached the proxy over plain HTTP: admin tokens must only be sent \
+                 over HTTPS"
+                    .into(),
+            )));
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

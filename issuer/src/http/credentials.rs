@@ -57,33 +57,38 @@ fn client_ip(req: &Request, peer: std::net::IpAddr) -> std::net::IpAddr {
 /// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
 /// the `ConnectInfo` extractor itself falls back).
 fn peer(req: &Request) -> std::net::IpAddr {
-    let ext = req.extensions();
+    peer_of(req.extensions())
+}
+
+fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
     ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }
 
-/// Refuses a key that reached the TLS-terminating proxy over plain HTTP: a trusted proxy's
-/// `X-Forwarded-Proto` saying `http` at any hop means the key crossed a network in clear text.
-/// (The header is ignored from anyone but a trusted proxy; a client that writes `http` into it
-/// itself only refuses its own request.)
-fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
-    let Some(TrustedProxies(trusted)) = req.extensions().get::<TrustedProxies>() else {
-        return Ok(());
+/// Whether a trusted proxy says the request reached it over plain HTTP (`X-Forwarded-Proto:
+/// http` at any hop): then a key or token in it crossed a network in clear text. The header is
+/// ignored from anyone but a trusted proxy; a client that writes `http` into it itself only
+/// refuses its own request. Every route that takes a credential refuses such a request.
+pub(crate) fn arrived_in_clear(headers: &HeaderMap, ext: &axum::http::Extensions) -> bool {
+    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
+        return false;
     };
-    let peer = peer(req);
+    let peer = peer_of(ext);
     if !trusted.iter().any(|n| n.contains(&peer)) {
-        return Ok(());
+        return false;
     }
-    let plain = req
-        .headers()
+    headers
         .get_all("x-forwarded-proto")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case("http"));
-    if plain {
+        .any(|p| p.trim().eq_ignore_ascii_case("http"))
+}
+
+fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
+    if arrived_in_clear(req.headers(), req.extensions()) {
         return Err(HttpError::invalid_request(
             scheme,
             "the request reached the proxy over plain HTTP: API keys must only be sent over HTTPS \

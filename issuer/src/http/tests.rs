@@ -311,6 +311,25 @@ async fn a_key_that_reached_the_proxy_over_plain_http_is_refused_only_on_a_trust
     );
     // From anyone but a trusted proxy the header means nothing.
     assert_eq!(send(&direct, req(Some("http"))).await.0, StatusCode::OK);
+    // The admin API takes credentials too: same rule.
+    let admin = |proto: &str| {
+        Request::get("/v1/admin/keys")
+            .header("Authorization", "Bearer not-even-a-token")
+            .header("X-Forwarded-Proto", proto)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, headers, _) = send(&via_proxy, admin("http")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(
+        send(&via_proxy, admin("https")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&direct, admin("http")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
