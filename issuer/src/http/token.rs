@@ -54,6 +54,28 @@ impl IntoResponse for TokenResponse {
     }
 }
 
+/// The RFC 6749 §5.2 answers both token endpoints may give besides their 400s (for the OpenAPI
+/// document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum TokenErrors {
+    /// `invalid_client`.
+    #[response(status = 401, description = "invalid_client")]
+    InvalidClient(#[to_schema] super::error::OAuthErrorBody),
+    /// `unauthorized_client`: the client IP or origin is not allowed for the key.
+    #[response(status = 403, description = "unauthorized_client (IP or origin)")]
+    UnauthorizedClient(#[to_schema] super::error::OAuthErrorBody),
+    /// Body over the limit.
+    #[response(status = 413, description = "body over 16 KiB")]
+    TooLarge(#[to_schema] super::error::OAuthErrorBody),
+    /// Rate limited.
+    #[response(status = 429, description = "rate limited (Retry-After)")]
+    RateLimited(#[to_schema] super::error::OAuthErrorBody),
+    /// The database is unavailable.
+    #[response(status = 503, description = "database unavailable (Retry-After)")]
+    Unavailable(#[to_schema] super::error::OAuthErrorBody),
+}
+
 /// `POST /v1/token`.
 #[utoipa::path(post, path = "/v1/token", tag = "token",
     description = "Trade an API key (`Authorization: Bearer <key>` or `X-API-Key`) for a token.",
@@ -62,11 +84,7 @@ impl IntoResponse for TokenResponse {
     responses(
         (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_scope, invalid_target, invalid_dpop_proof", body = super::error::OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = super::error::OAuthErrorBody),
-        (status = 403, description = "unauthorized_client (IP or origin)", body = super::error::OAuthErrorBody),
-        (status = 413, description = "body over 16 KiB", body = super::error::OAuthErrorBody),
-        (status = 429, description = "rate limited (Retry-After)", body = super::error::OAuthErrorBody),
-        (status = 503, description = "database unavailable (Retry-After)", body = super::error::OAuthErrorBody),
+        TokenErrors,
     ))]
 pub(crate) async fn v1_token<S: Store>(
     State(st): State<AppState<S>>,
@@ -92,11 +110,7 @@ pub(crate) async fn v1_token<S: Store>(
     responses(
         (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope, invalid_target", body = super::error::OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = super::error::OAuthErrorBody),
-        (status = 403, description = "unauthorized_client", body = super::error::OAuthErrorBody),
-        (status = 413, description = "body over 16 KiB", body = super::error::OAuthErrorBody),
-        (status = 429, description = "rate limited", body = super::error::OAuthErrorBody),
-        (status = 503, description = "database unavailable", body = super::error::OAuthErrorBody),
+        TokenErrors,
     ))]
 pub(crate) async fn oauth2_token<S: Store>(
     State(st): State<AppState<S>>,
