@@ -90,17 +90,8 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// The admin API's operations.
-pub struct AdminApi<S> {
-    store: Arc<S>,
-    hasher: KeyHasher,
-    enc: Arc<EncryptionKey>,
-    signing: Arc<ArcSwap<SigningSet>>,
-    list: ListFeed,
-    gate: AdminGate,
-    max_token_ttl: Duration,
-    jwks_max_age: Duration,
-}
+/// The admin API's operations, over what they need.
+pub struct AdminApi<S>(AdminDeps<S>);
 
 impl<S> std::fmt::Debug for AdminApi<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,37 +122,30 @@ pub struct AdminDeps<S> {
 
 impl<S: Store> AdminApi<S> {
     /// The admin API over these pieces.
-    pub fn new(d: AdminDeps<S>) -> Self {
-        Self {
-            store: d.store,
-            hasher: d.hasher,
-            enc: d.enc,
-            signing: d.signing,
-            list: d.list,
-            gate: d.gate,
-            max_token_ttl: d.max_token_ttl,
-            jwks_max_age: d.jwks_max_age,
-        }
+    pub fn new(deps: AdminDeps<S>) -> Self {
+        Self(deps)
     }
 
     /// Checks an admin token (from `Authorization: Bearer`) for `need`.
     pub fn authorize(&self, token: Option<&str>, need: Access) -> Result<Admin, DomainError> {
-        let set = self.signing.load();
-        let list = self.list.current();
-        self.gate
+        let set = self.0.signing.load();
+        let list = self.0.list.current();
+        self.0
+            .gate
             .authorize(token, need, &set, &list, UnixTime::now())
     }
 
     /// Keys, optionally of one tenant, newest first.
     pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyView>, DomainError> {
         let now = UnixTime::now();
-        let rows = self.store.keys(tenant).await?;
+        let rows = self.0.store.keys(tenant).await?;
         Ok(rows.iter().map(|r| KeyView::from_record(r, now)).collect())
     }
 
     /// One key.
     pub async fn key(&self, id: &ApiKeyId) -> Result<KeyView, DomainError> {
         let rec = self
+            .0
             .store
             .key(id.as_str())
             .await?
@@ -176,8 +160,8 @@ impl<S: Store> AdminApi<S> {
         new: &NewKey,
     ) -> Result<(KeyView, PrintableKey), DomainError> {
         keys::create(
-            &*self.store,
-            &self.hasher,
+            &*self.0.store,
+            &self.0.hasher,
             new,
             UnixTime::now(),
             &admin.actor(),
@@ -188,10 +172,10 @@ impl<S: Store> AdminApi<S> {
     /// Revokes a key and every token it minted.
     pub async fn revoke_key(&self, admin: &Admin, id: &ApiKeyId) -> Result<(), DomainError> {
         revocations::revoke_key(
-            &*self.store,
+            &*self.0.store,
             id,
             UnixTime::now(),
-            self.max_token_ttl,
+            self.0.max_token_ttl,
             &admin.actor(),
         )
         .await
@@ -207,10 +191,24 @@ impl<S: Store> AdminApi<S> {
     ) -> Result<(KeyView, PrintableKey), DomainError> {
         let now = UnixTime::now();
         let grace = if revoke_old { Duration::ZERO } else { grace };
-        let made = keys::rotate(&*self.store, &self.hasher, id, grace, now, &admin.actor()).await?;
+        let made = keys::rotate(
+            &*self.0.store,
+            &self.0.hasher,
+            id,
+            grace,
+            now,
+            &admin.actor(),
+        )
+        .await?;
         if revoke_old {
-            revocations::revoke_key(&*self.store, id, now, self.max_token_ttl, &admin.actor())
-                .await?;
+            revocations::revoke_key(
+                &*self.0.store,
+                id,
+                now,
+                self.0.max_token_ttl,
+                &admin.actor(),
+            )
+            .await?;
         }
         Ok(made)
     }
@@ -218,6 +216,7 @@ impl<S: Store> AdminApi<S> {
     /// Declared scopes.
     pub async fn scopes(&self) -> Result<Vec<ScopeView>, DomainError> {
         Ok(self
+            .0
             .store
             .scopes()
             .await?
@@ -233,7 +232,14 @@ impl<S: Store> AdminApi<S> {
         scope: &Scope,
         public: bool,
     ) -> Result<ScopeView, DomainError> {
-        keys::put_scope(&*self.store, scope, public, UnixTime::now(), &admin.actor()).await?;
+        keys::put_scope(
+            &*self.0.store,
+            scope,
+            public,
+            UnixTime::now(),
+            &admin.actor(),
+        )
+        .await?;
         Ok(ScopeView {
             name: scope.to_string(),
             public,
@@ -242,7 +248,7 @@ impl<S: Store> AdminApi<S> {
 
     /// Tenants with their key counts.
     pub async fn tenants(&self) -> Result<Vec<TenantSummary>, DomainError> {
-        Ok(self.store.tenants(unix(UnixTime::now())).await?)
+        Ok(self.0.store.tenants(unix(UnixTime::now())).await?)
     }
 
     /// Revokes a tenant: its keys and every token it was issued until now; how many keys.
@@ -252,10 +258,10 @@ impl<S: Store> AdminApi<S> {
         tenant: &TenantId,
     ) -> Result<u64, DomainError> {
         revocations::revoke_tenant(
-            &*self.store,
+            &*self.0.store,
             tenant,
             UnixTime::now(),
-            self.max_token_ttl,
+            self.0.max_token_ttl,
             &admin.actor(),
         )
         .await
@@ -264,6 +270,7 @@ impl<S: Store> AdminApi<S> {
     /// Revocation entries in force.
     pub async fn revocations(&self) -> Result<Vec<RevocationView>, DomainError> {
         Ok(self
+            .0
             .store
             .revocations(unix(UnixTime::now()))
             .await?
@@ -280,10 +287,10 @@ impl<S: Store> AdminApi<S> {
     /// Revokes one token by `jti`.
     pub async fn revoke_token(&self, admin: &Admin, jti: &Jti) -> Result<(), DomainError> {
         revocations::revoke_token(
-            &*self.store,
+            &*self.0.store,
             jti,
             UnixTime::now(),
-            self.max_token_ttl,
+            self.0.max_token_ttl,
             &admin.actor(),
         )
         .await
@@ -292,6 +299,7 @@ impl<S: Store> AdminApi<S> {
     /// Signing keys still published or revoked.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyView>, DomainError> {
         Ok(self
+            .0
             .store
             .signing_keys()
             .await?
@@ -307,11 +315,11 @@ impl<S: Store> AdminApi<S> {
         alg: Algorithm,
     ) -> Result<SigningKeyView, DomainError> {
         let rec = signing::rotate(
-            &*self.store,
-            &self.enc,
+            &*self.0.store,
+            &self.0.enc,
             alg,
             UnixTime::now(),
-            self.jwks_max_age,
+            self.0.jwks_max_age,
             &admin.actor(),
         )
         .await?;
@@ -321,11 +329,11 @@ impl<S: Store> AdminApi<S> {
     /// Emergency revocation of a signing key.
     pub async fn revoke_signing_key(&self, admin: &Admin, kid: &str) -> Result<(), DomainError> {
         signing::revoke(
-            &*self.store,
-            &self.enc,
+            &*self.0.store,
+            &self.0.enc,
             kid,
             UnixTime::now(),
-            self.max_token_ttl,
+            self.0.max_token_ttl,
             &admin.actor(),
         )
         .await
@@ -334,7 +342,7 @@ impl<S: Store> AdminApi<S> {
     /// Stored audit records matching `query` (its limit capped at [`MAX_AUDIT_PAGE`]).
     pub async fn audit(&self, mut query: AuditQuery) -> Result<AuditPage, DomainError> {
         query.limit = query.limit.clamp(1, MAX_AUDIT_PAGE);
-        let items = self.store.audit(&query).await?;
+        let items = self.0.store.audit(&query).await?;
         let full = i64::try_from(items.len()).unwrap_or(i64::MAX) == query.limit;
         let next_before = if full {
             items.last().map(|e| e.id)
