@@ -54,16 +54,22 @@ struct Runtime<S> {
     list: ListFeed,
     tokens: TokenService<S>,
     cfg: ServeConfig,
+    /// Held by whoever reloads the signing set or signs the list. The watcher and the maintenance
+    /// task both do; without it, a set loaded before a change could be stored after a newer one,
+    /// or a list signed by a key that a concurrent reload had just replaced.
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl<S: Store> Runtime<S> {
     async fn reload_signing(&self) -> Result<(), DomainError> {
+        let _one_at_a_time = self.refresh.lock().await;
         let set = signing::load(&*self.store, &self.enc).await?;
         self.signing.store(Arc::new(set));
         Ok(())
     }
 
     async fn refresh_list(&self) -> Result<(), DomainError> {
+        let _one_at_a_time = self.refresh.lock().await;
         let signer = self.signing.load().active.clone();
         let list = revocations::current_list(
             &*self.store,
@@ -139,6 +145,7 @@ pub async fn serve<S: Store>(
         list: ListFeed::new(first_list),
         tokens,
         cfg: cfg.clone(),
+        refresh: tokio::sync::Mutex::new(()),
     });
 
     let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));

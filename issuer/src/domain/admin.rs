@@ -10,8 +10,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use keymint_jwks::{Audience, Issuer, Scope, ScopeSet, TenantId, UnixTime};
-use keymint_verifier::{Verifier, VerifyError};
+use keymint_jwks::{Audience, Issuer, RevocationListError, Scope, ScopeSet, TenantId, UnixTime};
+use keymint_verifier::{UpdateError, Verifier, VerifyError};
 
 use super::api_key::{KeyEnv, KeyKind, PrintableKey};
 use super::key_hash::KeyHasher;
@@ -153,6 +153,13 @@ impl AdminGate {
         if applied.1 < list.serial {
             match self.verifier.update_revocations(&list.jws) {
                 Ok(_) => applied.1 = list.serial,
+                // The signing set and the list are swapped one after the other: for a moment after
+                // a rotation or an emergency revocation, the list at hand can be signed by a key
+                // the set at hand does not hold (either way round). The list in force stays until
+                // a matching pair arrives, within one refresh.
+                Err(UpdateError::List(RevocationListError::UnknownKid(kid))) => {
+                    tracing::debug!(%kid, "admin gate waits for the key that signed the list")
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "admin gate cannot apply the revocation list")
                 }

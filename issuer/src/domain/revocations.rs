@@ -9,7 +9,7 @@ use keymint_jwks::{
 use keymint_verifier::MAX_LEEWAY;
 
 use super::{DomainError, unix};
-use crate::store::{AuditRecord, RevocationRecord, Store, StoreError, StoredList};
+use crate::store::{AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList};
 
 /// The list a server serves, and a way to wait for the next one (the push channel).
 #[derive(Debug, Clone)]
@@ -207,6 +207,15 @@ pub async fn current_list<S: Store>(
             return Ok(l.clone());
         }
     }
+    if !in_force(store, signer).await? {
+        // A signer loaded before a rotation or an emergency revocation must not sign: its key has
+        // left (or is leaving) the JWKS, so nobody could apply the list. Whoever holds it reloads
+        // the signing set within a poll and signs then; until that, the stored list stands.
+        tracing::debug!(kid = %signer.key().kid(), "not signing the list with a key no longer in force");
+        return latest.ok_or_else(|| {
+            DomainError::Internal("no revocation list and the signing key is not in force".into())
+        });
+    }
     let as_of = store.last_change().await?;
     let entries = store
         .revocations(t)
@@ -241,6 +250,16 @@ pub async fn current_list<S: Store>(
             .ok_or_else(|| DomainError::Internal("revocation list vanished".into())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `signer` is still an active signing key in `store`.
+async fn in_force<S: Store>(store: &S, signer: &Signer) -> Result<bool, DomainError> {
+    let kid = signer.key().kid().as_str();
+    Ok(store
+        .signing_keys()
+        .await?
+        .iter()
+        .any(|k| k.kid == kid && k.state == SigningKeyState::Active))
 }
 
 /// Whether `list` carries `signer`'s key ID.

@@ -331,3 +331,72 @@ async fn the_admin_tenant_and_admin_keys_stay_out_of_customer_operations() {
     let (status, _, _) = send(&h.app, get("/v1/admin/keys", Some(&write))).await;
     assert_eq!(status, StatusCode::OK, "the admin key still works");
 }
+
+/// Collects what `tracing` writes while a guard from [`capture_log`] lives on this thread.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_log() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    let buf = LogBuffer::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+/// Seen in CI (schemathesis, 17 ERROR lines): right after an emergency signing-key revocation the
+/// list served is signed by the new key a moment before the key set served holds it. The admin
+/// gate keeps the list in force for that moment without reporting an error, and applies the new
+/// list (which revokes the old key) as soon as the key set arrives.
+#[tokio::test]
+async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
+    use crate::domain::secret_box::EncryptionKey;
+    use crate::domain::{revocations, signing};
+    let h = harness("admin-list-first").await;
+    let (_, read) = admin_token(&h, "admin:read").await;
+    let enc = EncryptionKey::new(&zeroize::Zeroizing::new([3; 32])).unwrap();
+    let old = h.state.signing.load().active.key().kid().to_string();
+    let hour = std::time::Duration::from_secs(3600);
+    signing::revoke(&*h.store, &enc, &old, UnixTime::now(), hour, "test")
+        .await
+        .unwrap();
+    let set = signing::load(&*h.store, &enc).await.unwrap();
+    let list = revocations::current_list(
+        &*h.store,
+        &set.active,
+        &h.state.issuer,
+        UnixTime::now(),
+        hour,
+    )
+    .await
+    .unwrap();
+    assert!(h.state.list.publish(list));
+
+    let (log, guard) = capture_log();
+    let (status, _, body) = send(&h.app, get("/v1/admin/keys", Some(&read))).await;
+    drop(guard);
+    assert_eq!(status, StatusCode::OK, "the list in force stays: {body}");
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+
+    h.state.signing.store(std::sync::Arc::new(set));
+    let (status, _, _) = send(&h.app, get("/v1/admin/keys", Some(&read))).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a token signed by the revoked key still opened the admin API"
+    );
+}
