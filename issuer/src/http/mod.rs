@@ -98,32 +98,45 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         )
         .route(
             "/v1/admin/keys",
-            get(admin::list_keys::<S>).post(admin::create_key::<S>),
+            get(admin::keys::list_keys::<S>).post(admin::keys::create_key::<S>),
         )
-        .route("/v1/admin/keys/{id}", get(admin::get_key::<S>))
-        .route("/v1/admin/keys/{id}/revoke", post(admin::revoke_key::<S>))
-        .route("/v1/admin/keys/{id}/rotate", post(admin::rotate_key::<S>))
-        .route("/v1/admin/scopes", get(admin::list_scopes::<S>))
-        .route("/v1/admin/scopes/{name}", put(admin::put_scope::<S>))
-        .route("/v1/admin/tenants", get(admin::list_tenants::<S>))
+        .route("/v1/admin/keys/{id}", get(admin::keys::get_key::<S>))
+        .route(
+            "/v1/admin/keys/{id}/revoke",
+            post(admin::keys::revoke_key::<S>),
+        )
+        .route(
+            "/v1/admin/keys/{id}/rotate",
+            post(admin::keys::rotate_key::<S>),
+        )
+        .route("/v1/admin/scopes", get(admin::scopes::list_scopes::<S>))
+        .route(
+            "/v1/admin/scopes/{name}",
+            put(admin::scopes::put_scope::<S>),
+        )
+        .route("/v1/admin/tenants", get(admin::tenants::list_tenants::<S>))
         .route(
             "/v1/admin/tenants/{tenant}/revoke",
-            post(admin::revoke_tenant::<S>),
+            post(admin::tenants::revoke_tenant::<S>),
         )
         .route(
             "/v1/admin/revocations",
-            get(admin::list_revocations::<S>).post(admin::revoke_token::<S>),
+            get(admin::revocations::list_revocations::<S>)
+                .post(admin::revocations::revoke_token::<S>),
         )
-        .route("/v1/admin/signing-keys", get(admin::list_signing_keys::<S>))
+        .route(
+            "/v1/admin/signing-keys",
+            get(admin::signing_keys::list_signing_keys::<S>),
+        )
         .route(
             "/v1/admin/signing-keys/rotate",
-            post(admin::rotate_signing_key::<S>),
+            post(admin::signing_keys::rotate_signing_key::<S>),
         )
         .route(
             "/v1/admin/signing-keys/{kid}/revoke",
-            post(admin::revoke_signing_key::<S>),
+            post(admin::signing_keys::revoke_signing_key::<S>),
         )
-        .route("/v1/admin/audit", get(admin::audit::<S>))
+        .route("/v1/admin/audit", get(admin::audit::audit::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics::render))

@@ -1,0 +1,54 @@
+//! `/v1/admin/audit`: the stored audit records, filtered and paged newest first.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+
+use super::{AdminBearer, AdminErrors, Answer};
+use crate::domain::admin::Access;
+use crate::domain::admin_api::AuditPage;
+use crate::http::AppState;
+use crate::store::{AuditQuery, Store};
+
+/// `GET /v1/admin/audit` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditParams {
+    before: Option<i64>,
+    action: Option<String>,
+    outcome: Option<String>,
+    key_id: Option<String>,
+    tenant: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", description = "admin:read — stored audit records, newest first; follow next_before for older pages.",
+    params(AuditParams),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        AdminErrors,
+    ))]
+pub(crate) async fn audit<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    q: Result<Query<AuditParams>, QueryRejection>,
+) -> Answer<AuditPage> {
+    st.admin.authorize(auth.token(), Access::Read)?;
+    let q = q?.0;
+    let query = AuditQuery {
+        before: q.before,
+        action: q.action,
+        outcome: q.outcome,
+        key_id: q.key_id,
+        tenant: q.tenant,
+        since: q.since,
+        until: q.until,
+        limit: q.limit.unwrap_or(100),
+    };
+    Ok(Json(st.admin.audit(query).await?))
+}

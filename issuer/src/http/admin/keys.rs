@@ -1,0 +1,224 @@
+//! `/v1/admin/keys`: list, create, show, revoke and rotate customer API keys.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use keymint_jwks::{Audience, TenantId};
+use serde::{Deserialize, Serialize};
+
+use super::{AdminBearer, AdminErrors, Answer, DONE, Done, invalid, key_id, optional};
+use crate::domain::admin::Access;
+use crate::domain::api_key::{KeyEnv, KeyKind, PrintableKey};
+use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::limits::RateSpec;
+use crate::domain::origin::Origin;
+use crate::http::AppState;
+use crate::http::problem::{Problem, ProblemDocument};
+use crate::store::Store;
+
+/// `POST /v1/admin/keys` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"tenant": "acme", "scopes": ["orders:read"], "audiences": ["https://api.example.com"], "label": "billing backend"}))]
+pub(crate) struct CreateKey {
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    tenant: String,
+    /// At least one; `admin:*` is reserved.
+    #[schema(min_items = 1)]
+    scopes: Vec<String>,
+    /// At least one.
+    #[schema(min_items = 1)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    publishable: bool,
+    #[serde(default)]
+    origins: Vec<String>,
+    /// Seconds.
+    ttl: Option<u64>,
+    /// Seconds.
+    max_ttl: Option<u64>,
+    /// Seconds (default 90 days).
+    expires_in: Option<u64>,
+    label: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    allow_ips: Vec<String>,
+    rate_limit: Option<String>,
+    #[serde(default)]
+    test: bool,
+}
+
+impl CreateKey {
+    fn parse(self) -> Result<NewKey, Problem> {
+        Ok(NewKey {
+            kind: if self.publishable {
+                KeyKind::Publishable
+            } else {
+                KeyKind::Secret
+            },
+            allow_origins: self
+                .origins
+                .iter()
+                .map(|o| Origin::parse(o).map_err(|e| invalid("origin", e)))
+                .collect::<Result<_, _>>()?,
+            tenant: TenantId::new(self.tenant).map_err(|e| invalid("tenant", e))?,
+            scopes: crate::domain::keys::scopes_from(&self.scopes)?,
+            audiences: self
+                .audiences
+                .iter()
+                .map(|a| Audience::new(a.as_str()).map_err(|e| invalid("audience", e)))
+                .collect::<Result<_, _>>()?,
+            ttl: self.ttl.map(Duration::from_secs),
+            max_ttl: self.max_ttl.map(Duration::from_secs),
+            expires_in: Duration::from_secs(self.expires_in.unwrap_or(90 * 24 * 3600)),
+            label: self.label,
+            owner: self.owner,
+            allow_ips: self
+                .allow_ips
+                .iter()
+                .map(|n| n.parse().map_err(|e| invalid("allow_ips", e)))
+                .collect::<Result<_, _>>()?,
+            rate_limit: self
+                .rate_limit
+                .map(|r| RateSpec::parse(&r).ok_or_else(|| invalid("rate_limit", "not N/s or N/m")))
+                .transpose()?,
+            env: if self.test {
+                KeyEnv::Test
+            } else {
+                KeyEnv::Live
+            },
+        })
+    }
+}
+
+/// A key with its printable secret: shown once. `Debug` is redacted (the key is a
+/// [`PrintableKey`]), and the key is zeroized when the answer has been written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedKey {
+    /// The printable key; store it now, it is never shown again.
+    #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
+    key: PrintableKey,
+    #[serde(flatten)]
+    view: KeyView,
+}
+
+fn expose<Ser: serde::Serializer>(key: &PrintableKey, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+    s.serialize_str(key.expose())
+}
+
+/// `GET /v1/admin/keys` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeysQuery {
+    tenant: Option<String>,
+}
+
+/// `POST /v1/admin/keys/{id}/rotate` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateKey {
+    /// Seconds the old key keeps working (default 24 h).
+    grace: Option<u64>,
+    /// Revoke the old key at once (a leaked key).
+    #[serde(default)]
+    revoke_old: bool,
+}
+
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys", description = "admin:read — API keys, optionally of one tenant, newest first.",
+    params(KeysQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        AdminErrors,
+    ))]
+pub(crate) async fn list_keys<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    q: Result<Query<KeysQuery>, QueryRejection>,
+) -> Answer<Vec<KeyView>> {
+    st.admin.authorize(auth.token(), Access::Read)?;
+    Ok(Json(st.admin.list_keys(q?.0.tenant.as_deref()).await?))
+}
+
+#[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", description = "admin:write — create a customer API key; the printable key is in the answer once.",
+    request_body = CreateKey,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = CreatedKey),
+        AdminErrors,
+    ))]
+pub(crate) async fn create_key<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    body: Result<Json<CreateKey>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
+    let admin = st.admin.authorize(auth.token(), Access::Write)?;
+    let (view, key) = st.admin.create_key(&admin, &body?.0.parse()?).await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
+}
+
+#[utoipa::path(get, path = "/v1/admin/keys/{id}", tag = "keys", description = "admin:read — one key (never its secret).",
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
+    ))]
+pub(crate) async fn get_key<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer<KeyView> {
+    st.admin.authorize(auth.token(), Access::Read)?;
+    Ok(Json(st.admin.key(&key_id(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/v1/admin/keys/{id}/revoke", tag = "keys", description = "admin:write — revoke a key and every token it minted.",
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Done),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
+    ))]
+pub(crate) async fn revoke_key<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer<Done> {
+    let admin = st.admin.authorize(auth.token(), Access::Write)?;
+    st.admin.revoke_key(&admin, &key_id(id)?).await?;
+    Ok(Json(DONE))
+}
+
+#[utoipa::path(post, path = "/v1/admin/keys/{id}/rotate", tag = "keys", description = "admin:write — a successor with the same tenant, scopes and restrictions; the old key keeps working for the grace period, or is revoked at once with revoke_old.",
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$")), request_body(content = Option<RotateKey>, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = CreatedKey),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
+    ))]
+pub(crate) async fn rotate_key<S: Store>(
+    State(st): State<AppState<S>>,
+    auth: AdminBearer,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<Option<RotateKey>>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
+    let admin = st.admin.authorize(auth.token(), Access::Write)?;
+    let r = optional(body)?;
+    let grace = Duration::from_secs(r.grace.unwrap_or(24 * 3600));
+    let (view, key) = st
+        .admin
+        .rotate_key(&admin, &key_id(id)?, grace, r.revoke_old)
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
+}
