@@ -1,5 +1,5 @@
 //! The example API server's routes, as a library: the binary serves exactly this router, and the
-//! end-to-end tests (`tests/tests/attack_catalogue.rs`) serve it on a loopback port to attack it
+//! end-to-end tests (`tests/tests/attack_catalogue/`) serve it on a loopback port to attack it
 //! over real HTTP.
 //!
 //! `GET /orders` needs `orders:read`, `POST /orders` needs `orders:write`; both answer JSON naming

@@ -2,8 +2,9 @@
 //! HTTP on a loopback port (issue #8).
 //!
 //! Each test serves the api-server's own router, protected by a verifier with a static key set (an
-//! Ed25519 key and a P-256 key), a signed revocation list and a clock pinned at [`NOW`], then sends
-//! crafted tokens with a plain HTTP/1.1 client and checks the answer: 401 with
+//! Ed25519 key and a P-256 key), a signed revocation list and a clock pinned at
+//! [`NOW`](common::NOW), then sends crafted tokens with a plain HTTP/1.1 client and checks the
+//! answer: 401 with
 //! `WWW-Authenticate: Bearer realm="api", error="invalid_token", error_description="<code>"` (or
 //! the DPoP scheme and `invalid_dpop_proof` for proofs, or no `error` at all when no token was
 //! presented in the `Authorization` header). Every test also sends a correctly signed control token
