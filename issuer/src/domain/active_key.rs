@@ -72,4 +72,70 @@ impl ActiveKey {
             record,
         })
     }
+
+    /// Whether `ip` may use this key (no CIDRs: any).
+    pub(super) fn admits(&self, ip: IpAddr) -> bool {
+        self.allow_ips.is_empty() || self.allow_ips.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The browser rules: a publishable key only from one of its origins, a secret key never from
+    /// a browser origin it does not list. Returns the origin to answer CORS for.
+    pub(super) fn browser_origin(
+        &self,
+        kind: KeyKind,
+        origin: Option<&str>,
+    ) -> Result<Option<String>, DomainError> {
+        let origin = origin.map(|o| {
+            super::origin::Origin::parse(o)
+                .map(|o| o.to_string())
+                .unwrap_or_default()
+        });
+        let allowed = origin
+            .as_deref()
+            .is_some_and(|o| self.allow_origins.iter().any(|a| a == o));
+        match (kind, origin) {
+            (KeyKind::Publishable, None) => Err(DomainError::UnauthorizedClient(
+                "a publishable key must be used from one of its allowed browser origins (no Origin header came)".into(),
+            )),
+            (KeyKind::Publishable, Some(_)) if !allowed => Err(DomainError::UnauthorizedClient(
+                "this origin is not allowed for this publishable key".into(),
+            )),
+            (KeyKind::Secret, Some(_)) if !allowed => Err(DomainError::UnauthorizedClient(
+                "a secret key must not be used from a browser: have your backend exchange its secret key \
+                 for a narrower, shorter-lived token (backend delegation, optionally bound with dpop_jkt) \
+                 and give that token to the page, or use a publishable key"
+                    .into(),
+            )),
+            (_, origin) => Ok(origin.filter(|_| allowed)),
+        }
+    }
+
+    /// Applies the key's own rate limit and, for publishable keys, its per-client one.
+    pub(super) fn check_rate(&self, ip: &IpAddr) -> Result<(), DomainError> {
+        let limited = self
+            .limiter
+            .as_ref()
+            .and_then(super::limits::check)
+            .or_else(|| {
+                self.ip_limiter
+                    .as_ref()
+                    .and_then(|l| super::limits::check_keyed(l, ip))
+            });
+        match limited {
+            Some(retry_after) => Err(DomainError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `t` as the key's last-used time if the one queued is older than the precision
+    /// kept; true when the caller should record it.
+    pub(super) fn note_use(&self, t: i64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let queued = self.last_used_queued.load(Relaxed);
+        t - queued >= LAST_USED_PRECISION
+            && self
+                .last_used_queued
+                .compare_exchange(queued, t, Relaxed, Relaxed)
+                .is_ok()
+    }
 }

@@ -6,19 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keymint_jwks::{Audience, Claims, ClientId, Issuer, Jti, ScopeSet, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::active_key::{ActiveKey, LAST_USED_PRECISION};
+use super::active_key::ActiveKey;
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::key_hash::KeyHasher;
-use super::limits::{self, FailureThrottle};
+use super::limits::FailureThrottle;
 use super::signing::SigningSet;
-use super::{ClientFailure, DomainError, unix};
+use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
 use crate::store::{AuditRecord, Store};
 
 /// What a client asked for. Every field may only narrow what the key allows.
@@ -238,244 +236,35 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
         audit: &mut AuditRecord,
     ) -> Result<IssuedToken, DomainError> {
-        let mono = Instant::now();
-        if let Some(retry_after) = self.throttle.blocked(client.ip, mono) {
-            return Err(DomainError::RateLimited { retry_after });
-        }
-        let fail = |reason: ClientFailure| {
-            self.throttle.failed(client.ip, mono);
-            DomainError::InvalidClient { reason }
-        };
-        let presented = api_key::parse(credential).map_err(|e| match e {
-            api_key::KeyFormatError::Checksum => fail(ClientFailure::ChecksumMismatch),
-            _ => fail(ClientFailure::MalformedKey),
-        })?;
-        audit.key_id = Some(presented.key_id.to_string());
-        let key = match self.keys.get(presented.key_id.as_str()) {
-            Some(k) => k,
-            None => {
-                let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
-                    return Err(fail(ClientFailure::UnknownKey));
-                };
-                let k = Arc::new(ActiveKey::from_record(record)?);
-                self.keys
-                    .insert(presented.key_id.to_string(), Arc::clone(&k));
-                k
-            }
-        };
-        audit.tenant = Some(key.tenant.to_string());
-        if !self.hasher.verify(
-            presented.key_id.as_str(),
-            presented.secret.expose(),
-            &key.record.secret_hash,
-        ) {
-            return Err(fail(ClientFailure::WrongSecret));
-        }
-        if key.record.kind != presented.kind.as_str() || key.record.env != presented.env.as_str() {
-            return Err(fail(ClientFailure::KindOrEnvMismatch));
-        }
-        if key.record.revoked_at.is_some() {
-            return Err(fail(ClientFailure::RevokedKey));
-        }
-        let t = unix(now);
-        if key.record.expires_at <= t {
-            return Err(fail(ClientFailure::ExpiredKey));
-        }
-        if !key.allow_ips.is_empty() && !key.allow_ips.iter().any(|n| n.contains(&client.ip)) {
+        let (kind, key) = self.authenticate(credential, client.ip, now, audit).await?;
+        if !key.admits(client.ip) {
             return Err(DomainError::UnauthorizedClient(
                 "this key may not be used from this client address".into(),
             ));
         }
-        let origin = client.origin.as_deref().map(|o| {
-            super::origin::Origin::parse(o)
-                .map(|o| o.to_string())
-                .unwrap_or_default()
-        });
-        let origin_allowed = origin
-            .as_deref()
-            .is_some_and(|o| key.allow_origins.iter().any(|a| a == o));
-        let cors_origin = match (presented.kind, origin) {
-            (KeyKind::Publishable, None) => {
-                return Err(DomainError::UnauthorizedClient(
-                    "a publishable key must be used from one of its allowed browser origins (no Origin header came)".into(),
-                ));
-            }
-            (KeyKind::Publishable, Some(_)) if !origin_allowed => {
-                return Err(DomainError::UnauthorizedClient(
-                    "this origin is not allowed for this publishable key".into(),
-                ));
-            }
-            (KeyKind::Secret, Some(_)) if !origin_allowed => {
-                return Err(DomainError::UnauthorizedClient(
-                    "a secret key must not be used from a browser: have your backend exchange its secret key \
-                     for a narrower, shorter-lived token (backend delegation, optionally bound with dpop_jkt) \
-                     and give that token to the page, or use a publishable key"
-                        .into(),
-                ));
-            }
-            (_, origin) => origin.filter(|_| origin_allowed),
-        };
-        if let Some(limiter) = &key.limiter
-            && let Some(retry_after) = limits::check(limiter)
-        {
-            return Err(DomainError::RateLimited { retry_after });
-        }
-        if let Some(limiter) = &key.ip_limiter
-            && let Some(retry_after) = limits::check_keyed(limiter, &client.ip)
-        {
-            return Err(DomainError::RateLimited { retry_after });
-        }
-        let requested_jkt = match request.dpop_jkt.as_deref() {
-            None => None,
-            Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
-            Some(_) => {
-                return Err(DomainError::InvalidRequest(
-                    "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key".into(),
-                ));
-            }
-        };
-        // Checked only now, after the client authenticated, so that anonymous garbage cannot
-        // fill the replay cache.
-        let proof_jkt = match request.dpop_proof.as_deref() {
-            None => None,
-            Some(proof) => {
-                let url = format!(
-                    "{}{}",
-                    self.settings.issuer.as_str().trim_end_matches('/'),
-                    request.path
-                );
-                let req = keymint_verifier::dpop::ProofRequirements {
-                    method: "POST",
-                    url: &url,
-                    access_token: None,
-                    bound_jkt: None,
-                };
-                let p = keymint_verifier::dpop::check_proof(
-                    proof,
-                    &req,
-                    &self.replay,
-                    None,
-                    keymint_verifier::dpop::DEFAULT_PROOF_WINDOW_SECS,
-                    now,
-                )
-                .map_err(|e| match e {
-                    keymint_verifier::dpop::ProofError::CacheFull => DomainError::RateLimited {
-                        retry_after: Duration::from_secs(1),
-                    },
-                    other => DomainError::InvalidDpopProof(other.to_string()),
-                })?;
-                // A proof replayed against another replica: only the shared store knows.
-                let id = ring::digest::digest(
-                    &ring::digest::SHA256,
-                    format!("{}:{}", p.jkt, p.jti).as_bytes(),
-                );
-                let until = now.0 + keymint_verifier::dpop::DEFAULT_PROOF_WINDOW_SECS + 1;
-                let fresh = self
-                    .store
-                    .claim_dpop_proof(
-                        &URL_SAFE_NO_PAD.encode(id.as_ref()),
-                        i64::try_from(until).unwrap_or(i64::MAX),
-                        i64::try_from(now.0).unwrap_or(i64::MAX),
-                    )
-                    .await?;
-                if !fresh {
-                    return Err(DomainError::InvalidDpopProof(
-                        "DPoP proof replayed (jti seen before)".into(),
-                    ));
-                }
-                Some(p.jkt)
-            }
-        };
-        let cnf = match (proof_jkt, requested_jkt) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(DomainError::InvalidDpopProof(
-                    "dpop_jkt does not match the key of the DPoP proof".into(),
-                ));
-            }
-            (Some(jkt), _) | (None, Some(jkt)) => Some(keymint_jwks::Confirmation { jkt }),
-            (None, None) => None,
-        };
-
-        let scope = match request.scope.as_deref() {
-            None | Some("") => key.scopes.clone(),
-            Some(s) => {
-                let asked =
-                    ScopeSet::parse(s).map_err(|e| DomainError::InvalidScope(e.to_string()))?;
-                if !key.scopes.is_superset(&asked) {
-                    return Err(DomainError::InvalidScope(
-                        "the requested scope exceeds the key's scopes".into(),
-                    ));
-                }
-                asked
-            }
-        };
-        let aud = if key.record.is_admin {
-            // Admin keys get the admin audience and nothing else.
-            let admin = self.admin_audience.clone().ok_or_else(|| {
-                DomainError::Internal("the issuer URL gives no admin audience".into())
-            })?;
-            match request.audience.as_deref() {
-                None => admin,
-                Some(a) if a == admin.as_str() => admin,
-                Some(_) => {
-                    return Err(DomainError::InvalidTarget(
-                        "an admin key's tokens are only for the admin API".into(),
-                    ));
-                }
-            }
-        } else {
-            match request.audience.as_deref() {
-                // No other key ever gets the admin audience, whatever its own audiences say.
-                Some(a)
-                    if self
-                        .admin_audience
-                        .as_ref()
-                        .is_some_and(|x| x.as_str() == a) =>
-                {
-                    return Err(DomainError::InvalidTarget(
-                        "the admin audience is reserved for admin keys".into(),
-                    ));
-                }
-                Some(a) => key
-                    .audiences
-                    .iter()
-                    .find(|k| k.as_str() == a)
-                    .cloned()
-                    .ok_or_else(|| {
-                        DomainError::InvalidTarget(
-                            "the requested audience is not one of the key's".into(),
-                        )
-                    })?,
-                None => match key.audiences.as_slice() {
-                    [only] => only.clone(),
-                    _ => {
-                        return Err(DomainError::InvalidTarget(
-                            "this key has several audiences: name one with `audience`".into(),
-                        ));
-                    }
-                },
-            }
-        };
-        let requested_ttl = match request.ttl {
-            Some(0) => return Err(DomainError::InvalidRequest("ttl must be positive".into())),
-            Some(ttl) => ttl,
-            None => u64::try_from(key.record.default_ttl).unwrap_or(0),
-        };
-        let until_key_expiry = u64::try_from(key.record.expires_at - t).unwrap_or(0);
-        let ttl = requested_ttl
-            .min(u64::try_from(key.record.max_ttl).unwrap_or(0))
-            .min(self.settings.max_token_ttl.as_secs())
-            .min(until_key_expiry);
+        let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
+        key.check_rate(&client.ip)?;
+        let cnf = dpop_binding::confirmation(
+            &*self.store,
+            &self.replay,
+            &self.settings.issuer,
+            request,
+            now,
+        )
+        .await?;
+        let scope = grant::scope(&key, request.scope.as_deref())?;
+        let aud = grant::audience(
+            &key,
+            request.audience.as_deref(),
+            self.admin_audience.as_ref(),
+        )?;
+        let t = unix(now);
+        let ttl = grant::lifetime(&key, request.ttl, self.settings.max_token_ttl, t)?;
         if ttl == 0 {
-            return Err(fail(ClientFailure::ExpiredKey));
+            return Err(self.failed(client.ip, ClientFailure::ExpiredKey));
         }
 
-        let mut jti_bytes = [0u8; 16];
-        self.rng
-            .fill(&mut jti_bytes)
-            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
-        let jti = Jti::new(keymint_jwks::jws::encode_segment(&jti_bytes))
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let jti = self.new_jti()?;
         audit.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
         let claims = Claims {
             iss: self.settings.issuer.clone(),
@@ -497,20 +286,7 @@ impl<S: Store> TokenService<S> {
             .active
             .sign_access_token(&claims)
             .map_err(|e| DomainError::Internal(e.to_string()))?;
-        let queued = key
-            .last_used_queued
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if t - queued >= LAST_USED_PRECISION
-            && key
-                .last_used_queued
-                .compare_exchange(
-                    queued,
-                    t,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if key.note_use(t) {
             self.usage
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -524,12 +300,74 @@ impl<S: Store> TokenService<S> {
             cors_origin,
         })
     }
-}
 
-fn is_thumbprint(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    /// The key behind `credential` if it is well formed, known, its secret right, and it is
+    /// active; each failure counts against the client IP, and a blocked IP is refused at once.
+    async fn authenticate(
+        &self,
+        credential: &str,
+        ip: IpAddr,
+        now: UnixTime,
+        audit: &mut AuditRecord,
+    ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
+        if let Some(retry_after) = self.throttle.blocked(ip, Instant::now()) {
+            return Err(DomainError::RateLimited { retry_after });
+        }
+        let presented = api_key::parse(credential).map_err(|e| match e {
+            api_key::KeyFormatError::Checksum => self.failed(ip, ClientFailure::ChecksumMismatch),
+            _ => self.failed(ip, ClientFailure::MalformedKey),
+        })?;
+        audit.key_id = Some(presented.key_id.to_string());
+        let key = match self.keys.get(presented.key_id.as_str()) {
+            Some(k) => k,
+            None => {
+                let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
+                    return Err(self.failed(ip, ClientFailure::UnknownKey));
+                };
+                let k = Arc::new(ActiveKey::from_record(record)?);
+                self.keys
+                    .insert(presented.key_id.to_string(), Arc::clone(&k));
+                k
+            }
+        };
+        audit.tenant = Some(key.tenant.to_string());
+        let refused = if !self.hasher.verify(
+            presented.key_id.as_str(),
+            presented.secret.expose(),
+            &key.record.secret_hash,
+        ) {
+            Some(ClientFailure::WrongSecret)
+        } else if key.record.kind != presented.kind.as_str()
+            || key.record.env != presented.env.as_str()
+        {
+            Some(ClientFailure::KindOrEnvMismatch)
+        } else if key.record.revoked_at.is_some() {
+            Some(ClientFailure::RevokedKey)
+        } else if key.record.expires_at <= unix(now) {
+            Some(ClientFailure::ExpiredKey)
+        } else {
+            None
+        };
+        match refused {
+            Some(reason) => Err(self.failed(ip, reason)),
+            None => Ok((presented.kind, key)),
+        }
+    }
+
+    /// Counts a failed authentication against `ip` and says why it failed.
+    fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
+        self.throttle.failed(ip, Instant::now());
+        DomainError::InvalidClient { reason }
+    }
+
+    fn new_jti(&self) -> Result<Jti, DomainError> {
+        let mut bytes = [0u8; 16];
+        self.rng
+            .fill(&mut bytes)
+            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
+        Jti::new(keymint_jwks::jws::encode_segment(&bytes))
+            .map_err(|e| DomainError::Internal(e.to_string()))
+    }
 }
 
 /// A small, stable set of refusal reasons for metrics (never anything a client chose).

@@ -1,0 +1,206 @@
+//! What a token may carry: the scopes, the one audience and the lifetime a request asks for,
+//! narrowed to what the key allows. A request may only ask for less, never for more.
+
+use std::time::Duration;
+
+use keymint_jwks::{Audience, ScopeSet};
+
+use super::DomainError;
+use super::active_key::ActiveKey;
+
+/// The scopes asked for (all of the key's when none), if the key holds them all.
+pub(super) fn scope(key: &ActiveKey, asked: Option<&str>) -> Result<ScopeSet, DomainError> {
+    match asked {
+        None | Some("") => Ok(key.scopes.clone()),
+        Some(s) => {
+            let asked = ScopeSet::parse(s).map_err(|e| DomainError::InvalidScope(e.to_string()))?;
+            if key.scopes.is_superset(&asked) {
+                Ok(asked)
+            } else {
+                Err(DomainError::InvalidScope(
+                    "the requested scope exceeds the key's scopes".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// The audience asked for, or the key's only one (RFC 8707 `invalid_target` otherwise). Admin
+/// keys get `admin` and nothing else; no other key ever gets `admin`, whatever its own audiences
+/// say.
+pub(super) fn audience(
+    key: &ActiveKey,
+    asked: Option<&str>,
+    admin: Option<&Audience>,
+) -> Result<Audience, DomainError> {
+    if key.record.is_admin {
+        let admin = admin.ok_or_else(|| {
+            DomainError::Internal("the issuer URL gives no admin audience".into())
+        })?;
+        return match asked {
+            None => Ok(admin.clone()),
+            Some(a) if a == admin.as_str() => Ok(admin.clone()),
+            Some(_) => Err(DomainError::InvalidTarget(
+                "an admin key's tokens are only for the admin API".into(),
+            )),
+        };
+    }
+    match asked {
+        Some(a) if admin.is_some_and(|x| x.as_str() == a) => Err(DomainError::InvalidTarget(
+            "the admin audience is reserved for admin keys".into(),
+        )),
+        Some(a) => key
+            .audiences
+            .iter()
+            .find(|k| k.as_str() == a)
+            .cloned()
+            .ok_or_else(|| {
+                DomainError::InvalidTarget("the requested audience is not one of the key's".into())
+            }),
+        None => match key.audiences.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(DomainError::InvalidTarget(
+                "this key has several audiences: name one with `audience`".into(),
+            )),
+        },
+    }
+}
+
+/// The lifetime in seconds: the one asked for (the key's default when none), cut to the key's
+/// maximum, the server's maximum and the key's own expiry. Zero when the key expires at `now`.
+pub(super) fn lifetime(
+    key: &ActiveKey,
+    asked: Option<u64>,
+    server_max: Duration,
+    now: i64,
+) -> Result<u64, DomainError> {
+    let requested = match asked {
+        Some(0) => return Err(DomainError::InvalidRequest("ttl must be positive".into())),
+        Some(ttl) => ttl,
+        None => u64::try_from(key.record.default_ttl).unwrap_or(0),
+    };
+    let until_key_expiry = u64::try_from(key.record.expires_at - now).unwrap_or(0);
+    Ok(requested
+        .min(u64::try_from(key.record.max_ttl).unwrap_or(0))
+        .min(server_max.as_secs())
+        .min(until_key_expiry))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::store::KeyRecord;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn key(scopes: &str, audiences: &str, admin: bool) -> ActiveKey {
+        ActiveKey::from_record(KeyRecord {
+            key_id: "k1".into(),
+            kind: "sk".into(),
+            env: "live".into(),
+            tenant: "acme".into(),
+            secret_hash: vec![0; 32],
+            scopes: scopes.into(),
+            audiences: audiences.into(),
+            default_ttl: 600,
+            max_ttl: 900,
+            expires_at: NOW + 3600,
+            allow_ips: String::new(),
+            allow_origins: String::new(),
+            rate_limit: None,
+            label: None,
+            owner: None,
+            is_admin: admin,
+            created_at: NOW - 10,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_to: None,
+        })
+        .unwrap()
+    }
+
+    fn admin_aud() -> Audience {
+        Audience::new("https://issuer.test/v1/admin").unwrap()
+    }
+
+    #[test]
+    fn scope_is_the_keys_when_none_is_asked_and_never_more_than_the_keys() {
+        let k = key("a b c", "https://api.test", false);
+        assert_eq!(scope(&k, None).unwrap(), k.scopes);
+        assert_eq!(scope(&k, Some("")).unwrap(), k.scopes);
+        assert_eq!(scope(&k, Some("b")).unwrap(), ScopeSet::parse("b").unwrap());
+        assert!(matches!(
+            scope(&k, Some("b d")),
+            Err(DomainError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            scope(&k, Some("b \"")),
+            Err(DomainError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn audience_is_the_one_asked_or_the_only_one_and_admin_is_for_admin_keys_alone() {
+        let one = key("a", "https://api.test", false);
+        let two = key("a", "https://api.test https://other.test", false);
+        let admin = admin_aud();
+        assert_eq!(
+            audience(&one, None, Some(&admin)).unwrap().as_str(),
+            "https://api.test"
+        );
+        assert_eq!(
+            audience(&two, Some("https://other.test"), Some(&admin))
+                .unwrap()
+                .as_str(),
+            "https://other.test"
+        );
+        for (k, asked) in [
+            (&two, None),
+            (&one, Some("https://elsewhere.test")),
+            (&one, Some(admin.as_str())),
+        ] {
+            assert!(
+                matches!(
+                    audience(k, asked, Some(&admin)),
+                    Err(DomainError::InvalidTarget(_))
+                ),
+                "{asked:?}"
+            );
+        }
+        let ak = key("admin:read", "https://api.test", true);
+        assert_eq!(audience(&ak, None, Some(&admin)).unwrap(), admin);
+        assert_eq!(
+            audience(&ak, Some(admin.as_str()), Some(&admin)).unwrap(),
+            admin
+        );
+        assert!(matches!(
+            audience(&ak, Some("https://api.test"), Some(&admin)),
+            Err(DomainError::InvalidTarget(_))
+        ));
+    }
+
+    #[test]
+    fn lifetime_is_cut_to_the_key_the_server_and_the_keys_expiry() {
+        let k = key("a", "https://api.test", false);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(lifetime(&k, None, hour, NOW).unwrap(), 600, "key default");
+        assert_eq!(lifetime(&k, Some(60), hour, NOW).unwrap(), 60);
+        assert_eq!(lifetime(&k, Some(5000), hour, NOW).unwrap(), 900, "key max");
+        assert_eq!(
+            lifetime(&k, Some(5000), Duration::from_secs(300), NOW).unwrap(),
+            300,
+            "server max"
+        );
+        assert_eq!(
+            lifetime(&k, None, hour, NOW + 3600 - 42).unwrap(),
+            42,
+            "never past the key's expiry"
+        );
+        assert_eq!(lifetime(&k, None, hour, NOW + 3600).unwrap(), 0);
+        assert!(matches!(
+            lifetime(&k, Some(0), hour, NOW),
+            Err(DomainError::InvalidRequest(_))
+        ));
+    }
+}
