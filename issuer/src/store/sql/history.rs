@@ -1,0 +1,71 @@
+//! What happened: the change feed replicas poll and the stored audit records.
+//!
+//! Methods of [`Store`](crate::store::Store), stamped into each backend's impl by
+//! [`sql_store!`](super::sql_store).
+
+macro_rules! sql_history {
+    () => {
+        async fn last_change(&self) -> $crate::store::StoreResult<i64> {
+            let id: Option<i64> = ::sqlx::query_scalar("SELECT max(id) FROM changes")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(id.unwrap_or(0))
+        }
+
+        async fn changes_since(
+            &self,
+            after: i64,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::Change>> {
+            ::sqlx::query_as(
+                "SELECT id, kind, target FROM changes WHERE id > $1 ORDER BY id LIMIT 10000",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
+        async fn insert_audit(
+            &self,
+            records: &[$crate::store::AuditRecord],
+        ) -> $crate::store::StoreResult<()> {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            Self::append_audit(&mut tx, records).await?;
+            tx.commit().await.map_err(unavailable)
+        }
+
+        async fn audit(
+            &self,
+            query: &$crate::store::AuditQuery,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEntry>> {
+            // `id < coalesce(…)` rather than `$1 IS NULL OR id < $1`: SQLite walks the rowid
+            // range from the cursor only in the first form, so a page deep in a large history
+            // costs a page, not a scan of everything newer.
+            ::sqlx::query_as(
+                "SELECT * FROM audit
+                 WHERE id < coalesce($1, 9223372036854775807) AND ($2 IS NULL OR action = $2)
+                   AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR key_id = $4)
+                   AND ($5 IS NULL OR tenant = $5) AND ($6 IS NULL OR at >= $6)
+                   AND ($7 IS NULL OR at < $7)
+                 ORDER BY id DESC LIMIT $8",
+            )
+            .bind(query.before)
+            .bind(&query.action)
+            .bind(&query.outcome)
+            .bind(&query.key_id)
+            .bind(&query.tenant)
+            .bind(query.since)
+            .bind(query.until)
+            .bind(query.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+    };
+}
+
+pub(in crate::store) use sql_history;

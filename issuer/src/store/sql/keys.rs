@@ -1,0 +1,181 @@
+//! API keys: create (one or in bulk), read, list, tenants, revoke, rotate, revoke a tenant,
+//! last-used times.
+//!
+//! Methods of [`Store`](crate::store::Store), stamped into each backend's impl by
+//! [`sql_store!`](super::sql_store).
+
+macro_rules! sql_keys {
+    ($db:ty) => {
+        async fn insert_key(
+            &self,
+            key: &$crate::store::KeyRecord,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<()> {
+            let mut tx = self.begin_write().await?;
+            Self::insert_key_in(&mut tx, key).await?;
+            Self::audit_in(&mut tx, audit).await?;
+            Self::change_in(&mut tx, "key", &key.key_id, audit.at).await?;
+            tx.commit().await.map_err(unavailable)
+        }
+
+        async fn insert_keys(
+            &self,
+            keys: &[$crate::store::KeyRecord],
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<()> {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            for k in keys {
+                Self::insert_key_in(&mut tx, k).await?;
+            }
+            Self::audit_in(&mut tx, audit).await?;
+            tx.commit().await.map_err(unavailable)?;
+            self.after_bulk_load().await
+        }
+
+        async fn key(
+            &self,
+            key_id: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::KeyRecord>> {
+            ::sqlx::query_as("SELECT * FROM api_keys WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)
+        }
+
+        async fn keys(
+            &self,
+            tenant: Option<&str>,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::KeyRecord>> {
+            ::sqlx::query_as(
+                "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
+                 ORDER BY created_at DESC, key_id",
+            )
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
+        async fn tenants(
+            &self,
+            now: i64,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::TenantSummary>> {
+            ::sqlx::query_as(
+                "SELECT tenant, count(*) AS keys,
+                        sum(CASE WHEN revoked_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END) AS active_keys
+                 FROM api_keys WHERE is_admin = $2 GROUP BY tenant ORDER BY tenant",
+            )
+            .bind(now)
+            .bind(false)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
+        async fn revoke_key(
+            &self,
+            key_id: &str,
+            entry: &$crate::store::RevocationRecord,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<bool> {
+            let mut tx = self.begin_write().await?;
+            let done = ::sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(entry.revoked_at)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            Self::finish_revocation(tx, entry, audit, "key", key_id).await?;
+            Ok(true)
+        }
+
+        async fn rotate_key(
+            &self,
+            old_key_id: &str,
+            grace_until: i64,
+            successor: &$crate::store::KeyRecord,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<bool> {
+            let mut tx = self.begin_write().await?;
+            let done = ::sqlx::query(
+                "UPDATE api_keys
+                 SET expires_at = CASE WHEN expires_at < $1 THEN expires_at ELSE $1 END, rotated_to = $2
+                 WHERE key_id = $3 AND revoked_at IS NULL AND rotated_to IS NULL",
+            )
+            .bind(grace_until)
+            .bind(&successor.key_id)
+            .bind(old_key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            Self::insert_key_in(&mut tx, successor).await?;
+            Self::audit_in(&mut tx, audit).await?;
+            Self::change_in(&mut tx, "key", old_key_id, audit.at).await?;
+            Self::change_in(&mut tx, "key", &successor.key_id, audit.at).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(true)
+        }
+
+        async fn revoke_tenant(
+            &self,
+            tenant: &str,
+            entry: &$crate::store::RevocationRecord,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<u64> {
+            let mut tx = self.begin_write().await?;
+            let ids: Vec<String> = ::sqlx::query_scalar(
+                "UPDATE api_keys SET revoked_at = $1 WHERE tenant = $2 AND revoked_at IS NULL
+                 RETURNING key_id",
+            )
+            .bind(entry.revoked_at)
+            .bind(tenant)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            Self::revocation_in(&mut tx, entry).await?;
+            for id in &ids {
+                let key_entry = $crate::store::RevocationRecord {
+                    kind: "key".into(),
+                    target: id.clone(),
+                    ..entry.clone()
+                };
+                Self::revocation_in(&mut tx, &key_entry).await?;
+                Self::change_in(&mut tx, "key", id, audit.at).await?;
+            }
+            Self::audit_in(&mut tx, audit).await?;
+            Self::change_in(&mut tx, "revocation", tenant, audit.at).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(ids.len() as u64)
+        }
+
+        async fn touch_keys(&self, used: &[(String, i64)]) -> $crate::store::StoreResult<()> {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            // One statement per 400 keys (UPDATE … FROM a VALUES list), not one per key.
+            for chunk in used.chunks(400) {
+                let mut q = ::sqlx::QueryBuilder::<$db>::new("WITH used(id, at) AS (");
+                q.push_values(chunk, |mut b, (id, at)| {
+                    b.push_bind(id).push_bind(at);
+                });
+                q.push(
+                    ") UPDATE api_keys SET last_used_at =
+                        CASE WHEN coalesce(api_keys.last_used_at, 0) > used.at
+                             THEN api_keys.last_used_at ELSE used.at END
+                     FROM used WHERE api_keys.key_id = used.id",
+                );
+                q.build().execute(&mut *tx).await.map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)
+        }
+    };
+}
+
+pub(in crate::store) use sql_keys;

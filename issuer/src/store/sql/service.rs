@@ -1,0 +1,68 @@
+//! What the running service needs besides its data: a liveness ping, settings, and DPoP proof IDs
+//! claimed once across replicas.
+//!
+//! Methods of [`Store`](crate::store::Store), stamped into each backend's impl by
+//! [`sql_store!`](super::sql_store).
+
+macro_rules! sql_service {
+    () => {
+        async fn ping(&self) -> $crate::store::StoreResult<()> {
+            ::sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
+
+        async fn setting(&self, name: &str) -> $crate::store::StoreResult<Option<String>> {
+            ::sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)
+        }
+
+        async fn set_setting(&self, name: &str, value: &str) -> $crate::store::StoreResult<()> {
+            ::sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(())
+        }
+
+        async fn claim_dpop_proof(
+            &self,
+            id: &str,
+            until: i64,
+            now: i64,
+        ) -> $crate::store::StoreResult<bool> {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            // Forget proofs nobody can present any more, a few at a time.
+            ::sqlx::query(
+                "DELETE FROM dpop_proofs WHERE id IN
+                    (SELECT id FROM dpop_proofs WHERE until < $1 LIMIT 64)",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            let done = ::sqlx::query(
+                "INSERT INTO dpop_proofs (id, until) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(until)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(done.rows_affected() == 1)
+        }
+    };
+}
+
+pub(in crate::store) use sql_service;

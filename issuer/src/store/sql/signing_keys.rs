@@ -1,0 +1,130 @@
+//! Signing keys (encrypted private parts) and their lifecycle transitions.
+//!
+//! Methods of [`Store`](crate::store::Store), stamped into each backend's impl by
+//! [`sql_store!`](super::sql_store).
+
+macro_rules! sql_signing_keys {
+    () => {
+        async fn signing_keys(
+            &self,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::SigningKeyRecord>> {
+            ::sqlx::query_as(
+                "SELECT * FROM signing_keys WHERE state <> 'removed' ORDER BY created_at, kid",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
+        async fn insert_signing_key(
+            &self,
+            k: &$crate::store::SigningKeyRecord,
+            audit: Option<&$crate::store::AuditRecord>,
+        ) -> $crate::store::StoreResult<()> {
+            let mut tx = self.begin_write().await?;
+            ::sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, encrypted_pkcs8, public_jwk, state, created_at, activate_at,
+                    retired_at, remove_after, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.encrypted_pkcs8)
+            .bind(&k.public_jwk)
+            .bind(k.state.as_str())
+            .bind(k.created_at)
+            .bind(k.activate_at)
+            .bind(k.retired_at)
+            .bind(k.remove_after)
+            .bind(k.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if let Some(a) = audit {
+                Self::audit_in(&mut tx, a).await?;
+            }
+            Self::change_in(&mut tx, "signing_key", &k.kid, k.created_at).await?;
+            tx.commit().await.map_err(unavailable)
+        }
+
+        async fn transition_signing_key(
+            &self,
+            kid: &str,
+            from: $crate::store::SigningKeyState,
+            to: $crate::store::SigningKeyState,
+            at: i64,
+            remove_after: Option<i64>,
+            audit: Option<&$crate::store::AuditRecord>,
+        ) -> $crate::store::StoreResult<bool> {
+            use $crate::store::SigningKeyState;
+            let mut tx = self.begin_write().await?;
+            // Leaving the JWKS for good also destroys the private key material (an empty blob).
+            let q = match to {
+                SigningKeyState::Active | SigningKeyState::Next => ::sqlx::query(
+                    "UPDATE signing_keys SET state = $1, activate_at = $2 WHERE kid = $3 AND state = $4",
+                )
+                .bind(to.as_str())
+                .bind(at),
+                SigningKeyState::Retired => ::sqlx::query(
+                    "UPDATE signing_keys SET state = $1, retired_at = $2, remove_after = $3
+                     WHERE kid = $4 AND state = $5",
+                )
+                .bind(to.as_str())
+                .bind(at)
+                .bind(remove_after),
+                SigningKeyState::Revoked => ::sqlx::query(
+                    "UPDATE signing_keys SET state = $1, revoked_at = $2, remove_after = $3, encrypted_pkcs8 = $4
+                     WHERE kid = $5 AND state = $6",
+                )
+                .bind(to.as_str())
+                .bind(at)
+                .bind(remove_after)
+                .bind(Vec::<u8>::new()),
+                SigningKeyState::Removed => ::sqlx::query(
+                    "UPDATE signing_keys SET state = $1, remove_after = coalesce($2, remove_after), encrypted_pkcs8 = $3
+                     WHERE kid = $4 AND state = $5",
+                )
+                .bind(to.as_str())
+                .bind(remove_after)
+                .bind(Vec::<u8>::new()),
+            };
+            let q = q.bind(kid).bind(from.as_str());
+            let done = q.execute(&mut *tx).await.map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            if let Some(a) = audit {
+                Self::audit_in(&mut tx, a).await?;
+            }
+            Self::change_in(&mut tx, "signing_key", kid, at).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(true)
+        }
+
+        async fn revoke_signing_key(
+            &self,
+            kid: &str,
+            entry: &$crate::store::RevocationRecord,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<bool> {
+            let mut tx = self.begin_write().await?;
+            let done = ::sqlx::query(
+                "UPDATE signing_keys SET state = 'revoked', revoked_at = $1, encrypted_pkcs8 = $2
+                 WHERE kid = $3 AND state IN ('next', 'active', 'retired')",
+            )
+            .bind(entry.revoked_at)
+            .bind(Vec::<u8>::new())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            Self::finish_revocation(tx, entry, audit, "signing_key", kid).await?;
+            Ok(true)
+        }
+    };
+}
+
+pub(in crate::store) use sql_signing_keys;
