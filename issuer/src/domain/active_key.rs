@@ -1,15 +1,15 @@
 //! A key as the token endpoint holds it: the stored record parsed once into newtypes, with its
-//! rate limiters, cached until the change feed says the key changed.
+//! rate limiters, cached until the change feed says the key changed (the limiters outlive it).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use governor::DefaultDirectRateLimiter;
 use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId};
 
 use super::DomainError;
 use super::api_key::KeyKind;
-use super::limits::RateSpec;
+use super::limits::KeyLimits;
 use crate::store::KeyRecord;
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -22,10 +22,8 @@ pub(super) struct ActiveKey {
     pub(super) audiences: Vec<Audience>,
     pub(super) allow_ips: Vec<IpNet>,
     pub(super) allow_origins: Vec<String>,
-    pub(super) limiter: Option<DefaultDirectRateLimiter>,
-    /// Publishable keys: a tenth of the key's quota per client IP, since an `Origin` header is easy
-    /// to forge outside a browser and one client must not exhaust the key for every other.
-    pub(super) ip_limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    /// Shared with the token service's limiter cache, which outlives this entry.
+    pub(super) limits: Arc<KeyLimits>,
     /// The last-used time last queued for the database: a key in constant use is written once a
     /// minute, not on every request.
     pub(super) last_used_queued: std::sync::atomic::AtomicI64,
@@ -35,7 +33,11 @@ pub(super) struct ActiveKey {
 pub(super) const LAST_USED_PRECISION: i64 = 60;
 
 impl ActiveKey {
-    pub(super) fn from_record(record: KeyRecord) -> Result<Self, DomainError> {
+    /// Parses `record`, with the limiters `limits` gives for it.
+    pub(super) fn from_record(
+        record: KeyRecord,
+        limits: impl FnOnce(&KeyRecord) -> Arc<KeyLimits>,
+    ) -> Result<Self, DomainError> {
         let corrupt =
             |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
         Ok(Self {
@@ -60,15 +62,7 @@ impl ActiveKey {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
-            ip_limiter: (record.kind == KeyKind::Publishable.as_str())
-                .then(|| record.rate_limit.as_deref().and_then(RateSpec::parse))
-                .flatten()
-                .map(|r| r.per_client().keyed_limiter()),
-            limiter: record
-                .rate_limit
-                .as_deref()
-                .and_then(RateSpec::parse)
-                .map(RateSpec::limiter),
+            limits: limits(&record),
             record,
         })
     }
@@ -112,19 +106,15 @@ impl ActiveKey {
 
     /// Applies the key's own rate limit and, for publishable keys, its per-client one.
     pub(super) fn check_rate(&self, ip: &IpAddr) -> Result<(), DomainError> {
-        let limited = self
-            .limiter
-            .as_ref()
-            .and_then(super::limits::check)
-            .or_else(|| {
-                self.ip_limiter
-                    .as_ref()
-                    .and_then(|l| super::limits::check_keyed(l, ip))
-            });
-        match limited {
+        match self.limits.check(ip) {
             Some(retry_after) => Err(DomainError::RateLimited { retry_after }),
             None => Ok(()),
         }
+    }
+
+    /// Whether `record` (a key as stored) is publishable, so limited per client IP too.
+    pub(super) fn limited_per_client(record: &KeyRecord) -> bool {
+        record.kind == KeyKind::Publishable.as_str()
     }
 
     /// Queues `t` as the key's last-used time if the one queued is older than the precision

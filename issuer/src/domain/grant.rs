@@ -95,28 +95,31 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn key(scopes: &str, audiences: &str, admin: bool) -> ActiveKey {
-        ActiveKey::from_record(KeyRecord {
-            key_id: "k1".into(),
-            kind: "sk".into(),
-            env: "live".into(),
-            tenant: "acme".into(),
-            secret_hash: vec![0; 32],
-            scopes: scopes.into(),
-            audiences: audiences.into(),
-            default_ttl: 600,
-            max_ttl: 900,
-            expires_at: NOW + 3600,
-            allow_ips: String::new(),
-            allow_origins: String::new(),
-            rate_limit: None,
-            label: None,
-            owner: None,
-            is_admin: admin,
-            created_at: NOW - 10,
-            last_used_at: None,
-            revoked_at: None,
-            rotated_to: None,
-        })
+        ActiveKey::from_record(
+            KeyRecord {
+                key_id: "k1".into(),
+                kind: "sk".into(),
+                env: "live".into(),
+                tenant: "acme".into(),
+                secret_hash: vec![0; 32],
+                scopes: scopes.into(),
+                audiences: audiences.into(),
+                default_ttl: 600,
+                max_ttl: 900,
+                expires_at: NOW + 3600,
+                allow_ips: String::new(),
+                allow_origins: String::new(),
+                rate_limit: None,
+                label: None,
+                owner: None,
+                is_admin: admin,
+                created_at: NOW - 10,
+                last_used_at: None,
+                revoked_at: None,
+                rotated_to: None,
+            },
+            |_| std::sync::Arc::new(crate::domain::limits::KeyLimits::new(None, false)),
+        )
         .unwrap()
     }
 

@@ -101,6 +101,46 @@ pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
         .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
+/// One key's rate limiters: its own quota and, for publishable keys, a tenth of it per client IP
+/// (an `Origin` header is easy to forge outside a browser, and one client must not exhaust the key
+/// for every other). Kept apart from the cached key, so that re-reading a changed key keeps the
+/// quota already spent unless the limit itself changed.
+#[derive(Debug)]
+pub struct KeyLimits {
+    /// The stored `N/s` / `N/m` these were built from, and whether per client too.
+    spec: (Option<String>, bool),
+    key: Option<DefaultDirectRateLimiter>,
+    per_client: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl KeyLimits {
+    /// Limiters for a stored `rate_limit` (none when absent or unreadable); `per_client` for
+    /// publishable keys.
+    pub fn new(rate_limit: Option<&str>, per_client: bool) -> Self {
+        let spec = rate_limit.and_then(RateSpec::parse);
+        Self {
+            spec: (rate_limit.map(str::to_owned), per_client),
+            key: spec.map(RateSpec::limiter),
+            per_client: spec
+                .filter(|_| per_client)
+                .map(|r| r.per_client().keyed_limiter()),
+        }
+    }
+
+    /// Whether these limiters were built for this `rate_limit` and kind.
+    pub fn serve(&self, rate_limit: Option<&str>, per_client: bool) -> bool {
+        self.spec.0.as_deref() == rate_limit && self.spec.1 == per_client
+    }
+
+    /// Counts one request from `ip`; how long to wait when over either limit.
+    pub fn check(&self, ip: &IpAddr) -> Option<Duration> {
+        self.key
+            .as_ref()
+            .and_then(check)
+            .or_else(|| self.per_client.as_ref().and_then(|l| check_keyed(l, ip)))
+    }
+}
+
 /// Throttles failed authentications per client IP, so guessing keys costs the guesser, not the
 /// database: after `burst` failures within `window` an IP is refused (without any lookup) for
 /// `cooldown`.
@@ -196,6 +236,33 @@ mod tests {
         assert!(check(&l).is_none());
         let wait = check(&l).expect("fourth request within a minute is refused");
         assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(20));
+    }
+
+    #[test]
+    fn key_limits_count_per_key_and_per_client_for_publishable_keys() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let secret = KeyLimits::new(Some("2/m"), false);
+        assert!(secret.check(&a).is_none());
+        assert!(secret.check(&b).is_none());
+        assert!(
+            secret.check(&a).is_some(),
+            "the key's own quota is shared by all"
+        );
+        // 20/m for the key, 2/m per client.
+        let publishable = KeyLimits::new(Some("20/m"), true);
+        assert!(publishable.check(&a).is_none());
+        assert!(publishable.check(&a).is_none());
+        assert!(publishable.check(&a).is_some(), "a tenth per client");
+        assert!(
+            publishable.check(&b).is_none(),
+            "another client has its own tenth"
+        );
+        assert!(KeyLimits::new(None, true).check(&a).is_none());
+        assert!(secret.serve(Some("2/m"), false));
+        assert!(!secret.serve(Some("3/m"), false));
+        assert!(!secret.serve(Some("2/m"), true));
+        assert!(!secret.serve(None, false));
     }
 
     #[test]

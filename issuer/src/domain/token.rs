@@ -14,10 +14,13 @@ use super::active_key::ActiveKey;
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::key_hash::KeyHasher;
-use super::limits::FailureThrottle;
+use super::limits::{FailureThrottle, KeyLimits};
 use super::signing::SigningSet;
 use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, KeyRecord, Store};
+
+/// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
+const KEY_CACHE: usize = 100_000;
 
 /// What a client asked for. Every field may only narrow what the key allows.
 #[derive(Debug, Default, Clone)]
@@ -79,6 +82,9 @@ pub struct TokenService<S> {
     /// `<issuer>/v1/admin`, derived once from the issuer rather than on every request.
     admin_audience: Option<Audience>,
     keys: Arc<Cache<String, Arc<ActiveKey>>>,
+    /// Each key's rate limiters, by key ID: a key re-read after a change keeps the quota it has
+    /// spent (a limiter that reset whenever an admin touched the key would be no limit).
+    limits: Arc<Cache<String, Arc<KeyLimits>>>,
     throttle: Arc<FailureThrottle>,
     usage: Arc<Mutex<HashMap<String, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
@@ -99,6 +105,7 @@ impl<S> Clone for TokenService<S> {
             settings: self.settings.clone(),
             admin_audience: self.admin_audience.clone(),
             keys: Arc::clone(&self.keys),
+            limits: Arc::clone(&self.limits),
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
@@ -132,7 +139,8 @@ impl<S: Store> TokenService<S> {
             signing,
             admin_audience: super::admin::admin_audience(&settings.issuer).ok(),
             settings,
-            keys: Arc::new(Cache::new(100_000)),
+            keys: Arc::new(Cache::new(KEY_CACHE)),
+            limits: Arc::new(Cache::new(KEY_CACHE)),
             // 20 failures a minute per IP, then a minute's pause: plenty for a typo, ruinous for a
             // guesser.
             throttle: Arc::new(FailureThrottle::new(
@@ -324,7 +332,7 @@ impl<S: Store> TokenService<S> {
                 let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
-                let k = Arc::new(ActiveKey::from_record(record)?);
+                let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
                 self.keys
                     .insert(presented.key_id.to_string(), Arc::clone(&k));
                 k
@@ -352,6 +360,22 @@ impl<S: Store> TokenService<S> {
             Some(reason) => Err(self.failed(ip, reason)),
             None => Ok((presented.kind, key)),
         }
+    }
+
+    /// The limiters for `record`: the ones already counting for this key if its limit has not
+    /// changed, new ones otherwise.
+    fn limits_for(&self, record: &KeyRecord) -> Arc<KeyLimits> {
+        let rate = record.rate_limit.as_deref();
+        let per_client = ActiveKey::limited_per_client(record);
+        if let Some(l) = self.limits.get(&record.key_id)
+            && l.serve(rate, per_client)
+        {
+            return l;
+        }
+        let fresh = Arc::new(KeyLimits::new(rate, per_client));
+        self.limits
+            .insert(record.key_id.clone(), Arc::clone(&fresh));
+        fresh
     }
 
     /// Counts a failed authentication against `ip` and says why it failed.
