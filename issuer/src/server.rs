@@ -24,7 +24,7 @@ use crate::http::{self, AppState};
 use crate::store::Store;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
-/// database round trip).
+/// database round trip). On Postgres a notification wakes the watcher sooner.
 pub const CHANGE_POLL: Duration = Duration::from_millis(200);
 
 /// `serve` settings.
@@ -117,6 +117,9 @@ pub async fn serve<S: Store>(
     store
         .set_setting("max_token_ttl", &cfg.max_token_ttl.as_secs().to_string())
         .await?;
+    // Read before the state below is loaded: a change another replica or the CLI makes while this
+    // one starts is then applied by the watcher rather than missed until the next.
+    let changes_from = store.last_change().await?;
     let signing_set = Arc::new(ArcSwap::from_pointee(signing::load(&*store, &enc).await?));
     let first_list = revocations::current_list(
         &*store,
@@ -149,7 +152,7 @@ pub async fn serve<S: Store>(
     });
 
     let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));
-    let watcher = tokio::spawn(watch_changes(Arc::clone(&rt)));
+    let watcher = tokio::spawn(watch_changes(Arc::clone(&rt), changes_from));
     let maintenance = tokio::spawn(maintain(Arc::clone(&rt)));
 
     let admin = Arc::new(AdminApi::new(AdminDeps {
@@ -216,12 +219,9 @@ pub async fn serve<S: Store>(
     served
 }
 
-async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>) {
-    let mut last = rt.store.last_change().await.unwrap_or(0);
-    let mut tick = tokio::time::interval(CHANGE_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
     loop {
-        tick.tick().await;
+        rt.store.change_hint(CHANGE_POLL).await;
         let changes = match rt.store.changes_since(last).await {
             Ok(c) => c,
             Err(e) => {

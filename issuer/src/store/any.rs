@@ -35,6 +35,9 @@ macro_rules! on {
 }
 
 impl Store for DbStore {
+    async fn change_hint(&self, max: std::time::Duration) {
+        on!(self, s => s.change_hint(max).await);
+    }
     async fn ping(&self) -> StoreResult<()> {
         on!(self, s => s.ping().await)
     }

@@ -169,6 +169,9 @@ impl<S: Store> Store for FlakyStore<S> {
         self.check()?;
         self.inner.publishable_origins(now).await
     }
+    async fn change_hint(&self, max: std::time::Duration) {
+        self.inner.change_hint(max).await;
+    }
     async fn last_change(&self) -> StoreResult<i64> {
         self.check()?;
         self.inner.last_change().await

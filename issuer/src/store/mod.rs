@@ -180,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Resolves when another process may just have written to the change feed, or after `max`
+    /// at the latest: the change watcher waits on this between reads of the feed. Backends that
+    /// can be told (Postgres: `LISTEN`/`NOTIFY`) wake early; the others just wait `max`.
+    fn change_hint(&self, max: std::time::Duration) -> impl Future<Output = ()> + Send;
     /// The newest change ID.
     fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Changes after `after`, oldest first.

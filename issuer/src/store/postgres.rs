@@ -2,12 +2,14 @@
 //!
 //! Replicas agree through the database alone: the revocation list's serial is a primary key (one
 //! list per serial, whoever signs first), every replica serves the stored bytes, and changes reach
-//! the others through the `changes` feed they poll. DPoP proof IDs live in `dpop_proofs`, so a
-//! proof replayed against another replica is refused too.
+//! the others through the `changes` feed they poll, woken early by `LISTEN`/`NOTIFY` (a trigger on
+//! the feed notifies at commit). DPoP proof IDs live in `dpop_proofs`, so a proof replayed against
+//! another replica is refused too.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::sql::sql_store;
@@ -18,10 +20,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The advisory lock that orders change IDs (an arbitrary constant: "km" in ASCII).
 const CHANGES_LOCK: i64 = 0x6b6d;
 
+/// The channel the `changes` trigger notifies (migration 0002).
+const CHANGES_CHANNEL: &str = "keymint_changes";
+
 /// Postgres-backed [`Store`](super::Store).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    hints: Arc<ChangeHints>,
+}
+
+/// Wake-ups from `LISTEN keymint_changes`, started by the first [`change_hint`] call (a server's
+/// change watcher), so that admin commands never hold a listening connection.
+///
+/// [`change_hint`]: super::Store::change_hint
+#[derive(Debug, Default)]
+struct ChangeHints {
+    notified: tokio::sync::Notify,
+    listening: OnceLock<()>,
 }
 
 impl PgStore {
@@ -40,7 +56,18 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hints: Arc::default(),
+        })
+    }
+
+    /// Waits for a notification on the change channel or `max`, whichever comes first.
+    pub(super) async fn wait_for_change(&self, max: Duration) {
+        self.hints.listening.get_or_init(|| {
+            tokio::spawn(listen(self.pool.clone(), Arc::clone(&self.hints)));
+        });
+        let _ = tokio::time::timeout(max, self.hints.notified.notified()).await;
     }
 
     async fn order_changes(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
@@ -79,3 +106,31 @@ impl PgStore {
 }
 
 sql_store!(PgStore, Postgres);
+
+/// Turns notifications into wake-ups for as long as the pool is open. A lost connection is
+/// re-established by the listener; notifications sent meanwhile are lost, which the watcher's
+/// polling covers.
+async fn listen(pool: PgPool, hints: Arc<ChangeHints>) {
+    let mut listener = loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(CHANGES_CHANNEL).await {
+                Ok(()) => break l,
+                Err(e) => tracing::debug!(error = %e, "cannot listen for changes yet"),
+            },
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::debug!(error = %e, "cannot listen for changes yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    loop {
+        match listener.recv().await {
+            Ok(_) => hints.notified.notify_one(),
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                // Polling goes on meanwhile; the next recv reconnects.
+                tracing::debug!(error = %e, "change notifications interrupted");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -100,6 +100,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// SQLite cannot tell one process that another wrote: the watcher finds out at its next poll.
+    async fn wait_for_change(&self, max: Duration) {
+        tokio::time::sleep(max).await;
+    }
+
     async fn after_bulk_load(&self) -> StoreResult<()> {
         // A bulk load leaves a large write-ahead log; fold it into the database now rather than
         // in the middle of some later request's commit.

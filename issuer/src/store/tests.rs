@@ -89,6 +89,47 @@ both_backends!(
     settings_upsert,
 );
 
+/// On Postgres a change written by another process wakes a waiting change watcher at once
+/// (`NOTIFY` from the trigger of migration 0002, `LISTEN` in the store) instead of at its next
+/// poll. Without a notification the wait below would last its full two minutes.
+#[tokio::test]
+async fn postgres_wakes_a_waiting_watcher_when_another_process_writes_a_change() {
+    use std::time::{Duration, Instant};
+    let url = fresh_pg_database().await;
+    let watcher = PgStore::connect(&url).await.unwrap();
+    let writer = PgStore::connect(&url).await.unwrap();
+    let long = Duration::from_secs(120);
+    let wait = tokio::spawn(async move {
+        let started = Instant::now();
+        watcher.change_hint(long).await;
+        started.elapsed()
+    });
+    // The listener subscribes in the background: keep writing until the watcher wakes.
+    for n in 0..100 {
+        if wait.is_finished() {
+            break;
+        }
+        let entry = RevocationRecord {
+            kind: "jti".into(),
+            target: format!("jti-{n}"),
+            revoked_at: 1,
+            drop_after: i64::MAX,
+        };
+        assert!(
+            writer
+                .add_revocation(&entry, &AuditRecord::default())
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = wait.await.unwrap();
+    assert!(
+        waited < long / 4,
+        "the watcher woke only after {waited:?}: no notification arrived"
+    );
+}
+
 fn key(id: &str, tenant: &str) -> KeyRecord {
     KeyRecord {
         key_id: id.into(),

@@ -3,7 +3,7 @@
 //! Both backends run the very same statements: `$N` placeholders (sqlx's SQLite driver reads them
 //! too), `CASE` instead of the non-portable `max(a, b)` / `GREATEST`, empty blobs bound rather than
 //! written as literals, `ON CONFLICT` upserts and `UPDATE … FROM` (SQLite ≥ 3.33, Postgres). What
-//! does differ is behind three hooks each backend provides as associated functions:
+//! does differ is behind four hooks each backend provides as associated functions:
 //!
 //! - `order_changes(tx)`, taken first by every transaction that writes the change feed: Postgres
 //!   hands out `changes.id` from a sequence at insert time, so two
@@ -12,6 +12,7 @@
 //!   commit in order. SQLite serializes writers already.
 //! - `append_audit(tx, records)`: a batch of audit records in one statement, each backend's way.
 //! - `after_bulk_load(&self)`: SQLite folds its write-ahead log after a bulk insert.
+//! - `wait_for_change(&self, max)`: Postgres wakes on `NOTIFY`; SQLite just waits.
 //!
 //! The statements live with their concept, each module a macro stamped into the one `Store` impl
 //! below: [`keys`], [`revocations`], [`signing_keys`], [`scopes`], [`history`] (change feed and
@@ -139,6 +140,10 @@ macro_rules! sql_store {
         }
 
         impl $crate::store::Store for $store {
+            async fn change_hint(&self, max: ::std::time::Duration) {
+                self.wait_for_change(max).await;
+            }
+
             $crate::store::sql::keys::sql_keys!($db);
             $crate::store::sql::revocations::sql_revocations!();
             $crate::store::sql::signing_keys::sql_signing_keys!();
