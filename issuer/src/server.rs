@@ -244,7 +244,7 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
                 _ => {}
             }
         }
-        if changes.len() >= 10_000 {
+        if i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE {
             rt.tokens.invalidate_all();
         }
         if keys_changed && let Err(e) = rt.tokens.reload_origins(UnixTime::now()).await {

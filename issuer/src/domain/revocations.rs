@@ -203,7 +203,7 @@ pub async fn current_list<S: Store>(
     if let Some(l) = &latest {
         let refresh = i64::try_from(validity.as_secs() / 3).unwrap_or(i64::MAX);
         let fresh = t < l.iat.saturating_add(refresh) && t >= l.iat;
-        if fresh && signed_by(l, signer) && !revocations_changed_since(store, l.as_of).await? {
+        if fresh && signed_by(l, signer) && !store.list_changed_since(l.as_of).await? {
             return Ok(l.clone());
         }
     }
@@ -267,16 +267,6 @@ fn signed_by(list: &StoredList, signer: &Signer) -> bool {
     jws::Compact::split(&list.jws, usize::MAX)
         .and_then(|c| c.decode_header())
         .is_ok_and(|h| h.kid.as_deref() == Some(signer.key().kid().as_str()))
-}
-
-async fn revocations_changed_since<S: Store>(store: &S, as_of: i64) -> Result<bool, DomainError> {
-    Ok(store
-        .changes_since(as_of)
-        .await?
-        .iter()
-        // Key creation and rotation do not change what is revoked; revocations and signing-key
-        // changes (a revoked or replaced signer) do.
-        .any(|c| c.kind == "revocation" || c.kind == "signing_key"))
 }
 
 #[cfg(test)]

@@ -153,6 +153,9 @@ impl Store for DbStore {
     async fn changes_since(&self, after: i64) -> StoreResult<Vec<Change>> {
         on!(self, s => s.changes_since(after).await)
     }
+    async fn list_changed_since(&self, after: i64) -> StoreResult<bool> {
+        on!(self, s => s.list_changed_since(after).await)
+    }
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
         on!(self, s => s.insert_audit(records).await)
     }

@@ -180,6 +180,10 @@ impl<S: Store> Store for FlakyStore<S> {
         self.check()?;
         self.inner.changes_since(after).await
     }
+    async fn list_changed_since(&self, after: i64) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.list_changed_since(after).await
+    }
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
         self.check()?;
         self.inner.insert_audit(records).await

@@ -50,6 +50,9 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The most changes [`Store::changes_since`] returns at once.
+pub const FEED_PAGE: i64 = 10_000;
+
 /// Everything keymint persists. Implementations: [`SqliteStore`], [`PgStore`], and [`DbStore`]
 /// (either, chosen by the database URL at run time).
 ///
@@ -186,8 +189,11 @@ pub trait Store: Send + Sync + 'static {
     fn change_hint(&self, max: std::time::Duration) -> impl Future<Output = ()> + Send;
     /// The newest change ID.
     fn last_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
-    /// Changes after `after`, oldest first.
+    /// Changes after `after`, oldest first, at most [`FEED_PAGE`] of them: read on from the last.
     fn changes_since(&self, after: i64) -> impl Future<Output = StoreResult<Vec<Change>>> + Send;
+    /// Whether anything that changes the revocation list (a revocation or a signing-key change)
+    /// came after change `after`, however many other changes came too.
+    fn list_changed_since(&self, after: i64) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Appends audit records in one transaction.
     fn insert_audit(&self, records: &[AuditRecord])

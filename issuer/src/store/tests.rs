@@ -87,7 +87,38 @@ both_backends!(
     audit_filters_and_pages_newest_first,
     last_used_only_moves_forward,
     settings_upsert,
+    a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
 );
+
+/// Found in review: the issuer decided whether to re-sign the list by reading one page of the
+/// feed after the list's `as_of`; behind more than a page of key and scope changes a revocation
+/// went unseen, and the list was re-signed only by its timer, hours later.
+async fn a_list_change_behind_more_than_a_page_of_other_changes_is_seen(s: &impl Store) {
+    let start = s.last_change().await.unwrap();
+    for n in 0..=super::FEED_PAGE {
+        s.put_scope(&format!("scope-{n}"), false, &audit("scope.put", 1))
+            .await
+            .unwrap();
+    }
+    assert!(!s.list_changed_since(start).await.unwrap(), "scopes only");
+    let entry = RevocationRecord {
+        kind: "jti".into(),
+        target: "behind-the-page".into(),
+        revoked_at: 1,
+        drop_after: i64::MAX,
+    };
+    assert!(s.add_revocation(&entry, &audit("revoke", 1)).await.unwrap());
+    assert!(s.list_changed_since(start).await.unwrap());
+    let page = s.changes_since(start).await.unwrap();
+    assert_eq!(
+        i64::try_from(page.len()).unwrap(),
+        super::FEED_PAGE,
+        "one page at most"
+    );
+    assert!(page.iter().all(|c| c.kind != "revocation"));
+    let last = s.last_change().await.unwrap();
+    assert!(!s.list_changed_since(last).await.unwrap());
+}
 
 /// On Postgres a change written by another process wakes a waiting change watcher at once
 /// (`NOTIFY` from the trigger of migration 0002, `LISTEN` in the store) instead of at its next

@@ -17,11 +17,21 @@ macro_rules! sql_history {
             &self,
             after: i64,
         ) -> $crate::store::StoreResult<Vec<$crate::store::Change>> {
-            ::sqlx::query_as(
-                "SELECT id, kind, target FROM changes WHERE id > $1 ORDER BY id LIMIT 10000",
+            ::sqlx::query_as("SELECT id, kind, target FROM changes WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind($crate::store::FEED_PAGE)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)
+        }
+
+        async fn list_changed_since(&self, after: i64) -> $crate::store::StoreResult<bool> {
+            ::sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM changes
+                 WHERE id > $1 AND kind IN ('revocation', 'signing_key'))",
             )
             .bind(after)
-            .fetch_all(&self.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(unavailable)
         }
