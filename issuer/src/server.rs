@@ -223,7 +223,10 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
     loop {
         rt.store.change_hint(CHANGE_POLL).await;
         let changes = match rt.store.changes_since(last).await {
-            Ok(c) => c,
+            Ok(c) => {
+                rt.tokens.feed_read(UnixTime::now());
+                c
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the change feed");
                 continue;

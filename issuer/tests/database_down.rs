@@ -1,5 +1,6 @@
 //! The real Postgres server stopped under a running issuer and started again: `/readyz` turns
-//! 503 and recovers, requests that need the database get 503 with `Retry-After`, admin commands
+//! 503 and recovers, requests that need the database get 503 with `Retry-After` (keys already in
+//! memory too, once the change feed has gone unread past the propagation bound), admin commands
 //! fail with their "unavailable" exit code, and everything works again once it is back.
 //!
 //! The only test in this binary: it stops the shared test cluster (`KEYMINT_TEST_PG_CTL`), and
@@ -80,6 +81,23 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
         "5xx bodies are generic: {}",
         r.text
     );
+    // A key loaded before the outage is served from memory only while the server can still learn
+    // of its revocation in time: once the change feed has gone unread for longer than the
+    // propagation bound (5 s), 503 with Retry-After too.
+    let started = Instant::now();
+    let refused = loop {
+        let r = token_request(&s, &warm, None);
+        if r.status == 503 || started.elapsed() > Duration::from_secs(15) {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        refused.status, 503,
+        "a cached key still minted 15 s into the outage"
+    );
+    assert!(refused.header("retry-after").is_some());
     // Verification material keeps being served from memory.
     assert_eq!(reply(s.get("/.well-known/jwks.json").call()).status, 200);
     // An admin command fails with the "unavailable" exit code and changes nothing.
@@ -96,7 +114,15 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
         status_within(&s, "/readyz", 200, Duration::from_secs(15)),
         "/readyz must recover when the database returns"
     );
-    let r = token_request(&s, &cold, None);
+    // Issuance resumes with the watcher's next read of the feed (every 200 ms).
+    let started = Instant::now();
+    let r = loop {
+        let r = token_request(&s, &cold, None);
+        if r.status != 503 || started.elapsed() > Duration::from_secs(2) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(
         r.status, 200,
         "the key was not revoked while the database was down: {}",

@@ -3,9 +3,11 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId};
+use quick_cache::sync::Cache;
 
 use super::DomainError;
 use super::api_key::KeyKind;
@@ -127,5 +129,107 @@ impl ActiveKey {
                 .last_used_queued
                 .compare_exchange(queued, t, Relaxed, Relaxed)
                 .is_ok()
+    }
+}
+
+/// The parsed keys the token endpoint holds, by key ID, dropped when the change feed names them.
+///
+/// A key read from the store while an invalidation for it goes by must not be cached: it may be
+/// the row as it was before a revocation, and nothing would ever drop it. Every invalidation bumps
+/// a generation; a key read is kept only if the generation it was read under still holds once it
+/// is in the cache (checked after the insert, so an invalidation between check and insert cannot
+/// slip through either).
+#[derive(Debug)]
+pub(super) struct KeyCache {
+    keys: Cache<String, Arc<ActiveKey>>,
+    generation: AtomicU64,
+}
+
+impl KeyCache {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            keys: Cache::new(capacity),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn get(&self, key_id: &str) -> Option<Arc<ActiveKey>> {
+        self.keys.get(key_id)
+    }
+
+    /// Call before reading a key from the store; hand the result to [`Self::insert`].
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches `key`, read under `generation`, unless an invalidation came since.
+    pub(super) fn insert(&self, key: &Arc<ActiveKey>, generation: u64) {
+        let id = key.record.key_id.clone();
+        self.keys.insert(id, Arc::clone(key));
+        if self.generation() != generation {
+            self.keys.remove(key.record.key_id.as_str());
+        }
+    }
+
+    pub(super) fn invalidate(&self, key_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.keys.remove(key_id);
+    }
+
+    pub(super) fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.keys.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(id: &str) -> Arc<ActiveKey> {
+        let record = KeyRecord {
+            key_id: id.into(),
+            kind: "sk".into(),
+            env: "live".into(),
+            tenant: "acme".into(),
+            secret_hash: vec![0; 32],
+            scopes: "a".into(),
+            audiences: "https://api.test".into(),
+            default_ttl: 600,
+            max_ttl: 600,
+            expires_at: i64::MAX,
+            allow_ips: String::new(),
+            allow_origins: String::new(),
+            rate_limit: None,
+            label: None,
+            owner: None,
+            is_admin: false,
+            created_at: 0,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_to: None,
+        };
+        Arc::new(ActiveKey::from_record(record, |_| Arc::new(KeyLimits::new(None, false))).unwrap())
+    }
+
+    #[test]
+    fn a_key_read_while_it_was_invalidated_is_not_cached() {
+        let cache = KeyCache::new(16);
+        let seen = cache.generation();
+        // The revocation lands and the watcher invalidates while the row is being read.
+        cache.invalidate("k1");
+        cache.insert(&key("k1"), seen);
+        assert!(cache.get("k1").is_none(), "a possibly stale row was cached");
+        // Read again, with no invalidation in between: cached.
+        let seen = cache.generation();
+        cache.insert(&key("k1"), seen);
+        assert!(cache.get("k1").is_some());
+        cache.invalidate("k1");
+        assert!(cache.get("k1").is_none());
+        let seen = cache.generation();
+        cache.clear();
+        cache.insert(&key("k2"), seen);
+        assert!(cache.get("k2").is_none(), "clear counts as an invalidation");
     }
 }

@@ -2,22 +2,25 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{Audience, Claims, ClientId, Issuer, Jti, ScopeSet, UnixTime};
+use keymint_jwks::{
+    Audience, Claims, ClientId, Issuer, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
+};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::active_key::ActiveKey;
+use super::active_key::{ActiveKey, KeyCache};
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::key_hash::KeyHasher;
 use super::limits::{FailureThrottle, KeyLimits};
 use super::signing::SigningSet;
 use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
-use crate::store::{AuditRecord, KeyRecord, Store};
+use crate::store::{AuditRecord, KeyRecord, Store, StoreError};
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
 const KEY_CACHE: usize = 100_000;
@@ -81,7 +84,10 @@ pub struct TokenService<S> {
     settings: TokenSettings,
     /// `<issuer>/v1/admin`, derived once from the issuer rather than on every request.
     admin_audience: Option<Audience>,
-    keys: Arc<Cache<String, Arc<ActiveKey>>>,
+    keys: Arc<KeyCache>,
+    /// When the change watcher last read the feed (Unix seconds; 0 while none runs, as in
+    /// one-shot commands and router tests).
+    feed_read_at: Arc<AtomicI64>,
     /// Each key's rate limiters, by key ID: a key re-read after a change keeps the quota it has
     /// spent (a limiter that reset whenever an admin touched the key would be no limit).
     limits: Arc<Cache<String, Arc<KeyLimits>>>,
@@ -105,6 +111,7 @@ impl<S> Clone for TokenService<S> {
             settings: self.settings.clone(),
             admin_audience: self.admin_audience.clone(),
             keys: Arc::clone(&self.keys),
+            feed_read_at: Arc::clone(&self.feed_read_at),
             limits: Arc::clone(&self.limits),
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
@@ -139,7 +146,8 @@ impl<S: Store> TokenService<S> {
             signing,
             admin_audience: super::admin::admin_audience(&settings.issuer).ok(),
             settings,
-            keys: Arc::new(Cache::new(KEY_CACHE)),
+            keys: Arc::new(KeyCache::new(KEY_CACHE)),
+            feed_read_at: Arc::new(AtomicI64::new(0)),
             limits: Arc::new(Cache::new(KEY_CACHE)),
             // 20 failures a minute per IP, then a minute's pause: plenty for a typo, ruinous for a
             // guesser.
@@ -165,7 +173,28 @@ impl<S: Store> TokenService<S> {
 
     /// Forgets a cached key so the next request reads it again (after a change in the database).
     pub fn invalidate(&self, key_id: &str) {
-        self.keys.remove(key_id);
+        self.keys.invalidate(key_id);
+    }
+
+    /// Records that the change watcher has just read the feed: until `now` plus the propagation
+    /// bound, keys held in memory may be used without asking the database.
+    pub fn feed_read(&self, now: UnixTime) {
+        self.feed_read_at.store(unix(now), Ordering::Relaxed);
+    }
+
+    /// Refuses to issue (503) once the change feed has gone unread for longer than the
+    /// propagation bound: a key held in memory may have been revoked meanwhile, and verifiers
+    /// count on an issuer learning of a revocation within that bound.
+    fn check_feed(&self, now: UnixTime) -> Result<(), DomainError> {
+        let read_at = self.feed_read_at.load(Ordering::Relaxed);
+        let bound = i64::try_from(PROPAGATION_BOUND.as_secs()).unwrap_or(i64::MAX);
+        let unread = unix(now).saturating_sub(read_at);
+        if read_at > 0 && unread > bound {
+            return Err(DomainError::Unavailable(StoreError::Unavailable(format!(
+                "the change feed has not been read for {unread} s"
+            ))));
+        }
+        Ok(())
     }
 
     /// Forgets every cached key.
@@ -244,6 +273,7 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
         audit: &mut AuditRecord,
     ) -> Result<IssuedToken, DomainError> {
+        self.check_feed(now)?;
         let (kind, key) = self.authenticate(credential, client.ip, now, audit).await?;
         if !key.admits(client.ip) {
             return Err(DomainError::UnauthorizedClient(
@@ -329,12 +359,12 @@ impl<S: Store> TokenService<S> {
         let key = match self.keys.get(presented.key_id.as_str()) {
             Some(k) => k,
             None => {
+                let generation = self.keys.generation();
                 let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
                 let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
-                self.keys
-                    .insert(presented.key_id.to_string(), Arc::clone(&k));
+                self.keys.insert(&k, generation);
                 k
             }
         };
