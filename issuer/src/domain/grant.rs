@@ -45,10 +45,7 @@ pub(super) fn audience(
             )),
         };
     }
-    match asked {
-        Some(a) if admin.is_some_and(|x| x.as_str() == a) => Err(DomainError::InvalidTarget(
-            "the admin audience is reserved for admin keys".into(),
-        )),
+    let chosen = match asked {
         Some(a) => key
             .audiences
             .iter()
@@ -63,7 +60,15 @@ pub(super) fn audience(
                 "this key has several audiences: name one with `audience`".into(),
             )),
         },
+    }?;
+    // Checked on what would be granted, not on what was asked: a key created with the admin
+    // audience among its own (before the issuer URL was known) must not get it by default either.
+    if admin.is_some_and(|x| *x == chosen) {
+        return Err(DomainError::InvalidTarget(
+            "the admin audience is reserved for admin keys".into(),
+        ));
     }
+    Ok(chosen)
 }
 
 /// The lifetime in seconds: the one asked for (the key's default when none), cut to the key's
@@ -166,6 +171,18 @@ mod tests {
             assert!(
                 matches!(
                     audience(k, asked, Some(&admin)),
+                    Err(DomainError::InvalidTarget(_))
+                ),
+                "{asked:?}"
+            );
+        }
+        // A customer key whose only audience is the admin one gets it neither by default nor
+        // by asking.
+        let sneaky = key("a", admin.as_str(), false);
+        for asked in [None, Some(admin.as_str())] {
+            assert!(
+                matches!(
+                    audience(&sneaky, asked, Some(&admin)),
                     Err(DomainError::InvalidTarget(_))
                 ),
                 "{asked:?}"

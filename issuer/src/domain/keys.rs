@@ -304,6 +304,26 @@ async fn public_scopes<S: Store>(store: &S, new: &NewKey) -> Result<Vec<String>,
         .collect())
 }
 
+/// Refuses `<issuer>/v1/admin` as a customer key's audience once the issuer URL is known (a
+/// server has run on this database). The token endpoint refuses it in any case.
+async fn refuse_admin_audience<S: Store>(store: &S, new: &NewKey) -> Result<(), DomainError> {
+    let Some(issuer) = store.setting("issuer").await? else {
+        return Ok(());
+    };
+    let Ok(admin) = keymint_jwks::Issuer::new(issuer.as_str())
+        .map_err(|_| ())
+        .and_then(|i| super::admin::admin_audience(&i).map_err(|_| ()))
+    else {
+        return Ok(());
+    };
+    if new.audiences.contains(&admin) {
+        return Err(DomainError::Invalid(format!(
+            "audience {admin} is reserved for admin keys (keymint admin-keys create)"
+        )));
+    }
+    Ok(())
+}
+
 /// Declares a scope, public (usable by publishable keys) or not.
 pub async fn put_scope<S: Store>(
     store: &S,
@@ -340,6 +360,7 @@ pub async fn create<S: Store>(
     actor: &str,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     let resolved = validate(new, &public_scopes(store, new).await?)?;
+    refuse_admin_audience(store, new).await?;
     let (key_id, printable, hash) = mint(hasher, new.kind, new.env)?;
     let rec = record_for(new, &resolved, &key_id, hash, now);
     let audit = AuditRecord {
@@ -369,6 +390,7 @@ pub async fn create_many<S: Store>(
     mut each: impl FnMut(u64, &ApiKeyId, &PrintableKey),
 ) -> Result<(), DomainError> {
     let resolved = validate(template, &public_scopes(store, template).await?)?;
+    refuse_admin_audience(store, template).await?;
     let mut made = 0u64;
     while made < count {
         let batch = (count - made).min(10_000);

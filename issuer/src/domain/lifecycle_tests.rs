@@ -348,3 +348,72 @@ async fn audit_batches_round_trip_every_field() {
     assert_eq!(back[2500].record, sparse);
     assert_eq!(back[0].record.at, 2499);
 }
+
+/// Found in review: nothing stopped a customer key from being created with the admin audience as
+/// its own; once a server has recorded its issuer URL, creation refuses it (and the token endpoint
+/// never grants it to a customer key in any case: `grant` tests).
+#[tokio::test]
+async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
+    use super::api_key::KeyEnv;
+    use super::key_hash::{KeyHasher, Pepper};
+    use super::keys::{self, NewKey};
+    use keymint_jwks::{Audience, ScopeSet, TenantId};
+    let db = db("admin-aud").await;
+    let hasher = KeyHasher::new(&Pepper::new([2; 32]));
+    let with = |aud: &str| NewKey {
+        tenant: TenantId::new("acme").unwrap(),
+        scopes: ScopeSet::parse("a").unwrap(),
+        audiences: vec![
+            Audience::new("https://api.test").unwrap(),
+            Audience::new(aud).unwrap(),
+        ],
+        ttl: None,
+        max_ttl: None,
+        kind: crate::domain::api_key::KeyKind::Secret,
+        allow_origins: vec![],
+        expires_in: Duration::from_secs(3600),
+        label: None,
+        owner: None,
+        allow_ips: vec![],
+        rate_limit: None,
+        env: KeyEnv::Live,
+    };
+    let now = UnixTime(1_800_000_000);
+    db.store
+        .set_setting("issuer", "https://issuer.test")
+        .await
+        .unwrap();
+    let refused = keys::create(
+        &db.store,
+        &hasher,
+        &with("https://issuer.test/v1/admin"),
+        now,
+        "test",
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(super::DomainError::Invalid(_))),
+        "{refused:?}"
+    );
+    let refused = keys::create_many(
+        &db.store,
+        &hasher,
+        &with("https://issuer.test/v1/admin"),
+        2,
+        now,
+        "test",
+        |_, _, _| {},
+    )
+    .await;
+    assert!(matches!(refused, Err(super::DomainError::Invalid(_))));
+    assert!(db.store.keys(None).await.unwrap().is_empty());
+    keys::create(
+        &db.store,
+        &hasher,
+        &with("https://other.test/v1/admin"),
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+}
