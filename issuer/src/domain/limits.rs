@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -111,7 +112,11 @@ pub struct KeyLimits {
     spec: (Option<String>, bool),
     key: Option<DefaultDirectRateLimiter>,
     per_client: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    checks: AtomicU32,
 }
+
+/// How many checks between sweeps of a publishable key's per-client limiters.
+const SWEEP_EVERY: u32 = 4096;
 
 impl KeyLimits {
     /// Limiters for a stored `rate_limit` (none when absent or unreadable); `per_client` for
@@ -124,6 +129,7 @@ impl KeyLimits {
             per_client: spec
                 .filter(|_| per_client)
                 .map(|r| r.per_client().keyed_limiter()),
+            checks: AtomicU32::new(0),
         }
     }
 
@@ -132,12 +138,24 @@ impl KeyLimits {
         self.spec.0.as_deref() == rate_limit && self.spec.1 == per_client
     }
 
-    /// Counts one request from `ip`; how long to wait when over either limit.
+    /// Counts one request from `ip`; how long to wait when over either limit. The client's own
+    /// share is checked first, so a client over it spends nothing of the key's quota.
     pub fn check(&self, ip: &IpAddr) -> Option<Duration> {
-        self.key
-            .as_ref()
-            .and_then(check)
-            .or_else(|| self.per_client.as_ref().and_then(|l| check_keyed(l, ip)))
+        if let Some(per_client) = &self.per_client {
+            // Forget clients whose share has refilled, now and then, so that a key used from
+            // ever new addresses does not grow without bound.
+            if self
+                .checks
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SWEEP_EVERY)
+            {
+                per_client.retain_recent();
+            }
+            if let Some(wait) = check_keyed(per_client, ip) {
+                return Some(wait);
+            }
+        }
+        self.key.as_ref().and_then(check)
     }
 }
 
@@ -259,6 +277,25 @@ mod tests {
             "another client has its own tenth"
         );
         assert!(KeyLimits::new(None, true).check(&a).is_none());
+        // A client over its share spends nothing of the key's quota: ten more clients still get
+        // the 18 requests left of it.
+        let drained = KeyLimits::new(Some("20/m"), true);
+        for n in 0..12 {
+            assert_eq!(
+                drained.check(&a).is_none(),
+                n < 2,
+                "request {n} from one client"
+            );
+        }
+        let others: Vec<IpAddr> = (10..19u8).map(|n| IpAddr::from([192, 0, 2, n])).collect();
+        for ip in &others {
+            assert!(drained.check(ip).is_none());
+            assert!(drained.check(ip).is_none());
+        }
+        assert!(
+            drained.check(&"192.0.2.99".parse().unwrap()).is_some(),
+            "the key's own quota is spent"
+        );
         assert!(secret.serve(Some("2/m"), false));
         assert!(!secret.serve(Some("3/m"), false));
         assert!(!secret.serve(Some("2/m"), true));
