@@ -306,15 +306,25 @@ fn oauth2_client_credentials_with_basic_and_post() {
         (r.status, r.json()["error"].as_str()),
         (400, Some("unsupported_grant_type"))
     );
+    // client_id must be the key's own ID, not just some piece of the key (found in review: a
+    // substring check let `sk` or `live` through).
+    for wrong in ["someoneelse", "sk", "live", "km"] {
+        let r = reply(s.post("/oauth2/token").send_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", wrong),
+            ("client_secret", &key),
+        ]));
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (401, Some("invalid_client")),
+            "client_id {wrong}"
+        );
+    }
     let r = reply(s.post("/oauth2/token").send_form(&[
         ("grant_type", "client_credentials"),
         ("client_id", "someoneelse"),
         ("client_secret", &key),
     ]));
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
     assert_eq!(
         r.header("www-authenticate"),
         Some("Basic realm=\"keymint\"")

@@ -362,8 +362,10 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                 }));
             }
         };
-        // client_id is the key ID; it must be the one inside the presented key.
-        if client_id.is_empty() || !secret.contains(&format!("_{client_id}_")) {
+        // client_id is the key ID; it must be the one inside the presented key. A key that does
+        // not parse goes on to the exchange, which refuses it as malformed (and counts it).
+        let inside = crate::domain::api_key::parse(&secret).map(|k| k.key_id.to_string());
+        if client_id.is_empty() || inside.is_ok_and(|id| id != client_id) {
             return Err(HttpError::basic(DomainError::InvalidClient {
                 reason: ClientFailure::ClientIdMismatch,
             }));
