@@ -52,8 +52,8 @@ pub struct ClientContext {
     pub origin: Option<String>,
 }
 
-/// A minted token.
-#[derive(Debug, Clone)]
+/// A minted token. `Debug` leaves the token out: a whole token is never to reach a log.
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The compact JWS. Never logged.
     pub access_token: String,
@@ -65,6 +65,18 @@ pub struct IssuedToken {
     pub token_type: &'static str,
     /// The browser origin to answer CORS for, when the key allows it.
     pub cors_origin: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("token_type", &self.token_type)
+            .field("cors_origin", &self.cors_origin)
+            .finish()
+    }
 }
 
 /// Server-wide token settings.
@@ -436,5 +448,25 @@ fn refusal_code(e: &DomainError) -> &'static str {
         DomainError::RateLimited { .. } => "rate_limited",
         DomainError::Unavailable(_) => "unavailable",
         _ => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn debug_of_an_issued_token_leaves_the_token_out() {
+        let t = IssuedToken {
+            access_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJrMSJ9.c2lnbmF0dXJl".into(),
+            expires_in: 600,
+            scope: ScopeSet::parse("a").unwrap(),
+            token_type: "Bearer",
+            cors_origin: None,
+        };
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("eyJ"), "{shown}");
+        assert!(shown.contains("600"), "{shown}");
     }
 }
