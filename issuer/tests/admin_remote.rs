@@ -164,7 +164,12 @@ fn admin_read_cannot_write_and_admin_keys_are_made_only_locally() {
     // A customer key is not an admin key.
     let (_, customer) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
     let refused = remote(&s, Some(&customer), &["keys", "list"]);
-    assert_ne!(refused.status.code(), Some(0));
+    assert_eq!(
+        refused.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     let remote_admin = remote(
         &s,

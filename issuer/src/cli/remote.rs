@@ -27,6 +27,7 @@ impl Remote {
             )
         })?);
         let base = base.trim_end_matches('/').to_owned();
+        refuse_plain_http(&base)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
@@ -103,4 +104,52 @@ fn read(answer: Result<ureq::Response, ureq::Error>) -> Result<serde_json::Value
 /// Percent-encodes one path segment or query value.
 pub(crate) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An admin key travels only over HTTPS, or over plain HTTP to this machine (loopback), as `serve`
+/// itself refuses plain HTTP elsewhere.
+fn refuse_plain_http(base: &str) -> Result<(), CliError> {
+    let url = url::Url::parse(base)
+        .map_err(|e| CliError::Usage(format!("--issuer-url {base:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        other => Err(CliError::Usage(format!(
+            "--issuer-url {base:?}: the admin key is only sent over https (or plain http to \
+             127.0.0.1, ::1 or localhost), not over {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_plain_http;
+
+    #[test]
+    fn the_admin_key_goes_only_over_https_or_to_loopback() {
+        for ok in [
+            "https://issuer.example",
+            "https://10.0.0.5:8443",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+        ] {
+            assert!(refuse_plain_http(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://issuer.example",
+            "http://10.0.0.5:8080",
+            "http://127.0.0.1.example.com",
+            "ftp://127.0.0.1",
+            "issuer.example",
+        ] {
+            assert!(refuse_plain_http(refused).is_err(), "{refused}");
+        }
+    }
 }
