@@ -106,9 +106,9 @@ pub(crate) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// An admin key travels only over HTTPS, or over plain HTTP to this machine (loopback), as `serve`
-/// itself refuses plain HTTP elsewhere.
-fn refuse_plain_http(base: &str) -> Result<(), CliError> {
+/// A key (an admin key here, an API key for `keymint token`) travels only over HTTPS, or over
+/// plain HTTP to this machine (loopback), as `serve` itself refuses plain HTTP elsewhere.
+pub(crate) fn refuse_plain_http(base: &str) -> Result<(), CliError> {
     let url = url::Url::parse(base)
         .map_err(|e| CliError::Usage(format!("--issuer-url {base:?} is not a URL: {e}")))?;
     let loopback = match url.host() {
@@ -121,7 +121,7 @@ fn refuse_plain_http(base: &str) -> Result<(), CliError> {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
         other => Err(CliError::Usage(format!(
-            "--issuer-url {base:?}: the admin key is only sent over https (or plain http to \
+            "--issuer-url {base:?}: keys are only sent over https (or plain http to \
              127.0.0.1, ::1 or localhost), not over {other}"
         ))),
     }

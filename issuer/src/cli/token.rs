@@ -59,6 +59,7 @@ pub(crate) fn run(global: &super::Global, args: Args) -> Result<ExitCode, CliErr
     if let Some(t) = args.ttl {
         body.insert("ttl".into(), t.as_secs().into());
     }
+    super::remote::refuse_plain_http(issuer_url)?;
     let url = format!("{}/v1/token", issuer_url.trim_end_matches('/'));
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
