@@ -61,6 +61,14 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             args.listen
         )));
     }
+    if args.behind_tls_proxy && args.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "--behind-tls-proxy without --trusted-proxy: every client appears as the proxy's \
+             address, so IP allow-lists, per-client limits and the failed-authentication \
+             throttle apply to all clients together (20 bad keys a minute lock everyone out); \
+             name the proxy with --trusted-proxy CIDR"
+        );
+    }
     if args.max_token_ttl.is_zero() || args.revocation_list_validity < Duration::from_secs(60) {
         return Err(CliError::Usage(
             "--max-token-ttl must be positive and --revocation-list-validity at least 1m".into(),

@@ -159,15 +159,24 @@ impl KeyLimits {
     }
 }
 
-/// Throttles failed authentications per client IP, so guessing keys costs the guesser, not the
-/// database: after `burst` failures within `window` an IP is refused (without any lookup) for
-/// `cooldown`.
+/// Throttles failed authentications per client, so guessing keys costs the guesser, not the
+/// database: after `burst` failures within `window` a client is refused (without any lookup) for
+/// `cooldown`. A client is an IPv4 address or an IPv6 /64 (one subscriber's allocation: rotating
+/// through its addresses must not reset the count).
 #[derive(Debug)]
 pub struct FailureThrottle {
     burst: u32,
     window: Duration,
     cooldown: Duration,
-    state: Mutex<HashMap<IpAddr, Failures>>,
+    capacity: usize,
+    state: Mutex<Tracked>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    clients: HashMap<IpAddr, Failures>,
+    /// When expired entries were last swept: at most once a second, not on every failure.
+    swept: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,28 +186,50 @@ struct Failures {
     blocked_until: Option<Instant>,
 }
 
+/// The unit a client is throttled by: the address itself, or its /64 for IPv6.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
 impl FailureThrottle {
-    /// The most IPs tracked at once; beyond it the oldest entries are swept.
+    /// The most clients tracked at once. When that many are failing at once, new ones go
+    /// untracked (each of their failures still costs them a full request) rather than the table
+    /// growing without bound.
     const MAX_TRACKED: usize = 100_000;
 
     /// `burst` failures per `window`, then a `cooldown`.
     pub fn new(burst: u32, window: Duration, cooldown: Duration) -> Self {
+        Self::with_capacity(burst, window, cooldown, Self::MAX_TRACKED)
+    }
+
+    fn with_capacity(burst: u32, window: Duration, cooldown: Duration, capacity: usize) -> Self {
         Self {
             burst,
             window,
             cooldown,
-            state: Mutex::new(HashMap::new()),
+            capacity,
+            state: Mutex::new(Tracked {
+                clients: HashMap::new(),
+                swept: None,
+            }),
         }
     }
 
-    /// If `ip` is blocked, how long it still is.
+    /// If `ip`'s client is blocked, how long it still is.
     pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state
-            .get(&ip)
+            .clients
+            .get(&client_of(ip))
             .and_then(|f| f.blocked_until)
             .and_then(|until| until.checked_duration_since(now))
             .filter(|d| !d.is_zero())
@@ -206,18 +237,28 @@ impl FailureThrottle {
 
     /// Records a failed authentication from `ip`.
     pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let client = client_of(ip);
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.len() >= Self::MAX_TRACKED {
+        if state.clients.len() >= self.capacity
+            && !state.clients.contains_key(&client)
+            && state
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
             let window = self.window;
-            state.retain(|_, f| {
+            state.clients.retain(|_, f| {
                 now.duration_since(f.window_start) < window
                     || f.blocked_until.is_some_and(|u| u > now)
             });
+            state.swept = Some(now);
         }
-        let f = state.entry(ip).or_insert(Failures {
+        if state.clients.len() >= self.capacity && !state.clients.contains_key(&client) {
+            return;
+        }
+        let f = state.clients.entry(client).or_insert(Failures {
             count: 0,
             window_start: now,
             blocked_until: None,
@@ -230,6 +271,15 @@ impl FailureThrottle {
         if f.count >= self.burst {
             f.blocked_until = Some(now + self.cooldown);
         }
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clients
+            .len()
     }
 }
 
@@ -300,6 +350,32 @@ mod tests {
         assert!(!secret.serve(Some("3/m"), false));
         assert!(!secret.serve(Some("2/m"), true));
         assert!(!secret.serve(None, false));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_the_table_never_grows_past_its_capacity() {
+        let t = FailureThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        let now = Instant::now();
+        // Three addresses of one /64: one client, blocked after three failures.
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+            t.failed(host.parse().unwrap(), now);
+        }
+        assert!(
+            t.blocked("2001:db8:1:2::77".parse().unwrap(), now)
+                .is_some()
+        );
+        assert!(t.blocked("2001:db8:1:3::1".parse().unwrap(), now).is_none());
+
+        let small =
+            FailureThrottle::with_capacity(3, Duration::from_secs(60), Duration::from_secs(60), 2);
+        for n in 1..=5u8 {
+            small.failed(IpAddr::from([192, 0, 2, n]), now);
+        }
+        assert_eq!(small.tracked(), 2, "untracked beyond the capacity");
+        // Once the tracked entries have expired, a sweep makes room again.
+        let later = now + Duration::from_secs(61);
+        small.failed(IpAddr::from([192, 0, 2, 9]), later);
+        assert_eq!(small.tracked(), 1);
     }
 
     #[test]
