@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{AdminBearer, AdminErrors, Answer, DONE, Done, invalid, key_id, optional};
 use crate::domain::admin::Access;
 use crate::domain::api_key::{KeyEnv, KeyKind, PrintableKey};
-use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::keys::{DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KeyView, NewKey};
 use crate::domain::limits::RateSpec;
 use crate::domain::origin::Origin;
 use crate::http::AppState;
@@ -73,7 +73,9 @@ impl CreateKey {
                 .collect::<Result<_, _>>()?,
             ttl: self.ttl.map(Duration::from_secs),
             max_ttl: self.max_ttl.map(Duration::from_secs),
-            expires_in: Duration::from_secs(self.expires_in.unwrap_or(90 * 24 * 3600)),
+            expires_in: self
+                .expires_in
+                .map_or(DEFAULT_KEY_LIFETIME, Duration::from_secs),
             label: self.label,
             owner: self.owner,
             allow_ips: self
@@ -215,7 +217,7 @@ pub(crate) async fn rotate_key<S: Store>(
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
     let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let r = optional(body)?;
-    let grace = Duration::from_secs(r.grace.unwrap_or(24 * 3600));
+    let grace = r.grace.map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);
     let (view, key) = st
         .admin
         .rotate_key(&admin, &key_id(id)?, grace, r.revoke_old)
