@@ -14,7 +14,7 @@ use ring::digest;
 
 use super::secret_box::EncryptionKey;
 use super::{DomainError, unix};
-use crate::store::{AuditRecord, SigningKeyRecord, SigningKeyState, Store};
+use crate::store::{AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
 
 /// What the running server signs and publishes, swapped as a whole.
 #[derive(Debug)]
@@ -283,28 +283,20 @@ pub async fn revoke<S: Store>(
         )));
     }
     let t = unix(now);
-    if key.state == SigningKeyState::Active {
-        let successor = keys.iter().find(|k| k.state == SigningKeyState::Next);
-        let promoted = match successor {
-            Some(next) => {
-                store
-                    .transition_signing_key(
-                        &next.kid,
-                        SigningKeyState::Next,
-                        SigningKeyState::Active,
-                        t,
-                        None,
-                        None,
-                    )
-                    .await?
+    // An active key hands over in the revocation's own transaction: to the published next key,
+    // or else to a new one.
+    let fresh;
+    let successor = if key.state == SigningKeyState::Active {
+        match keys.iter().find(|k| k.state == SigningKeyState::Next) {
+            Some(next) => Some(Successor::Promote(&next.kid)),
+            None => {
+                fresh = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, t, t)?;
+                Some(Successor::Insert(&fresh))
             }
-            None => false,
-        };
-        if !promoted {
-            let rec = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, t, t)?;
-            store.insert_signing_key(&rec, None).await?;
         }
-    }
+    } else {
+        None
+    };
     let entry = crate::store::RevocationRecord {
         kind: "kid".into(),
         target: kid.to_owned(),
@@ -319,7 +311,10 @@ pub async fn revoke<S: Store>(
         detail: Some(format!("kid={kid}")),
         ..AuditRecord::default()
     };
-    if !store.revoke_signing_key(kid, &entry, &audit).await? {
+    if !store
+        .revoke_signing_key(kid, successor, &entry, &audit)
+        .await?
+    {
         return Err(DomainError::Conflict(format!(
             "signing key {kid} changed meanwhile; try again"
         )));

@@ -2,7 +2,8 @@
 
 use super::{
     AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, PgStore, RevocationRecord,
-    SigningKeyRecord, SigningKeyState, SqliteStore, Store, StoreResult, StoredList, TenantSummary,
+    SigningKeyRecord, SigningKeyState, SqliteStore, Store, StoreResult, StoredList, Successor,
+    TenantSummary,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods
@@ -130,10 +131,11 @@ impl Store for DbStore {
     async fn revoke_signing_key(
         &self,
         kid: &str,
+        successor: Option<Successor<'_>>,
         entry: &RevocationRecord,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        on!(self, s => s.revoke_signing_key(kid, entry, audit).await)
+        on!(self, s => s.revoke_signing_key(kid, successor, entry, audit).await)
     }
     async fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()> {
         on!(self, s => s.put_scope(name, public, audit).await)

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
     AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, Store, StoreError, StoreResult, StoredList, TenantSummary,
+    SigningKeyState, Store, StoreError, StoreResult, StoredList, Successor, TenantSummary,
 };
 
 /// See the module docs.
@@ -151,11 +151,14 @@ impl<S: Store> Store for FlakyStore<S> {
     async fn revoke_signing_key(
         &self,
         kid: &str,
+        successor: Option<Successor<'_>>,
         entry: &RevocationRecord,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         self.check()?;
-        self.inner.revoke_signing_key(kid, entry, audit).await
+        self.inner
+            .revoke_signing_key(kid, successor, entry, audit)
+            .await
     }
     async fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()> {
         self.check()?;

@@ -50,6 +50,15 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The key that takes over from a revoked active signing key, in the revocation's transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum Successor<'a> {
+    /// The published *next* key (by `kid`) becomes active.
+    Promote(&'a str),
+    /// A new key, inserted already active.
+    Insert(&'a SigningKeyRecord),
+}
+
 /// The most changes [`Store::changes_since`] returns at once.
 pub const FEED_PAGE: i64 = 10_000;
 
@@ -155,6 +164,7 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_signing_key(
         &self,
         kid: &str,
+        successor: Option<Successor<'_>>,
         entry: &RevocationRecord,
         audit: &AuditRecord,
     ) -> impl Future<Output = StoreResult<bool>> + Send;

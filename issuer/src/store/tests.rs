@@ -6,7 +6,7 @@
 
 use super::{
     AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, SqliteStore, Store, StoreError, StoredList,
+    SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor,
 };
 
 /// A fresh, empty Postgres database on the test server; returns its URL.
@@ -88,7 +88,70 @@ both_backends!(
     last_used_only_moves_forward,
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
+    an_active_key_is_revoked_and_replaced_in_one_transaction,
 );
+
+/// Found in review: the emergency revocation promoted (or inserted) the successor and revoked
+/// the key in two transactions, so a failure between them left two active keys.
+async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store) {
+    use SigningKeyState::{Active, Next, Revoked};
+    let state =
+        |v: Vec<SigningKeyRecord>, kid: &str| v.into_iter().find(|k| k.kid == kid).map(|k| k.state);
+    s.insert_signing_key(&signing_key("a", Active), None)
+        .await
+        .unwrap();
+    s.insert_signing_key(&signing_key("n", Next), None)
+        .await
+        .unwrap();
+    // A successor that is not (or no longer) next: nothing at all happens.
+    assert!(
+        !s.revoke_signing_key(
+            "a",
+            Some(Successor::Promote("a")),
+            &entry("kid", "a", 10, 900),
+            &audit("signing_key.revoke", 10)
+        )
+        .await
+        .unwrap()
+    );
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(
+        (state(keys.clone(), "a"), state(keys, "n")),
+        (Some(Active), Some(Next))
+    );
+    assert!(s.revocations(0).await.unwrap().is_empty());
+    assert!(
+        s.revoke_signing_key(
+            "a",
+            Some(Successor::Promote("n")),
+            &entry("kid", "a", 11, 900),
+            &audit("signing_key.revoke", 11)
+        )
+        .await
+        .unwrap()
+    );
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(
+        (state(keys.clone(), "a"), state(keys, "n")),
+        (Some(Revoked), Some(Active))
+    );
+    let fresh = signing_key("f", Active);
+    assert!(
+        s.revoke_signing_key(
+            "n",
+            Some(Successor::Insert(&fresh)),
+            &entry("kid", "n", 12, 900),
+            &audit("signing_key.revoke", 12)
+        )
+        .await
+        .unwrap()
+    );
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(
+        (state(keys.clone(), "n"), state(keys, "f")),
+        (Some(Revoked), Some(Active))
+    );
+}
 
 /// Found in review: the issuer decided whether to re-sign the list by reading one page of the
 /// feed after the list's `as_of`; behind more than a page of key and scope changes a revocation
@@ -445,6 +508,7 @@ async fn signing_keys_move_only_from_the_expected_state_and_lose_private_keys(s:
     assert!(
         s.revoke_signing_key(
             "n",
+            None,
             &entry("kid", "n", 30, 900),
             &audit("signing_key.revoke", 30)
         )
@@ -456,6 +520,7 @@ async fn signing_keys_move_only_from_the_expected_state_and_lose_private_keys(s:
     assert!(
         !s.revoke_signing_key(
             "n",
+            None,
             &entry("kid", "n", 31, 900),
             &audit("signing_key.revoke", 31)
         )

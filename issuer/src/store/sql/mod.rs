@@ -102,6 +102,31 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(unavailable)
             }
 
+            async fn insert_signing_key_in(
+                tx: &mut ::sqlx::Transaction<'_, $db>,
+                k: &$crate::store::SigningKeyRecord,
+            ) -> $crate::store::StoreResult<()> {
+                ::sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, encrypted_pkcs8, public_jwk, state, created_at, activate_at,
+                        retired_at, remove_after, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&k.kid)
+                .bind(&k.alg)
+                .bind(&k.encrypted_pkcs8)
+                .bind(&k.public_jwk)
+                .bind(k.state.as_str())
+                .bind(k.created_at)
+                .bind(k.activate_at)
+                .bind(k.retired_at)
+                .bind(k.remove_after)
+                .bind(k.revoked_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
             async fn insert_key_in(
                 tx: &mut ::sqlx::Transaction<'_, $db>,
                 k: &$crate::store::KeyRecord,

@@ -22,24 +22,7 @@ macro_rules! sql_signing_keys {
             audit: Option<&$crate::store::AuditRecord>,
         ) -> $crate::store::StoreResult<()> {
             let mut tx = self.begin_write().await?;
-            ::sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, encrypted_pkcs8, public_jwk, state, created_at, activate_at,
-                    retired_at, remove_after, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&k.kid)
-            .bind(&k.alg)
-            .bind(&k.encrypted_pkcs8)
-            .bind(&k.public_jwk)
-            .bind(k.state.as_str())
-            .bind(k.created_at)
-            .bind(k.activate_at)
-            .bind(k.retired_at)
-            .bind(k.remove_after)
-            .bind(k.revoked_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            Self::insert_signing_key_in(&mut tx, k).await?;
             if let Some(a) = audit {
                 Self::audit_in(&mut tx, a).await?;
             }
@@ -104,10 +87,35 @@ macro_rules! sql_signing_keys {
         async fn revoke_signing_key(
             &self,
             kid: &str,
+            successor: Option<$crate::store::Successor<'_>>,
             entry: &$crate::store::RevocationRecord,
             audit: &$crate::store::AuditRecord,
         ) -> $crate::store::StoreResult<bool> {
+            use $crate::store::Successor;
             let mut tx = self.begin_write().await?;
+            // The key taking over, in the same transaction: never two active keys, never none.
+            match successor {
+                Some(Successor::Promote(next)) => {
+                    let done = ::sqlx::query(
+                        "UPDATE signing_keys SET state = 'active', activate_at = $1
+                         WHERE kid = $2 AND state = 'next'",
+                    )
+                    .bind(entry.revoked_at)
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    Self::change_in(&mut tx, "signing_key", next, entry.revoked_at).await?;
+                }
+                Some(Successor::Insert(new)) => {
+                    Self::insert_signing_key_in(&mut tx, new).await?;
+                    Self::change_in(&mut tx, "signing_key", &new.kid, new.created_at).await?;
+                }
+                None => {}
+            }
             let done = ::sqlx::query(
                 "UPDATE signing_keys SET state = 'revoked', revoked_at = $1, encrypted_pkcs8 = $2
                  WHERE kid = $3 AND state IN ('next', 'active', 'retired')",
