@@ -10,6 +10,7 @@ mod dpop_binding;
 mod error;
 mod grant;
 pub mod key_hash;
+mod key_policy;
 pub mod keys;
 pub mod limits;
 pub mod migration;
