@@ -249,7 +249,9 @@ impl Claims {
         })
     }
 
-    /// The claims as compact JSON.
+    /// The claims as compact JSON, for tests and tools. (Every field is a string or a number, so
+    /// serializing cannot fail; the signing path still handles the error itself rather than
+    /// relying on that.)
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -184,7 +184,8 @@ impl Signer {
 
     /// Signs an access token.
     pub fn sign_access_token(&self, claims: &Claims) -> Result<String, KeyError> {
-        self.sign_compact(&self.token_header, &claims.to_json())
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        self.sign_compact(&self.token_header, &payload)
     }
 
     /// Signs a revocation list. The returned value keeps the exact bytes to serve.
