@@ -137,7 +137,21 @@ pub struct ProofRequirements<'a> {
     pub bound_jkt: Option<&'a str>,
 }
 
-/// Checks a proof against a request; on success records its `jti`.
+/// Until when a proof's ID must be remembered: as long as the proof could still be accepted.
+/// A proof passes while `|iat - now| <= window_secs`, so one dated ahead of the clock (a client
+/// whose clock runs fast) stays acceptable until `iat + window_secs`, not `now + window_secs`.
+/// Every replay store (this crate's [`ReplayCache`], the issuer's shared table) keeps the ID until
+/// this instant.
+pub fn replay_until(iat: UnixTime, now: UnixTime, window_secs: u64) -> UnixTime {
+    UnixTime(
+        now.0
+            .max(iat.0)
+            .saturating_add(window_secs)
+            .saturating_add(1),
+    )
+}
+
+/// Checks a proof against a request; on success records its `jti` until [`replay_until`].
 pub fn check_proof(
     proof: &str,
     req: &ProofRequirements<'_>,
@@ -181,7 +195,7 @@ pub fn check_proof(
     {
         return Err(ProofError::UseNonce(n.current(now)));
     }
-    replay.check_and_record(&p.jkt, &p.jti, UnixTime(now.0 + window_secs + 1), now)?;
+    replay.check_and_record(&p.jkt, &p.jti, replay_until(p.iat, now, window_secs), now)?;
     Ok(p)
 }
 
@@ -229,6 +243,47 @@ mod tests {
         assert_eq!(ok.jkt, key.kid().as_str());
         assert!(
             matches!(check_proof(&p, &req(Some("tok"), None), &cache, None, 60, NOW), Err(ProofError::Invalid(m)) if m.contains("replayed"))
+        );
+    }
+
+    #[test]
+    fn a_future_dated_proof_replayed_after_now_plus_window_is_refused() {
+        let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let ath = access_token_hash("tok");
+        // Made by a client whose clock runs a full window ahead: still acceptable at NOW, and
+        // acceptable until iat + 60 = NOW + 120.
+        let p = make_proof(
+            &key,
+            "GET",
+            "https://api.example/orders",
+            UnixTime(NOW.0 + 60),
+            "ahead",
+            Some(&ath),
+            None,
+        )
+        .unwrap();
+        let cache = ReplayCache::new(10);
+        check_proof(&p, &req(Some("tok"), None), &cache, None, 60, NOW).unwrap();
+        let later = UnixTime(NOW.0 + 60 + 2);
+        assert!(
+            matches!(
+                check_proof(&p, &req(Some("tok"), None), &cache, None, 60, later),
+                Err(ProofError::Invalid(m)) if m.contains("replayed")
+            ),
+            "the proof is still inside its window at now + window + 2, so its ID must still be remembered"
+        );
+    }
+
+    #[test]
+    fn replay_until_covers_the_whole_window_of_the_proof() {
+        assert_eq!(replay_until(NOW, NOW, 60), UnixTime(NOW.0 + 61));
+        assert_eq!(
+            replay_until(UnixTime(NOW.0 + 60), NOW, 60),
+            UnixTime(NOW.0 + 121)
+        );
+        assert_eq!(
+            replay_until(UnixTime(NOW.0 - 60), NOW, 60),
+            UnixTime(NOW.0 + 61)
         );
     }
 

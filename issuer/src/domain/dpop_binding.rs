@@ -78,7 +78,8 @@ async fn check_proof<S: Store>(
         &ring::digest::SHA256,
         format!("{}:{}", p.jkt, p.jti).as_bytes(),
     );
-    let until = now.0 + dpop::DEFAULT_PROOF_WINDOW_SECS + 1;
+    // Same rule as the local cache: remembered for as long as the proof could be accepted.
+    let until = dpop::replay_until(p.iat, now, dpop::DEFAULT_PROOF_WINDOW_SECS).0;
     let fresh = store
         .claim_dpop_proof(
             &URL_SAFE_NO_PAD.encode(id.as_ref()),
@@ -98,4 +99,49 @@ fn is_thumbprint(s: &str) -> bool {
     s.len() == 43
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use keymint_jwks::dpop::make_proof;
+    use keymint_jwks::{Algorithm, SigningKey};
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+
+    #[tokio::test]
+    async fn a_future_dated_proof_replayed_at_another_replica_after_now_plus_window_is_refused() {
+        let dir = std::env::temp_dir().join(format!("keymint-dpop-ahead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("db")).await.unwrap();
+        let issuer = Issuer::new("https://issuer.test").unwrap();
+        let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let window = dpop::DEFAULT_PROOF_WINDOW_SECS;
+        // A client clock a full window ahead: the proof is acceptable until iat + window.
+        let proof = make_proof(
+            &key,
+            "POST",
+            "https://issuer.test/v1/token",
+            UnixTime(NOW.0 + window),
+            "ahead",
+            None,
+            None,
+        )
+        .unwrap();
+        let here = ReplayCache::new(10);
+        check_proof(&store, &here, &issuer, &proof, "/v1/token", NOW)
+            .await
+            .unwrap();
+        // Another replica (its own empty cache) sees the same proof, still inside its window.
+        let there = ReplayCache::new(10);
+        let later = UnixTime(NOW.0 + window + 2);
+        let replay = check_proof(&store, &there, &issuer, &proof, "/v1/token", later).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(&replay, Err(DomainError::InvalidDpopProof(m)) if m.contains("replayed")),
+            "{replay:?}"
+        );
+    }
 }
