@@ -6,6 +6,9 @@
 //! more than the cap, the handle counts the failures, and once the endpoint is fixed fresh
 //! documents come through again.
 //!
+//! The revocation events stream gets the same treatment: an endless line of pushed list is cut at
+//! the list's cap and the stream is dropped and reconnected.
+//!
 //! Slow headers, HTTP 500, garbage and rolled-back lists are in `live_sources.rs`.
 //!
 //! How much the server managed to write bounds what the client can have read, and so what it can
@@ -46,6 +49,10 @@ const TRICKLE: Duration = Duration::from_millis(50);
 const OPEN_ENDED: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
 
+/// Headers of a server-sent event stream, which only ends when the server closes it.
+const EVENT_STREAM: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+
 /// What a server answers to every request.
 #[derive(Clone, Debug)]
 enum Answer {
@@ -57,6 +64,11 @@ enum Answer {
     Trickle,
     /// `Content-Length: 104857600`, and the bytes as fast as the client reads them.
     Huge,
+    /// An event stream that opens a `revocations` event and sends one `data:` line that never
+    /// ends, as fast as the client reads it. The server gives up after [`endless_line_bound`]
+    /// bytes (logged as [`Ending::Complete`]), so that a client without a line cap fails the test
+    /// instead of eating the machine's memory.
+    EndlessEventLine,
 }
 
 impl Answer {
@@ -66,6 +78,7 @@ impl Answer {
             Self::Endless => "endless",
             Self::Trickle => "trickle",
             Self::Huge => "100 MB",
+            Self::EndlessEventLine => "endless event line",
         }
     }
 }
@@ -240,6 +253,16 @@ fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, s
                 Err(_) => (0, Ending::ClientHungUp),
             }
         }
+        Answer::EndlessEventLine => match s.write_all(EVENT_STREAM) {
+            Ok(()) => pump(
+                &mut s,
+                stop,
+                b"event: revocations\ndata: ",
+                endless_line_bound(),
+                None,
+            ),
+            Err(_) => (0, Ending::ClientHungUp),
+        },
     };
     log.lock().unwrap().push(Conn {
         kind: answer.kind(),
@@ -303,6 +326,12 @@ fn socket_slack() -> u64 {
     max_of("/proc/sys/net/ipv4/tcp_rmem", 32 << 20)
         + max_of("/proc/sys/net/ipv4/tcp_wmem", 4 << 20)
         + (1 << 20)
+}
+
+/// More than a client that stops reading an event line at the list's cap can let the server
+/// write: reaching it means the client kept reading.
+fn endless_line_bound() -> u64 {
+    LIST_CAP + socket_slack() + (1 << 20)
 }
 
 fn signed_list(signer: &Signer, serial: u64, entries: Vec<RevocationEntry>) -> String {
@@ -526,6 +555,38 @@ fn a_100_mb_key_set_is_refused_unread_and_the_good_copy_stays() {
 #[test]
 fn a_100_mb_list_is_refused_unread_and_the_good_copy_stays() {
     hundred_mb(Endpoint::List);
+}
+
+#[test]
+fn an_endless_pushed_event_line_is_cut_at_the_list_cap_and_the_stream_reconnects() {
+    let events = RawServer::start(Answer::EndlessEventLine);
+    let f = fixture(|c| c.events(events.url("/events")));
+    let bound = LIST_CAP + socket_slack();
+    assert!(bound < endless_line_bound());
+    let started = Instant::now();
+    wait_for(
+        Duration::from_secs(20),
+        "two event streams dropped at the cap",
+        || {
+            f.verifier.verify(&f.token).unwrap();
+            events.conns("endless event line").len() >= 2
+        },
+    );
+    let conns = events.conns("endless event line");
+    println!(
+        "events: {} streams dropped in {:?}: {conns:?}",
+        conns.len(),
+        started.elapsed()
+    );
+    for c in &conns {
+        // The client hung up at the cap, long before the server's own safety stop.
+        assert_eq!(c.ending, Ending::ClientHungUp, "{c:?}");
+        assert!(c.body_bytes <= bound, "{c:?} > {bound}");
+    }
+    // Nothing was taken for an event, and the good copy stays.
+    let s = f.handle.stats();
+    assert_eq!(s.events, 0, "{s:?}");
+    f.verifier.verify(&f.token).unwrap();
 }
 
 #[test]

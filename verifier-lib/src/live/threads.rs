@@ -1,6 +1,6 @@
 //! The refresh threads and the handle that owns them.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Read as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -298,9 +298,15 @@ fn list_thread(ctx: Arc<Ctx>) {
     }
 }
 
+/// Room on an event-stream line for the field name and line ending around a list (`data: ...\r\n`).
+const SSE_LINE_ALLOWANCE: u64 = 64;
+
 fn events_thread(ctx: Arc<Ctx>, url: String) {
     // Reads block until the next event or keep-alive (every 15 s from keymint).
     let agent = fetch::agent(ctx.cfg.timeout, Duration::from_secs(45), None);
+    // No line of a stream we accept is longer than a whole list: reading stops there, so a
+    // hostile endpoint cannot grow one line without bound before the list's own cap is checked.
+    let max_line = ctx.cfg.max_list_bytes.saturating_add(SSE_LINE_ALLOWANCE);
     let mut last_id: Option<String> = None;
     let mut backoff = Duration::from_millis(250);
     while !ctx.stopped() {
@@ -323,8 +329,16 @@ fn events_thread(ctx: Arc<Ctx>, url: String) {
                         return;
                     }
                     line.clear();
-                    match reader.read_line(&mut line) {
+                    match reader
+                        .by_ref()
+                        .take(max_line.saturating_add(1))
+                        .read_line(&mut line)
+                    {
                         Ok(0) | Err(_) => break,
+                        Ok(n) if n as u64 > max_line => {
+                            tracing::warn!("revocation event line too long; reconnecting");
+                            break;
+                        }
                         Ok(_) => {}
                     }
                     let l = line.trim_end_matches(['\r', '\n']);
