@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use keymint_jwks::{
-    Algorithm, IdError, JwksError, RevocationListError, RevocationTarget, Scope, TenantId, UnixTime,
+    Algorithm, IdError, JwksError, Kid, RevocationListError, RevocationTarget, Scope, TenantId,
+    UnixTime,
 };
 
 /// Why a token was not accepted. Messages never contain the token; values taken from a token
@@ -293,5 +294,12 @@ pub enum UpdateError {
     SerialConflict {
         /// The serial.
         serial: u64,
+    },
+    /// The list is signed by a key that the list in force revokes: whoever holds a revoked
+    /// (perhaps compromised) key must not be able to publish the list that would un-revoke it.
+    #[error("revocation list is signed by {kid}, a key the list in force revokes")]
+    SignedByRevokedKey {
+        /// The `kid` the offered list is signed with.
+        kid: Kid,
     },
 }

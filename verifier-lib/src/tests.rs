@@ -804,6 +804,35 @@ fn a_kid_revocation_purges_its_cached_tokens() {
 }
 
 #[test]
+fn a_list_signed_by_a_kid_the_list_in_force_revokes_is_refused_and_the_list_in_force_stays() {
+    let f = fixture();
+    let v = verifier(&f);
+    let revoke_ed = entry(RevocationTarget::Kid(f.ed.key().kid().clone()), NOW);
+    v.update_revocations_at(list(&f.es, 2, vec![revoke_ed]).jws(), NOW)
+        .unwrap();
+    // The revoked key is still in the key set; with it, a newer list that lifts its revocation.
+    let lifting = list(&f.ed, 3, vec![]);
+    match v.update_revocations_at(lifting.jws(), NOW) {
+        Err(UpdateError::SignedByRevokedKey { kid }) => assert_eq!(&kid, f.ed.key().kid()),
+        other => panic!("expected SignedByRevokedKey, got {other:?}"),
+    }
+    assert_eq!(v.revocation_serial(), Some(2));
+    let token = f.ed.sign_access_token(&claims()).unwrap();
+    assert_eq!(
+        v.verify_at(&token, NOW),
+        Err(VerifyError::Revoked(RevocationTarget::Kid(
+            f.ed.key().kid().clone()
+        )))
+    );
+    // A key that is not revoked still moves the list forward.
+    assert_eq!(
+        v.update_revocations_at(list(&f.es, 3, vec![]).jws(), NOW)
+            .unwrap(),
+        RevocationUpdate::Installed { serial: 3 }
+    );
+}
+
+#[test]
 fn scope_and_tenant_requirements_are_access_errors() {
     let f = fixture();
     let v = verifier(&f);

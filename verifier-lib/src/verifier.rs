@@ -395,9 +395,10 @@ impl Verifier {
     }
 
     /// Installs a signed revocation list as of `now`, if it is signed by a key of the current key
-    /// set, has this verifier's issuer, has not expired, and does not go backwards: a lower serial
-    /// is a rollback and an equal serial is accepted only with the very same bytes. On any error
-    /// the list in force stays in force. Never blocks `verify`.
+    /// set that the list in force does not revoke, has this verifier's issuer, has not expired, and
+    /// does not go backwards: a lower serial is a rollback and an equal serial is accepted only
+    /// with the very same bytes. On any error the list in force stays in force. Never blocks
+    /// `verify`.
     pub fn update_revocations_at(
         &self,
         jws: &str,
@@ -419,6 +420,15 @@ impl Verifier {
         let cfg = &self.0.config;
         let keys = self.0.keys.load();
         let signed = SignedRevocationList::verify(jws, &keys.jwks, &cfg.issuer, cfg.max_list_len)?;
+        // A revoked key may still be in the key set (until the issuer drops it), but it no longer
+        // speaks for the issuer: otherwise its holder could sign a list that lifts its revocation.
+        if let Some(cur) = &current
+            && cur.index.kid_revoked(signed.kid().as_str())
+        {
+            return Err(UpdateError::SignedByRevokedKey {
+                kid: signed.kid().clone(),
+            });
+        }
         let list = signed.list();
         if now >= list.exp {
             return Err(UpdateError::Expired { exp: list.exp, now });
