@@ -35,9 +35,52 @@ pub enum LiveError {
         /// Why.
         reason: String,
     },
+    /// The metadata is for another issuer than the one asked for (RFC 8414 §3.3): its URIs must
+    /// not be trusted for this one.
+    #[error("issuer metadata at {url} is for issuer {found:?}, not {expected:?}")]
+    IssuerMismatch {
+        /// The metadata URL.
+        url: String,
+        /// The issuer discovery was asked for.
+        expected: String,
+        /// The metadata's `issuer`.
+        found: String,
+    },
+    /// The issuer URL, or a URI the metadata gives for the key set or the revocations, is not
+    /// `https`: only a loopback host (`127.0.0.1`, `::1`, `localhost`) may be reached over `http`.
+    #[error("{field} {uri:?} must be https (plain http only to a loopback host)")]
+    InsecureUri {
+        /// Which URI: `issuer`, `jwks_uri`, `keymint_revocation_list_uri` or
+        /// `keymint_revocation_events_uri`.
+        field: &'static str,
+        /// The URI.
+        uri: String,
+    },
     /// A background thread could not be started.
     #[error("cannot start a refresh thread: {0}")]
     Thread(std::io::Error),
+}
+
+/// Whether keys or revocations may be fetched from `uri`: over `https`, or over `http` only from
+/// this machine, where there is no network to tamper with them. Parsed by the HTTP client itself,
+/// so that the host checked is the host it would connect to.
+fn secure_or_loopback(agent: &ureq::Agent, uri: &str) -> bool {
+    let Ok(url) = agent.get(uri).request_url() else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            let host = url.host();
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
 }
 
 /// Live source settings.
@@ -80,6 +123,9 @@ impl LiveConfig {
     /// Reads the issuer's RFC 8414 metadata (`<issuer>/.well-known/oauth-authorization-server`)
     /// for `jwks_uri`, `keymint_revocation_list_uri` and `keymint_revocation_events_uri`. Blocks for
     /// one HTTP request.
+    ///
+    /// The metadata's `issuer` must be exactly `issuer_url` (RFC 8414 §3.3), and `issuer_url` and
+    /// every URI taken from the metadata must be `https`, or `http` to a loopback host.
     pub fn discover(issuer_url: &str) -> Result<Self, LiveError> {
         let url = format!(
             "{}/.well-known/oauth-authorization-server",
@@ -94,6 +140,14 @@ impl LiveConfig {
             Duration::from_secs(10),
             Some(Duration::from_secs(10)),
         );
+        let checked = |field: &'static str, uri: String| {
+            if secure_or_loopback(&agent, &uri) {
+                Ok(uri)
+            } else {
+                Err(LiveError::InsecureUri { field, uri })
+            }
+        };
+        checked("issuer", issuer_url.to_owned())?;
         let text = super::fetch::get_text(&agent, &url, None, 1024 * 1024)
             .map_err(|e| fail(e.to_string()))?
             .body
@@ -101,11 +155,24 @@ impl LiveConfig {
         let meta: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
         let field = |name: &str| meta.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let issuer = field("issuer").ok_or_else(|| fail("no issuer".into()))?;
+        if issuer != issuer_url {
+            return Err(LiveError::IssuerMismatch {
+                url,
+                expected: issuer_url.to_owned(),
+                found: issuer,
+            });
+        }
         let jwks = field("jwks_uri").ok_or_else(|| fail("no jwks_uri".into()))?;
+        let jwks = checked("jwks_uri", jwks)?;
         let list = field("keymint_revocation_list_uri")
             .ok_or_else(|| fail("no keymint_revocation_list_uri".into()))?;
+        let list = checked("keymint_revocation_list_uri", list)?;
+        let events = field("keymint_revocation_events_uri")
+            .map(|uri| checked("keymint_revocation_events_uri", uri))
+            .transpose()?;
         let mut cfg = Self::new(Source::Url(jwks), Source::Url(list));
-        cfg.events = field("keymint_revocation_events_uri");
+        cfg.events = events;
         Ok(cfg)
     }
 
@@ -143,5 +210,135 @@ impl LiveConfig {
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+
+    /// A loopback server answering one request with the metadata `make(its own base URL)`;
+    /// returns the base URL.
+    fn metadata_server(make: impl FnOnce(&str) -> serde_json::Value) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let body = make(&base).to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = s.read(&mut request).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(body.as_bytes()).unwrap();
+        });
+        base
+    }
+
+    fn metadata(issuer: &str, base: &str) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "keymint_revocation_list_uri": format!("{base}/v1/revocations"),
+            "keymint_revocation_events_uri": format!("{base}/v1/revocations/events"),
+        })
+    }
+
+    #[test]
+    fn loopback_metadata_for_the_issuer_asked_for_is_accepted() {
+        let base = metadata_server(|base| metadata(base, base));
+        let cfg = LiveConfig::discover(&base).unwrap();
+        assert_eq!(
+            cfg.jwks,
+            Source::Url(format!("{base}/.well-known/jwks.json"))
+        );
+        assert_eq!(
+            cfg.events.as_deref(),
+            Some(format!("{base}/v1/revocations/events").as_str())
+        );
+    }
+
+    #[test]
+    fn metadata_for_another_issuer_is_refused() {
+        let base = metadata_server(|base| metadata("https://other.example", base));
+        match LiveConfig::discover(&base) {
+            Err(LiveError::IssuerMismatch {
+                expected, found, ..
+            }) => {
+                assert_eq!(expected, base);
+                assert_eq!(found, "https://other.example");
+            }
+            other => panic!("expected IssuerMismatch, got {other:?}"),
+        }
+        // Not even a trailing slash of difference (RFC 8414 §3.3: identical).
+        let base = metadata_server(|base| metadata(&format!("{base}/"), base));
+        assert!(matches!(
+            LiveConfig::discover(&base),
+            Err(LiveError::IssuerMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn plain_http_uris_to_another_host_are_refused() {
+        for field in [
+            "jwks_uri",
+            "keymint_revocation_list_uri",
+            "keymint_revocation_events_uri",
+        ] {
+            let base = metadata_server(|base| {
+                let mut m = metadata(base, base);
+                m[field] = "http://issuer.example/doc".into();
+                m
+            });
+            match LiveConfig::discover(&base) {
+                Err(LiveError::InsecureUri { field: f, uri }) => {
+                    assert_eq!(f, field);
+                    assert_eq!(uri, "http://issuer.example/doc");
+                }
+                other => panic!("{field}: expected InsecureUri, got {other:?}"),
+            }
+        }
+        // The issuer URL itself: refused before any request.
+        assert!(matches!(
+            LiveConfig::discover("http://issuer.example"),
+            Err(LiveError::InsecureUri {
+                field: "issuer",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn only_https_or_a_loopback_host_is_secure_enough() {
+        let agent = super::super::fetch::agent(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Some(Duration::from_secs(1)),
+        );
+        for ok in [
+            "https://issuer.example/jwks.json",
+            "http://127.0.0.1:8080/jwks.json",
+            "http://127.8.9.10/jwks.json",
+            "http://[::1]:8080/jwks.json",
+            "http://localhost/jwks.json",
+            "http://LOCALHOST:1/jwks.json",
+        ] {
+            assert!(secure_or_loopback(&agent, ok), "{ok}");
+        }
+        for bad in [
+            "http://issuer.example/jwks.json",
+            "http://127.0.0.1@issuer.example/jwks.json",
+            "http://127.0.0.1.issuer.example/jwks.json",
+            "http://localhost.issuer.example/jwks.json",
+            "http://issuer.example\\@127.0.0.1/jwks.json",
+            "ftp://127.0.0.1/jwks.json",
+            "not a url",
+        ] {
+            assert!(!secure_or_loopback(&agent, bad), "{bad}");
+        }
     }
 }
