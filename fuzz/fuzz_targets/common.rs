@@ -16,3 +16,21 @@ pub fn signer() -> Signer {
 pub fn jwks(s: &Signer) -> Jwks {
     Jwks::new(vec![s.key().public_jwk()]).expect("jwks")
 }
+
+/// The claims of the golden token (`tests/fixtures/golden/token_ed25519.jwt`, also the
+/// `verify_token` corpus seed), as `tests/tests/common/mod.rs` has them.
+pub fn claims() -> Claims {
+    Claims {
+        iss: Issuer::new(ISS).expect("iss"),
+        sub: ApiKeyId::new("k7Gx2pQ9rT").expect("sub"),
+        aud: Audience::new("https://api.example").expect("aud"),
+        exp: UnixTime(NOW.0 + 600),
+        iat: NOW,
+        nbf: Some(NOW),
+        jti: Jti::new("jti-0001").expect("jti"),
+        client_id: ClientId::new("k7Gx2pQ9rT").expect("client_id"),
+        scope: ScopeSet::parse("orders:read orders:write").expect("scope"),
+        tenant: TenantId::new("acme").expect("tenant"),
+        cnf: None,
+    }
+}
