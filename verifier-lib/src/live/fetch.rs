@@ -47,7 +47,9 @@ pub(crate) fn agent(connect: Duration, read: Duration, overall: Option<Duration>
     let mut builder = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(read)
-        .redirects(2);
+        // Key material comes from the URL configured, never from wherever that URL points: a
+        // redirect (which ureq would follow from https down to plain http) is an error.
+        .redirects(0);
     if let Some(d) = overall {
         builder = builder.timeout(d);
     }
@@ -89,6 +91,9 @@ pub(crate) fn get_text(
             etag,
             max_age,
         });
+    }
+    if res.status() != 200 {
+        return Err(FetchError::Status(res.status()));
     }
     // A body announced as too large is refused before a byte of it is read: otherwise a 100 MB
     // answer would cost `limit` bytes of memory and bandwidth on every poll.
@@ -221,6 +226,29 @@ mod tests {
         // the two socket buffers held.
         let written = server.join().unwrap();
         assert!(written < 100 * 1024 * 1024, "{written} bytes");
+    }
+
+    /// Found in review: the fetcher followed redirects, and ureq follows https → http too, so a
+    /// source configured as https could be served over plain http. No redirect is followed.
+    #[test]
+    fn a_redirect_is_an_error_not_followed() {
+        let (target, _unused) = one_answer(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            None,
+        );
+        let head: &'static str = Box::leak(
+            format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n")
+                .into_boxed_str(),
+        );
+        let (url, server) = one_answer(head, None);
+        let agent = agent(
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Some(Duration::from_secs(5)),
+        );
+        let r = get_text(&agent, &url, None, 1024 * 1024);
+        assert!(matches!(r, Err(FetchError::Status(302))), "{r:?}");
+        server.join().unwrap();
     }
 
     #[test]
