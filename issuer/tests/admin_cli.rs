@@ -355,3 +355,39 @@ fn a_leaked_key_is_revoked_and_replaced_in_one_step() {
         "tokens of the leaked key live on"
     );
 }
+
+/// `keymint keys create … | head -1` used to panic (exit 101) when `head` had gone before the
+/// rest of the output was written, failing `scripts/bench-issuer` now and then: a reader that
+/// hangs up ends the command quietly, after its work is done.
+#[test]
+fn a_reader_that_hangs_up_ends_the_command_quietly_after_its_work() {
+    let dir = temp_dir("broken-pipe");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "keys",
+            "create",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "--scope",
+            "a",
+            "--audience",
+            AUD,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Hang up before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let listed = cli(&dir, &["keys", "list", "--tenant", "acme"]);
+    assert!(
+        stdout(&listed).contains("acme"),
+        "the key was created all the same"
+    );
+}

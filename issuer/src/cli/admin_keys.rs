@@ -73,8 +73,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 }
                 print_json(&v);
             } else {
-                println!("admin key {} ({})", view.key_id, view.scopes.join(" "));
-                println!("key: {}", key.expose());
+                say!("admin key {} ({})", view.key_id, view.scopes.join(" "));
+                say!("key: {}", key.expose());
                 eprintln!(
                     "(shown once. Use it with KEYMINT_ADMIN_KEY=... keymint --issuer-url URL <command>, \
                      or trade it at POST /v1/token for a token for {})",
@@ -94,7 +94,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 print_json(&serde_json::to_value(&views).unwrap_or_default());
             } else {
                 for v in views {
-                    println!(
+                    say!(
                         "{:<18} {:<8} {:<12} {}",
                         v.key_id,
                         v.state,

@@ -147,36 +147,36 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
         return;
     }
     if let Some(k) = key {
-        println!("{k}");
+        say!("{k}");
         eprintln!("(the key above is shown once: store it in a secret manager now)");
     }
-    println!("key_id:     {}", view.key_id);
-    println!("state:      {}", view.state);
-    println!("tenant:     {}", view.tenant);
-    println!("scopes:     {}", view.scopes.join(" "));
-    println!("audiences:  {}", view.audiences.join(" "));
-    println!("ttl:        {}s (max {}s)", view.ttl, view.max_ttl);
-    println!("expires_at: {}", view.expires_at);
+    say!("key_id:     {}", view.key_id);
+    say!("state:      {}", view.state);
+    say!("tenant:     {}", view.tenant);
+    say!("scopes:     {}", view.scopes.join(" "));
+    say!("audiences:  {}", view.audiences.join(" "));
+    say!("ttl:        {}s (max {}s)", view.ttl, view.max_ttl);
+    say!("expires_at: {}", view.expires_at);
     if !view.allow_origins.is_empty() {
-        println!("origins:    {}", view.allow_origins.join(" "));
+        say!("origins:    {}", view.allow_origins.join(" "));
     }
     if !view.allow_ips.is_empty() {
-        println!("allow_ips:  {}", view.allow_ips.join(" "));
+        say!("allow_ips:  {}", view.allow_ips.join(" "));
     }
     if let Some(r) = &view.rate_limit {
-        println!("rate_limit: {r}");
+        say!("rate_limit: {r}");
     }
     if let Some(l) = &view.label {
-        println!("label:      {l}");
+        say!("label:      {l}");
     }
     if let Some(o) = &view.owner {
-        println!("owner:      {o}");
+        say!("owner:      {o}");
     }
     if let Some(t) = view.last_used_at {
-        println!("last_used:  {t}");
+        say!("last_used:  {t}");
     }
     if let Some(to) = &view.rotated_to {
-        println!("rotated_to: {to}");
+        say!("rotated_to: {to}");
     }
 }
 
@@ -310,7 +310,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             if let Some(e) = write_error {
                 return Err(CliError::Usage(format!("{}: {e}", keys_out.display())));
             }
-            println!(
+            say!(
                 "created {count} keys; the first {} are in {}",
                 keep.min(count),
                 keys_out.display()
@@ -328,12 +328,15 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             if json {
                 print_json(&serde_json::to_value(&views).unwrap_or_default());
             } else {
-                println!(
+                say!(
                     "{:<18} {:<8} {:<20} {:<12} SCOPES",
-                    "KEY ID", "STATE", "TENANT", "EXPIRES"
+                    "KEY ID",
+                    "STATE",
+                    "TENANT",
+                    "EXPIRES"
                 );
                 for v in views {
-                    println!(
+                    say!(
                         "{:<18} {:<8} {:<20} {:<12} {}",
                         v.key_id,
                         v.state,
@@ -356,7 +359,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             let id = key_id(&id)?;
             let ttl = super::max_token_ttl(store, max_token_ttl).await?;
             revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
-            println!("revoked key {id}");
+            say!("revoked key {id}");
         }
         Command::Rotate {
             id,

@@ -109,20 +109,20 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         );
     }
 
-    println!("copied {source_name} to {target_name}: {copied}");
-    println!();
-    println!(
+    say!("copied {source_name} to {target_name}: {copied}");
+    say!();
+    say!(
         "The two server secrets are in no database. Every replica on {target_name} needs exactly \
          the ones in use now (never new ones):"
     );
-    println!("  {pepper}");
-    println!("  {encryption}");
-    println!(
+    say!("  {pepper}");
+    say!("  {encryption}");
+    say!(
         "Copy them to each replica (files with mode 0600, or their contents in KEYMINT_PEPPER and \
          KEYMINT_ENCRYPTION_KEY from your secret store) and keep a copy apart from the database \
          backups: losing the pepper invalidates every API key."
     );
-    println!(
+    say!(
         "Then start the replicas with KEYMINT_DATABASE_URL set to the new database and the same \
          --issuer-url, check that a key still gets a token and that /.well-known/jwks.json lists \
          the same kids, and only then move the load balancer."

@@ -12,6 +12,22 @@ use crate::domain::DomainError;
 use crate::domain::key_hash::KeyHasher;
 use crate::store::{DbStore, PgStore, SqliteStore};
 
+/// `println!` for a command's output. When whoever reads it has gone (`keymint keys list | head`),
+/// the command has done its work and ends quietly with success, rather than panicking on the
+/// broken pipe as `println!` would; any other write error ends it with exit code 74.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("keymint: cannot write the output: {e}");
+            std::process::exit(74); // EX_IOERR
+        }
+    }};
+}
+
 mod admin_keys;
 mod audit;
 mod keys;
@@ -289,5 +305,5 @@ pub(crate) fn actor() -> String {
 
 /// Prints JSON or text.
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

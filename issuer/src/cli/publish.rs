@@ -49,7 +49,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         .map_err(|e| CliError::Usage(format!("creating {}: {e}", args.out.display())))?;
     write_atomically(&args.out.join("jwks.json"), &set.jwks_json)?;
     write_atomically(&args.out.join("revocations.jws"), &list.jws)?;
-    println!(
+    say!(
         "wrote {0}/jwks.json ({1} keys) and {0}/revocations.jws (serial {2}, valid until {3}); \
          re-run before it expires",
         args.out.display(),

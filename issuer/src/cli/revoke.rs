@@ -56,7 +56,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             let jti = Jti::new(jti).map_err(|e| CliError::Usage(e.to_string()))?;
             let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
             revocations::revoke_token(&*opened.store, &jti, now, ttl, &actor()).await?;
-            println!("revoked token {jti}");
+            say!("revoked token {jti}");
         }
         Command::Tenant {
             tenant,
@@ -65,7 +65,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             let tenant = TenantId::new(tenant).map_err(|e| CliError::Usage(e.to_string()))?;
             let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
             let n = revocations::revoke_tenant(&*opened.store, &tenant, now, ttl, &actor()).await?;
-            println!("revoked tenant {tenant} and its {n} key(s)");
+            say!("revoked tenant {tenant} and its {n} key(s)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -47,7 +47,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         Command::Add { scope, public } => {
             let scope = Scope::new(scope).map_err(|e| CliError::Usage(e.to_string()))?;
             keys::put_scope(store, &scope, public, UnixTime::now(), &actor()).await?;
-            println!(
+            say!(
                 "scope {scope} is {}",
                 if public { "public" } else { "not public" }
             );
@@ -62,7 +62,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 print_json(&serde_json::Value::Array(v));
             } else {
                 for (name, public) in scopes {
-                    println!("{name}{}", if public { " (public)" } else { "" });
+                    say!("{name}{}", if public { " (public)" } else { "" });
                 }
             }
         }

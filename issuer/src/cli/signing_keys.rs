@@ -76,10 +76,10 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     .collect();
                 print_json(&serde_json::Value::Array(v));
             } else {
-                println!("{:<44} {:<6} {:<8} SINCE", "KID", "ALG", "STATE");
+                say!("{:<44} {:<6} {:<8} SINCE", "KID", "ALG", "STATE");
                 for k in keys {
                     let since = k.retired_at.unwrap_or(k.activate_at);
-                    println!(
+                    say!(
                         "{:<44} {:<6} {:<8} {}",
                         k.kid,
                         k.alg,
@@ -100,7 +100,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 &actor(),
             )
             .await?;
-            println!(
+            say!(
                 "revoked signing key {kid}: it is out of the JWKS and every token it signed is listed as revoked"
             );
         }
@@ -127,7 +127,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     &serde_json::json!({"kid": rec.kid, "alg": rec.alg, "state": "next", "activate_at": rec.activate_at}),
                 );
             } else {
-                println!(
+                say!(
                     "published {} ({}) as next; it starts signing at {} (after the {}s JWKS cache period)",
                     rec.kid,
                     rec.alg,

@@ -90,9 +90,9 @@ pub(crate) fn run(global: &super::Global, args: Args) -> Result<ExitCode, CliErr
         return Ok(ExitCode::from(1));
     }
     if args.json {
-        println!("{}", text.as_str());
+        say!("{}", text.as_str());
     } else {
-        println!(
+        say!(
             "{}",
             json.get("access_token")
                 .and_then(serde_json::Value::as_str)

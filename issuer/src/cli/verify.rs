@@ -117,14 +117,14 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
                     "claims": ok.claims(),
                     "not_checked": notes,
                 });
-                println!("{out}");
+                say!("{out}");
             } else {
-                println!("valid");
+                say!("valid");
                 for n in &notes {
-                    println!("note: {n}");
+                    say!("note: {n}");
                 }
-                println!("kid: {}", ok.kid());
-                println!(
+                say!("kid: {}", ok.kid());
+                say!(
                     "{}",
                     serde_json::to_string_pretty(ok.claims()).unwrap_or_default()
                 );
@@ -145,11 +145,11 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
                     "header": header,
                     "not_checked": notes,
                 });
-                println!("{out}");
+                say!("{out}");
             } else {
-                println!("invalid: {e} [{}]", e.code());
+                say!("invalid: {e} [{}]", e.code());
                 if let Some(h) = header {
-                    println!("header: {h}");
+                    say!("header: {h}");
                 }
             }
             Ok(ExitCode::from(1))
