@@ -61,6 +61,30 @@ pub struct NewKey {
     pub env: KeyEnv,
 }
 
+#[cfg(test)]
+impl NewKey {
+    /// A secret live key of tenant `acme`, scope `a`, audience `https://api.test`, valid an hour,
+    /// with nothing else set: each test sets the fields it is about.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            kind: KeyKind::Secret,
+            allow_origins: vec![],
+            tenant: TenantId::new("acme").unwrap(),
+            scopes: ScopeSet::parse("a").unwrap(),
+            audiences: vec![Audience::new("https://api.test").unwrap()],
+            ttl: None,
+            max_ttl: None,
+            expires_in: Duration::from_secs(3600),
+            label: None,
+            owner: None,
+            allow_ips: vec![],
+            rate_limit: None,
+            env: KeyEnv::Live,
+        }
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

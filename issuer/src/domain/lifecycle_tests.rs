@@ -254,27 +254,11 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
 
 #[tokio::test]
 async fn last_used_times_are_written_in_batches_and_never_go_backwards() {
-    use super::api_key::KeyEnv;
     use super::key_hash::{KeyHasher, Pepper};
     use super::keys::{self, NewKey};
-    use keymint_jwks::{Audience, ScopeSet, TenantId};
     let db = db("touch").await;
     let hasher = KeyHasher::new(&Pepper::new([2; 32]));
-    let template = NewKey {
-        tenant: TenantId::new("acme").unwrap(),
-        scopes: ScopeSet::parse("a").unwrap(),
-        audiences: vec![Audience::new("https://api.test").unwrap()],
-        ttl: None,
-        max_ttl: None,
-        kind: crate::domain::api_key::KeyKind::Secret,
-        allow_origins: vec![],
-        expires_in: Duration::from_secs(3600),
-        label: None,
-        owner: None,
-        allow_ips: vec![],
-        rate_limit: None,
-        env: KeyEnv::Live,
-    };
+    let template = NewKey::for_tests();
     let mut ids = Vec::new();
     keys::create_many(
         &db.store,
@@ -354,29 +338,17 @@ async fn audit_batches_round_trip_every_field() {
 /// never grants it to a customer key in any case: `grant` tests).
 #[tokio::test]
 async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
-    use super::api_key::KeyEnv;
     use super::key_hash::{KeyHasher, Pepper};
     use super::keys::{self, NewKey};
-    use keymint_jwks::{Audience, ScopeSet, TenantId};
+    use keymint_jwks::Audience;
     let db = db("admin-aud").await;
     let hasher = KeyHasher::new(&Pepper::new([2; 32]));
     let with = |aud: &str| NewKey {
-        tenant: TenantId::new("acme").unwrap(),
-        scopes: ScopeSet::parse("a").unwrap(),
         audiences: vec![
             Audience::new("https://api.test").unwrap(),
             Audience::new(aud).unwrap(),
         ],
-        ttl: None,
-        max_ttl: None,
-        kind: crate::domain::api_key::KeyKind::Secret,
-        allow_origins: vec![],
-        expires_in: Duration::from_secs(3600),
-        label: None,
-        owner: None,
-        allow_ips: vec![],
-        rate_limit: None,
-        env: KeyEnv::Live,
+        ..NewKey::for_tests()
     };
     let now = UnixTime(1_800_000_000);
     db.store

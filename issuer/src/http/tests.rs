@@ -9,12 +9,11 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
-use keymint_jwks::{Audience, Issuer, ScopeSet, TenantId, UnixTime};
+use keymint_jwks::{Issuer, ScopeSet, UnixTime};
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
 use super::{AppState, router};
-use crate::domain::api_key::KeyEnv;
 use crate::domain::audit::AuditSink;
 use crate::domain::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
@@ -64,29 +63,9 @@ pub(super) async fn harness(name: &str) -> Harness {
     )
     .await
     .unwrap();
-    let (view, key) = keys::create(
-        &*store,
-        &hasher,
-        &NewKey {
-            tenant: TenantId::new("acme").unwrap(),
-            scopes: ScopeSet::parse("a").unwrap(),
-            audiences: vec![Audience::new("https://api.test").unwrap()],
-            ttl: None,
-            max_ttl: None,
-            kind: crate::domain::api_key::KeyKind::Secret,
-            allow_origins: vec![],
-            expires_in: Duration::from_secs(3600),
-            label: None,
-            owner: None,
-            allow_ips: vec![],
-            rate_limit: None,
-            env: KeyEnv::Live,
-        },
-        now,
-        "test",
-    )
-    .await
-    .unwrap();
+    let (view, key) = keys::create(&*store, &hasher, &NewKey::for_tests(), now, "test")
+        .await
+        .unwrap();
     assert_eq!(view.state, "active");
     let (audit, _rx) = AuditSink::new();
     let tokens = TokenService::new(
@@ -248,17 +227,9 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
             allow_origins: vec![
                 crate::domain::origin::Origin::parse("https://app.example").unwrap(),
             ],
-            tenant: TenantId::new("acme").unwrap(),
             scopes: ScopeSet::parse("catalog:read").unwrap(),
-            audiences: vec![Audience::new("https://api.test").unwrap()],
-            ttl: None,
-            max_ttl: None,
-            expires_in: Duration::from_secs(3600),
-            label: None,
-            owner: None,
-            allow_ips: vec![],
             rate_limit: crate::domain::limits::RateSpec::parse("20/m"),
-            env: KeyEnv::Live,
+            ..NewKey::for_tests()
         },
         now,
         "test",
@@ -290,19 +261,8 @@ async fn a_key_re_read_after_a_change_keeps_the_quota_it_has_spent() {
     let h = harness("quota-kept").await;
     let now = UnixTime::now();
     let new_key = |rate: &str| NewKey {
-        kind: crate::domain::api_key::KeyKind::Secret,
-        allow_origins: vec![],
-        tenant: TenantId::new("acme").unwrap(),
-        scopes: ScopeSet::parse("a").unwrap(),
-        audiences: vec![Audience::new("https://api.test").unwrap()],
-        ttl: None,
-        max_ttl: None,
-        expires_in: Duration::from_secs(3600),
-        label: None,
-        owner: None,
-        allow_ips: vec![],
         rate_limit: crate::domain::limits::RateSpec::parse(rate),
-        env: KeyEnv::Live,
+        ..NewKey::for_tests()
     };
     let (view, key) = keys::create(&*h.store, &h.hasher, &new_key("2/m"), now, "test")
         .await
@@ -382,19 +342,8 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         &*h.store,
         &h.hasher,
         &NewKey {
-            kind: crate::domain::api_key::KeyKind::Secret,
-            allow_origins: vec![],
-            tenant: TenantId::new("acme").unwrap(),
-            scopes: ScopeSet::parse("a").unwrap(),
-            audiences: vec![Audience::new("https://api.test").unwrap()],
-            ttl: None,
-            max_ttl: None,
-            expires_in: Duration::from_secs(3600),
-            label: None,
-            owner: None,
             allow_ips: vec!["203.0.113.7/32".parse().unwrap()],
-            rate_limit: None,
-            env: KeyEnv::Live,
+            ..NewKey::for_tests()
         },
         now,
         "test",
