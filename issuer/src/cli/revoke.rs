@@ -14,7 +14,9 @@ use crate::domain::revocations;
 pub(crate) enum Command {
     /// Revoke one token by its `jti`.
     Token {
-        /// The token's `jti`.
+        /// The token's `jti`. (A base64url `jti` may begin with `-`: it is taken as the value,
+        /// not as an option.)
+        #[arg(allow_hyphen_values = true)]
         jti: String,
         /// Longest token lifetime in force (default: the --max-token-ttl the server last ran with,
         /// else 1h).

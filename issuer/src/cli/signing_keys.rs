@@ -22,7 +22,9 @@ pub(crate) enum Command {
     /// Emergency: remove a compromised key from the JWKS at once and list its kid as revoked, so
     /// verifiers drop every token it signed. If it was signing, another key takes over at once.
     Revoke {
-        /// The compromised key's kid.
+        /// The compromised key's kid. (A base64url kid may begin with `-`: it is taken as the
+        /// value, not as an option.)
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Longest token lifetime in force (default: what the server last ran with, else 1h).
         #[arg(long, value_parser = super::duration)]
