@@ -208,6 +208,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
     .ok_or("the issuer did not come up")?;
     let (verifier, live) =
         Verifier::builder(Issuer::new(issuer_url.as_str())?, Audience::new(AUDIENCE)?)
+            .dpop_base_url(api_url.as_str())
             .build_live(discovered)?;
     live.ready().await;
     let cors = tower_http::cors::CorsLayer::new()

@@ -63,11 +63,22 @@ fn now_claims() -> Claims {
 }
 
 fn verifier(signer: &Signer) -> keymint_verifier::Verifier {
-    let v =
+    verifier_with(
+        signer,
         keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
-            .jwks(Jwks::new(vec![signer.key().public_jwk()]).unwrap())
-            .build()
-            .unwrap();
+            .dpop_base_url("http://api.test"),
+    )
+}
+
+/// `builder` given `signer`'s key set and a fresh empty revocation list.
+fn verifier_with(
+    signer: &Signer,
+    builder: keymint_verifier::VerifierBuilder,
+) -> keymint_verifier::Verifier {
+    let v = builder
+        .jwks(Jwks::new(vec![signer.key().public_jwk()]).unwrap())
+        .build()
+        .unwrap();
     let now = UnixTime::now();
     let list = signer
         .sign_revocation_list(&RevocationList {
@@ -277,6 +288,83 @@ async fn dpop_nonces_are_demanded_and_honoured() {
         &app,
         &token,
         Some(&proof(&browser, &token, "n2", Some(&nonce))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn bound_for(signer: &Signer, browser: &SigningKey, sub: &str) -> String {
+    let mut c = now_claims();
+    c.sub = ApiKeyId::new(sub).unwrap();
+    c.cnf = Some(Confirmation {
+        jkt: browser.kid().to_string(),
+    });
+    signer.sign_access_token(&c).unwrap()
+}
+
+#[tokio::test]
+async fn a_key_flooding_dpop_proofs_gets_429_alone_even_rotating_its_dpop_key() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    // 1 % of 300 each: three live proofs per key (`sub`) and per DPoP key.
+    let v = verifier_with(
+        &signer,
+        keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+            .dpop_base_url("http://api.test")
+            .dpop_replay_capacity(300),
+    );
+    let app = app(&v);
+    for n in 0..3 {
+        let browser = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let token = bound_for(&signer, &browser, "flooderKey01");
+        let p = proof(&browser, &token, &format!("f{n}"), None);
+        assert_eq!(call_dpop(&app, &token, Some(&p)).await.0, StatusCode::OK);
+    }
+    let browser = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let token = bound_for(&signer, &browser, "flooderKey01");
+    let (status, headers) =
+        call_dpop(&app, &token, Some(&proof(&browser, &token, "over", None))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=66).contains(&retry), "Retry-After {retry}");
+    // Another key is served.
+    let token = bound_for(&signer, &browser, "victimKey001");
+    let (status, _) = call_dpop(&app, &token, Some(&proof(&browser, &token, "v", None))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dpop_without_a_base_url_is_a_server_error_unless_the_host_header_is_dangerously_trusted() {
+    let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let browser = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let builder = || {
+        keymint_verifier::Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+    };
+    let strict = app(&verifier_with(&signer, builder()));
+    let token = bound(&signer, &browser);
+    let res = strict
+        .clone()
+        .oneshot(
+            Request::get("/orders")
+                .header("Host", "api.test")
+                .header("Authorization", format!("DPoP {token}"))
+                .header("DPoP", proof(&browser, &token, "h1", None))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(body.contains("dpop_base_url_missing"), "{body}");
+    let trusting = app(&verifier_with(
+        &signer,
+        builder().dangerous().dpop_htu_from_host_header(),
+    ));
+    let (status, _) = call_dpop(
+        &trusting,
+        &token,
+        Some(&proof(&browser, &token, "h2", None)),
     )
     .await;
     assert_eq!(status, StatusCode::OK);

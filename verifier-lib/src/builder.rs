@@ -53,7 +53,8 @@ pub struct VerifierBuilder {
     check_revocation: bool,
     dpop_base_url: Option<String>,
     dpop_replay_capacity: usize,
-    dpop_nonces: bool,
+    dpop_nonces: Option<Option<Vec<u8>>>,
+    dpop_htu_from_host: bool,
 }
 
 impl VerifierBuilder {
@@ -73,7 +74,8 @@ impl VerifierBuilder {
             check_revocation: true,
             dpop_base_url: None,
             dpop_replay_capacity: crate::dpop::DEFAULT_REPLAY_CAPACITY,
-            dpop_nonces: false,
+            dpop_nonces: None,
+            dpop_htu_from_host: false,
         }
     }
 
@@ -140,23 +142,38 @@ impl VerifierBuilder {
     }
 
     /// The external base URL of this API (e.g. `https://api.example`), against which the `htu` of
-    /// DPoP proofs is compared; needed behind a proxy. Without it the axum integration uses the request's
-    /// `Host` header over `http`.
+    /// DPoP proofs is compared. Required for DPoP through the axum integration: without it a DPoP
+    /// request is answered 500 (the `Host` header is the client's to choose, so it cannot say
+    /// which URL a proof must name).
     pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
         self.dpop_base_url = Some(url.into().trim_end_matches('/').to_owned());
         self
     }
 
-    /// How many live DPoP proof IDs to remember (default 100,000). When full, new proofs are
-    /// refused rather than old live ones forgotten.
+    /// How many live DPoP proof IDs to remember (default 100,000; about 100 bytes each). One API
+    /// key (the token's `sub`) and one DPoP key may each hold 1 % of it: a key sending more than
+    /// that many proofs per proof window (65 s) is refused with
+    /// [`VerifyError::DpopProofQuota`](crate::VerifyError::DpopProofQuota) while every other key
+    /// goes on. Raise it when one key legitimately makes more DPoP requests than that (a
+    /// publishable key shared by many browsers). When the whole cache is full of live proofs, new
+    /// proofs are refused rather than old live ones forgotten.
     pub fn dpop_replay_capacity(mut self, n: usize) -> Self {
         self.dpop_replay_capacity = n;
         self
     }
 
-    /// Require a server nonce in DPoP proofs (RFC 9449 §9), valid for 5 to 10 minutes.
+    /// Require a server nonce in DPoP proofs (RFC 9449 §9), valid for 5 to 10 minutes, under a
+    /// random secret of this process: a nonce from one replica is refused by another (use
+    /// [`require_dpop_nonce_shared`](Self::require_dpop_nonce_shared) behind a load balancer).
     pub fn require_dpop_nonce(mut self) -> Self {
-        self.dpop_nonces = true;
+        self.dpop_nonces = Some(None);
+        self
+    }
+
+    /// Require a server nonce in DPoP proofs under `secret` (at least 32 random bytes), given to
+    /// every replica, so that each accepts the nonces of the others.
+    pub fn require_dpop_nonce_shared(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.dpop_nonces = Some(Some(secret.into()));
         self
     }
 
@@ -164,6 +181,11 @@ impl VerifierBuilder {
     /// before using one.
     pub fn dangerous(self) -> crate::dangerous::DangerousBuilder {
         crate::dangerous::DangerousBuilder(self)
+    }
+
+    pub(crate) fn htu_from_host(mut self) -> Self {
+        self.dpop_htu_from_host = true;
+        self
     }
 
     pub(crate) fn skip_revocation(mut self) -> Self {
@@ -202,11 +224,17 @@ impl VerifierBuilder {
             check_revocation: self.check_revocation,
             dpop: crate::verifier::DpopSettings {
                 replay: crate::dpop::ReplayCache::new(self.dpop_replay_capacity),
-                nonces: if self.dpop_nonces {
-                    Some(crate::dpop::NonceSource::random(300).ok_or(BuildError::Rng)?)
-                } else {
-                    None
+                nonces: match self.dpop_nonces {
+                    None => None,
+                    Some(None) => {
+                        Some(crate::dpop::NonceSource::random(300).ok_or(BuildError::Rng)?)
+                    }
+                    Some(Some(secret)) => Some(
+                        crate::dpop::NonceSource::from_secret(&secret, 300)
+                            .ok_or(BuildError::NonceSecretTooShort { len: secret.len() })?,
+                    ),
                 },
+                htu_from_host: self.dpop_htu_from_host,
                 window_secs: crate::dpop::DEFAULT_PROOF_WINDOW_SECS,
                 base_url: self.dpop_base_url,
             },

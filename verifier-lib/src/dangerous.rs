@@ -16,4 +16,12 @@ impl DangerousBuilder {
     pub fn skip_revocation_checks(self) -> VerifierBuilder {
         self.0.skip_revocation()
     }
+
+    /// Without a [`dpop_base_url`](VerifierBuilder::dpop_base_url), checks a DPoP proof's `htu`
+    /// against `http://` plus the request's `Host` header. The header is the client's to choose,
+    /// so a proof made for another host that reaches this server is accepted; only for a server
+    /// reached under a single name on a trusted network.
+    pub fn dpop_htu_from_host_header(self) -> VerifierBuilder {
+        self.0.htu_from_host()
+    }
 }

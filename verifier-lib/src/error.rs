@@ -126,6 +126,13 @@ pub enum VerifyError {
         /// The nonce to put in the next proof (sent as the `DPoP-Nonce` header).
         nonce: String,
     },
+    /// The token's key (`sub`) or its DPoP key already holds its whole share of the replay cache
+    /// in live proofs: it alone is refused (HTTP 429 with `Retry-After`).
+    #[error("too many live DPoP proofs for this key; retry in {retry_after_secs} s")]
+    DpopProofQuota {
+        /// Seconds until room is expected.
+        retry_after_secs: u64,
+    },
     /// The DPoP replay cache is full of live proofs; new proofs are refused rather than risking a
     /// replay (HTTP 503).
     #[error("DPoP replay cache is full")]
@@ -190,6 +197,7 @@ impl VerifyError {
             Self::SenderConstrained => "dpop_bound",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
+            Self::DpopProofQuota { .. } => "dpop_proof_quota",
             Self::DpopReplayCacheFull => "dpop_replay_cache_full",
             Self::Revoked(_) => "revoked",
             Self::NoRevocationList => "no_revocation_list",
@@ -251,6 +259,12 @@ pub enum BuildError {
     /// The system random number generator failed.
     #[error("the system random number generator failed")]
     Rng,
+    /// The shared DPoP nonce secret is shorter than 32 bytes.
+    #[error("the DPoP nonce secret has {len} bytes; at least 32 are needed")]
+    NonceSecretTooShort {
+        /// Its length.
+        len: usize,
+    },
     /// An identifier given to the builder was refused.
     #[error("{0}")]
     Id(#[from] IdError),

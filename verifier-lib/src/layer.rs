@@ -20,12 +20,15 @@
 //! (under the scheme it came with); a bad, replayed or mismatched DPoP proof → 401 `DPoP
 //! error="invalid_dpop_proof"`; a nonce required → 401 `DPoP error="use_dpop_nonce"` with a
 //! `DPoP-Nonce` header; a genuine token without the scope → 403 `error="insufficient_scope"` and the
-//! `scope` needed; sources too stale to vouch for anything → 503 with `Retry-After`. Bodies are small
-//! JSON; the token is never logged or echoed.
+//! `scope` needed; a key (or DPoP key) over its share of the DPoP replay cache → 429 with
+//! `Retry-After`, for that key alone; sources too stale to vouch for anything → 503 with
+//! `Retry-After`. Bodies are small JSON; the token is never logged or echoed.
 //!
 //! A DPoP proof's `htu` is compared with the verifier's
-//! [`dpop_base_url`](crate::VerifierBuilder::dpop_base_url) plus the request path; without one, with
-//! `http://` and the request's `Host` header.
+//! [`dpop_base_url`](crate::VerifierBuilder::dpop_base_url) plus the request path. Without one, a
+//! DPoP request is answered 500 `server_error` (`dpop_base_url_missing`): the `Host` header is the
+//! client's to choose, so it may only stand in through
+//! [`dangerous`](crate::dangerous::DangerousBuilder::dpop_htu_from_host_header).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -88,6 +91,14 @@ pub enum AuthRejection {
     Unavailable(VerifyError),
     /// The token is genuine but lacks what the route needs; the second field is what it needs.
     Forbidden(AccessError, Vec<Scope>),
+    /// The token's key is over its share of the DPoP replay cache: it alone is refused for now.
+    TooManyProofs {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// A DPoP request came and no [`dpop_base_url`](crate::VerifierBuilder::dpop_base_url) is
+    /// configured: a server misconfiguration.
+    NoDpopBaseUrl,
     /// The verifier layer is missing or a route names an invalid scope: a server bug.
     Misconfigured,
 }
@@ -128,6 +139,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
         let path = parts.uri.path();
         let url = match verifier.dpop_base_url() {
             Some(base) => format!("{base}{path}"),
+            None if !verifier.dpop_htu_from_host() => return Err(AuthRejection::NoDpopBaseUrl),
             None => {
                 let host = parts
                     .headers
@@ -140,6 +152,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
         match verifier.verify_dpop(token, proof, parts.method.as_str(), &url) {
             Ok(t) => Ok(Self(t)),
             Err(e) if e.is_unavailable() => Err(AuthRejection::Unavailable(e)),
+            Err(VerifyError::DpopProofQuota { retry_after_secs }) => {
+                Err(AuthRejection::TooManyProofs { retry_after_secs })
+            }
             Err(e) => Err(AuthRejection::InvalidDpop(e)),
         }
     }
@@ -194,6 +209,16 @@ impl IntoResponse for AuthRejection {
                 None,
                 serde_json::json!({"error": "temporarily_unavailable", "error_description": e.code()}),
             ),
+            Self::TooManyProofs { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                serde_json::json!({"error": "too_many_requests", "error_description": "dpop_proof_quota"}),
+            ),
+            Self::NoDpopBaseUrl => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                serde_json::json!({"error": "server_error", "error_description": "dpop_base_url_missing"}),
+            ),
             Self::Misconfigured => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
@@ -208,6 +233,10 @@ impl IntoResponse for AuthRejection {
             && let Ok(v) = HeaderValue::from_str(nonce)
         {
             res.headers_mut().insert("dpop-nonce", v);
+        }
+        if let Self::TooManyProofs { retry_after_secs } = &self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()

@@ -40,6 +40,7 @@ pub(crate) struct DpopSettings {
     pub(crate) nonces: Option<crate::dpop::NonceSource>,
     pub(crate) window_secs: u64,
     pub(crate) base_url: Option<String>,
+    pub(crate) htu_from_host: bool,
 }
 
 /// What live sources share with the verify path: a doorbell for unknown `kid`s and the time of the
@@ -201,25 +202,33 @@ impl Verifier {
             access_token: Some(token),
             bound_jkt: Some(jkt),
         };
-        crate::dpop::check_proof(
-            proof,
-            &req,
-            &d.replay,
-            d.nonces.as_ref(),
-            d.window_secs,
-            now,
-        )
-        .map_err(|e| match e {
+        let map = |e| match e {
             crate::dpop::ProofError::Invalid(m) => VerifyError::InvalidDpopProof(m),
             crate::dpop::ProofError::UseNonce(nonce) => VerifyError::UseDpopNonce { nonce },
+            crate::dpop::ProofError::OverQuota {
+                retry_after_secs, ..
+            } => VerifyError::DpopProofQuota { retry_after_secs },
             crate::dpop::ProofError::CacheFull => VerifyError::DpopReplayCacheFull,
-        })?;
+        };
+        let p = crate::dpop::check_proof(proof, &req, d.nonces.as_ref(), d.window_secs, now)
+            .map_err(map)?;
+        // Last, once everything else passed: only a request that would be served takes room in
+        // the replay cache, and each key (`sub`) only its own share of it.
+        d.replay
+            .record(verified.claims().sub.as_str(), &p, d.window_secs, now)
+            .map_err(map)?;
         Ok(verified)
     }
 
     /// The external base URL DPoP proofs are checked against (`htu`), if configured.
     pub fn dpop_base_url(&self) -> Option<&str> {
         self.0.config.dpop.base_url.as_deref()
+    }
+
+    /// Whether the application chose, through `dangerous`, to take a proof's `htu` base from
+    /// the request's `Host` header when no base URL is configured.
+    pub(crate) fn dpop_htu_from_host(&self) -> bool {
+        self.0.config.dpop.htu_from_host
     }
 
     /// A fresh server nonce, when this verifier requires them.

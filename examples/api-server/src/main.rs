@@ -60,6 +60,10 @@ struct Args {
     /// Fail closed (503) once the key set could not be refreshed for this long.
     #[arg(long, default_value = "1h", value_parser = duration)]
     max_stale: Duration,
+    /// The URL clients reach this API at (DPoP proofs name it in `htu`); default
+    /// `http://<listen>`. Set it behind a proxy or TLS terminator.
+    #[arg(long)]
+    public_url: Option<String>,
     /// At most one key set refetch per this period on unknown kids.
     #[arg(long, default_value = "30s", value_parser = duration)]
     kid_cooldown: Duration,
@@ -92,6 +96,11 @@ fn build(args: &Args) -> Result<(Verifier, keymint_verifier::live::LiveHandle), 
         Audience::new(args.audience.as_str()).map_err(|e| e.to_string())?,
     )
     .leeway(args.leeway)
+    .dpop_base_url(
+        args.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
+    )
     .build_live(live)
     .map_err(|e| e.to_string())
 }

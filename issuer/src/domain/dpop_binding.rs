@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keymint_jwks::dpop::DpopProof;
 use keymint_jwks::{Confirmation, Issuer, UnixTime};
 use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
@@ -11,15 +12,66 @@ use super::DomainError;
 use super::token::TokenRequest;
 use crate::store::Store;
 
-/// The `cnf` claim for `request`, if it asks for a bound token. Call only after the client has
-/// authenticated, so that anonymous garbage cannot fill the replay cache.
-pub(super) async fn confirmation<S: Store>(
-    store: &S,
-    replay: &ReplayCache,
+/// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by
+/// [`Binding::claim`] only once every other check of the request has passed, so that a request
+/// refused for its scope or audience takes no room in the replay caches.
+#[derive(Debug, Default)]
+pub(super) struct Binding {
+    jkt: Option<String>,
+    proof: Option<DpopProof>,
+}
+
+impl Binding {
+    /// Claims the proof's ID for `holder` (the API key ID), in this process's cache (its share of
+    /// it) and then in the store every replica shares; the `cnf` claim for the token.
+    pub(super) async fn claim<S: Store>(
+        self,
+        store: &S,
+        replay: &ReplayCache,
+        holder: &str,
+        now: UnixTime,
+    ) -> Result<Option<Confirmation>, DomainError> {
+        if let Some(p) = &self.proof {
+            let window = dpop::DEFAULT_PROOF_WINDOW_SECS;
+            replay.record(holder, p, window, now).map_err(|e| match e {
+                ProofError::OverQuota {
+                    retry_after_secs, ..
+                } => DomainError::RateLimited {
+                    retry_after: std::time::Duration::from_secs(retry_after_secs),
+                },
+                ProofError::CacheFull => DomainError::RateLimited {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                other => DomainError::InvalidDpopProof(other.to_string()),
+            })?;
+            // A proof replayed against another replica: only the shared store knows.
+            let id = dpop::proof_id(&p.jkt, &p.jti);
+            // Same rule as the local cache: remembered for as long as the proof could be accepted.
+            let until = dpop::replay_until(p.iat, now, window).0;
+            let fresh = store
+                .claim_dpop_proof(
+                    &URL_SAFE_NO_PAD.encode(id),
+                    i64::try_from(until).unwrap_or(i64::MAX),
+                    i64::try_from(now.0).unwrap_or(i64::MAX),
+                )
+                .await?;
+            if !fresh {
+                return Err(DomainError::InvalidDpopProof(
+                    "DPoP proof replayed (jti seen before)".into(),
+                ));
+            }
+        }
+        Ok(self.jkt.map(|jkt| Confirmation { jkt }))
+    }
+}
+
+/// What `request` asks to be bound to, if anything: the proof (if any) checked against
+/// `POST <issuer><path>`, the named thumbprint (if any) well formed and equal to the proof's key.
+pub(super) fn binding(
     issuer: &Issuer,
     request: &TokenRequest,
     now: UnixTime,
-) -> Result<Option<Confirmation>, DomainError> {
+) -> Result<Binding, DomainError> {
     let requested = match request.dpop_jkt.as_deref() {
         None => None,
         Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
@@ -29,29 +81,29 @@ pub(super) async fn confirmation<S: Store>(
             ));
         }
     };
-    let proven = match request.dpop_proof.as_deref() {
+    let proof = match request.dpop_proof.as_deref() {
         None => None,
-        Some(proof) => Some(check_proof(store, replay, issuer, proof, &request.path, now).await?),
+        Some(proof) => Some(check_proof(issuer, proof, &request.path, now)?),
     };
-    match (proven, requested) {
-        (Some(a), Some(b)) if a != b => Err(DomainError::InvalidDpopProof(
-            "dpop_jkt does not match the key of the DPoP proof".into(),
-        )),
-        (Some(jkt), _) | (None, Some(jkt)) => Ok(Some(Confirmation { jkt })),
-        (None, None) => Ok(None),
-    }
+    let jkt = match (proof.as_ref().map(|p| p.jkt.clone()), requested) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(DomainError::InvalidDpopProof(
+                "dpop_jkt does not match the key of the DPoP proof".into(),
+            ));
+        }
+        (Some(jkt), _) | (None, Some(jkt)) => Some(jkt),
+        (None, None) => None,
+    };
+    Ok(Binding { jkt, proof })
 }
 
-/// Checks a proof made for `POST <issuer><path>` and claims its ID, here and in the store every
-/// replica shares; returns its key's thumbprint.
-async fn check_proof<S: Store>(
-    store: &S,
-    replay: &ReplayCache,
+/// Checks a proof made for `POST <issuer><path>`, without claiming its ID.
+fn check_proof(
     issuer: &Issuer,
     proof: &str,
     path: &str,
     now: UnixTime,
-) -> Result<String, DomainError> {
+) -> Result<DpopProof, DomainError> {
     let url = format!("{}{path}", issuer.as_str().trim_end_matches('/'));
     let req = ProofRequirements {
         method: "POST",
@@ -59,40 +111,8 @@ async fn check_proof<S: Store>(
         access_token: None,
         bound_jkt: None,
     };
-    let p = dpop::check_proof(
-        proof,
-        &req,
-        replay,
-        None,
-        dpop::DEFAULT_PROOF_WINDOW_SECS,
-        now,
-    )
-    .map_err(|e| match e {
-        ProofError::CacheFull => DomainError::RateLimited {
-            retry_after: std::time::Duration::from_secs(1),
-        },
-        other => DomainError::InvalidDpopProof(other.to_string()),
-    })?;
-    // A proof replayed against another replica: only the shared store knows.
-    let id = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{}:{}", p.jkt, p.jti).as_bytes(),
-    );
-    // Same rule as the local cache: remembered for as long as the proof could be accepted.
-    let until = dpop::replay_until(p.iat, now, dpop::DEFAULT_PROOF_WINDOW_SECS).0;
-    let fresh = store
-        .claim_dpop_proof(
-            &URL_SAFE_NO_PAD.encode(id.as_ref()),
-            i64::try_from(until).unwrap_or(i64::MAX),
-            i64::try_from(now.0).unwrap_or(i64::MAX),
-        )
-        .await?;
-    if !fresh {
-        return Err(DomainError::InvalidDpopProof(
-            "DPoP proof replayed (jti seen before)".into(),
-        ));
-    }
-    Ok(p.jkt)
+    dpop::check_proof(proof, &req, None, dpop::DEFAULT_PROOF_WINDOW_SECS, now)
+        .map_err(|e| DomainError::InvalidDpopProof(e.to_string()))
 }
 
 fn is_thumbprint(s: &str) -> bool {
@@ -119,25 +139,36 @@ mod tests {
         let issuer = Issuer::new("https://issuer.test").unwrap();
         let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
         let window = dpop::DEFAULT_PROOF_WINDOW_SECS;
-        // A client clock a full window ahead: the proof is acceptable until iat + window.
+        let ahead = dpop::MAX_PROOF_FUTURE_SECS;
+        // A client clock as far ahead as allowed: the proof is acceptable until iat + window.
         let proof = make_proof(
             &key,
             "POST",
             "https://issuer.test/v1/token",
-            UnixTime(NOW.0 + window),
+            UnixTime(NOW.0 + ahead),
             "ahead",
             None,
             None,
         )
         .unwrap();
-        let here = ReplayCache::new(10);
-        check_proof(&store, &here, &issuer, &proof, "/v1/token", NOW)
-            .await
-            .unwrap();
+        let claim = |cache: ReplayCache, now: UnixTime| {
+            let request = TokenRequest {
+                dpop_proof: Some(proof.clone()),
+                path: "/v1/token".into(),
+                ..TokenRequest::default()
+            };
+            let store = &store;
+            let issuer = &issuer;
+            async move {
+                binding(issuer, &request, now)?
+                    .claim(store, &cache, "k1", now)
+                    .await
+            }
+        };
+        claim(ReplayCache::new(1000), NOW).await.unwrap();
         // Another replica (its own empty cache) sees the same proof, still inside its window.
-        let there = ReplayCache::new(10);
-        let later = UnixTime(NOW.0 + window + 2);
-        let replay = check_proof(&store, &there, &issuer, &proof, "/v1/token", later).await;
+        let later = UnixTime(NOW.0 + ahead + window);
+        let replay = claim(ReplayCache::new(1000), later).await;
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
             matches!(&replay, Err(DomainError::InvalidDpopProof(m)) if m.contains("replayed")),

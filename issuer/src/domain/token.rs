@@ -294,14 +294,7 @@ impl<S: Store> TokenService<S> {
         }
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;
-        let cnf = dpop_binding::confirmation(
-            &*self.store,
-            &self.replay,
-            &self.settings.issuer,
-            request,
-            now,
-        )
-        .await?;
+        let binding = dpop_binding::binding(&self.settings.issuer, request, now)?;
         let scope = grant::scope(&key, request.scope.as_deref())?;
         let aud = grant::audience(
             &key,
@@ -313,6 +306,10 @@ impl<S: Store> TokenService<S> {
         if ttl == 0 {
             return Err(self.failed(client.ip, ClientFailure::ExpiredKey));
         }
+        // Last of the checks: only a request that will be granted claims its proof's ID.
+        let cnf = binding
+            .claim(&*self.store, &self.replay, key.key_id.as_str(), now)
+            .await?;
 
         let jti = self.new_jti()?;
         audit.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));

@@ -29,6 +29,8 @@ mod token;
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
+mod dpop_tests;
+#[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
 mod tests;

@@ -50,15 +50,16 @@ pub(crate) fn api_with(tweak: impl FnOnce(VerifierBuilder) -> VerifierBuilder) -
     let published = Jwks::new(vec![ed.key().public_jwk(), es.key().public_jwk()])
         .unwrap()
         .to_json();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
     let builder = Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+        .dpop_base_url(format!("http://{addr}"))
         .jwks(Jwks::from_json(published.as_bytes()).unwrap())
         .clock(Arc::new(FixedClock(NOW)))
         .revocation_list(empty_list(&ed, 1).jws());
     let verifier = tweak(builder).build().unwrap();
     let app = api_server::router(&verifier);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
