@@ -141,6 +141,7 @@ pub async fn serve<S: Store>(
         audit_sink,
     );
     tokens.reload_origins(now).await?;
+    tokens.reload_public_scopes().await?;
     let rt = Arc::new(Runtime {
         store: Arc::clone(&store),
         enc,
@@ -220,6 +221,8 @@ pub async fn serve<S: Store>(
 }
 
 async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
+    // A failed re-read of the public scopes is retried on the next round, not forgotten.
+    let mut scopes_pending = false;
     loop {
         rt.store.change_hint(CHANGE_POLL).await;
         let changes = match rt.store.changes_since(last).await {
@@ -237,6 +240,7 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
         };
         let mut signing_changed = false;
         let mut keys_changed = false;
+        let mut scopes_changed = false;
         for c in &changes {
             match c.kind.as_str() {
                 "key" => {
@@ -244,11 +248,20 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
                     keys_changed = true;
                 }
                 "signing_key" => signing_changed = true,
+                "scope" => scopes_changed = true,
                 _ => {}
             }
         }
         if i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE {
             rt.tokens.invalidate_all();
+            scopes_changed = true;
+        }
+        scopes_pending |= scopes_changed;
+        if scopes_pending {
+            match rt.tokens.reload_public_scopes().await {
+                Ok(()) => scopes_pending = false,
+                Err(e) => tracing::warn!(error = %e, "cannot reload public scopes"),
+            }
         }
         if keys_changed && let Err(e) = rt.tokens.reload_origins(UnixTime::now()).await {
             tracing::warn!(error = %e, "cannot reload publishable-key origins");

@@ -11,6 +11,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use keymint_jwks::{Audience, Issuer, Jwks};
 use keymint_verifier::{Verifier, VerifyError};
 use support::*;
@@ -333,4 +335,41 @@ fn the_token_endpoint_binds_tokens_to_a_dpop_proof_and_refuses_bad_proofs() {
         (r.status, r.json()["error"].as_str()),
         (400, Some("invalid_dpop_proof"))
     );
+}
+
+/// Issue #13: "public" was checked only when a key was created, so a publishable key made earlier
+/// kept minting a scope an admin had since made non-public.
+#[test]
+fn a_scope_made_non_public_is_no_longer_minted_for_publishable_keys_made_earlier() {
+    let s = Server::start("pk-unpublic", &[]);
+    assert!(
+        s.cli(&["scopes", "add", "orders:read", "--public"])
+            .status
+            .success()
+    );
+    let key = publishable(&s, &["--scope", "orders:read"]);
+    eventually(Duration::from_secs(5), || {
+        (pk_request(&s, &key, Some(APP), None).status == 200).then_some(())
+    });
+    // The admin takes `orders:read` back (no --public): the running server follows the change.
+    assert!(s.cli(&["scopes", "add", "orders:read"]).status.success());
+    let asked = eventually(Duration::from_secs(5), || {
+        let r = pk_request(&s, &key, Some(APP), Some(r#"{"scope":"orders:read"}"#));
+        (r.status != 200).then_some(r)
+    });
+    assert_eq!(
+        (asked.status, asked.json()["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{}",
+        asked.text
+    );
+    // Asking for nothing in particular gets the public scopes only.
+    let r = pk_request(&s, &key, Some(APP), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["scope"], "catalog:read");
+    // Nor does the scope live on in a successor.
+    let id = key.split('_').nth(3).unwrap();
+    let rotated = s.cli(&["keys", "rotate", id]);
+    assert_eq!(rotated.status.code(), Some(2), "{rotated:?}");
+    assert!(String::from_utf8_lossy(&rotated.stderr).contains("no longer public"));
 }

@@ -25,6 +25,36 @@ pub(super) fn scope(key: &ActiveKey, asked: Option<&str>) -> Result<ScopeSet, Do
     }
 }
 
+/// A publishable key's grant narrowed to the scopes an admin has marked public *now*: marking a
+/// scope non-public takes it from every publishable key made earlier at its next issuance. A scope
+/// asked for by name that is no longer public is `invalid_scope`; a request that named none gets
+/// the public ones only (and `invalid_scope` if none is left).
+pub(super) fn public_only(
+    granted: ScopeSet,
+    asked: Option<&str>,
+    public: &std::collections::HashSet<String>,
+) -> Result<ScopeSet, DomainError> {
+    if let Some(s) = granted.iter().find(|s| !public.contains(s.as_str())) {
+        if asked.is_some_and(|a| !a.is_empty()) {
+            return Err(DomainError::InvalidScope(format!(
+                "scope {s} is not public: publishable keys may only mint public scopes"
+            )));
+        }
+        let narrowed: ScopeSet = granted
+            .iter()
+            .filter(|s| public.contains(s.as_str()))
+            .cloned()
+            .collect();
+        if narrowed.is_empty() {
+            return Err(DomainError::InvalidScope(
+                "none of this publishable key's scopes is public any more".into(),
+            ));
+        }
+        return Ok(narrowed);
+    }
+    Ok(granted)
+}
+
 /// The audience asked for, or the key's only one (RFC 8707 `invalid_target` otherwise). Admin
 /// keys get `admin` and nothing else; no other key ever gets `admin`, whatever its own audiences
 /// say.

@@ -239,6 +239,27 @@ pub async fn rotate<S: Store>(
     }
     let env = KeyEnv::parse(&old.env).unwrap_or(KeyEnv::Live);
     let kind = KeyKind::parse(&old.kind).unwrap_or(KeyKind::Secret);
+    if kind == KeyKind::Publishable {
+        // Checked again, not inherited: a scope made non-public since the key was created must
+        // not live on in its successor.
+        let public: Vec<String> = store
+            .scopes()
+            .await?
+            .into_iter()
+            .filter_map(|(name, public)| public.then_some(name))
+            .collect();
+        let old_scopes = ScopeSet::parse(&old.scopes)
+            .map_err(|e| DomainError::Internal(format!("key {old_id}: stored scopes: {e}")))?;
+        if let Some(s) = old_scopes
+            .iter()
+            .find(|s| !public.iter().any(|p| p == s.as_str()))
+        {
+            return Err(DomainError::Invalid(format!(
+                "key {old_id} is publishable and its scope {s} is no longer public: mark it public \
+                 again (`keymint scopes add {s} --public`) or create a new key with public scopes only"
+            )));
+        }
+    }
     let (key_id, printable, hash) = mint(hasher, kind, env)?;
     let lifetime = (old.expires_at - old.created_at).max(1);
     let rec = KeyRecord {

@@ -107,6 +107,9 @@ pub struct TokenService<S> {
     usage: Arc<Mutex<HashMap<String, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
+    /// The scopes an admin has marked public, re-read when a scope changes: what a publishable key
+    /// may mint, checked at every issuance.
+    public_scopes: Arc<ArcSwap<std::collections::HashSet<String>>>,
     /// DPoP proof IDs this process has seen: refuses a local replay without a database round trip.
     /// Every proof is then claimed in the store too, which every replica shares.
     replay: Arc<keymint_verifier::dpop::ReplayCache>,
@@ -128,6 +131,7 @@ impl<S> Clone for TokenService<S> {
             throttle: Arc::clone(&self.throttle),
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
+            public_scopes: Arc::clone(&self.public_scopes),
             replay: Arc::clone(&self.replay),
             audit: self.audit.clone(),
             rng: self.rng.clone(),
@@ -170,6 +174,7 @@ impl<S: Store> TokenService<S> {
             )),
             usage: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
+            public_scopes: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             replay: Arc::new(keymint_verifier::dpop::ReplayCache::new(
                 keymint_verifier::dpop::DEFAULT_REPLAY_CAPACITY,
             )),
@@ -218,6 +223,19 @@ impl<S: Store> TokenService<S> {
     pub async fn reload_origins(&self, now: UnixTime) -> Result<(), DomainError> {
         let origins = self.store.publishable_origins(unix(now)).await?;
         self.origins.store(Arc::new(origins.into_iter().collect()));
+        Ok(())
+    }
+
+    /// Re-reads which scopes are public (at start and after a scope change).
+    pub async fn reload_public_scopes(&self) -> Result<(), DomainError> {
+        let public = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .filter_map(|(name, public)| public.then_some(name))
+            .collect();
+        self.public_scopes.store(Arc::new(public));
         Ok(())
     }
 
@@ -295,7 +313,11 @@ impl<S: Store> TokenService<S> {
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;
         let binding = dpop_binding::binding(&self.settings.issuer, request, now)?;
-        let scope = grant::scope(&key, request.scope.as_deref())?;
+        let mut scope = grant::scope(&key, request.scope.as_deref())?;
+        if kind == KeyKind::Publishable {
+            scope =
+                grant::public_only(scope, request.scope.as_deref(), &self.public_scopes.load())?;
+        }
         let aud = grant::audience(
             &key,
             request.audience.as_deref(),
@@ -372,6 +394,12 @@ impl<S: Store> TokenService<S> {
                 let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
+                if ActiveKey::limited_per_client(&record) {
+                    // A publishable key read for the first time may carry a scope made public
+                    // moments ago, before the change watcher got to it: read the public set now
+                    // (a key is read once, then cached), so a new key works at once.
+                    self.reload_public_scopes().await?;
+                }
                 let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
                 self.keys.insert(&k, generation);
                 k

@@ -26,6 +26,18 @@ pub(crate) struct Server {
     pub(crate) output: Arc<Mutex<Vec<String>>>,
 }
 
+/// Polls until `f` gives a value, for at most `limit`: the one way these tests wait for an event.
+pub(crate) fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "keymint-e2e-{name}-{}-{}",

@@ -252,7 +252,10 @@ fn a_dpop_proof_outside_its_time_window_is_refused() {
         ("an hour old", UnixTime(NOW.0 - 3_600)),
         ("61 s old", UnixTime(NOW.0 - 61)),
         ("6 s ahead", UnixTime(NOW.0 + 6)),
-        ("30 s ahead (accepted before issue #13)", UnixTime(NOW.0 + 30)),
+        (
+            "30 s ahead (accepted before issue #13)",
+            UnixTime(NOW.0 + 30),
+        ),
         ("61 s ahead", UnixTime(NOW.0 + 61)),
         ("an hour ahead", UnixTime(NOW.0 + 3_600)),
         ("at the epoch", UnixTime(0)),
