@@ -42,6 +42,14 @@ impl ActiveKey {
     ) -> Result<Self, DomainError> {
         let corrupt =
             |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
+        // A limit that does not parse must not mean "no limit": the key is refused instead.
+        if record
+            .rate_limit
+            .as_deref()
+            .is_some_and(|r| super::limits::RateSpec::parse(r).is_none())
+        {
+            return Err(corrupt("rate_limit"));
+        }
         Ok(Self {
             key_id: ApiKeyId::new(record.key_id.as_str()).map_err(|_| corrupt("key_id"))?,
             tenant: TenantId::new(record.tenant.as_str()).map_err(|_| corrupt("tenant"))?,

@@ -1,11 +1,11 @@
-//! Rate limits: per key (its own quota) and failed authentications per client IP.
+//! Rate limits per key: its own quota and, for publishable keys, a share per client.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::throttle::client_of;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -110,6 +110,9 @@ pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
 pub struct KeyLimits {
     /// The stored `N/s` / `N/m` these were built from, and whether per client too.
     spec: (Option<String>, bool),
+    /// A stored limit that does not parse: every request is refused (fail closed), never "no
+    /// limit".
+    unreadable: bool,
     key: Option<DefaultDirectRateLimiter>,
     per_client: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
     checks: AtomicU32,
@@ -119,12 +122,13 @@ pub struct KeyLimits {
 const SWEEP_EVERY: u32 = 4096;
 
 impl KeyLimits {
-    /// Limiters for a stored `rate_limit` (none when absent or unreadable); `per_client` for
-    /// publishable keys.
+    /// Limiters for a stored `rate_limit` (none when absent; every request refused when it does
+    /// not parse); `per_client` for publishable keys.
     pub fn new(rate_limit: Option<&str>, per_client: bool) -> Self {
         let spec = rate_limit.and_then(RateSpec::parse);
         Self {
             spec: (rate_limit.map(str::to_owned), per_client),
+            unreadable: rate_limit.is_some() && spec.is_none(),
             key: spec.map(RateSpec::limiter),
             per_client: spec
                 .filter(|_| per_client)
@@ -141,6 +145,9 @@ impl KeyLimits {
     /// Counts one request from `ip`; how long to wait when over either limit. The client's own
     /// share is checked first, so a client over it spends nothing of the key's quota.
     pub fn check(&self, ip: &IpAddr) -> Option<Duration> {
+        if self.unreadable {
+            return Some(Duration::from_secs(60));
+        }
         if let Some(per_client) = &self.per_client {
             // Forget clients whose share has refilled, now and then, so that a key used from
             // ever new addresses does not grow without bound.
@@ -151,135 +158,13 @@ impl KeyLimits {
             {
                 per_client.retain_recent();
             }
-            if let Some(wait) = check_keyed(per_client, ip) {
+            // Keyed like the failure throttle: an IPv6 /64 is one client, so rotating through
+            // the addresses of one allocation does not multiply its share.
+            if let Some(wait) = check_keyed(per_client, &client_of(*ip)) {
                 return Some(wait);
             }
         }
         self.key.as_ref().and_then(check)
-    }
-}
-
-/// Throttles failed authentications per client, so guessing keys costs the guesser, not the
-/// database: after `burst` failures within `window` a client is refused (without any lookup) for
-/// `cooldown`. A client is an IPv4 address or an IPv6 /64 (one subscriber's allocation: rotating
-/// through its addresses must not reset the count).
-#[derive(Debug)]
-pub struct FailureThrottle {
-    burst: u32,
-    window: Duration,
-    cooldown: Duration,
-    capacity: usize,
-    state: Mutex<Tracked>,
-}
-
-#[derive(Debug)]
-struct Tracked {
-    clients: HashMap<IpAddr, Failures>,
-    /// When expired entries were last swept: at most once a second, not on every failure.
-    swept: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    window_start: Instant,
-    blocked_until: Option<Instant>,
-}
-
-/// The unit a client is throttled by: the address itself, or its /64 for IPv6.
-fn client_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(std::net::Ipv6Addr::from(bits))
-        }
-    }
-}
-
-impl FailureThrottle {
-    /// The most clients tracked at once. When that many are failing at once, new ones go
-    /// untracked (each of their failures still costs them a full request) rather than the table
-    /// growing without bound.
-    const MAX_TRACKED: usize = 100_000;
-
-    /// `burst` failures per `window`, then a `cooldown`.
-    pub fn new(burst: u32, window: Duration, cooldown: Duration) -> Self {
-        Self::with_capacity(burst, window, cooldown, Self::MAX_TRACKED)
-    }
-
-    fn with_capacity(burst: u32, window: Duration, cooldown: Duration, capacity: usize) -> Self {
-        Self {
-            burst,
-            window,
-            cooldown,
-            capacity,
-            state: Mutex::new(Tracked {
-                clients: HashMap::new(),
-                swept: None,
-            }),
-        }
-    }
-
-    /// If `ip`'s client is blocked, how long it still is.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state
-            .clients
-            .get(&client_of(ip))
-            .and_then(|f| f.blocked_until)
-            .and_then(|until| until.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
-    }
-
-    /// Records a failed authentication from `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let client = client_of(ip);
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.clients.len() >= self.capacity
-            && !state.clients.contains_key(&client)
-            && state
-                .swept
-                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-        {
-            let window = self.window;
-            state.clients.retain(|_, f| {
-                now.duration_since(f.window_start) < window
-                    || f.blocked_until.is_some_and(|u| u > now)
-            });
-            state.swept = Some(now);
-        }
-        if state.clients.len() >= self.capacity && !state.clients.contains_key(&client) {
-            return;
-        }
-        let f = state.clients.entry(client).or_insert(Failures {
-            count: 0,
-            window_start: now,
-            blocked_until: None,
-        });
-        if now.duration_since(f.window_start) >= self.window {
-            f.count = 0;
-            f.window_start = now;
-        }
-        f.count += 1;
-        if f.count >= self.burst {
-            f.blocked_until = Some(now + self.cooldown);
-        }
-    }
-
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clients
-            .len()
     }
 }
 
@@ -347,48 +232,32 @@ mod tests {
             "the key's own quota is spent"
         );
         assert!(secret.serve(Some("2/m"), false));
+        assert!(
+            KeyLimits::new(Some("lots"), false).check(&a).is_some(),
+            "an unreadable stored limit refuses, it does not mean no limit"
+        );
         assert!(!secret.serve(Some("3/m"), false));
         assert!(!secret.serve(Some("2/m"), true));
         assert!(!secret.serve(None, false));
     }
 
+    /// Issue #13: 600 requests from rotating addresses of one /64 spent a publishable key's whole
+    /// quota, and a client in another /64 got 429.
     #[test]
-    fn an_ipv6_client_is_its_64_and_the_table_never_grows_past_its_capacity() {
-        let t = FailureThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
-        let now = Instant::now();
-        // Three addresses of one /64: one client, blocked after three failures.
-        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
-            t.failed(host.parse().unwrap(), now);
+    fn a_publishable_keys_per_client_share_counts_an_ipv6_64_as_one_client() {
+        let limits = KeyLimits::new(Some("600/m"), true);
+        let mut served = 0;
+        for n in 0..600u16 {
+            let ip = IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, n + 1));
+            if limits.check(&ip).is_none() {
+                served += 1;
+            }
         }
+        assert_eq!(served, 60, "one /64 gets a tenth of the key's quota");
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert!(
-            t.blocked("2001:db8:1:2::77".parse().unwrap(), now)
-                .is_some()
+            limits.check(&other).is_none(),
+            "a client in another /64 is still served"
         );
-        assert!(t.blocked("2001:db8:1:3::1".parse().unwrap(), now).is_none());
-
-        let small =
-            FailureThrottle::with_capacity(3, Duration::from_secs(60), Duration::from_secs(60), 2);
-        for n in 1..=5u8 {
-            small.failed(IpAddr::from([192, 0, 2, n]), now);
-        }
-        assert_eq!(small.tracked(), 2, "untracked beyond the capacity");
-        // Once the tracked entries have expired, a sweep makes room again.
-        let later = now + Duration::from_secs(61);
-        small.failed(IpAddr::from([192, 0, 2, 9]), later);
-        assert_eq!(small.tracked(), 1);
-    }
-
-    #[test]
-    fn failures_block_an_ip_after_the_burst_and_only_that_ip() {
-        let t = FailureThrottle::new(2, Duration::from_secs(60), Duration::from_secs(30));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let other: IpAddr = "10.0.0.2".parse().unwrap();
-        let now = Instant::now();
-        t.failed(ip, now);
-        assert!(t.blocked(ip, now).is_none());
-        t.failed(ip, now);
-        assert!(t.blocked(ip, now).is_some());
-        assert!(t.blocked(other, now).is_none());
-        assert!(t.blocked(ip, now + Duration::from_secs(31)).is_none());
     }
 }

@@ -18,6 +18,7 @@ pub mod origin;
 pub mod revocations;
 pub mod secret_box;
 pub mod signing;
+pub mod throttle;
 pub mod token;
 
 #[cfg(test)]

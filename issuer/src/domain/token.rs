@@ -17,13 +17,17 @@ use super::active_key::{ActiveKey, KeyCache};
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::key_hash::KeyHasher;
-use super::limits::{FailureThrottle, KeyLimits};
+use super::limits::KeyLimits;
 use super::signing::SigningSet;
+use super::throttle::Throttle;
 use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
 use crate::store::{AuditRecord, KeyRecord, Store, StoreError};
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
 const KEY_CACHE: usize = 100_000;
+
+/// How many unknown key IDs are remembered.
+const UNKNOWN_CACHE: usize = 100_000;
 
 /// What a client asked for. Every field may only narrow what the key allows.
 #[derive(Debug, Default, Clone)]
@@ -103,7 +107,10 @@ pub struct TokenService<S> {
     /// Each key's rate limiters, by key ID: a key re-read after a change keeps the quota it has
     /// spent (a limiter that reset whenever an admin touched the key would be no limit).
     limits: Arc<Cache<String, Arc<KeyLimits>>>,
-    throttle: Arc<FailureThrottle>,
+    throttle: Arc<Throttle>,
+    /// Key IDs the database did not know, so that guessing the same ID again costs no lookup.
+    /// Bounded; an ID is forgotten when a key with it is created (the change feed says so).
+    unknown: Arc<Cache<String, ()>>,
     usage: Arc<Mutex<HashMap<String, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
@@ -129,6 +136,7 @@ impl<S> Clone for TokenService<S> {
             feed_read_at: Arc::clone(&self.feed_read_at),
             limits: Arc::clone(&self.limits),
             throttle: Arc::clone(&self.throttle),
+            unknown: Arc::clone(&self.unknown),
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
             public_scopes: Arc::clone(&self.public_scopes),
@@ -165,13 +173,8 @@ impl<S: Store> TokenService<S> {
             keys: Arc::new(KeyCache::new(KEY_CACHE)),
             feed_read_at: Arc::new(AtomicI64::new(0)),
             limits: Arc::new(Cache::new(KEY_CACHE)),
-            // 20 failures a minute per IP, then a minute's pause: plenty for a typo, ruinous for a
-            // guesser.
-            throttle: Arc::new(FailureThrottle::new(
-                20,
-                Duration::from_secs(60),
-                Duration::from_secs(60),
-            )),
+            throttle: Arc::new(Throttle::new()),
+            unknown: Arc::new(Cache::new(UNKNOWN_CACHE)),
             usage: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             public_scopes: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
@@ -191,6 +194,7 @@ impl<S: Store> TokenService<S> {
     /// Forgets a cached key so the next request reads it again (after a change in the database).
     pub fn invalidate(&self, key_id: &str) {
         self.keys.invalidate(key_id);
+        self.unknown.remove(key_id);
     }
 
     /// Records that the change watcher has just read the feed: until `now` plus the propagation
@@ -217,6 +221,7 @@ impl<S: Store> TokenService<S> {
     /// Forgets every cached key.
     pub fn invalidate_all(&self) {
         self.keys.clear();
+        self.unknown.clear();
     }
 
     /// Re-reads the origins of live publishable keys (after a key change).
@@ -390,8 +395,19 @@ impl<S: Store> TokenService<S> {
         let key = match self.keys.get(presented.key_id.as_str()) {
             Some(k) => k,
             None => {
+                let id = presented.key_id.as_str();
+                if self.unknown.get(id).is_some() {
+                    return Err(self.failed(ip, ClientFailure::UnknownKey));
+                }
+                if !self.throttle.lookup_allowed(Instant::now()) {
+                    // Under a spread-out guessing attack: cold keys wait, cached keys do not.
+                    return Err(DomainError::RateLimited {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
                 let generation = self.keys.generation();
-                let Some(record) = self.store.key(presented.key_id.as_str()).await? else {
+                let Some(record) = self.store.key(id).await? else {
+                    self.unknown.insert(id.to_owned(), ());
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
                 if ActiveKey::limited_per_client(&record) {

@@ -372,3 +372,43 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Issue #13: every guess of an unknown key ID cost a database query. A key ID the database did
+/// not know is remembered (bounded), so guessing it again costs nothing but the guess; creating a
+/// key with that ID (the change feed's invalidation) makes it known again.
+#[tokio::test]
+async fn an_unknown_key_id_is_looked_up_once_and_forgotten_when_a_key_gets_it() {
+    let h = harness("unknown").await;
+    let (id, unknown) = crate::domain::api_key::generate(
+        crate::domain::api_key::KeyKind::Secret,
+        crate::domain::api_key::KeyEnv::Live,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let (status, _, body) = send(&h.app, token_req(unknown.expose())).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // With the database away, the same unknown ID is still refused as unknown (no lookup)...
+    h.store.set_down(true);
+    let (status, _, _) = send(&h.app, token_req(unknown.expose())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // ...while another unknown ID needs the database, which is down.
+    let (_, other) = crate::domain::api_key::generate(
+        crate::domain::api_key::KeyKind::Secret,
+        crate::domain::api_key::KeyEnv::Live,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let (status, _, _) = send(&h.app, token_req(other.expose())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    h.store.set_down(false);
+    // The change feed's word that this ID changed (a key was created with it) forgets it.
+    h.state.tokens.invalidate(id.as_str());
+    let (status, _, _) = send(&h.app, token_req(unknown.expose())).await;
+    h.store.set_down(true);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "looked up again");
+    let (status, _, _) = send(&h.app, token_req(unknown.expose())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "and remembered again");
+}
