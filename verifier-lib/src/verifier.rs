@@ -225,9 +225,10 @@ impl Verifier {
         self.0.config.dpop.base_url.as_deref()
     }
 
-    /// Whether the application chose, through `dangerous`, to take a proof's `htu` base from
-    /// the request's `Host` header when no base URL is configured.
-    pub(crate) fn dpop_htu_from_host(&self) -> bool {
+    /// Whether the application chose, through
+    /// [`dangerous`](crate::dangerous::DangerousBuilder::dpop_htu_from_host_header), to take a
+    /// proof's `htu` base from the request's `Host` header when no base URL is configured.
+    pub fn dpop_htu_from_host(&self) -> bool {
         self.0.config.dpop.htu_from_host
     }
 

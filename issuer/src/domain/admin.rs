@@ -56,15 +56,55 @@ pub enum Access {
 /// The caller of an admin call, from its verified token.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    /// The admin key that got the token (for audit records: `admin:<key ID>`).
+    /// The admin key that got the token.
     pub key_id: String,
+    /// `admin-key:<key ID>`, as audit records name it.
+    name: String,
+    /// Where the call came from.
+    client_ip: std::net::IpAddr,
 }
 
 impl Admin {
-    /// The actor named in audit records.
-    pub fn actor(&self) -> String {
-        format!("admin-key:{}", self.key_id)
+    /// The actor named in audit records, with the client address.
+    pub fn actor(&self) -> super::audit::Actor<'_> {
+        super::audit::Actor {
+            name: &self.name,
+            client_ip: Some(self.client_ip),
+        }
     }
+}
+
+/// Proof that the caller holds a verified admin token with `admin:read` or `admin:write`. Only
+/// [`AdminGate::authorize`] (through `AdminApi::authorize_read`) makes one, and every reading admin
+/// operation takes it: a handler that forgets the check does not compile.
+#[derive(Debug)]
+pub struct AdminRead(Admin);
+
+/// Proof that the caller holds a verified admin token with `admin:write`; see [`AdminRead`].
+#[derive(Debug)]
+pub struct AdminWrite(Admin);
+
+impl AdminRead {
+    /// The caller.
+    pub fn admin(&self) -> &Admin {
+        &self.0
+    }
+}
+
+impl AdminWrite {
+    /// The caller.
+    pub fn admin(&self) -> &Admin {
+        &self.0
+    }
+}
+
+/// What [`AdminGate::authorize`] proves, by the access asked for.
+#[derive(Debug)]
+pub enum Granted {
+    /// `admin:read` (or more).
+    Read(AdminRead),
+    /// `admin:write`.
+    Write(AdminWrite),
 }
 
 /// Verifies admin tokens against the issuer's own JWKS and revocation list, kept in step with
@@ -103,8 +143,9 @@ impl AdminGate {
         need: Access,
         set: &SigningSet,
         list: &StoredList,
+        client_ip: std::net::IpAddr,
         now: UnixTime,
-    ) -> Result<Admin, DomainError> {
+    ) -> Result<Granted, DomainError> {
         self.sync(set, list);
         let Some(token) = token else {
             return Err(DomainError::AdminUnauthenticated {
@@ -136,8 +177,15 @@ impl AdminGate {
                 },
             });
         }
-        Ok(Admin {
-            key_id: verified.claims().sub.to_string(),
+        let key_id = verified.claims().sub.to_string();
+        let admin = Admin {
+            name: format!("admin-key:{key_id}"),
+            key_id,
+            client_ip,
+        };
+        Ok(match need {
+            Access::Read => Granted::Read(AdminRead(admin)),
+            Access::Write => Granted::Write(AdminWrite(admin)),
         })
     }
 

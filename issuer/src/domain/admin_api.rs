@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use keymint_jwks::{Algorithm, ApiKeyId, Jti, Scope, TenantId, UnixTime};
 use serde::Serialize;
 
-use super::admin::{Access, Admin, AdminGate};
+use super::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
 use super::api_key::PrintableKey;
 use super::key_hash::KeyHasher;
 use super::keys::{self, KeyView, NewKey};
@@ -126,24 +126,56 @@ impl<S: Store> AdminApi<S> {
         Self(deps)
     }
 
-    /// Checks an admin token (from `Authorization: Bearer`) for `need`.
-    pub fn authorize(&self, token: Option<&str>, need: Access) -> Result<Admin, DomainError> {
+    /// Checks an admin token (from `Authorization: Bearer`) for `admin:read`.
+    pub fn authorize_read(
+        &self,
+        token: Option<&str>,
+        client_ip: std::net::IpAddr,
+    ) -> Result<AdminRead, DomainError> {
+        match self.authorize(token, Access::Read, client_ip)? {
+            Granted::Read(r) => Ok(r),
+            Granted::Write(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
+        }
+    }
+
+    /// Checks an admin token (from `Authorization: Bearer`) for `admin:write`.
+    pub fn authorize_write(
+        &self,
+        token: Option<&str>,
+        client_ip: std::net::IpAddr,
+    ) -> Result<AdminWrite, DomainError> {
+        match self.authorize(token, Access::Write, client_ip)? {
+            Granted::Write(w) => Ok(w),
+            Granted::Read(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
+        }
+    }
+
+    fn authorize(
+        &self,
+        token: Option<&str>,
+        need: Access,
+        client_ip: std::net::IpAddr,
+    ) -> Result<Granted, DomainError> {
         let set = self.0.signing.load();
         let list = self.0.list.current();
         self.0
             .gate
-            .authorize(token, need, &set, &list, UnixTime::now())
+            .authorize(token, need, &set, &list, client_ip, UnixTime::now())
     }
 
     /// Keys, optionally of one tenant, newest first.
-    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyView>, DomainError> {
+    pub async fn list_keys(
+        &self,
+        _: &AdminRead,
+        tenant: Option<&str>,
+    ) -> Result<Vec<KeyView>, DomainError> {
         let now = UnixTime::now();
         let rows = self.0.store.keys(tenant).await?;
         Ok(rows.iter().map(|r| KeyView::from_record(r, now)).collect())
     }
 
     /// One key.
-    pub async fn key(&self, id: &ApiKeyId) -> Result<KeyView, DomainError> {
+    pub async fn key(&self, _: &AdminRead, id: &ApiKeyId) -> Result<KeyView, DomainError> {
         let rec = self
             .0
             .store
@@ -156,7 +188,7 @@ impl<S: Store> AdminApi<S> {
     /// Creates a customer key; the printable key is in the answer once.
     pub async fn create_key(
         &self,
-        admin: &Admin,
+        admin: &AdminWrite,
         new: &NewKey,
     ) -> Result<(KeyView, PrintableKey), DomainError> {
         keys::create(
@@ -164,19 +196,19 @@ impl<S: Store> AdminApi<S> {
             &self.0.hasher,
             new,
             UnixTime::now(),
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await
     }
 
     /// Revokes a key and every token it minted.
-    pub async fn revoke_key(&self, admin: &Admin, id: &ApiKeyId) -> Result<(), DomainError> {
+    pub async fn revoke_key(&self, admin: &AdminWrite, id: &ApiKeyId) -> Result<(), DomainError> {
         revocations::revoke_key(
             &*self.0.store,
             id,
             UnixTime::now(),
             self.0.max_token_ttl,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await
     }
@@ -184,7 +216,7 @@ impl<S: Store> AdminApi<S> {
     /// Rotates a key; with `revoke_old` the old key is revoked at once (a leaked key).
     pub async fn rotate_key(
         &self,
-        admin: &Admin,
+        admin: &AdminWrite,
         id: &ApiKeyId,
         grace: Duration,
         revoke_old: bool,
@@ -197,7 +229,7 @@ impl<S: Store> AdminApi<S> {
             id,
             grace,
             now,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await?;
         if revoke_old {
@@ -206,7 +238,7 @@ impl<S: Store> AdminApi<S> {
                 id,
                 now,
                 self.0.max_token_ttl,
-                &admin.actor(),
+                admin.admin().actor(),
             )
             .await?;
         }
@@ -214,7 +246,7 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Declared scopes.
-    pub async fn scopes(&self) -> Result<Vec<ScopeView>, DomainError> {
+    pub async fn scopes(&self, _: &AdminRead) -> Result<Vec<ScopeView>, DomainError> {
         Ok(self
             .0
             .store
@@ -228,7 +260,7 @@ impl<S: Store> AdminApi<S> {
     /// Declares a scope, public or not.
     pub async fn put_scope(
         &self,
-        admin: &Admin,
+        admin: &AdminWrite,
         scope: &Scope,
         public: bool,
     ) -> Result<ScopeView, DomainError> {
@@ -237,7 +269,7 @@ impl<S: Store> AdminApi<S> {
             scope,
             public,
             UnixTime::now(),
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await?;
         Ok(ScopeView {
@@ -247,14 +279,14 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Tenants with their key counts.
-    pub async fn tenants(&self) -> Result<Vec<TenantSummary>, DomainError> {
+    pub async fn tenants(&self, _: &AdminRead) -> Result<Vec<TenantSummary>, DomainError> {
         Ok(self.0.store.tenants(unix(UnixTime::now())).await?)
     }
 
     /// Revokes a tenant: its keys and every token it was issued until now; how many keys.
     pub async fn revoke_tenant(
         &self,
-        admin: &Admin,
+        admin: &AdminWrite,
         tenant: &TenantId,
     ) -> Result<u64, DomainError> {
         revocations::revoke_tenant(
@@ -262,13 +294,13 @@ impl<S: Store> AdminApi<S> {
             tenant,
             UnixTime::now(),
             self.0.max_token_ttl,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await
     }
 
     /// Revocation entries in force.
-    pub async fn revocations(&self) -> Result<Vec<RevocationView>, DomainError> {
+    pub async fn revocations(&self, _: &AdminRead) -> Result<Vec<RevocationView>, DomainError> {
         Ok(self
             .0
             .store
@@ -285,19 +317,19 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Revokes one token by `jti`.
-    pub async fn revoke_token(&self, admin: &Admin, jti: &Jti) -> Result<(), DomainError> {
+    pub async fn revoke_token(&self, admin: &AdminWrite, jti: &Jti) -> Result<(), DomainError> {
         revocations::revoke_token(
             &*self.0.store,
             jti,
             UnixTime::now(),
             self.0.max_token_ttl,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await
     }
 
     /// Signing keys still published or revoked.
-    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyView>, DomainError> {
+    pub async fn signing_keys(&self, _: &AdminRead) -> Result<Vec<SigningKeyView>, DomainError> {
         Ok(self
             .0
             .store
@@ -311,7 +343,7 @@ impl<S: Store> AdminApi<S> {
     /// Starts a signing-key rotation: a *next* key, active after the JWKS cache period.
     pub async fn rotate_signing_key(
         &self,
-        admin: &Admin,
+        admin: &AdminWrite,
         alg: Algorithm,
     ) -> Result<SigningKeyView, DomainError> {
         let rec = signing::rotate(
@@ -320,27 +352,35 @@ impl<S: Store> AdminApi<S> {
             alg,
             UnixTime::now(),
             self.0.jwks_max_age,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await?;
         Ok(SigningKeyView::from(&rec))
     }
 
     /// Emergency revocation of a signing key.
-    pub async fn revoke_signing_key(&self, admin: &Admin, kid: &str) -> Result<(), DomainError> {
+    pub async fn revoke_signing_key(
+        &self,
+        admin: &AdminWrite,
+        kid: &str,
+    ) -> Result<(), DomainError> {
         signing::revoke(
             &*self.0.store,
             &self.0.enc,
             kid,
             UnixTime::now(),
             self.0.max_token_ttl,
-            &admin.actor(),
+            admin.admin().actor(),
         )
         .await
     }
 
     /// Stored audit records matching `query` (its limit capped at [`MAX_AUDIT_PAGE`]).
-    pub async fn audit(&self, mut query: AuditQuery) -> Result<AuditPage, DomainError> {
+    pub async fn audit(
+        &self,
+        _: &AdminRead,
+        mut query: AuditQuery,
+    ) -> Result<AuditPage, DomainError> {
         query.limit = query.limit.clamp(1, MAX_AUDIT_PAGE);
         let items = self.0.store.audit(&query).await?;
         let full = i64::try_from(items.len()).unwrap_or(i64::MAX) == query.limit;

@@ -14,6 +14,42 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Records queued before the database falls behind; beyond it records are only in the log.
 const QUEUE: usize = 100_000;
 
+/// Who made an admin change, for its audit record: the name (`cli`, `admin-key:<ID>`) and, for a
+/// change made over the admin API, the client address it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The actor's name.
+    pub name: &'a str,
+    /// The client address, when the change came over HTTP.
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    fn from(name: &'a str) -> Self {
+        Self {
+            name,
+            client_ip: None,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for Actor<'a> {
+    fn from(name: &'a String) -> Self {
+        Self::from(name.as_str())
+    }
+}
+
+impl Actor<'_> {
+    /// Names this actor (and its address) in `r`.
+    pub fn stamp(self, mut r: AuditRecord) -> AuditRecord {
+        r.actor = Some(self.name.to_owned());
+        if let Some(ip) = self.client_ip {
+            r.client_ip = Some(ip.to_string());
+        }
+        r
+    }
+}
+
 /// Writes one audit record as a structured log line (target `keymint::audit`).
 pub fn log(r: &AuditRecord) {
     tracing::info!(

@@ -119,22 +119,21 @@ pub async fn put_scope<S: Store>(
     scope: &keymint_jwks::Scope,
     public: bool,
     now: UnixTime,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     if scope.is_admin() && public {
         return Err(DomainError::Invalid(
             "admin:* scopes can never be public".into(),
         ));
     }
-    let audit = AuditRecord {
+    let audit = actor.into().stamp(AuditRecord {
         at: unix(now),
         action: "scope.put".into(),
         outcome: "ok".into(),
-        actor: Some(actor.into()),
         scopes: Some(scope.to_string()),
         detail: Some(format!("public={public}")),
         ..AuditRecord::default()
-    };
+    });
     store.put_scope(scope.as_str(), public, &audit).await?;
     super::audit::log(&audit);
     Ok(())
@@ -146,21 +145,20 @@ pub async fn create<S: Store>(
     hasher: &KeyHasher,
     new: &NewKey,
     now: UnixTime,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     let resolved = key_policy::check(store, new).await?;
     let (key_id, printable, hash) = mint(hasher, new.kind, new.env)?;
     let rec = key_policy::record_for(new, &resolved, &key_id, hash, now);
-    let audit = AuditRecord {
+    let audit = actor.into().stamp(AuditRecord {
         at: unix(now),
         action: "key.create".into(),
         outcome: "ok".into(),
-        actor: Some(actor.into()),
         key_id: Some(key_id.to_string()),
         tenant: Some(new.tenant.to_string()),
         scopes: Some(rec.scopes.clone()),
         ..AuditRecord::default()
-    };
+    });
     store.insert_key(&rec, &audit).await?;
     super::audit::log(&audit);
     Ok((KeyView::from_record(&rec, now), printable))
@@ -174,9 +172,10 @@ pub async fn create_many<S: Store>(
     template: &NewKey,
     count: u64,
     now: UnixTime,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
     mut each: impl FnMut(u64, &ApiKeyId, &PrintableKey),
 ) -> Result<(), DomainError> {
+    let actor: super::audit::Actor<'_> = actor.into();
     let resolved = key_policy::check(store, template).await?;
     let mut made = 0u64;
     while made < count {
@@ -190,16 +189,15 @@ pub async fn create_many<S: Store>(
             ));
             made += 1;
         }
-        let audit = AuditRecord {
+        let audit = actor.stamp(AuditRecord {
             at: unix(now),
             action: "key.create_many".into(),
             outcome: "ok".into(),
-            actor: Some(actor.into()),
             tenant: Some(template.tenant.to_string()),
             scopes: Some(template.scopes.to_string()),
             detail: Some(format!("count={batch}")),
             ..AuditRecord::default()
-        };
+        });
         store.insert_keys(&records, &audit).await?;
         super::audit::log(&audit);
     }
@@ -214,7 +212,7 @@ pub async fn rotate<S: Store>(
     old_id: &ApiKeyId,
     grace: Duration,
     now: UnixTime,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     let old = store
         .key(old_id.as_str())
@@ -273,18 +271,17 @@ pub async fn rotate<S: Store>(
         ..old.clone()
     };
     let grace_until = unix(now.saturating_add(grace));
-    let audit = AuditRecord {
+    let audit = actor.into().stamp(AuditRecord {
         at: unix(now),
         action: "key.rotate".into(),
         outcome: "ok".into(),
-        actor: Some(actor.into()),
         key_id: Some(old_id.to_string()),
         tenant: Some(old.tenant.clone()),
         detail: Some(format!(
             "successor={key_id} old_key_expires_at={grace_until}"
         )),
         ..AuditRecord::default()
-    };
+    });
     if !store
         .rotate_key(old_id.as_str(), grace_until, &rec, &audit)
         .await?

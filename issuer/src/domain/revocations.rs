@@ -81,14 +81,13 @@ fn record(kind: &str, target: &str, now: UnixTime, max_token_ttl: Duration) -> R
     }
 }
 
-fn admin_audit(action: &str, actor: &str, now: UnixTime) -> AuditRecord {
-    AuditRecord {
+fn admin_audit(action: &str, actor: super::audit::Actor<'_>, now: UnixTime) -> AuditRecord {
+    actor.stamp(AuditRecord {
         at: unix(now),
         action: action.into(),
         outcome: "ok".into(),
-        actor: Some(actor.into()),
         ..AuditRecord::default()
-    }
+    })
 }
 
 /// Revokes one API key: the issuer refuses it from now on and every token it minted is listed.
@@ -97,13 +96,13 @@ pub async fn revoke_key<S: Store>(
     key_id: &ApiKeyId,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let key = store
         .key(key_id.as_str())
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("key {key_id}")))?;
-    let mut audit = admin_audit("key.revoke", actor, now);
+    let mut audit = admin_audit("key.revoke", actor.into(), now);
     audit.key_id = Some(key_id.to_string());
     audit.tenant = Some(key.tenant.clone());
     let entry = record("key", key_id.as_str(), now, max_token_ttl);
@@ -122,9 +121,9 @@ pub async fn revoke_token<S: Store>(
     jti: &Jti,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
-    let mut audit = admin_audit("token.revoke", actor, now);
+    let mut audit = admin_audit("token.revoke", actor.into(), now);
     audit.detail = Some(format!("jti={jti}"));
     store
         .add_revocation(&record("jti", jti.as_str(), now, max_token_ttl), &audit)
@@ -140,7 +139,7 @@ pub async fn revoke_tenant<S: Store>(
     tenant: &TenantId,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<u64, DomainError> {
     if tenant.as_str() == super::admin::ADMIN_TENANT {
         return Err(DomainError::Invalid(format!(
@@ -148,7 +147,7 @@ pub async fn revoke_tenant<S: Store>(
             super::admin::ADMIN_TENANT
         )));
     }
-    let mut audit = admin_audit("tenant.revoke", actor, now);
+    let mut audit = admin_audit("tenant.revoke", actor.into(), now);
     audit.tenant = Some(tenant.to_string());
     let n = store
         .revoke_tenant(

@@ -104,7 +104,7 @@ pub async fn rotate<S: Store>(
     alg: Algorithm,
     now: UnixTime,
     jwks_max_age: Duration,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<SigningKeyRecord, DomainError> {
     let keys = store.signing_keys().await?;
     if let Some(next) = keys.iter().find(|k| k.state == SigningKeyState::Next) {
@@ -117,17 +117,16 @@ pub async fn rotate<S: Store>(
     let wait = jwks_max_age.saturating_add(ACTIVATION_MARGIN);
     let activate_at = t.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX));
     let rec = new_record(enc, alg, SigningKeyState::Next, t, activate_at)?;
-    let audit = AuditRecord {
+    let audit = actor.into().stamp(AuditRecord {
         at: t,
         action: "signing_key.rotate".into(),
         outcome: "ok".into(),
-        actor: Some(actor.to_owned()),
         detail: Some(format!(
             "kid={} state=next activate_at={activate_at}",
             rec.kid
         )),
         ..AuditRecord::default()
-    };
+    });
     store.insert_signing_key(&rec, Some(&audit)).await?;
     super::audit::log(&audit);
     Ok(rec)
@@ -266,7 +265,7 @@ pub async fn revoke<S: Store>(
     kid: &str,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: &str,
+    actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let keys = store.signing_keys().await?;
     let key = keys
@@ -303,14 +302,13 @@ pub async fn revoke<S: Store>(
         revoked_at: t,
         drop_after: unix(super::revocations::drop_after(now, max_token_ttl)),
     };
-    let audit = AuditRecord {
+    let audit = actor.into().stamp(AuditRecord {
         at: t,
         action: "signing_key.revoke".into(),
         outcome: "ok".into(),
-        actor: Some(actor.to_owned()),
         detail: Some(format!("kid={kid}")),
         ..AuditRecord::default()
-    };
+    });
     if !store
         .revoke_signing_key(kid, successor, &entry, &audit)
         .await?

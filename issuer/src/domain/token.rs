@@ -461,6 +461,38 @@ impl<S: Store> TokenService<S> {
         fresh
     }
 
+    /// If `ip`'s client is blocked for failing too often, for how long still.
+    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        self.throttle.blocked(ip, Instant::now())
+    }
+
+    /// A request refused before any key was looked at (no credentials, malformed Basic, a
+    /// `client_id` that is not the key's, a key in the query string or sent in clear, a bad admin
+    /// token): one audit line with the client's address and the reason, counted against the
+    /// client like a wrong key. Never a database row, so a flood of such requests grows no table.
+    /// How long the client is now blocked, if it is.
+    pub fn refuse_request(
+        &self,
+        action: &str,
+        client: &ClientContext,
+        reason: &str,
+        now: UnixTime,
+    ) -> Option<Duration> {
+        super::audit::log(&AuditRecord {
+            at: unix(now),
+            action: action.into(),
+            outcome: "refused".into(),
+            reason: Some(reason.chars().take(200).collect()),
+            client_ip: Some(client.ip.to_string()),
+            origin: client.origin.clone(),
+            ..AuditRecord::default()
+        });
+        metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
+            .increment(1);
+        self.throttle.failed(client.ip, Instant::now());
+        self.throttle.blocked(client.ip, Instant::now())
+    }
+
     /// Counts a failed authentication against `ip` and says why it failed.
     fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
         self.throttle.failed(ip, Instant::now());

@@ -9,7 +9,7 @@ use super::tests::{harness, send, token_req};
 use crate::domain::admin;
 use crate::store::Store;
 
-async fn admin_token(h: &super::tests::Harness, scopes: &str) -> (String, String) {
+pub(super) async fn admin_token(h: &super::tests::Harness, scopes: &str) -> (String, String) {
     let (view, key) = admin::create_admin_key(
         &*h.store,
         &h.hasher,
@@ -334,7 +334,7 @@ async fn the_admin_tenant_and_admin_keys_stay_out_of_customer_operations() {
 
 /// Collects what `tracing` writes while a guard from [`capture_log`] lives on this thread.
 #[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(super) struct LogBuffer(pub(super) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -346,7 +346,7 @@ impl std::io::Write for LogBuffer {
     }
 }
 
-fn capture_log() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+pub(super) fn capture_log() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     let buf = LogBuffer::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()

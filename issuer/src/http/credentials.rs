@@ -11,9 +11,13 @@ use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use keymint_jwks::UnixTime;
+
+use super::AppState;
 use super::error::{HttpError, Scheme};
 use crate::domain::token::{ClientContext, TokenRequest};
 use crate::domain::{ClientFailure, DomainError};
+use crate::store::Store;
 
 /// A parsed token request: the presented key, what was asked, and who asked.
 pub(crate) struct TokenCall {
@@ -32,16 +36,19 @@ pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<ipnet::IpNet>>);
 /// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
 /// header before reaching the first trusted proxy is never believed.
-fn client_ip(req: &Request, peer: std::net::IpAddr) -> std::net::IpAddr {
-    let Some(TrustedProxies(trusted)) = req.extensions().get::<TrustedProxies>() else {
+fn client_ip(
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+    peer: std::net::IpAddr,
+) -> std::net::IpAddr {
+    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
         return peer;
     };
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<std::net::IpAddr> = req
-        .headers()
+    let hops: Vec<std::net::IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -56,10 +63,6 @@ fn client_ip(req: &Request, peer: std::net::IpAddr) -> std::net::IpAddr {
 
 /// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
 /// the `ConnectInfo` extractor itself falls back).
-fn peer(req: &Request) -> std::net::IpAddr {
-    peer_of(req.extensions())
-}
-
 fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
     ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
@@ -99,9 +102,13 @@ fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
 }
 
 fn client(req: &Request) -> ClientContext {
-    let ip = client_ip(req, peer(req));
-    let origin = req
-        .headers()
+    client_of(req.headers(), req.extensions())
+}
+
+/// Who is calling: the client address (see [`client_ip`]) and the `Origin` header.
+pub(crate) fn client_of(headers: &HeaderMap, ext: &axum::http::Extensions) -> ClientContext {
+    let ip = client_ip(headers, ext, peer_of(ext));
+    let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
@@ -165,14 +172,50 @@ fn dpop_header(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-impl<St: Send + Sync> FromRequest<St> for V1Call {
+impl<S: Store> FromRequest<AppState<S>> for V1Call {
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
+    async fn from_request(req: Request, st: &AppState<S>) -> Result<Self, HttpError> {
+        let client = client(&req);
+        audited(
+            st,
+            "token.request",
+            Scheme::Bearer,
+            &client,
+            parse_v1(req, client.clone()),
+        )
+        .await
+        .map(Self)
+    }
+}
+
+/// Runs `parse`; a refusal is audited with the client's address and counted against the client
+/// like a wrong key, and a client that is now blocked gets 429 instead.
+async fn audited<S: Store>(
+    st: &AppState<S>,
+    action: &str,
+    scheme: Scheme,
+    client: &ClientContext,
+    parse: impl std::future::Future<Output = Result<TokenCall, HttpError>>,
+) -> Result<TokenCall, HttpError> {
+    parse.await.map_err(|e| {
+        match st
+            .tokens
+            .refuse_request(action, client, &e.reason(), UnixTime::now())
+        {
+            Some(retry_after) => {
+                HttpError::Domain(DomainError::RateLimited { retry_after }, scheme)
+            }
+            None => e,
+        }
+    })
+}
+
+async fn parse_v1(req: Request, client: ClientContext) -> Result<TokenCall, HttpError> {
+    {
         let scheme = Scheme::Bearer;
         no_query(&req, scheme)?;
         over_tls(&req, scheme)?;
-        let client = client(&req);
         let path = req.uri().path().to_owned();
         // Take what is needed from the headers before the body consumes the request (no copy of
         // the whole header map on the token path).
@@ -225,7 +268,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 })?
                 .unwrap_or_default()
         };
-        Ok(Self(TokenCall {
+        Ok(TokenCall {
             credential,
             request: TokenRequest {
                 scope: parsed.scope,
@@ -236,7 +279,7 @@ impl<St: Send + Sync> FromRequest<St> for V1Call {
                 path,
             },
             client,
-        }))
+        })
     }
 }
 
@@ -274,14 +317,28 @@ fn percent_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
+impl<S: Store> FromRequest<AppState<S>> for OAuth2Call {
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, _: &St) -> Result<Self, HttpError> {
+    async fn from_request(req: Request, st: &AppState<S>) -> Result<Self, HttpError> {
+        let client = client(&req);
+        audited(
+            st,
+            "token.request",
+            Scheme::Basic,
+            &client,
+            parse_oauth2(req, client.clone()),
+        )
+        .await
+        .map(Self)
+    }
+}
+
+async fn parse_oauth2(req: Request, client: ClientContext) -> Result<TokenCall, HttpError> {
+    {
         let scheme = Scheme::Basic;
         no_query(&req, scheme)?;
         over_tls(&req, scheme)?;
-        let client = client(&req);
         let path = req.uri().path().to_owned();
         let content_type = content_type(req.headers());
         let dpop_proof = dpop_header(req.headers());
@@ -380,7 +437,7 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
             (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
             (None, None) => None,
         };
-        Ok(Self(TokenCall {
+        Ok(TokenCall {
             credential: secret,
             request: TokenRequest {
                 scope: form.get("scope").map(|v| v.to_string()),
@@ -391,6 +448,6 @@ impl<St: Send + Sync> FromRequest<St> for OAuth2Call {
                 path,
             },
             client,
-        }))
+        })
     }
 }

@@ -53,6 +53,16 @@ impl HttpError {
     pub(crate) fn invalid_request(scheme: Scheme, msg: impl Into<String>) -> Self {
         Self::Domain(DomainError::InvalidRequest(msg.into()), scheme)
     }
+
+    /// Why, for an audit line (server-written words only: never what the client sent).
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Self::PayloadTooLarge => "body over the limit".into(),
+            Self::UnsupportedGrantType => "unsupported grant_type".into(),
+            Self::Domain(DomainError::InvalidClient { reason }, _) => reason.as_str().into(),
+            Self::Domain(e, _) => e.to_string(),
+        }
+    }
 }
 
 impl IntoResponse for HttpError {

@@ -33,6 +33,8 @@ mod dpop_tests;
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::HttpError;

@@ -114,7 +114,7 @@ pub(super) async fn harness(name: &str) -> Harness {
 }
 
 /// The router as seen by a client at `ip`.
-fn app_from(state: &AppState<FlakyStore<SqliteStore>>, ip: [u8; 4]) -> axum::Router {
+pub(super) fn app_from(state: &AppState<FlakyStore<SqliteStore>>, ip: [u8; 4]) -> axum::Router {
     router(state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 4000))))
 }
 

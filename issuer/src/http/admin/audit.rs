@@ -5,8 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use super::{AdminBearer, AdminErrors, Answer};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead};
 use crate::domain::admin_api::AuditPage;
 use crate::http::AppState;
 use crate::store::{AuditQuery, Store};
@@ -35,10 +34,9 @@ pub(crate) struct AuditParams {
     ))]
 pub(crate) async fn audit<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
     q: Result<Query<AuditParams>, QueryRejection>,
 ) -> Answer<AuditPage> {
-    st.admin.authorize(auth.token(), Access::Read)?;
     let q = q?.0;
     let query = AuditQuery {
         before: q.before,
@@ -50,5 +48,5 @@ pub(crate) async fn audit<S: Store>(
         until: q.until,
         limit: q.limit.unwrap_or(100),
     };
-    Ok(Json(st.admin.audit(query).await?))
+    Ok(Json(st.admin.audit(&admin, query).await?))
 }

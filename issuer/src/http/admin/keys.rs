@@ -9,8 +9,7 @@ use axum::http::StatusCode;
 use keymint_jwks::{Audience, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminBearer, AdminErrors, Answer, DONE, Done, invalid, key_id, optional};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, key_id, optional};
 use crate::domain::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::{DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KeyView, NewKey};
 use crate::domain::limits::RateSpec;
@@ -140,11 +139,12 @@ pub(crate) struct RotateKey {
     ))]
 pub(crate) async fn list_keys<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
     q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Answer<Vec<KeyView>> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.list_keys(q?.0.tenant.as_deref()).await?))
+    Ok(Json(
+        st.admin.list_keys(&admin, q?.0.tenant.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", description = "admin:write — create a customer API key; the printable key is in the answer once.",
@@ -156,10 +156,9 @@ pub(crate) async fn list_keys<S: Store>(
     ))]
 pub(crate) async fn create_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     body: Result<Json<CreateKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let (view, key) = st.admin.create_key(&admin, &body?.0.parse()?).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
@@ -174,11 +173,10 @@ pub(crate) async fn create_key<S: Store>(
     ))]
 pub(crate) async fn get_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<KeyView> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.key(&key_id(id)?).await?))
+    Ok(Json(st.admin.key(&admin, &key_id(id)?).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys/{id}/revoke", tag = "keys", description = "admin:write — revoke a key and every token it minted.",
@@ -192,10 +190,9 @@ pub(crate) async fn get_key<S: Store>(
     ))]
 pub(crate) async fn revoke_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     st.admin.revoke_key(&admin, &key_id(id)?).await?;
     Ok(Json(DONE))
 }
@@ -211,11 +208,10 @@ pub(crate) async fn revoke_key<S: Store>(
     ))]
 pub(crate) async fn rotate_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<Option<RotateKey>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let r = optional(body)?;
     let grace = r.grace.map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);
     let (view, key) = st

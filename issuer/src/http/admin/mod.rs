@@ -18,31 +18,38 @@ use keymint_jwks::ApiKeyId;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use keymint_jwks::UnixTime;
+
+use super::AppState;
 use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
+use crate::domain::admin::{AdminRead, AdminWrite};
+use crate::domain::admin_api::AdminApi;
+use crate::store::Store;
 
 pub(crate) type Answer<T> = Result<Json<T>, Problem>;
 
-/// The admin token from `Authorization: Bearer` (never from a query string). Zeroized on drop.
-pub(crate) struct AdminBearer(Option<Zeroizing<String>>);
-
-impl AdminBearer {
-    pub(crate) fn token(&self) -> Option<&str> {
-        self.0.as_deref().map(String::as_str)
+/// The admin token from `Authorization: Bearer` (never from a query string), checked for the
+/// access the handler's argument type names. Every refusal (no token, a bad one, a missing scope,
+/// a token sent in clear) is one audit line with the client's address and counts against the
+/// client like a wrong key; a client blocked for failing too often is refused (429) before its
+/// token is even looked at.
+async fn admin_call<S: Store, T>(
+    parts: &Parts,
+    st: &AppState<S>,
+    authorize: impl FnOnce(&AdminApi<S>, Option<&str>, std::net::IpAddr) -> Result<T, DomainError>,
+) -> Result<T, Problem> {
+    let client = super::credentials::client_of(&parts.headers, &parts.extensions);
+    if let Some(retry_after) = st.tokens.blocked(client.ip) {
+        return Err(Problem(DomainError::RateLimited { retry_after }));
     }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for AdminBearer {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if super::credentials::arrived_in_clear(&parts.headers, &parts.extensions) {
-            return Err(Problem(DomainError::Invalid(
-                "the request reached the proxy over plain HTTP: admin tokens must only be sent \
-                 over HTTPS"
-                    .into(),
-            )));
-        }
+    let checked = if super::credentials::arrived_in_clear(&parts.headers, &parts.extensions) {
+        Err(DomainError::Invalid(
+            "the request reached the proxy over plain HTTP: admin tokens must only be sent \
+             over HTTPS"
+                .into(),
+        ))
+    } else {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -50,7 +57,42 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminBearer {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| Zeroizing::new(t.trim().to_owned()));
-        Ok(Self(token))
+        authorize(&st.admin, token.as_deref().map(String::as_str), client.ip)
+    };
+    checked.map_err(|e| {
+        let blocked =
+            st.tokens
+                .refuse_request("admin.auth", &client, &e.to_string(), UnixTime::now());
+        Problem(match blocked {
+            Some(retry_after) => DomainError::RateLimited { retry_after },
+            None => e,
+        })
+    })
+}
+
+/// A handler argument that proves `admin:read` (see [`admin_call`]).
+pub(crate) struct CanRead(pub(crate) AdminRead);
+
+/// A handler argument that proves `admin:write` (see [`admin_call`]).
+pub(crate) struct CanWrite(pub(crate) AdminWrite);
+
+impl<S: Store> FromRequestParts<AppState<S>> for CanRead {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
+        admin_call(parts, st, |api, token, ip| api.authorize_read(token, ip))
+            .await
+            .map(Self)
+    }
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for CanWrite {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
+        admin_call(parts, st, |api, token, ip| api.authorize_write(token, ip))
+            .await
+            .map(Self)
     }
 }
 
@@ -101,6 +143,13 @@ pub(crate) enum AdminErrors {
         content_type = "application/problem+json"
     )]
     Forbidden(#[to_schema] ProblemDocument),
+    /// The client failed authentication too often (Retry-After).
+    #[response(
+        status = 429,
+        description = "too many failed authentications from this client (Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    TooMany(#[to_schema] ProblemDocument),
     /// The database is unavailable (Retry-After).
     #[response(
         status = 503,

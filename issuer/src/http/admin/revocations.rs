@@ -6,8 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use keymint_jwks::Jti;
 use serde::Deserialize;
 
-use super::{AdminBearer, AdminErrors, Answer, DONE, Done, invalid};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid};
 use crate::domain::admin_api::RevocationView;
 use crate::http::AppState;
 use crate::store::Store;
@@ -28,10 +27,9 @@ pub(crate) struct RevokeToken {
     ))]
 pub(crate) async fn list_revocations<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
 ) -> Answer<Vec<RevocationView>> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.revocations().await?))
+    Ok(Json(st.admin.revocations(&admin).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/revocations", tag = "revocations", description = "admin:write — revoke one token by its jti.",
@@ -43,10 +41,9 @@ pub(crate) async fn list_revocations<S: Store>(
     ))]
 pub(crate) async fn revoke_token<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     body: Result<Json<RevokeToken>, JsonRejection>,
 ) -> Answer<Done> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let jti = Jti::new(body?.0.jti).map_err(|e| invalid("jti", e))?;
     st.admin.revoke_token(&admin, &jti).await?;
     Ok(Json(DONE))

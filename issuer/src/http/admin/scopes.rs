@@ -6,8 +6,7 @@ use axum::extract::{Path, State};
 use keymint_jwks::Scope;
 use serde::Deserialize;
 
-use super::{AdminBearer, AdminErrors, Answer, invalid};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead, CanWrite, invalid};
 use crate::domain::admin_api::ScopeView;
 use crate::http::AppState;
 use crate::store::Store;
@@ -28,10 +27,9 @@ pub(crate) struct PutScope {
     ))]
 pub(crate) async fn list_scopes<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
 ) -> Answer<Vec<ScopeView>> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.scopes().await?))
+    Ok(Json(st.admin.scopes(&admin).await?))
 }
 
 #[utoipa::path(put, path = "/v1/admin/scopes/{name}", tag = "scopes", description = "admin:write — declare a scope; public ones may be carried by publishable keys.",
@@ -43,11 +41,10 @@ pub(crate) async fn list_scopes<S: Store>(
     ))]
 pub(crate) async fn put_scope<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<PutScope>, JsonRejection>,
 ) -> Answer<ScopeView> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let scope = Scope::new(name?.0).map_err(|e| invalid("scope", e))?;
     Ok(Json(
         st.admin.put_scope(&admin, &scope, body?.0.public).await?,

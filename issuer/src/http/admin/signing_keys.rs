@@ -8,8 +8,7 @@ use axum::http::StatusCode;
 use keymint_jwks::Algorithm;
 use serde::Deserialize;
 
-use super::{AdminBearer, AdminErrors, Answer, DONE, Done, invalid, optional};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, optional};
 use crate::domain::admin_api::SigningKeyView;
 use crate::http::AppState;
 use crate::http::problem::{Problem, ProblemDocument};
@@ -32,10 +31,9 @@ pub(crate) struct RotateSigningKey {
     ))]
 pub(crate) async fn list_signing_keys<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
 ) -> Answer<Vec<SigningKeyView>> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.signing_keys().await?))
+    Ok(Json(st.admin.signing_keys(&admin).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/signing-keys/rotate", tag = "signing keys", description = "admin:write — publish a next signing key; it signs after the JWKS cache period.",
@@ -48,10 +46,9 @@ pub(crate) async fn list_signing_keys<S: Store>(
     ))]
 pub(crate) async fn rotate_signing_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     body: Result<Json<Option<RotateSigningKey>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SigningKeyView>), Problem> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let alg = match optional(body)?.alg.as_deref() {
         None | Some("EdDSA") => Algorithm::EdDsa,
         Some("ES256") => Algorithm::Es256,
@@ -72,10 +69,9 @@ pub(crate) async fn rotate_signing_key<S: Store>(
     ))]
 pub(crate) async fn revoke_signing_key<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     kid: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     st.admin.revoke_signing_key(&admin, &kid?.0).await?;
     Ok(Json(DONE))
 }

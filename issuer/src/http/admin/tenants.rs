@@ -5,8 +5,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use keymint_jwks::TenantId;
 
-use super::{AdminBearer, AdminErrors, Answer, Done, invalid};
-use crate::domain::admin::Access;
+use super::{AdminErrors, Answer, CanRead, CanWrite, Done, invalid};
 use crate::http::AppState;
 use crate::store::{Store, TenantSummary};
 
@@ -18,10 +17,9 @@ use crate::store::{Store, TenantSummary};
     ))]
 pub(crate) async fn list_tenants<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanRead(admin): CanRead,
 ) -> Answer<Vec<TenantSummary>> {
-    st.admin.authorize(auth.token(), Access::Read)?;
-    Ok(Json(st.admin.tenants().await?))
+    Ok(Json(st.admin.tenants(&admin).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/revoke", tag = "tenants", description = "admin:write — revoke a tenant: its keys and every token issued to it until now.",
@@ -33,10 +31,9 @@ pub(crate) async fn list_tenants<S: Store>(
     ))]
 pub(crate) async fn revoke_tenant<S: Store>(
     State(st): State<AppState<S>>,
-    auth: AdminBearer,
+    CanWrite(admin): CanWrite,
     tenant: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
-    let admin = st.admin.authorize(auth.token(), Access::Write)?;
     let tenant = TenantId::new(tenant?.0).map_err(|e| invalid("tenant", e))?;
     let n = st.admin.revoke_tenant(&admin, &tenant).await?;
     Ok(Json(Done {

@@ -1,0 +1,149 @@
+//! Refusals seen from outside (issue #13): every request refused before a key is looked at, and
+//! every admin call refused, is an audit line with the client's address and counts against the
+//! client like a wrong key; admin changes name the address they came from.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use super::admin_tests::{admin_token, capture_log};
+use super::tests::{app_from, harness, send};
+
+fn admin_get(token: &str) -> Request<Body> {
+    Request::get("/v1/admin/keys")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_bogus_admin_token_is_audited_with_the_client_address_and_throttled_like_a_wrong_key() {
+    let h = harness("admin-refused").await;
+    let (_, good) = admin_token(&h, "admin:read").await;
+    let attacker = app_from(&h.state, [198, 51, 100, 77]);
+    let (log, guard) = capture_log();
+    for n in 0..19 {
+        let (status, _, _) = send(&attacker, admin_get("bogus")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let (status, headers, body) = send(&attacker, admin_get("bogus")).await;
+    drop(guard);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("admin.auth") && l.contains("198.51.100.77"))
+        .collect();
+    assert_eq!(lines.len(), 20, "{log}");
+    assert!(lines.iter().all(|l| l.contains("refused")), "{log}");
+    assert!(!log.contains("bogus"), "the token itself is never logged");
+    // Blocked: even a valid admin token is refused from there, without a lookup...
+    let (status, _, _) = send(&attacker, admin_get(&good)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...and nowhere else.
+    let (status, _, _) = send(&h.app, admin_get(&good)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn token_requests_refused_before_any_lookup_are_audited_and_throttled() {
+    let h = harness("request-refused").await;
+    let client = app_from(&h.state, [203, 0, 113, 9]);
+    let refusals = [
+        // No credentials.
+        Request::post("/v1/token").body(Body::empty()).unwrap(),
+        // The key in the query string.
+        Request::post(format!("/v1/token?api_key={}", h.key))
+            .body(Body::empty())
+            .unwrap(),
+        // Malformed Basic.
+        Request::post("/oauth2/token")
+            .header("Authorization", "Basic !!!")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Body::from("grant_type=client_credentials"))
+            .unwrap(),
+        // A client_id that is not the key's own.
+        Request::post("/oauth2/token")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!(
+                "grant_type=client_credentials&client_id=someoneelse&client_secret={}",
+                h.key
+            )))
+            .unwrap(),
+    ];
+    let (log, guard) = capture_log();
+    let mut statuses = Vec::new();
+    for req in refusals {
+        statuses.push(send(&client, req).await.0);
+    }
+    drop(guard);
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED
+        ]
+    );
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for reason in [
+        "no credentials",
+        "query parameters",
+        "malformed",
+        "client_id",
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("token.request")
+                && l.contains("203.0.113.9")
+                && l.contains(reason)),
+            "no audit line for {reason}: {log}"
+        );
+    }
+    assert!(!log.contains(&h.key), "the key is never logged");
+    // Sixteen more without credentials: the twentieth refusal blocks the client.
+    for n in 0..15 {
+        let (status, _, _) = send(
+            &client,
+            Request::post("/v1/token").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "refusal {n}");
+    }
+    let (status, headers, _) = send(
+        &client,
+        Request::post("/v1/token").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn an_admin_change_records_the_address_it_came_from() {
+    let h = harness("admin-address").await;
+    let (_, write) = admin_token(&h, "admin:write").await;
+    let admin = app_from(&h.state, [198, 51, 100, 78]);
+    let (status, _, body) = send(
+        &admin,
+        Request::post("/v1/admin/keys")
+            .header("Authorization", format!("Bearer {write}"))
+            .header("Content-Type", "application/json")
+            .body(Body::from(
+                r#"{"tenant":"acme","scopes":["a"],"audiences":["https://api.test"]}"#,
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, page) = send(
+        &admin,
+        Request::get("/v1/admin/audit?action=key.create")
+            .header("Authorization", format!("Bearer {write}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["client_ip"], "198.51.100.78", "{page}");
+}
