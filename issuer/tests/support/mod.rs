@@ -26,6 +26,20 @@ pub(crate) struct Server {
     pub(crate) output: Arc<Mutex<Vec<String>>>,
 }
 
+/// Polls until `f` gives a value, for at most `limit` (every 20 ms): how tests wait for something
+/// to happen, never by sleeping first and asserting after.
+#[track_caller]
+pub(crate) fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "keymint-e2e-{name}-{}-{}",
