@@ -106,6 +106,7 @@ pub async fn serve<S: Store>(
     signing::ensure_active(&*store, &enc, now).await?;
     signing::maintain(
         &*store,
+        &enc,
         now,
         cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND,
     )
@@ -281,7 +282,7 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
     let mut usage_tick = 0u32;
     loop {
         tick.tick().await;
-        match signing::maintain(&*rt.store, UnixTime::now(), rt.retire_for()).await {
+        match signing::maintain(&*rt.store, &rt.enc, UnixTime::now(), rt.retire_for()).await {
             Ok(true) => {
                 if let Err(e) = rt.reload_signing().await {
                     tracing::error!(error = %e, "cannot reload signing keys");

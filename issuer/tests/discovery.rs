@@ -20,10 +20,12 @@ fn jwks_has_cache_headers_and_an_etag_that_revalidates() {
     assert_eq!(r.header("cache-control"), Some("public, max-age=120"));
     let etag = r.header("etag").unwrap().to_owned();
     let jwks = keymint_jwks::Jwks::from_json(r.text.as_bytes()).unwrap();
-    assert_eq!(jwks.keys().len(), 1);
+    // The active key and the standby *next* key an emergency revocation would hand signing to.
+    assert_eq!(jwks.keys().len(), 2);
     // kid is the RFC 7638 thumbprint.
-    let k = &jwks.keys()[0];
-    assert_eq!(k.kid(), &k.key().thumbprint());
+    for k in jwks.keys() {
+        assert_eq!(k.kid(), &k.key().thumbprint());
+    }
     let again = reply(
         s.get("/.well-known/jwks.json")
             .set("If-None-Match", &etag)
@@ -104,6 +106,45 @@ fn plain_http_on_a_public_address_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--behind-tls-proxy"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 13, point 3: verifiers cap a list's validity at 7 days, so an issuer signing longer lists
+/// would be refused everywhere; `serve` says so at start instead.
+#[test]
+fn a_revocation_list_validity_above_the_cap_is_refused_naming_the_cap() {
+    let dir = temp_dir("validity-cap");
+    for too_long in ["8d", "1000years"] {
+        let mut child = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(["--revocation-list-validity", too_long])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Exits at once; a server that started instead is stopped and the test fails.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let status = status.unwrap_or_else(|| panic!("serve started with {too_long}"));
+        assert_eq!(status.code(), Some(2), "{too_long}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains("--revocation-list-validity") && stderr.contains("cap of 604800s (7d)"),
+            "{stderr}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -151,7 +151,11 @@ fn sqlite_to_postgres_keeps_every_key_signing_key_revocation_and_the_list_serial
         lists(&l, "jti", &jti).then_some(l)
     });
     let old_kids = kids(&old);
-    assert_eq!(old_kids.len(), 2, "the retired and the active key");
+    assert_eq!(
+        old_kids.len(),
+        3,
+        "the retired, the active and the standby next key"
+    );
     old.stop();
 
     // The move.

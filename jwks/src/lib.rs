@@ -50,8 +50,8 @@ pub use ids::{ApiKeyId, Audience, ClientId, IdError, Issuer, Jti, Kid, TenantId}
 pub use jwk::{BadSignature, Jwk, JwkError, PublicKey};
 pub use jwks::{Jwks, JwksError};
 pub use revocation::{
-    LIST_VERSION, PROPAGATION_BOUND, RevocationEntry, RevocationList, RevocationListError,
-    RevocationTarget, SignedRevocationList,
+    LIST_VERSION, MAX_LIST_VALIDITY, PROPAGATION_BOUND, RevocationEntry, RevocationList,
+    RevocationListError, RevocationTarget, SignedRevocationList,
 };
 pub use scope::{Scope, ScopeError, ScopeSet};
 pub use signing_key::{KeyError, Signer, SigningKey};

@@ -18,6 +18,12 @@ pub const PROPAGATION_BOUND: Duration = Duration::from_secs(5);
 /// The only list format version this crate reads and writes.
 pub const LIST_VERSION: u32 = 1;
 
+/// The longest validity (`exp - iat`) a list may have: 7 days. keymint's issuer refuses to sign a
+/// longer one, and verifiers refuse it by default (they may be configured tighter). Without a cap,
+/// one list signed with a far `exp` by a key that is later stolen or retired would vouch for years.
+/// Part of the list format: verifiers in every language use the same value.
+pub const MAX_LIST_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What one entry revokes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RevocationTarget {
@@ -225,6 +231,21 @@ impl SignedRevocationList {
             });
         }
         Ok(Self::from_parts(jws.to_owned(), list, jwk.kid().clone()))
+    }
+
+    /// The `serial` a list claims, read **without** checking anything (not the signature, not the
+    /// issuer, not even that the rest of the payload is a list). Only for bookkeeping that must
+    /// not trust it, such as limiting how often a list signed by an unknown key may make a
+    /// verifier refetch its key set. `None` if there is no readable serial.
+    pub fn unverified_serial(jws: &str, max_len: usize) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Serial {
+            serial: u64,
+        }
+        let payload = Compact::split(jws, max_len).ok()?.decode_payload().ok()?;
+        serde_json::from_slice::<Serial>(&payload)
+            .ok()
+            .map(|s| s.serial)
     }
 
     /// The JWS exactly as signed.

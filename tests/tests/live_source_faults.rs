@@ -444,15 +444,6 @@ impl Endpoint {
     }
 }
 
-/// Until `done`, or panics after `within`.
-fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Serves `fault` on `endpoint` until three refreshes have met it and given up, checking all the
 /// while that the good copy verifies; then checks the failures were counted, fixes the endpoint
 /// with a fresh document and waits for it to be installed. Returns the faulty connections.

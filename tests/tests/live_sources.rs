@@ -29,6 +29,25 @@ struct Served {
     /// When non-zero, every answer is delayed by this many milliseconds.
     delay_ms: Arc<AtomicU16>,
     not_modified: Arc<AtomicUsize>,
+    /// What `/events` pushes to every connection before closing it: (event ID, list).
+    pushed: Arc<Mutex<Option<(u64, String)>>>,
+    /// The `Last-Event-ID` of every `/events` request, in order.
+    last_event_ids: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+/// A server-sent event stream that pushes one list and ends (the client reconnects with
+/// `Last-Event-ID`, which is recorded).
+async fn events(State(s): State<Served>, headers: axum::http::HeaderMap) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    s.last_event_ids.lock().unwrap().push(last);
+    let body = match s.pushed.lock().unwrap().clone() {
+        Some((id, list)) => format!("event: revocations\nid: {id}\ndata: {list}\n\n"),
+        None => String::new(),
+    };
+    ([("content-type", "text/event-stream")], body).into_response()
 }
 
 /// The key set with `ETag` and `Cache-Control: max-age=1`, answering 304 to a matching
@@ -53,6 +72,22 @@ async fn jwks(State(s): State<Served>) -> Response {
         0 => s.jwks.lock().unwrap().clone().into_response(),
         code => StatusCode::from_u16(code).unwrap().into_response(),
     }
+}
+
+/// The list with an `ETag` (a hash of its bytes), answering 304 to a matching `If-None-Match`, as
+/// keymint's issuer does; no `Cache-Control`, so it is polled every `min_refresh`.
+async fn tagged_list(State(s): State<Served>, headers: axum::http::HeaderMap) -> Response {
+    use std::hash::{Hash as _, Hasher as _};
+    s.list_hits.fetch_add(1, Ordering::SeqCst);
+    let body = s.list.lock().unwrap().clone();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    let etag = format!("\"{:x}\"", h.finish());
+    if headers.get("if-none-match").is_some_and(|v| *v == *etag) {
+        s.not_modified.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+    }
+    ([("etag", etag)], body).into_response()
 }
 
 async fn list(State(s): State<Served>) -> Response {
@@ -81,6 +116,8 @@ fn serve(served: Served) -> String {
                 .route("/jwks.json", get(jwks))
                 .route("/cached-jwks.json", get(cached_jwks))
                 .route("/revocations.jws", get(list))
+                .route("/tagged-revocations.jws", get(tagged_list))
+                .route("/events", get(events))
                 .with_state(served);
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
@@ -124,6 +161,24 @@ fn setup_at(
     jwks_path: &str,
     cfg: impl FnOnce(LiveConfig) -> LiveConfig,
 ) -> (Served, Signer, Verifier, keymint_verifier::live::LiveHandle) {
+    setup_paths(jwks_path, "/revocations.jws", cfg)
+}
+
+fn setup_paths(
+    jwks_path: &str,
+    list_path: &str,
+    cfg: impl FnOnce(LiveConfig) -> LiveConfig,
+) -> (Served, Signer, Verifier, keymint_verifier::live::LiveHandle) {
+    setup_full(jwks_path, list_path, false, cfg)
+}
+
+/// With `push`, the verifier also subscribes to `/events`.
+fn setup_full(
+    jwks_path: &str,
+    list_path: &str,
+    push: bool,
+    cfg: impl FnOnce(LiveConfig) -> LiveConfig,
+) -> (Served, Signer, Verifier, keymint_verifier::live::LiveHandle) {
     let signer = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
     let served = Served::default();
     *served.jwks.lock().unwrap() = Jwks::new(vec![signer.key().public_jwk()])
@@ -131,12 +186,16 @@ fn setup_at(
         .to_json();
     *served.list.lock().unwrap() = signed_list(&signer, 1, vec![]);
     let base = serve(served.clone());
-    let live = cfg(LiveConfig::new(
+    let mut live = LiveConfig::new(
         Source::Url(format!("{base}{jwks_path}")),
-        Source::Url(format!("{base}/revocations.jws")),
+        Source::Url(format!("{base}{list_path}")),
     )
     .min_refresh(Duration::from_millis(100))
-    .max_refresh(Duration::from_millis(300)));
+    .max_refresh(Duration::from_millis(300));
+    if push {
+        live = live.events(format!("{base}/events"));
+    }
+    let live = cfg(live);
     let (v, handle) = Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
         .build_live(live)
         .unwrap();
@@ -411,4 +470,198 @@ fn cache_control_paces_polling_and_etags_make_refreshes_304s() {
     // A 304 keeps the key set and counts as a successful refresh.
     v.verify(&signer.sign_access_token(&live_claims()).unwrap())
         .unwrap();
+}
+
+/// Rings the key-set thread's doorbell with a token naming a `kid` nobody has, and waits until
+/// that refetch happened: the unknown-`kid` cooldown is spent.
+fn spend_the_kid_cooldown(
+    signer: &Signer,
+    v: &Verifier,
+    handle: &keymint_verifier::live::LiveHandle,
+) {
+    let before = handle.stats().jwks_kid_refetches;
+    let header = jws::encode_segment(br#"{"alg":"EdDSA","typ":"at+jwt","kid":"random-kid"}"#);
+    let t = signer
+        .sign_compact(&header, &live_claims().to_json())
+        .unwrap();
+    assert!(matches!(v.verify(&t), Err(VerifyError::UnknownKid { .. })));
+    wait_for(Duration::from_secs(3), "the token's kid refetch", || {
+        handle.stats().jwks_kid_refetches > before
+    });
+}
+
+/// Issue 13, point 2: a list signed by a key the verifier did not have yet was refused; the ETag
+/// had already advanced, so every later poll was a 304, and the wake-up for its `kid` fell inside
+/// the token cooldown and was dropped. The revocation it carried never took effect (until the key
+/// set's next scheduled poll, and not even then). Now the list's unknown `kid` brings the key set
+/// at once, on a budget of its own, the refused list is offered again, and the ETag only advances
+/// with a list in force.
+#[test]
+fn a_list_signed_by_a_key_not_yet_known_is_installed_within_a_second_with_the_kid_cooldown_spent() {
+    // The key set is polled every minute; the list every 100 ms, with ETags.
+    let (served, signer, v, handle) = setup_paths("/jwks.json", "/tagged-revocations.jws", |c| {
+        c.max_refresh(Duration::from_secs(60))
+    });
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let token = signer.sign_access_token(&live_claims()).unwrap();
+    v.verify(&token).unwrap();
+    spend_the_kid_cooldown(&signer, &v, &handle);
+    wait_for(Duration::from_secs(3), "a 304 on the list", || {
+        served.not_modified.load(Ordering::SeqCst) > 0
+    });
+    // An emergency: a key the verifier has never seen signs the list that revokes the token.
+    let successor = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    *served.jwks.lock().unwrap() = Jwks::new(vec![
+        signer.key().public_jwk(),
+        successor.key().public_jwk(),
+    ])
+    .unwrap()
+    .to_json();
+    let entry = RevocationEntry {
+        target: RevocationTarget::Jti(live_claims().jti),
+        revoked_at: UnixTime::now(),
+        drop_after: UnixTime::now().saturating_add(Duration::from_secs(3600)),
+    };
+    *served.list.lock().unwrap() = signed_list(&successor, 2, vec![entry]);
+    let published = Instant::now();
+    wait_for(Duration::from_secs(1), "the revocation", || {
+        matches!(v.verify(&token), Err(VerifyError::Revoked(_)))
+    });
+    println!("installed {:?} after publication", published.elapsed());
+    assert_eq!(v.revocation_serial(), Some(2));
+    let stats = handle.stats();
+    assert_eq!(stats.jwks_list_refetches, 1, "{stats:?}");
+    assert_eq!(stats.jwks_kid_refetches, 1, "{stats:?}");
+}
+
+/// The list's own refetch cannot be turned into a flood: lists signed by unknown keys cost at most
+/// one key-set fetch per serial, and one a second whatever the serials.
+#[test]
+fn lists_signed_by_unknown_keys_cost_at_most_one_key_set_fetch_per_serial_and_per_second() {
+    let (served, _signer, _v, handle) = setup(|c| c.max_refresh(Duration::from_secs(60)));
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let stranger = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    // One forged serial, refused at every 100 ms poll: one refetch.
+    let before = handle.stats();
+    *served.list.lock().unwrap() = signed_list(&stranger, 1_000, vec![]);
+    wait_for(Duration::from_secs(3), "ten refusals", || {
+        handle.stats().lists_refused >= before.lists_refused + 10
+    });
+    let after = handle.stats();
+    assert_eq!(
+        after.jwks_list_refetches,
+        before.jwks_list_refetches + 1,
+        "{after:?}"
+    );
+    // A new serial every 20 ms for 2.5 s (about 25 refused lists): at most one a second.
+    let started = Instant::now();
+    let mut serial = 2_000;
+    while started.elapsed() < Duration::from_millis(2500) {
+        serial += 1;
+        *served.list.lock().unwrap() = signed_list(&stranger, serial, vec![]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let end = handle.stats();
+    let refetches = end.jwks_list_refetches - after.jwks_list_refetches;
+    let refused = end.lists_refused - after.lists_refused;
+    println!(
+        "{refused} forged lists in {:?}: {refetches} key set refetches",
+        started.elapsed()
+    );
+    assert!(refused >= 10, "{end:?}");
+    assert!(
+        (1..=3).contains(&refetches),
+        "{refetches} refetches: {end:?}"
+    );
+    assert_eq!(end.jwks_kid_refetches, before.jwks_kid_refetches);
+}
+
+/// Issue 13, point 3: discovery refused plain http to another host, but URLs given to
+/// `LiveConfig` directly were fetched as they came.
+#[test]
+fn plain_http_sources_to_another_host_are_refused_unless_dangerous() {
+    use keymint_verifier::BuildError;
+    use keymint_verifier::live::LiveError;
+    let build = |cfg: LiveConfig| {
+        Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap()).build_live(cfg)
+    };
+    let https = |path: &str| Source::Url(format!("https://issuer.example/{path}"));
+    let plain = |path: &str| Source::Url(format!("http://issuer.example/{path}"));
+    for (cfg, field) in [
+        (
+            LiveConfig::new(plain("jwks.json"), https("revocations.jws")),
+            "jwks_uri",
+        ),
+        (
+            LiveConfig::new(https("jwks.json"), plain("revocations.jws")),
+            "keymint_revocation_list_uri",
+        ),
+        (
+            LiveConfig::new(https("jwks.json"), https("revocations.jws"))
+                .events("http://issuer.example/events"),
+            "keymint_revocation_events_uri",
+        ),
+    ] {
+        match build(cfg) {
+            Err(BuildError::Live(LiveError::InsecureUri { field: f, uri })) => {
+                assert_eq!(f, field);
+                assert!(uri.starts_with("http://issuer.example/"), "{uri}");
+            }
+            other => panic!("{field}: expected InsecureUri, got {:?}", other.map(|_| ())),
+        }
+    }
+    // Opting out is possible, under `dangerous`. (Files that do not exist: the key set never
+    // loads, so the events thread never connects anywhere.)
+    let missing = std::env::temp_dir().join("keymint-no-such-dir-for-this-test");
+    let cfg = LiveConfig::new(
+        Source::File(missing.join("jwks.json")),
+        Source::File(missing.join("revocations.jws")),
+    )
+    .events("http://issuer.example/events");
+    assert!(build(cfg.clone()).is_err());
+    build(cfg.dangerous().allow_plain_http_to_any_host()).unwrap();
+}
+
+/// Issue 13, point 2, on the push channel: the event ID advanced before the list was checked, so
+/// after a reconnection `Last-Event-ID` told the issuer the refused list had been received, and
+/// it was never sent again. The ID now advances only with a list in force.
+#[test]
+fn a_refused_pushed_list_does_not_advance_last_event_id() {
+    let (served, signer, v, handle) = setup_full("/jwks.json", "/revocations.jws", true, |c| c);
+    assert!(handle.wait_ready(Duration::from_secs(5)));
+    let token = signer.sign_access_token(&live_claims()).unwrap();
+    let successor = Signer::new(SigningKey::generate(Algorithm::EdDsa).unwrap());
+    let entry = RevocationEntry {
+        target: RevocationTarget::Jti(live_claims().jti),
+        revoked_at: UnixTime::now(),
+        drop_after: UnixTime::now().saturating_add(Duration::from_secs(3600)),
+    };
+    let pushed = signed_list(&successor, 2, vec![entry]);
+    *served.pushed.lock().unwrap() = Some((2, pushed));
+    // The key set does not have the successor yet: every push of the list is refused, and every
+    // reconnection still asks from before it.
+    let connections = served.last_event_ids.lock().unwrap().len();
+    wait_for(Duration::from_secs(5), "three more connections", || {
+        served.last_event_ids.lock().unwrap().len() >= connections + 3
+    });
+    assert!(handle.stats().events >= 2, "{:?}", handle.stats());
+    let ids = served.last_event_ids.lock().unwrap().clone();
+    assert!(
+        ids.iter().all(|id| id.as_deref() != Some("2")),
+        "Last-Event-ID advanced past a refused list: {ids:?}"
+    );
+    v.verify(&token).unwrap();
+    // Once the key set has the successor, the list is installed and the ID advances.
+    *served.jwks.lock().unwrap() = Jwks::new(vec![
+        signer.key().public_jwk(),
+        successor.key().public_jwk(),
+    ])
+    .unwrap()
+    .to_json();
+    wait_for(Duration::from_secs(3), "the revocation", || {
+        matches!(v.verify(&token), Err(VerifyError::Revoked(_)))
+    });
+    wait_for(Duration::from_secs(5), "Last-Event-ID: 2", || {
+        served.last_event_ids.lock().unwrap().last() == Some(&Some("2".to_owned()))
+    });
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keymint_jwks::{Audience, Issuer, Jwks};
+use keymint_jwks::{Audience, Issuer, Jwks, MAX_LIST_VALIDITY};
 
 use crate::clock::{Clock, SystemClock};
 use crate::verifier::Config;
@@ -29,6 +29,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 ///
 /// - leeway: [`DEFAULT_LEEWAY`] (60 s), at most [`MAX_LEEWAY`];
 /// - maximum token length: [`DEFAULT_MAX_TOKEN_LEN`] (8 KiB);
+/// - longest revocation list validity (`exp - iat`) accepted:
+///   [`MAX_LIST_VALIDITY`](keymint_jwks::MAX_LIST_VALIDITY) (7 days), which may only be lowered;
 /// - verified-token cache: [`DEFAULT_CACHE_BYTES`] (16 MiB);
 /// - clock: the system clock;
 /// - revocation: required. Until a list is installed (at build time or later with
@@ -48,6 +50,7 @@ pub struct VerifierBuilder {
     leeway: Duration,
     max_token_len: usize,
     max_list_len: usize,
+    max_list_validity: Duration,
     cache_bytes: u64,
     clock: Arc<dyn Clock>,
     check_revocation: bool,
@@ -69,6 +72,7 @@ impl VerifierBuilder {
             leeway: DEFAULT_LEEWAY,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             max_list_len: DEFAULT_MAX_LIST_LEN,
+            max_list_validity: MAX_LIST_VALIDITY,
             cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
             check_revocation: true,
@@ -126,6 +130,16 @@ impl VerifierBuilder {
     /// Maximum signed revocation list length in bytes.
     pub fn max_revocation_list_len(mut self, bytes: usize) -> Self {
         self.max_list_len = bytes;
+        self
+    }
+
+    /// The longest validity (`exp - iat`) a revocation list may have to be installed. At most,
+    /// and by default, [`MAX_LIST_VALIDITY`](keymint_jwks::MAX_LIST_VALIDITY) (7 days), the cap
+    /// keymint's issuer signs within; lower it to match an issuer run with a shorter
+    /// `--revocation-list-validity`, so that a list signed with a longer one (by a stolen key,
+    /// say) is refused.
+    pub fn max_revocation_list_validity(mut self, validity: Duration) -> Self {
+        self.max_list_validity = validity;
         self
     }
 
@@ -203,6 +217,9 @@ impl VerifierBuilder {
         if self.leeway > MAX_LEEWAY {
             return Err(BuildError::LeewayTooLarge(self.leeway));
         }
+        if self.max_list_validity.is_zero() || self.max_list_validity > MAX_LIST_VALIDITY {
+            return Err(BuildError::ListValidityCap(self.max_list_validity));
+        }
         let jwks = match (self.jwks, &self.jwks_path) {
             (Some(jwks), _) => jwks,
             (None, Some(path)) => read_jwks(path)?,
@@ -221,6 +238,7 @@ impl VerifierBuilder {
             leeway_secs: self.leeway.as_secs(),
             max_token_len: self.max_token_len,
             max_list_len: self.max_list_len,
+            max_list_validity: self.max_list_validity,
             check_revocation: self.check_revocation,
             dpop: crate::verifier::DpopSettings {
                 replay: crate::dpop::ReplayCache::new(self.dpop_replay_capacity),
@@ -254,10 +272,15 @@ impl VerifierBuilder {
     /// whenever it is older than the configured maximum, `verify` fails closed with
     /// [`VerifyError::SourcesUnavailable`](crate::VerifyError::SourcesUnavailable). A key set or
     /// list given to this builder is installed first and replaced by what the sources bring.
+    ///
+    /// A URL source must be `https`, or `http` to a loopback host
+    /// ([`LiveError::InsecureUri`](crate::live::LiveError::InsecureUri) otherwise), unless
+    /// [`LiveConfig::dangerous`](crate::live::LiveConfig::dangerous) allowed plain http.
     pub fn build_live(
         self,
         live: crate::live::LiveConfig,
     ) -> Result<(Verifier, crate::live::LiveHandle), BuildError> {
+        live.check_uris()?;
         let (wake, wake_rx) = std::sync::mpsc::sync_channel(1);
         let hooks = crate::verifier::LiveHooks {
             wake,

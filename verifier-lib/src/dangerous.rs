@@ -25,3 +25,22 @@ impl DangerousBuilder {
         self.0.htu_from_host()
     }
 }
+
+/// The dangerous side of a [`LiveConfig`](crate::live::LiveConfig), reached through
+/// [`LiveConfig::dangerous`](crate::live::LiveConfig::dangerous).
+#[cfg(feature = "live")]
+#[derive(Debug)]
+#[must_use]
+pub struct DangerousLiveConfig(pub(crate) crate::live::LiveConfig);
+
+#[cfg(feature = "live")]
+impl DangerousLiveConfig {
+    /// Fetches the key set, the list and the events over plain `http` from any host, not only
+    /// from loopback. Anyone on the network path can then serve their own key set and sign tokens
+    /// that verify, or hold back every revocation. Only for a network the application fully
+    /// trusts (a TLS-terminating sidecar on the same host under another name, a test rig).
+    pub fn allow_plain_http_to_any_host(mut self) -> crate::live::LiveConfig {
+        self.0.plain_http_anywhere = true;
+        self.0
+    }
+}

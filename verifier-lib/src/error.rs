@@ -252,6 +252,11 @@ pub enum BuildError {
     /// The leeway is larger than [`MAX_LEEWAY`](crate::MAX_LEEWAY).
     #[error("leeway of {0:?} is larger than the maximum of 5 minutes")]
     LeewayTooLarge(Duration),
+    /// The revocation list validity cap is zero or above the format's cap,
+    /// [`MAX_LIST_VALIDITY`](keymint_jwks::MAX_LIST_VALIDITY) (7 days), which keymint's issuer
+    /// never exceeds.
+    #[error("a revocation list validity cap of {0:?} is outside (0, 7 days]")]
+    ListValidityCap(Duration),
     /// Live sources could not be set up.
     #[cfg(feature = "live")]
     #[error(transparent)]
@@ -292,6 +297,43 @@ pub enum UpdateError {
         exp: UnixTime,
         /// The verifier's clock.
         now: UnixTime,
+    },
+    /// The list claims to be signed later than the verifier's clock plus the leeway. Accepted, it
+    /// would also outlive every genuine list issued meanwhile (a later `iat` is what a newer list
+    /// shows when the serial floor is dropped).
+    #[error("revocation list claims to be issued at {iat}, later than now ({now}) plus the leeway")]
+    IssuedInFuture {
+        /// The list's `iat`.
+        iat: UnixTime,
+        /// The verifier's clock.
+        now: UnixTime,
+    },
+    /// The list's validity (`exp - iat`) is longer than this verifier accepts: one list must not
+    /// vouch for longer than the configured cap (7 days by default,
+    /// [`MAX_LIST_VALIDITY`](keymint_jwks::MAX_LIST_VALIDITY)).
+    #[error(
+        "revocation list is valid from {iat} to {exp}, longer than the cap of {}s",
+        max.as_secs()
+    )]
+    ValidityTooLong {
+        /// The list's `iat`.
+        iat: UnixTime,
+        /// The list's `exp`.
+        exp: UnixTime,
+        /// The cap in force.
+        max: Duration,
+    },
+    /// The key that signed the list in force is gone (out of the key set, or revoked), so its
+    /// serial no longer binds; but the offered list was still issued before the one in force
+    /// (by more than the leeway): an old list replayed.
+    #[error(
+        "revocation list issued at {offered_iat} is older than the list in force (issued at {current_iat})"
+    )]
+    IssuedBeforeInForce {
+        /// The offered list's `iat`.
+        offered_iat: UnixTime,
+        /// The `iat` of the list in force.
+        current_iat: UnixTime,
     },
     /// The list's serial is lower than the one in force: a rollback.
     #[error(

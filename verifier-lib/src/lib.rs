@@ -88,6 +88,7 @@ mod error;
 mod keyset;
 #[cfg(feature = "axum")]
 pub mod layer;
+mod list_rules;
 #[cfg(feature = "live")]
 pub mod live;
 mod revocation;

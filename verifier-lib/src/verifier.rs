@@ -29,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) leeway_secs: u64,
     pub(crate) max_token_len: usize,
     pub(crate) max_list_len: usize,
+    pub(crate) max_list_validity: std::time::Duration,
     pub(crate) check_revocation: bool,
     pub(crate) dpop: DpopSettings,
 }
@@ -405,10 +406,13 @@ impl Verifier {
     }
 
     /// Installs a signed revocation list as of `now`, if it is signed by a key of the current key
-    /// set that the list in force does not revoke, has this verifier's issuer, has not expired, and
-    /// does not go backwards: a lower serial is a rollback and an equal serial is accepted only
-    /// with the very same bytes. On any error the list in force stays in force. Never blocks
-    /// `verify`.
+    /// set that the list in force does not revoke, has this verifier's issuer, was not issued
+    /// later than `now` plus the leeway, is valid for no longer than the cap (7 days by default),
+    /// has not expired, and does not go backwards: a lower serial is a rollback and an equal serial
+    /// is accepted only with the very same bytes. The serial stops binding once the key that
+    /// signed the list in force has left the key set or is revoked; then only a list issued
+    /// earlier than the one in force (beyond the leeway) is refused. On any error the list in
+    /// force stays in force. Never blocks `verify`.
     pub fn update_revocations_at(
         &self,
         jws: &str,
@@ -430,32 +434,12 @@ impl Verifier {
         let cfg = &self.0.config;
         let keys = self.0.keys.load();
         let signed = SignedRevocationList::verify(jws, &keys.jwks, &cfg.issuer, cfg.max_list_len)?;
-        // A revoked key may still be in the key set (until the issuer drops it), but it no longer
-        // speaks for the issuer: otherwise its holder could sign a list that lifts its revocation.
-        if let Some(cur) = &current
-            && cur.index.kid_revoked(signed.kid().as_str())
-        {
-            return Err(UpdateError::SignedByRevokedKey {
-                kid: signed.kid().clone(),
-            });
-        }
-        let list = signed.list();
-        if now >= list.exp {
-            return Err(UpdateError::Expired { exp: list.exp, now });
-        }
-        if let Some(cur) = &current {
-            let serial = cur.signed.list().serial;
-            if list.serial < serial {
-                return Err(UpdateError::Rollback {
-                    current: serial,
-                    offered: list.serial,
-                });
-            }
-            if list.serial == serial {
-                return Err(UpdateError::SerialConflict { serial });
-            }
-        }
-        let serial = list.serial;
+        let policy = crate::list_rules::ListPolicy {
+            leeway_secs: cfg.leeway_secs,
+            max_validity: cfg.max_list_validity,
+        };
+        crate::list_rules::admit(current.as_deref(), &signed, &keys.jwks, now, policy)?;
+        let serial = signed.list().serial;
         crate::telemetry::list_serial(serial);
         let state = Arc::new(RevocationState::new(signed));
         self.0.revocations.store(Some(Arc::clone(&state)));
@@ -483,6 +467,18 @@ impl Verifier {
         if let Some(live) = &self.0.live {
             let _ = live.wake.try_send(());
         }
+    }
+
+    /// The configured clock's time: live sources judge freshness by it, like `verify`.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub(crate) fn now(&self) -> UnixTime {
+        self.0.clock.now()
+    }
+
+    /// The longest signed list accepted, in bytes.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub(crate) fn max_list_len(&self) -> usize {
+        self.0.config.max_list_len
     }
 
     /// Records a successful key-set refresh (for the staleness check).

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use keymint_jwks::Issuer;
+use keymint_jwks::{Issuer, MAX_LIST_VALIDITY};
 
 use super::{CliError, Global, duration, open};
 use crate::server::{self, ServeConfig};
@@ -22,7 +22,8 @@ pub(crate) struct Args {
     /// The longest token lifetime any key may get.
     #[arg(long, default_value = "1h", value_parser = duration)]
     max_token_ttl: Duration,
-    /// Validity of each signed revocation list; it is re-signed every third of it.
+    /// Validity of each signed revocation list; it is re-signed every third of it. At most 7d
+    /// (the list format's cap, which verifiers enforce).
     #[arg(long, default_value = "24h", value_parser = duration)]
     revocation_list_validity: Duration,
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
@@ -73,6 +74,14 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         return Err(CliError::Usage(
             "--max-token-ttl must be positive and --revocation-list-validity at least 1m".into(),
         ));
+    }
+    if args.revocation_list_validity > MAX_LIST_VALIDITY {
+        return Err(CliError::Usage(format!(
+            "--revocation-list-validity {}s is above the cap of {}s (7d): verifiers refuse a \
+             revocation list valid for longer, so none would accept this issuer's lists",
+            args.revocation_list_validity.as_secs(),
+            MAX_LIST_VALIDITY.as_secs()
+        )));
     }
     let opened = open(global).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

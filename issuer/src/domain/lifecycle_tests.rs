@@ -70,7 +70,7 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
     // The cache period (300 s) plus the margin for whole seconds and feed propagation (2 s).
     assert_eq!(signing::ACTIVATION_MARGIN, Duration::from_secs(2));
     assert!(
-        !signing::maintain(store, UnixTime(t0.0 + 301), retire_for)
+        !signing::maintain(store, &enc, UnixTime(t0.0 + 301), retire_for)
             .await
             .unwrap()
     );
@@ -79,7 +79,7 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
         Some(SigningKeyState::Next)
     );
     assert!(
-        signing::maintain(store, UnixTime(t0.0 + 302), retire_for)
+        signing::maintain(store, &enc, UnixTime(t0.0 + 302), retire_for)
             .await
             .unwrap()
     );
@@ -100,12 +100,12 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
     // Removed only once every token it signed has expired.
     let removal = t0.0 + 302 + retire_for.as_secs();
     assert!(
-        !signing::maintain(store, UnixTime(removal - 1), retire_for)
+        !signing::maintain(store, &enc, UnixTime(removal - 1), retire_for)
             .await
             .unwrap()
     );
     assert!(
-        signing::maintain(store, UnixTime(removal), retire_for)
+        signing::maintain(store, &enc, UnixTime(removal), retire_for)
             .await
             .unwrap()
     );
@@ -388,4 +388,89 @@ async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
     )
     .await
     .unwrap();
+}
+
+async fn next_keys(store: &SqliteStore) -> Vec<crate::store::SigningKeyRecord> {
+    store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.state == SigningKeyState::Next)
+        .collect()
+}
+
+/// Issue 13, point 2: an emergency revocation of the active key with no *next* key generated a
+/// fresh key that signed at once, which no verifier had: the list revoking the compromised key was
+/// refused everywhere. A *next* key is now always published, takes over, and is replaced.
+#[tokio::test]
+async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
+    let db = db("standby").await;
+    let (store, enc) = (&db.store, enc());
+    let t0 = UnixTime(1_800_000_000);
+    signing::ensure_active(store, &enc, t0).await.unwrap();
+    let set = signing::load(store, &enc).await.unwrap();
+    let standby = next_keys(store).await;
+    assert_eq!(standby.len(), 1, "no next key published on first start");
+    let standby = standby[0].kid.clone();
+    assert!(set.published.get(&standby).is_some());
+    assert_eq!(next_keys(store).await[0].activate_at, signing::STANDBY);
+    // The clock never promotes it.
+    let retire_for = Duration::from_secs(3905);
+    assert!(
+        !signing::maintain(store, &enc, UnixTime(t0.0 + 10 * 86_400), retire_for)
+            .await
+            .unwrap()
+    );
+    assert_eq!(state_of(store, &standby).await, Some(SigningKeyState::Next));
+    // A rotation schedules a key of its own; the standby stays behind for emergencies.
+    let rotated = signing::rotate(
+        store,
+        &enc,
+        Algorithm::EdDsa,
+        t0,
+        Duration::from_secs(300),
+        "t",
+    )
+    .await
+    .unwrap();
+    assert_ne!(rotated.kid, standby);
+    assert!(
+        signing::maintain(store, &enc, UnixTime(t0.0 + 302), retire_for)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        state_of(store, &rotated.kid).await,
+        Some(SigningKeyState::Active)
+    );
+    assert_eq!(state_of(store, &standby).await, Some(SigningKeyState::Next));
+    // Emergency: the key every verifier already holds signs at once...
+    let t1 = UnixTime(t0.0 + 400);
+    signing::revoke(
+        store,
+        &enc,
+        &rotated.kid,
+        t1,
+        Duration::from_secs(600),
+        "test",
+    )
+    .await
+    .unwrap();
+    let set = signing::load(store, &enc).await.unwrap();
+    assert_eq!(set.active.key().kid().as_str(), standby);
+    // ...and a new standby is published behind it, with the same algorithm.
+    let next = next_keys(store).await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next[0].kid, standby);
+    assert_eq!(next[0].activate_at, signing::STANDBY);
+    assert!(set.published.get(&next[0].kid).is_some());
+    // Should the standby go missing (revoked itself), maintenance publishes another.
+    let lost = next[0].kid.clone();
+    signing::revoke(store, &enc, &lost, t1, Duration::from_secs(600), "test")
+        .await
+        .unwrap();
+    let next = next_keys(store).await;
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].kid, lost);
 }

@@ -5,6 +5,12 @@
 //! A rotation publishes the new key as *next* and promotes it only once the JWKS cache period has
 //! passed, so a verifier that refreshes on that period has the new key before it meets a token
 //! signed by it.
+//!
+//! A *next* key is always published: besides the one a rotation schedules, a *standby* next key
+//! ([`STANDBY`]) waits, never promoted by the clock, for an emergency revocation of the active
+//! key to hand signing to it at once. Every verifier already holds it, so the list that revokes the
+//! compromised key, and the tokens signed after it, verify everywhere without a key-set refetch.
+//! Once it has taken over, a new standby is generated.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,20 +63,33 @@ fn new_record(
     })
 }
 
-/// Makes sure there is a key to sign with: on first start, generates one that is active at once
-/// (no verifier can have cached anything yet).
+/// The `activate_at` of a standby *next* key: published, but promoted only by an emergency
+/// revocation of the active key (or never), not by the clock.
+pub const STANDBY: i64 = i64::MAX;
+
+/// Makes sure there is a key to sign with, and a *next* key published behind it: on first start,
+/// generates one that is active at once (no verifier can have cached anything yet) and a standby.
 pub async fn ensure_active<S: Store>(
     store: &S,
     enc: &EncryptionKey,
     now: UnixTime,
 ) -> Result<(), DomainError> {
     let keys = store.signing_keys().await?;
-    if keys
+    if !keys
         .iter()
         .any(|k| matches!(k.state, SigningKeyState::Active | SigningKeyState::Next))
     {
-        return Ok(());
+        first_key(store, enc, now).await?;
     }
+    ensure_next(store, enc, now).await?;
+    Ok(())
+}
+
+async fn first_key<S: Store>(
+    store: &S,
+    enc: &EncryptionKey,
+    now: UnixTime,
+) -> Result<(), DomainError> {
     let now = unix(now);
     let rec = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, now, now)?;
     let audit = AuditRecord {
@@ -91,6 +110,43 @@ pub async fn ensure_active<S: Store>(
     }
 }
 
+/// Keeps a *next* key published: if there is none, generates a standby one ([`STANDBY`]) with the
+/// active key's algorithm (verifiers that only have P-256 keep working after an emergency).
+/// Returns whether it generated one. Several processes may race here; two standbys are harmless.
+pub async fn ensure_next<S: Store>(
+    store: &S,
+    enc: &EncryptionKey,
+    now: UnixTime,
+) -> Result<bool, DomainError> {
+    let keys = store.signing_keys().await?;
+    if keys.iter().any(|k| k.state == SigningKeyState::Next) {
+        return Ok(false);
+    }
+    let alg = keys
+        .iter()
+        .filter(|k| k.state == SigningKeyState::Active)
+        .max_by_key(|k| k.activate_at)
+        .and_then(|k| Algorithm::from_name(&k.alg))
+        .unwrap_or(Algorithm::EdDsa);
+    let t = unix(now);
+    let rec = new_record(enc, alg, SigningKeyState::Next, t, STANDBY)?;
+    let audit = AuditRecord {
+        at: t,
+        action: "signing_key.create".into(),
+        outcome: "ok".into(),
+        detail: Some(format!("kid={} state=next (standby successor)", rec.kid)),
+        ..AuditRecord::default()
+    };
+    match store.insert_signing_key(&rec, Some(&audit)).await {
+        Ok(()) => {
+            super::audit::log(&audit);
+            Ok(true)
+        }
+        Err(crate::store::StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// How long after `jwks_max_age` a *next* key starts signing: rotation times are whole seconds
 /// (up to 1 s early), and a replica publishes the new key when it next polls the change feed
 /// (200 ms) — so a verifier that refreshes on the JWKS cache period has the key before it signs.
@@ -107,7 +163,11 @@ pub async fn rotate<S: Store>(
     actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<SigningKeyRecord, DomainError> {
     let keys = store.signing_keys().await?;
-    if let Some(next) = keys.iter().find(|k| k.state == SigningKeyState::Next) {
+    // The standby is no rotation: it stays behind, for emergencies.
+    if let Some(next) = keys
+        .iter()
+        .find(|k| k.state == SigningKeyState::Next && k.activate_at != STANDBY)
+    {
         return Err(DomainError::Conflict(format!(
             "a rotation is already in progress: {} becomes active at {}",
             next.kid, next.activate_at
@@ -133,10 +193,12 @@ pub async fn rotate<S: Store>(
 }
 
 /// Advances the lifecycle: promotes a *next* key whose time has come (retiring the active one
-/// until `retire_for` has passed) and removes retired keys past that. Idempotent and safe to run
-/// from several processes: each transition is conditional on the state it leaves.
+/// until `retire_for` has passed), removes retired keys past that, and generates a standby *next*
+/// key if none is published. Idempotent and safe to run from several processes: each transition
+/// is conditional on the state it leaves.
 pub async fn maintain<S: Store>(
     store: &S,
+    enc: &EncryptionKey,
     now: UnixTime,
     retire_for: Duration,
 ) -> Result<bool, DomainError> {
@@ -199,6 +261,7 @@ pub async fn maintain<S: Store>(
             )
             .await?;
     }
+    changed |= ensure_next(store, enc, now).await?;
     Ok(changed)
 }
 
@@ -257,8 +320,9 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
 
 /// Emergency revocation of a compromised signing key: it leaves the JWKS at once, its private key is
 /// destroyed, and a `kid` entry makes verifiers drop every token it signed. If it was the active
-/// key, a pending *next* key takes over at once, or else a fresh key is generated and signs at
-/// once (verifiers fetch it on the first unknown `kid`).
+/// key, the *next* key published longest takes over at once (every verifier already holds it), or,
+/// should there be none, a fresh key is generated and signs at once (verifiers fetch it when the
+/// list or a token names it). Then a new standby *next* key is published.
 pub async fn revoke<S: Store>(
     store: &S,
     enc: &EncryptionKey,
@@ -286,7 +350,11 @@ pub async fn revoke<S: Store>(
     // or else to a new one.
     let fresh;
     let successor = if key.state == SigningKeyState::Active {
-        match keys.iter().find(|k| k.state == SigningKeyState::Next) {
+        match keys
+            .iter()
+            .filter(|k| k.state == SigningKeyState::Next)
+            .min_by_key(|k| (k.created_at, k.kid.clone()))
+        {
             Some(next) => Some(Successor::Promote(&next.kid)),
             None => {
                 fresh = new_record(enc, Algorithm::EdDsa, SigningKeyState::Active, t, t)?;
@@ -318,5 +386,9 @@ pub async fn revoke<S: Store>(
         )));
     }
     super::audit::log(&audit);
+    // The revocation stands either way; a failure here is healed by the server's maintenance.
+    if let Err(e) = ensure_next(store, enc, now).await {
+        tracing::warn!(error = %e, "no standby signing key published after the revocation");
+    }
     Ok(())
 }

@@ -370,6 +370,23 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
     let enc = EncryptionKey::new(&zeroize::Zeroizing::new([3; 32])).unwrap();
     let old = h.state.signing.load().active.key().kid().to_string();
     let hour = std::time::Duration::from_secs(3600);
+    // The standby *next* key every verifier holds normally takes over; without one (removed here)
+    // a fresh key signs at once, which no key set served holds yet: the moment this is about.
+    {
+        use crate::store::{SigningKeyState, Store as _};
+        for k in h.store.signing_keys().await.unwrap() {
+            if k.state == SigningKeyState::Next {
+                let (next, removed) = (SigningKeyState::Next, SigningKeyState::Removed);
+                let now = crate::domain::unix(UnixTime::now());
+                assert!(
+                    h.store
+                        .transition_signing_key(&k.kid, next, removed, now, None, None)
+                        .await
+                        .unwrap()
+                );
+            }
+        }
+    }
     signing::revoke(&*h.store, &enc, &old, UnixTime::now(), hour, "test")
         .await
         .unwrap();

@@ -26,7 +26,9 @@ pub(crate) struct Server {
     pub(crate) output: Arc<Mutex<Vec<String>>>,
 }
 
-/// Polls until `f` gives a value, for at most `limit`: the one way these tests wait for an event.
+/// Polls until `f` gives a value, for at most `limit` (every 20 ms): how tests wait for something
+/// to happen, never by sleeping first and asserting after.
+#[track_caller]
 pub(crate) fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {

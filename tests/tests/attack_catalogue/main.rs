@@ -28,4 +28,5 @@ mod ed25519;
 mod encoding;
 mod key_headers;
 mod resource_exhaustion;
+mod revocation_lists;
 mod transport;

@@ -46,12 +46,15 @@ pub enum LiveError {
         /// The metadata's `issuer`.
         found: String,
     },
-    /// The issuer URL, or a URI the metadata gives for the key set or the revocations, is not
-    /// `https`: only a loopback host (`127.0.0.1`, `::1`, `localhost`) may be reached over `http`.
+    /// The issuer URL, or a URL for the key set, the revocations or their events (from the
+    /// metadata or given to [`LiveConfig`]), is not `https`: only a loopback host (`127.0.0.1`,
+    /// `::1`, `localhost`) may be reached over `http`, unless the application opted out through
+    /// [`LiveConfig::dangerous`].
     #[error("{field} {uri:?} must be https (plain http only to a loopback host)")]
     InsecureUri {
         /// Which URI: `issuer`, `jwks_uri`, `keymint_revocation_list_uri` or
-        /// `keymint_revocation_events_uri`.
+        /// `keymint_revocation_events_uri` (the last three also name the key set, list and events
+        /// URLs given to [`LiveConfig`]).
         field: &'static str,
         /// The URI.
         uri: String,
@@ -88,7 +91,8 @@ fn secure_or_loopback(agent: &ureq::Agent, uri: &str) -> bool {
 /// # Defaults
 ///
 /// `min_refresh` 5 s, `max_refresh` 5 min, `max_stale` 1 h, `kid_cooldown` 30 s, `timeout` 10 s,
-/// key set at most 1 MiB, list at most 64 MiB.
+/// key set at most 1 MiB, list at most 64 MiB. Every URL must be `https`, or `http` to a loopback
+/// host (checked when the verifier is built); [`dangerous`](Self::dangerous) lifts that.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub(crate) jwks: Source,
@@ -101,6 +105,8 @@ pub struct LiveConfig {
     pub(crate) timeout: Duration,
     pub(crate) max_jwks_bytes: u64,
     pub(crate) max_list_bytes: u64,
+    /// Set only through [`DangerousLiveConfig`](crate::dangerous::DangerousLiveConfig).
+    pub(crate) plain_http_anywhere: bool,
 }
 
 impl LiveConfig {
@@ -117,6 +123,7 @@ impl LiveConfig {
             timeout: Duration::from_secs(10),
             max_jwks_bytes: 1024 * 1024,
             max_list_bytes: 64 * 1024 * 1024,
+            plain_http_anywhere: false,
         }
     }
 
@@ -210,6 +217,42 @@ impl LiveConfig {
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
+    }
+
+    /// Knobs that weaken the sources. Read
+    /// [`DangerousLiveConfig`](crate::dangerous::DangerousLiveConfig) before using one.
+    pub fn dangerous(self) -> crate::dangerous::DangerousLiveConfig {
+        crate::dangerous::DangerousLiveConfig(self)
+    }
+
+    /// Refuses a URL source (or events URL) that is plain `http` to another host, as discovery
+    /// does: anyone on the path could serve their own key set.
+    pub(crate) fn check_uris(&self) -> Result<(), LiveError> {
+        if self.plain_http_anywhere {
+            return Ok(());
+        }
+        fn url(source: &Source) -> Option<&str> {
+            match source {
+                Source::Url(url) => Some(url.as_str()),
+                Source::File(_) => None,
+            }
+        }
+        let agent = super::fetch::agent(self.timeout, self.timeout, Some(self.timeout));
+        let urls = [
+            ("jwks_uri", url(&self.jwks)),
+            ("keymint_revocation_list_uri", url(&self.revocations)),
+            ("keymint_revocation_events_uri", self.events.as_deref()),
+        ];
+        for (field, uri) in urls {
+            let Some(uri) = uri else { continue };
+            if !secure_or_loopback(&agent, uri) {
+                return Err(LiveError::InsecureUri {
+                    field,
+                    uri: uri.to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,16 +1,19 @@
 //! The refresh threads and the handle that owns them.
 
-use std::io::{BufRead as _, Read as _};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-use keymint_jwks::{Jwks, UnixTime};
+use keymint_jwks::{Jwks, RevocationListError, SignedRevocationList};
 
 use super::config::{LiveConfig, LiveError, Source};
 use super::fetch::{self, FetchError, Fetched};
-use crate::{UpdateError, Verifier};
+use crate::{RevocationUpdate, UpdateError, Verifier};
+
+/// At most one key-set refetch per this period for lists signed by an unknown `kid`, whatever
+/// their serials: forged lists cannot become a fetch flood.
+const LIST_KID_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters, for operators and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,8 +21,12 @@ use crate::{UpdateError, Verifier};
 pub struct LiveStats {
     /// Key-set fetches attempted (polls and `kid` refetches).
     pub jwks_fetches: u64,
-    /// Of those, refetches triggered by an unknown `kid`.
+    /// Of those, refetches triggered by a token with an unknown `kid` (at most one per
+    /// `kid_cooldown`).
     pub jwks_kid_refetches: u64,
+    /// Of those, refetches triggered by a revocation list signed by an unknown `kid` (at most one
+    /// per list serial and one per second, whatever the tokens did).
+    pub jwks_list_refetches: u64,
     /// Key-set fetches that brought no usable key set (unreachable, timed out, HTTP error, too
     /// large, not a key set); the one in force stays.
     pub jwks_failures: u64,
@@ -38,11 +45,12 @@ pub struct LiveStats {
 pub(crate) struct Counters {
     jwks_fetches: AtomicU64,
     jwks_kid_refetches: AtomicU64,
+    jwks_list_refetches: AtomicU64,
     jwks_failures: AtomicU64,
     lists_installed: AtomicU64,
     lists_refused: AtomicU64,
     list_fetch_failures: AtomicU64,
-    events: AtomicU64,
+    pub(super) events: AtomicU64,
 }
 
 /// Owns the refresh threads; dropping it stops them (within about a second).
@@ -78,6 +86,7 @@ impl LiveHandle {
         LiveStats {
             jwks_fetches: c.jwks_fetches.load(Ordering::Relaxed),
             jwks_kid_refetches: c.jwks_kid_refetches.load(Ordering::Relaxed),
+            jwks_list_refetches: c.jwks_list_refetches.load(Ordering::Relaxed),
             jwks_failures: c.jwks_failures.load(Ordering::Relaxed),
             lists_installed: c.lists_installed.load(Ordering::Relaxed),
             lists_refused: c.lists_refused.load(Ordering::Relaxed),
@@ -93,19 +102,26 @@ impl Drop for LiveHandle {
     }
 }
 
-struct Ctx {
-    verifier: Verifier,
-    cfg: LiveConfig,
+pub(super) struct Ctx {
+    pub(super) verifier: Verifier,
+    pub(super) cfg: LiveConfig,
     stop: Arc<AtomicBool>,
-    counters: Arc<Counters>,
+    pub(super) counters: Arc<Counters>,
     ready_tx: Arc<tokio::sync::watch::Sender<bool>>,
-    keys_in: AtomicBool,
+    pub(super) keys_in: AtomicBool,
     list_in: AtomicBool,
-    push_connected: AtomicBool,
+    pub(super) push_connected: AtomicBool,
+    /// The last list refused for a reason a new key set can cure (signed by a key not known yet,
+    /// or a serial bound by a key that may leave): tried again after every new key set.
+    refused: Mutex<Option<String>>,
+    /// A list signed by an unknown `kid` asks the key-set thread for a refetch of its own.
+    list_kid_wanted: AtomicBool,
+    /// The (unverified) serial of the last list that asked for that refetch: one per serial.
+    list_kid_serial: Mutex<Option<u64>>,
 }
 
 impl Ctx {
-    fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
@@ -116,7 +132,7 @@ impl Ctx {
     }
 
     /// Sleeps `d` in slices so that a stop is noticed within a second.
-    fn sleep(&self, d: Duration) {
+    pub(super) fn sleep(&self, d: Duration) {
         let deadline = Instant::now() + d;
         while !self.stopped() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -134,52 +150,101 @@ impl Ctx {
         )
     }
 
-    fn install_list(&self, text: &str) {
+    /// Offers `text` to the verifier; true if it is the list in force now (installed, or the very
+    /// one already in force). Only then may the caller advance its ETag, file time or event ID:
+    /// otherwise a refused list would never be offered again.
+    pub(super) fn install_list(&self, text: &str) -> bool {
         match self.verifier.update_revocations(text) {
-            Ok(crate::RevocationUpdate::Installed { .. }) => {
-                self.counters
-                    .lists_installed
-                    .fetch_add(1, Ordering::Relaxed);
+            Ok(update) => {
+                if matches!(update, RevocationUpdate::Installed { .. }) {
+                    self.counters
+                        .lists_installed
+                        .fetch_add(1, Ordering::Relaxed);
+                    // Whatever was refused before is older than this list or about to be.
+                    *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                }
+                crate::telemetry::refreshed("revocations", self.verifier.now());
                 self.list_in.store(true, Ordering::SeqCst);
                 self.mark_ready();
-            }
-            Ok(_) => {
-                crate::telemetry::refreshed("revocations", UnixTime::now());
-                self.list_in.store(true, Ordering::SeqCst);
-                self.mark_ready();
+                true
             }
             Err(e) => {
                 self.counters.lists_refused.fetch_add(1, Ordering::Relaxed);
-                if let UpdateError::List(keymint_jwks::RevocationListError::UnknownKid(_)) = &e {
-                    // Signed by a key we do not have yet: ask for the key set.
-                    self.verifier.kid_missed();
+                let curable = matches!(
+                    e,
+                    UpdateError::List(RevocationListError::UnknownKid(_))
+                        | UpdateError::Rollback { .. }
+                        | UpdateError::SerialConflict { .. }
+                );
+                if curable {
+                    *self.refused.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(text.to_owned());
+                }
+                if let UpdateError::List(RevocationListError::UnknownKid(_)) = &e {
+                    self.want_keys_for(text);
                 }
                 if let UpdateError::Rollback { current, offered } = &e {
                     tracing::warn!(current, offered, "refused a rolled-back revocation list");
                 } else {
                     tracing::warn!(error = %e, "refused a revocation list; keeping the one in force");
                 }
+                false
             }
+        }
+    }
+
+    /// A list signed by a key we do not have yet (after an emergency revocation, the key that
+    /// signs it may be brand new): ask for the key set, outside the token `kid` cooldown, once per
+    /// list serial. The serial is read unverified; it only rations the asking, and the key-set
+    /// thread allows one such refetch a second whatever the serials.
+    fn want_keys_for(&self, text: &str) {
+        let serial = SignedRevocationList::unverified_serial(text, self.verifier.max_list_len());
+        let mut last = self
+            .list_kid_serial
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if serial.is_some() && *last == serial {
+            return;
+        }
+        *last = serial;
+        drop(last);
+        self.list_kid_wanted.store(true, Ordering::SeqCst);
+        self.verifier.kid_missed();
+    }
+
+    /// Offers the last curably refused list again, now that a new key set is in force.
+    fn retry_refused(&self) {
+        let text = self
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(text) = text {
+            self.install_list(&text);
         }
     }
 }
 
+/// Fetches `source`, sending the validator the caller holds. Returns the document and the
+/// validator to keep if the caller accepts it (an ETag, or a file's modification time).
 fn get(
     agent: &ureq::Agent,
     source: &Source,
-    etag: &mut Option<String>,
-    seen: &mut Option<std::time::SystemTime>,
+    etag: &Option<String>,
+    seen: Option<SystemTime>,
     limit: u64,
-) -> Result<Fetched, FetchError> {
+) -> Result<(Fetched, Option<String>, Option<SystemTime>), FetchError> {
     match source {
         Source::Url(url) => {
             let f = fetch::get_text(agent, url, etag.as_deref(), limit)?;
-            if f.etag.is_some() {
-                etag.clone_from(&f.etag);
-            }
-            Ok(f)
+            let next = f.etag.clone().or_else(|| etag.clone());
+            Ok((f, next, seen))
         }
-        Source::File(path) => fetch::read_file(path, seen, limit),
+        Source::File(path) => {
+            let mut next = seen;
+            let f = fetch::read_file(path, &mut next, limit)?;
+            Ok((f, etag.clone(), next))
+        }
     }
 }
 
@@ -187,31 +252,31 @@ fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
     let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout, Some(ctx.cfg.timeout));
     let (mut etag, mut seen) = (None, None);
     let mut last_kid_fetch: Option<Instant> = None;
+    let mut last_list_fetch: Option<Instant> = None;
     while !ctx.stopped() {
         ctx.counters.jwks_fetches.fetch_add(1, Ordering::Relaxed);
-        let next = match get(
-            &agent,
-            &ctx.cfg.jwks,
-            &mut etag,
-            &mut seen,
-            ctx.cfg.max_jwks_bytes,
-        ) {
-            Ok(f) => {
-                let ok = match f.body.as_deref().map(|b| Jwks::from_json(b.as_bytes())) {
+        let next = match get(&agent, &ctx.cfg.jwks, &etag, seen, ctx.cfg.max_jwks_bytes) {
+            Ok((f, next_etag, next_seen)) => {
+                let (ok, new_keys) = match f.body.as_deref().map(|b| Jwks::from_json(b.as_bytes()))
+                {
                     Some(Ok(jwks)) => {
                         ctx.verifier.set_keys(jwks);
-                        true
+                        (true, true)
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "refused a key set; keeping the one in force");
-                        false
+                        (false, false)
                     }
-                    None => true, // not modified
+                    None => (true, false), // not modified
                 };
                 if ok {
-                    ctx.verifier.keys_refreshed(UnixTime::now());
+                    (etag, seen) = (next_etag, next_seen);
+                    ctx.verifier.keys_refreshed(ctx.verifier.now());
                     ctx.keys_in.store(true, Ordering::SeqCst);
                     ctx.mark_ready();
+                    if new_keys {
+                        ctx.retry_refused();
+                    }
                     ctx.clamp(f.max_age, ctx.cfg.max_refresh)
                 } else {
                     ctx.counters.jwks_failures.fetch_add(1, Ordering::Relaxed);
@@ -225,18 +290,34 @@ fn keys_thread(ctx: Arc<Ctx>, wake: Receiver<()>) {
                 ctx.cfg.min_refresh
             }
         };
-        // Wait for the next poll, or for an unknown kid (at most one refetch per cooldown).
-        let deadline = Instant::now() + next;
+        // Wait for the next poll, or for an unknown kid: a token's (at most one refetch per
+        // cooldown) or a list's (at most one a second, on a budget of its own).
+        let mut deadline = Instant::now() + next;
+        let mut list_due = false;
         loop {
             if ctx.stopped() {
                 return;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
+                if list_due {
+                    last_list_fetch = Some(now);
+                    ctx.counters
+                        .jwks_list_refetches
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 break;
             }
             match wake.recv_timeout(left.min(Duration::from_millis(500))) {
                 Ok(()) => {
+                    if ctx.list_kid_wanted.swap(false, Ordering::SeqCst) {
+                        // Never dropped: if the last one was under a second ago, it waits.
+                        let at = last_list_fetch.map_or(now, |t| (t + LIST_KID_INTERVAL).max(now));
+                        deadline = deadline.min(at);
+                        list_due = true;
+                        continue;
+                    }
                     if last_kid_fetch.is_none_or(|t| t.elapsed() >= ctx.cfg.kid_cooldown) {
                         last_kid_fetch = Some(Instant::now());
                         ctx.counters
@@ -264,18 +345,16 @@ fn list_thread(ctx: Arc<Ctx>) {
         let next = match get(
             &agent,
             &ctx.cfg.revocations,
-            &mut etag,
-            &mut seen,
+            &etag,
+            seen,
             ctx.cfg.max_list_bytes,
         ) {
-            Ok(f) => {
-                if let Some(text) = f.body {
-                    ctx.install_list(&text);
-                    if !ctx.list_in.load(Ordering::SeqCst) {
-                        // Refused: try again from scratch soon (the key set may be catching up).
-                        etag = None;
-                        seen = None;
-                    }
+            Ok((f, next_etag, next_seen)) => {
+                // The validator advances only with a list in force: a refused list is fetched
+                // again (not answered 304) until it is installed or replaced.
+                let in_force = f.body.as_deref().is_none_or(|text| ctx.install_list(text));
+                if in_force {
+                    (etag, seen) = (next_etag, next_seen);
                 }
                 // With the push channel up, polling is only the fallback.
                 let fallback = if ctx.push_connected.load(Ordering::SeqCst) {
@@ -298,82 +377,6 @@ fn list_thread(ctx: Arc<Ctx>) {
     }
 }
 
-/// Room on an event-stream line for the field name and line ending around a list (`data: ...\r\n`).
-const SSE_LINE_ALLOWANCE: u64 = 64;
-
-fn events_thread(ctx: Arc<Ctx>, url: String) {
-    // Reads block until the next event or keep-alive (every 15 s from keymint).
-    let agent = fetch::agent(ctx.cfg.timeout, Duration::from_secs(45), None);
-    // No line of a stream we accept is longer than a whole list: reading stops there, so a
-    // hostile endpoint cannot grow one line without bound before the list's own cap is checked.
-    let max_line = ctx.cfg.max_list_bytes.saturating_add(SSE_LINE_ALLOWANCE);
-    let mut last_id: Option<String> = None;
-    let mut backoff = Duration::from_millis(250);
-    while !ctx.stopped() {
-        if !ctx.keys_in.load(Ordering::SeqCst) {
-            ctx.sleep(Duration::from_millis(50));
-            continue;
-        }
-        let mut req = agent.get(&url).set("Accept", "text/event-stream");
-        if let Some(id) = &last_id {
-            req = req.set("Last-Event-ID", id);
-        }
-        match req.call() {
-            Ok(res) => {
-                ctx.push_connected.store(true, Ordering::SeqCst);
-                let mut reader = std::io::BufReader::new(res.into_reader());
-                let (mut id, mut event, mut data) = (None::<String>, String::new(), String::new());
-                let mut line = String::new();
-                loop {
-                    if ctx.stopped() {
-                        return;
-                    }
-                    line.clear();
-                    match reader
-                        .by_ref()
-                        .take(max_line.saturating_add(1))
-                        .read_line(&mut line)
-                    {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) if n as u64 > max_line => {
-                            tracing::warn!("revocation event line too long; reconnecting");
-                            break;
-                        }
-                        Ok(_) => {}
-                    }
-                    let l = line.trim_end_matches(['\r', '\n']);
-                    if l.is_empty() {
-                        if event == "revocations" && !data.is_empty() {
-                            ctx.counters.events.fetch_add(1, Ordering::Relaxed);
-                            ctx.install_list(&data);
-                            if id.is_some() {
-                                last_id.clone_from(&id);
-                            }
-                            backoff = Duration::from_millis(250);
-                        }
-                        event.clear();
-                        data.clear();
-                    } else if let Some(v) = l.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                        if data.len() as u64 > ctx.cfg.max_list_bytes {
-                            tracing::warn!("pushed revocation list too large; reconnecting");
-                            break;
-                        }
-                    } else if let Some(v) = l.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = l.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    }
-                }
-                ctx.push_connected.store(false, Ordering::SeqCst);
-            }
-            Err(e) => tracing::warn!(error = %e, "revocation events unavailable; polling instead"),
-        }
-        ctx.sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
-}
-
 pub(crate) fn spawn(
     verifier: Verifier,
     cfg: LiveConfig,
@@ -392,6 +395,9 @@ pub(crate) fn spawn(
         keys_in: AtomicBool::new(false),
         list_in: AtomicBool::new(false),
         push_connected: AtomicBool::new(false),
+        refused: Mutex::new(None),
+        list_kid_wanted: AtomicBool::new(false),
+        list_kid_serial: Mutex::new(None),
     });
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
@@ -406,7 +412,10 @@ pub(crate) fn spawn(
     spawn("keymint-revocations", Box::new(move || list_thread(c)))?;
     if let Some(url) = events {
         let c = Arc::clone(&ctx);
-        spawn("keymint-events", Box::new(move || events_thread(c, url)))?;
+        spawn(
+            "keymint-events",
+            Box::new(move || super::events::events_thread(c, url)),
+        )?;
     }
     Ok(LiveHandle {
         stop,
