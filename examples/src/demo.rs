@@ -59,6 +59,23 @@ struct PageState {
     config: serde_json::Value,
     issuer_url: String,
     secret_key: Arc<str>,
+    /// The demo's stand-in for a signed-in user: a random session handed to whoever loads the
+    /// page. A real backend delegates only to its own authenticated user (its login session),
+    /// never to any caller: `/delegate` mints tokens with the customer's secret key.
+    session: Arc<str>,
+}
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "demo_session";
+
+fn has_session(headers: &axum::http::HeaderMap, session: &str) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(name, value)| name == SESSION_COOKIE && value == session)
 }
 
 async fn bind(port: u16) -> Result<(tokio::net::TcpListener, String), BoxError> {
@@ -98,7 +115,24 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn delegate(State(st): State<PageState>, Json(req): Json<serde_json::Value>) -> Response {
+/// The backend's delegation endpoint. It spends the customer's secret key, so it serves only the
+/// backend's own signed-in user (here: the session cookie the page got when it loaded; a real
+/// backend checks its login session). An endpoint like this open to any caller would hand anyone
+/// on the internet tokens of the customer's tenant.
+async fn delegate(
+    State(st): State<PageState>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<serde_json::Value>,
+) -> Response {
+    if !has_session(&headers, &st.session) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({
+                "error": "no session: a backend delegates only to its own signed-in user"
+            })),
+        )
+            .into_response();
+    }
     let Some(jkt) = req.get("jkt").and_then(|v| v.as_str()).map(str::to_owned) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -237,11 +271,27 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         }),
         issuer_url: issuer_url.clone(),
         secret_key: secret.expose().into(),
+        session: {
+            let mut bytes = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| "random generator failed")?;
+            keymint_jwks::jws::encode_segment(&bytes).into()
+        },
     };
     let site = axum::Router::new()
         .route(
             "/",
-            get(|| async { page("text/html; charset=utf-8", INDEX) }),
+            get(|State(st): State<PageState>| async move {
+                // Loading the page stands in for signing in: it gets the session cookie.
+                let cookie = format!(
+                    "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                    st.session
+                );
+                (
+                    [(header::SET_COOKIE, cookie)],
+                    page("text/html; charset=utf-8", INDEX),
+                )
+            }),
         )
         .route("/app.js", get(|| async { page("text/javascript", APP_JS) }))
         .route(

@@ -118,6 +118,7 @@ pub async fn serve<S: Store>(
     store
         .set_setting("max_token_ttl", &cfg.max_token_ttl.as_secs().to_string())
         .await?;
+    revocations::note_token_ttl(&*store, cfg.max_token_ttl).await?;
     // Read before the state below is loaded: a change another replica or the CLI makes while this
     // one starts is then applied by the watcher rather than missed until the next.
     let changes_from = store.last_change().await?;

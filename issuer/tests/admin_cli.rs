@@ -288,9 +288,9 @@ fn token_command_reads_the_key_from_env_or_stdin_and_verify_explains() {
     let list_url = format!("{}/v1/revocations", s.url);
     let verify = |t: &str, aud: &str| {
         std::process::Command::new(BIN)
+            .env("KEYMINT_TOKEN", t)
             .args([
                 "verify",
-                t,
                 "--jwks",
                 &jwks_url,
                 "--issuer",
@@ -308,6 +308,42 @@ fn token_command_reads_the_key_from_env_or_stdin_and_verify_explains() {
     assert!(stdout(&ok).starts_with("valid"));
     let wrong = verify(&token, "https://other.example");
     assert_eq!(wrong.status.code(), Some(1));
+    // Issue #13: no token on the command line, and no "valid" without every check.
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .env("KEYMINT_TOKEN", &token)
+            .arg("verify")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let in_argv = run(&[&token, "--jwks", &jwks_url, "--skip", "issuer"]);
+    assert_eq!(in_argv.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&in_argv.stderr).contains("stdin or in KEYMINT_TOKEN"));
+    let incomplete = run(&["--jwks", &jwks_url, "--audience", AUD]);
+    assert_eq!(incomplete.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&incomplete.stderr).into_owned();
+    assert!(
+        err.contains("--issuer") && err.contains("--revocations") && !err.contains("--audience"),
+        "{err}"
+    );
+    let partial = run(&[
+        "--jwks",
+        &jwks_url,
+        "--audience",
+        AUD,
+        "--skip",
+        "issuer",
+        "--skip",
+        "revocation",
+    ]);
+    assert!(partial.status.success(), "{}", stdout(&partial));
+    let out = stdout(&partial);
+    assert!(out.starts_with("partially valid"), "{out}");
+    assert!(
+        out.contains("issuer not checked") && out.contains("revocation not checked"),
+        "{out}"
+    );
     assert!(
         stdout(&wrong).contains("wrong_audience"),
         "{}",

@@ -77,7 +77,8 @@ fn lists(payload: &serde_json::Value, kind: &str, id: &str) -> bool {
 /// `keymint verify` against a server's published key set and list.
 fn verify(s: &Server, token: &str) -> Output {
     std::process::Command::new(BIN)
-        .args(["verify", token, "--jwks"])
+        .env("KEYMINT_TOKEN", token)
+        .args(["verify", "--jwks"])
         .arg(format!("{}/.well-known/jwks.json", s.url))
         .args(["--issuer", ISSUER, "--audience", AUD, "--revocations"])
         .arg(format!("{}/v1/revocations", s.url))

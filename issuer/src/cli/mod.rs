@@ -280,19 +280,21 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 30s, 10m, 24h or 90d: {e}"))
 }
 
-/// The longest token lifetime in force: the flag, else what the server last ran with, else 1h.
+/// The longest token lifetime revocation entries must cover: the flag, else what the server last
+/// ran with, else 1h; never less than the longest any server on this database was started with.
 pub(crate) async fn max_token_ttl<S: crate::store::Store>(
     store: &S,
     flag: Option<Duration>,
 ) -> Result<Duration, CliError> {
-    if let Some(d) = flag {
-        return Ok(d);
-    }
-    Ok(store
-        .setting("max_token_ttl")
-        .await?
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(Duration::from_secs(3600), Duration::from_secs))
+    let own = match flag {
+        Some(d) => d,
+        None => store
+            .setting("max_token_ttl")
+            .await?
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(Duration::from_secs(3600), Duration::from_secs),
+    };
+    Ok(crate::domain::revocations::covered_ttl(store, own).await?)
 }
 
 /// Who is acting, for admin audit records.

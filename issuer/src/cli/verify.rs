@@ -12,25 +12,41 @@ use super::CliError;
 /// Arguments of `keymint verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The token, or `-` (the default) to read it from stdin, which keeps it out of process lists.
+    /// `-` (the default): the token is read from stdin, or from `KEYMINT_TOKEN` when set. A token
+    /// is never taken from the command line, where every user of the machine can read it.
     #[arg(default_value = "-")]
     token: String,
     /// The key set: a JWKS URL (https://issuer/.well-known/jwks.json) or file.
     #[arg(long, value_name = "URL|FILE")]
     jwks: String,
-    /// The issuer the token must come from (default: not checked, taken from the token).
+    /// The issuer the token must come from. Required unless `--skip issuer`.
     #[arg(long)]
     issuer: Option<String>,
-    /// The audience the token must be for (default: not checked, taken from the token).
+    /// The audience the token must be for. Required unless `--skip audience`.
     #[arg(long)]
     audience: Option<String>,
-    /// A signed revocation list (URL or file) to check against. Without it revocation is not
-    /// checked, and the output says so.
+    /// A signed revocation list (URL or file) to check against. Required unless
+    /// `--skip revocation`.
     #[arg(long, value_name = "URL|FILE")]
     revocations: Option<String>,
+    /// Leave a check out on purpose (repeatable): `issuer`, `audience` or `revocation`. The
+    /// verdict then says "partially valid" and names what was not checked.
+    #[arg(long, value_enum, value_name = "CHECK")]
+    skip: Vec<Check>,
     /// Print the verdict as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A check `keymint verify` can be told to leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Check {
+    /// `iss`.
+    Issuer,
+    /// `aud`.
+    Audience,
+    /// The revocation list.
+    Revocation,
 }
 
 const MAX_FETCH: u64 = 64 * 1024 * 1024;
@@ -68,29 +84,61 @@ fn unverified_claim(token: &str, claim: &str) -> Option<String> {
 }
 
 pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
-    let token = if args.token == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .take(64 * 1024)
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::Usage(format!("reading the token from stdin: {e}")))?;
-        s.trim().to_owned()
-    } else {
-        args.token
+    if args.token != "-" {
+        return Err(CliError::Usage(
+            "pass the token on stdin or in KEYMINT_TOKEN, not as an argument: the command line \
+             is visible to every user of this machine"
+                .into(),
+        ));
+    }
+    let token = match std::env::var("KEYMINT_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let mut s = String::new();
+            std::io::stdin()
+                .take(64 * 1024)
+                .read_to_string(&mut s)
+                .map_err(|e| CliError::Usage(format!("reading the token from stdin: {e}")))?;
+            s.trim().to_owned()
+        }
     };
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let skipped = |c: Check| args.skip.contains(&c);
+    let missing: Vec<&str> = [
+        (
+            args.issuer.is_none() && !skipped(Check::Issuer),
+            "--issuer (or --skip issuer)",
+        ),
+        (
+            args.audience.is_none() && !skipped(Check::Audience),
+            "--audience (or --skip audience)",
+        ),
+        (
+            args.revocations.is_none() && !skipped(Check::Revocation),
+            "--revocations (or --skip revocation)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(m, flag)| m.then_some(flag))
+    .collect();
+    if !missing.is_empty() {
+        return Err(CliError::Usage(format!(
+            "a verdict needs every check: give {}",
+            missing.join(", ")
+        )));
+    }
     let mut notes = Vec::new();
     let issuer = match args.issuer {
         Some(i) => i,
         None => {
-            notes.push("issuer not checked (no --issuer)");
+            notes.push("issuer not checked (--skip issuer)");
             unverified_claim(&token, "iss").unwrap_or_else(|| "unknown".into())
         }
     };
     let audience = match args.audience {
         Some(a) => a,
         None => {
-            notes.push("audience not checked (no --audience)");
+            notes.push("audience not checked (--skip audience)");
             unverified_claim(&token, "aud").unwrap_or_else(|| "unknown".into())
         }
     };
@@ -103,7 +151,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
     let builder = match &args.revocations {
         Some(source) => builder.revocation_list(fetch(source)?),
         None => {
-            notes.push("revocation not checked (no --revocations)");
+            notes.push("revocation not checked (--skip revocation)");
             builder.dangerous().skip_revocation_checks()
         }
     };
@@ -112,14 +160,22 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
         Ok(ok) => {
             if args.json {
                 let out = serde_json::json!({
-                    "valid": true,
+                    "valid": notes.is_empty(),
+                    "partially_valid": !notes.is_empty(),
                     "kid": ok.kid().as_str(),
                     "claims": ok.claims(),
                     "not_checked": notes,
                 });
                 say!("{out}");
             } else {
-                say!("valid");
+                say!(
+                    "{}",
+                    if notes.is_empty() {
+                        "valid"
+                    } else {
+                        "partially valid: signature and times hold, but not every check ran"
+                    }
+                );
                 for n in &notes {
                     say!("note: {n}");
                 }

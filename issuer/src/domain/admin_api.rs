@@ -207,7 +207,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             id,
             UnixTime::now(),
-            self.0.max_token_ttl,
+            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -237,7 +237,7 @@ impl<S: Store> AdminApi<S> {
                 &*self.0.store,
                 id,
                 now,
-                self.0.max_token_ttl,
+                revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
                 admin.admin().actor(),
             )
             .await?;
@@ -293,7 +293,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             tenant,
             UnixTime::now(),
-            self.0.max_token_ttl,
+            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -322,7 +322,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             jti,
             UnixTime::now(),
-            self.0.max_token_ttl,
+            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -369,7 +369,7 @@ impl<S: Store> AdminApi<S> {
             &self.0.enc,
             kid,
             UnixTime::now(),
-            self.0.max_token_ttl,
+            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await

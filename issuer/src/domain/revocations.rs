@@ -72,6 +72,37 @@ pub fn drop_after(revoked_at: UnixTime, max_token_ttl: Duration) -> UnixTime {
         .saturating_add(MAX_LEEWAY)
 }
 
+/// The setting where every server records the longest token lifetime it was ever started with.
+const TTL_HIGH_WATER: &str = "max_token_ttl_high";
+
+/// Raises the recorded longest token lifetime any server on this database may issue to `own`
+/// (at `serve` start).
+pub async fn note_token_ttl<S: Store>(store: &S, own: Duration) -> Result<(), DomainError> {
+    let high = token_ttl_high(store).await?;
+    if own > high {
+        store
+            .set_setting(TTL_HIGH_WATER, &own.as_secs().to_string())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn token_ttl_high<S: Store>(store: &S) -> Result<Duration, DomainError> {
+    Ok(store
+        .setting(TTL_HIGH_WATER)
+        .await?
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs))
+}
+
+/// How long a revocation entry must cover tokens for: the longest lifetime *any* replica may have
+/// given a token (the high-water mark every server records at start), not only `own`, the
+/// revoking process's. An entry dropped too early would let a longer-lived token of another
+/// replica come back to life.
+pub async fn covered_ttl<S: Store>(store: &S, own: Duration) -> Result<Duration, DomainError> {
+    Ok(own.max(token_ttl_high(store).await?))
+}
+
 fn record(kind: &str, target: &str, now: UnixTime, max_token_ttl: Duration) -> RevocationRecord {
     RevocationRecord {
         kind: kind.into(),
@@ -276,5 +307,25 @@ mod tests {
     fn drop_after_covers_propagation_lifetime_and_leeway() {
         let t = drop_after(UnixTime(1000), Duration::from_secs(3600));
         assert_eq!(t, UnixTime(1000 + 5 + 3600 + 300));
+    }
+
+    /// Issue #13: a replica started with `--max-token-ttl 1h` revoking a key made entries that
+    /// left the list while a replica with `--max-token-ttl 2h` could still have live tokens.
+    #[tokio::test]
+    async fn entries_cover_the_longest_lifetime_any_server_was_started_with() {
+        let dir = std::env::temp_dir().join(format!("keymint-ttl-high-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::SqliteStore::open(&dir.join("db"))
+            .await
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(covered_ttl(&store, hour).await.unwrap(), hour);
+        note_token_ttl(&store, 2 * hour).await.unwrap();
+        // A later, shorter-lived start does not lower the mark.
+        note_token_ttl(&store, hour).await.unwrap();
+        assert_eq!(covered_ttl(&store, hour).await.unwrap(), 2 * hour);
+        assert_eq!(covered_ttl(&store, 3 * hour).await.unwrap(), 3 * hour);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,7 @@
 //! Rows as the store reads and writes them. Plain data; the domain gives them meaning.
 
-/// An API key row. Never holds the secret, only its keyed hash.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// An API key row. Never holds the secret, only its keyed hash. `Debug` leaves the hash out.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyRecord {
     /// Key ID (base62).
     pub key_id: String,
@@ -43,6 +43,39 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     /// The successor after a rotation.
     pub rotated_to: Option<String>,
+}
+
+// Written by hand so that a record logged by mistake never prints what only the database should
+// hold: the keyed hash of a secret (an offline guessing target with the pepper) or the encrypted
+// private signing key.
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("key_id", &self.key_id)
+            .field("kind", &self.kind)
+            .field("env", &self.env)
+            .field("tenant", &self.tenant)
+            .field("secret_hash", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("audiences", &self.audiences)
+            .field("expires_at", &self.expires_at)
+            .field("is_admin", &self.is_admin)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("encrypted_pkcs8", &"<redacted>")
+            .field("state", &self.state)
+            .field("activate_at", &self.activate_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A revocation entry.
@@ -163,8 +196,8 @@ impl TryFrom<String> for SigningKeyState {
     }
 }
 
-/// A signing key row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A signing key row. `Debug` leaves the encrypted private key out.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// RFC 7638 thumbprint.
     pub kid: String,
@@ -235,4 +268,62 @@ pub struct AuditRecord {
     /// Anything else (a jti, a kid, an audience).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_key_and_signing_key_rows_leaves_the_secret_parts_out() {
+        let key = KeyRecord {
+            key_id: "k1".into(),
+            kind: "sk".into(),
+            env: "live".into(),
+            tenant: "acme".into(),
+            secret_hash: vec![0xAB; 32],
+            scopes: "a".into(),
+            audiences: "https://api.test".into(),
+            default_ttl: 600,
+            max_ttl: 900,
+            expires_at: 1,
+            allow_ips: String::new(),
+            allow_origins: String::new(),
+            rate_limit: None,
+            label: None,
+            owner: None,
+            is_admin: false,
+            created_at: 0,
+            last_used_at: None,
+            revoked_at: None,
+            rotated_to: None,
+        };
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("171"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("k1"),
+            "{shown}"
+        );
+        let signing = SigningKeyRecord {
+            kid: "kid1".into(),
+            alg: "EdDSA".into(),
+            encrypted_pkcs8: vec![0xCD; 48],
+            public_jwk: "{}".into(),
+            state: SigningKeyState::Active,
+            created_at: 0,
+            activate_at: 0,
+            retired_at: None,
+            remove_after: None,
+            revoked_at: None,
+        };
+        let shown = format!("{signing:?}");
+        assert!(!shown.contains("205"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("kid1"),
+            "{shown}"
+        );
+        // What holds them inherits the redaction.
+        let nested = format!("{:?}", vec![key]);
+        assert!(!nested.contains("171"), "{nested}");
+    }
 }
