@@ -1,12 +1,17 @@
-//! Audit: every issuance and every admin action is one structured log line at once. Admin actions
-//! are also stored in the same transaction as the change (by the store); issuances are stored in
-//! batches by [`AuditSink`], at most [`FLUSH_INTERVAL`] behind the log.
+//! Audit: every issuance, every admin action and every refusal is one structured log line at once.
+//! Admin actions are also stored in the same transaction as the change (by the store); issuances
+//! are stored in batches by [`AuditSink`], at most [`FLUSH_INTERVAL`] behind the log; refusals are
+//! stored as counts per hour, action, reason, client network and key ID (`refusal_counts`), so a
+//! flood of bogus credentials grows a count, not a table.
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use tokio::sync::mpsc;
 
-use crate::store::{AuditRecord, Store};
+use super::throttle::client_of;
+use crate::store::{AuditRecord, RefusalCount, Store};
 
 /// How often queued issuance records are written to the database: the window a crash can lose
 /// from the database (the log line was already written).
@@ -91,14 +96,65 @@ impl AuditSink {
     }
 }
 
-/// Drains `rx` into the store every [`FLUSH_INTERVAL`] until the sink is dropped; records that fail
-/// to write are kept and retried.
+/// Distinct refusal counts held between two flushes; beyond it further kinds are folded into the
+/// client `other`, so an attacker rotating addresses cannot grow memory or a flush.
+const MAX_REFUSAL_KINDS: usize = 10_000;
+
+/// Refusals of one flush interval, counted by hour, action, reason, client network and key ID.
+#[derive(Debug, Default)]
+struct RefusalTally(HashMap<(i64, String, String, String, String), RefusalCount>);
+
+impl RefusalTally {
+    fn add(&mut self, r: &AuditRecord) {
+        let bucket = r.at - r.at.rem_euclid(3600);
+        let client = r
+            .client_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .map_or_else(|| "unknown".to_owned(), |ip| client_of(ip).to_string());
+        let mut key = (
+            bucket,
+            r.action.clone(),
+            r.reason.clone().unwrap_or_default(),
+            client,
+            r.key_id.clone().unwrap_or_default(),
+        );
+        if !self.0.contains_key(&key) && self.0.len() >= MAX_REFUSAL_KINDS {
+            key.3 = "other".into();
+            key.4 = String::new();
+        }
+        let at = r.at;
+        self.0
+            .entry(key.clone())
+            .and_modify(|c| {
+                c.count += 1;
+                c.first_seen = c.first_seen.min(at);
+                c.last_seen = c.last_seen.max(at);
+            })
+            .or_insert_with(|| RefusalCount {
+                bucket: key.0,
+                action: key.1,
+                reason: key.2,
+                client: key.3,
+                key_id: key.4,
+                count: 1,
+                first_seen: at,
+                last_seen: at,
+            });
+    }
+}
+
+/// Drains `rx` into the store every [`FLUSH_INTERVAL`] until the sink is dropped: issuances and
+/// admin actions as records, refusals as counts (never a row per refused request). What fails to
+/// write is kept and retried.
 pub async fn run_writer<S: Store>(store: std::sync::Arc<S>, mut rx: mpsc::Receiver<AuditRecord>) {
     let mut pending: Vec<AuditRecord> = Vec::new();
+    let mut refused = RefusalTally::default();
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     loop {
         tokio::select! {
             r = rx.recv() => match r {
+                Some(r) if r.outcome == "refused" => refused.add(&r),
                 Some(r) => {
                     pending.push(r);
                     // One transaction per batch, not per issuance.
@@ -108,10 +164,28 @@ pub async fn run_writer<S: Store>(store: std::sync::Arc<S>, mut rx: mpsc::Receiv
                 }
                 None => {
                     flush(&*store, &mut pending).await;
+                    flush_refusals(&*store, &mut refused).await;
                     return;
                 }
             },
-            _ = tick.tick() => flush(&*store, &mut pending).await,
+            _ = tick.tick() => {
+                flush(&*store, &mut pending).await;
+                flush_refusals(&*store, &mut refused).await;
+            }
+        }
+    }
+}
+
+async fn flush_refusals<S: Store>(store: &S, tally: &mut RefusalTally) {
+    if tally.0.is_empty() {
+        return;
+    }
+    let counts: Vec<RefusalCount> = tally.0.values().cloned().collect();
+    match store.add_refusals(&counts).await {
+        Ok(()) => tally.0.clear(),
+        // Kept (bounded by MAX_REFUSAL_KINDS) and added to until the database takes them.
+        Err(e) => {
+            tracing::warn!(target: "keymint::audit", error = %e, kinds = counts.len(), "refusal counts not written; will retry")
         }
     }
 }
@@ -129,5 +203,80 @@ async fn flush<S: Store>(store: &S, pending: &mut Vec<AuditRecord>) {
                 pending.drain(..excess);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditQuery, SqliteStore};
+
+    fn refused(at: i64, ip: String) -> AuditRecord {
+        AuditRecord {
+            at,
+            action: "token.issue".into(),
+            outcome: "refused".into(),
+            reason: Some("unknown key".into()),
+            client_ip: Some(ip),
+            key_id: Some("k1".into()),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// Issue #13: every refusal was an audit row, so a bogus-credential flood grew the table.
+    #[tokio::test]
+    async fn a_refusal_flood_adds_to_one_count_and_issuances_stay_records() {
+        let dir = std::env::temp_dir().join(format!("keymint-refusals-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.join("db")).await.unwrap());
+        let (sink, rx) = AuditSink::new();
+        let writer = tokio::spawn(run_writer(std::sync::Arc::clone(&store), rx));
+        // A thousand refusals from rotating addresses of one /64, and one issuance.
+        for n in 0..1000u32 {
+            sink.record(refused(
+                7200 + i64::from(n % 60),
+                format!("2001:db8::{n:x}"),
+            ));
+        }
+        sink.record(AuditRecord {
+            at: 7300,
+            action: "token.issue".into(),
+            outcome: "granted".into(),
+            ..AuditRecord::default()
+        });
+        drop(sink);
+        writer.await.unwrap();
+        let counts = store.refusals(0, 100).await.unwrap();
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert_eq!(counts[0].count, 1000);
+        assert_eq!(counts[0].client, "2001:db8::");
+        assert_eq!((counts[0].first_seen, counts[0].last_seen), (7200, 7259));
+        let rows = store
+            .audit(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "only the issuance is a row");
+        assert_eq!(rows[0].record.outcome, "granted");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_tally_never_holds_more_than_its_bound_of_kinds() {
+        let mut tally = RefusalTally::default();
+        for n in 0..(MAX_REFUSAL_KINDS as u32 + 500) {
+            tally.add(&refused(7200, std::net::Ipv4Addr::from(n).to_string()));
+        }
+        assert_eq!(tally.0.len(), MAX_REFUSAL_KINDS + 1);
+        let other: i64 = tally
+            .0
+            .values()
+            .filter(|c| c.client == "other")
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(other, 500);
     }
 }

@@ -469,7 +469,8 @@ impl<S: Store> TokenService<S> {
     /// A request refused before any key was looked at (no credentials, malformed Basic, a
     /// `client_id` that is not the key's, a key in the query string or sent in clear, a bad admin
     /// token): one audit line with the client's address and the reason, counted against the
-    /// client like a wrong key. Never a database row, so a flood of such requests grows no table.
+    /// client like a wrong key. In the database it adds to a count (never a row a request), so a
+    /// flood of such requests grows no table.
     /// How long the client is now blocked, if it is.
     pub fn refuse_request(
         &self,
@@ -478,7 +479,7 @@ impl<S: Store> TokenService<S> {
         reason: &str,
         now: UnixTime,
     ) -> Option<Duration> {
-        super::audit::log(&AuditRecord {
+        self.audit.record(AuditRecord {
             at: unix(now),
             action: action.into(),
             outcome: "refused".into(),

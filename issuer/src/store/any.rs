@@ -1,9 +1,9 @@
 //! [`DbStore`]: the store the database URL names, chosen at run time.
 
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, PgStore, RevocationRecord,
-    SigningKeyRecord, SigningKeyState, SqliteStore, Store, StoreResult, StoredList, Successor,
-    TenantSummary,
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, PgStore, RefusalCount,
+    RevocationRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store, StoreResult,
+    StoredList, Successor, TenantSummary,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods
@@ -163,5 +163,11 @@ impl Store for DbStore {
     }
     async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         on!(self, s => s.audit(query).await)
+    }
+    async fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()> {
+        on!(self, s => s.add_refusals(counts).await)
+    }
+    async fn refusals(&self, since: i64, limit: i64) -> StoreResult<Vec<RefusalCount>> {
+        on!(self, s => s.refusals(since, limit).await)
     }
 }

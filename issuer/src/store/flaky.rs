@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, Store, StoreError, StoreResult, StoredList, Successor, TenantSummary,
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
+    SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList, Successor,
+    TenantSummary,
 };
 
 /// See the module docs.
@@ -194,6 +195,14 @@ impl<S: Store> Store for FlakyStore<S> {
     async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         self.check()?;
         self.inner.audit(query).await
+    }
+    async fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()> {
+        self.check()?;
+        self.inner.add_refusals(counts).await
+    }
+    async fn refusals(&self, since: i64, limit: i64) -> StoreResult<Vec<RefusalCount>> {
+        self.check()?;
+        self.inner.refusals(since, limit).await
     }
     async fn tenants(&self, now: i64) -> StoreResult<Vec<TenantSummary>> {
         self.check()?;

@@ -15,8 +15,8 @@ pub use any::DbStore;
 pub use flaky::FlakyStore;
 pub use postgres::PgStore;
 pub use records::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, StoredList, TenantSummary,
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
+    SigningKeyRecord, SigningKeyState, StoredList, TenantSummary,
 };
 pub use sqlite::SqliteStore;
 
@@ -208,6 +208,15 @@ pub trait Store: Send + Sync + 'static {
     /// Appends audit records in one transaction.
     fn insert_audit(&self, records: &[AuditRecord])
     -> impl Future<Output = StoreResult<()>> + Send;
+    /// Adds refusal counts (one transaction), summing with the rows already there.
+    fn add_refusals(&self, counts: &[RefusalCount])
+    -> impl Future<Output = StoreResult<()>> + Send;
+    /// Refusal counts from hour `since` on, newest first, at most `limit`.
+    fn refusals(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<RefusalCount>>> + Send;
     /// Stored audit records matching `query`, newest first.
     fn audit(
         &self,

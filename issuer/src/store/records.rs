@@ -78,6 +78,28 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// How often one kind of refusal came from one client in one hour: refusals are counted, never
+/// stored one row each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct RefusalCount {
+    /// Start of the hour (Unix seconds).
+    pub bucket: i64,
+    /// `token.issue`, `token.request`, `admin.auth`.
+    pub action: String,
+    /// Why.
+    pub reason: String,
+    /// The client network: an IPv4 address or an IPv6 /64 (`other` once a flush holds too many).
+    pub client: String,
+    /// The key ID presented, or empty.
+    pub key_id: String,
+    /// How many.
+    pub count: i64,
+    /// First in the hour.
+    pub first_seen: i64,
+    /// Last in the hour.
+    pub last_seen: i64,
+}
+
 /// A revocation entry.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RevocationRecord {

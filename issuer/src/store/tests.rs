@@ -85,6 +85,7 @@ both_backends!(
     a_dpop_proof_id_is_claimed_once,
     the_change_feed_is_ordered_and_resumable,
     audit_filters_and_pages_newest_first,
+    refusal_counts_add_up_instead_of_growing_a_row_each,
     last_used_only_moves_forward,
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
@@ -664,4 +665,31 @@ async fn settings_upsert(s: &impl Store) {
         s.setting("max_token_ttl").await.unwrap().as_deref(),
         Some("600")
     );
+}
+
+async fn refusal_counts_add_up_instead_of_growing_a_row_each(s: &impl Store) {
+    let count = |client: &str, n: i64, first: i64, last: i64| crate::store::RefusalCount {
+        bucket: 3600,
+        action: "token.issue".into(),
+        reason: "unknown key".into(),
+        client: client.into(),
+        key_id: "k1".into(),
+        count: n,
+        first_seen: first,
+        last_seen: last,
+    };
+    s.add_refusals(&[count("192.0.2.1", 3, 3700, 3710)])
+        .await
+        .unwrap();
+    s.add_refusals(&[
+        count("192.0.2.1", 2, 3650, 3705),
+        count("192.0.2.2", 1, 3800, 3800),
+    ])
+    .await
+    .unwrap();
+    let rows = s.refusals(0, 100).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0], count("192.0.2.1", 5, 3650, 3710));
+    assert_eq!(rows[1], count("192.0.2.2", 1, 3800, 3800));
+    assert!(s.refusals(7200, 100).await.unwrap().is_empty());
 }

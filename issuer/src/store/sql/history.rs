@@ -48,6 +48,57 @@ macro_rules! sql_history {
             tx.commit().await.map_err(unavailable)
         }
 
+        async fn add_refusals(
+            &self,
+            counts: &[$crate::store::RefusalCount],
+        ) -> $crate::store::StoreResult<()> {
+            if counts.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            for c in counts {
+                ::sqlx::query(
+                    "INSERT INTO refusal_counts
+                       (bucket, action, reason, client, key_id, count, first_seen, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (bucket, action, reason, client, key_id) DO UPDATE SET
+                       count = refusal_counts.count + excluded.count,
+                       first_seen = CASE WHEN excluded.first_seen < refusal_counts.first_seen
+                                    THEN excluded.first_seen ELSE refusal_counts.first_seen END,
+                       last_seen = CASE WHEN excluded.last_seen > refusal_counts.last_seen
+                                   THEN excluded.last_seen ELSE refusal_counts.last_seen END",
+                )
+                .bind(c.bucket)
+                .bind(&c.action)
+                .bind(&c.reason)
+                .bind(&c.client)
+                .bind(&c.key_id)
+                .bind(c.count)
+                .bind(c.first_seen)
+                .bind(c.last_seen)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)
+        }
+
+        async fn refusals(
+            &self,
+            since: i64,
+            limit: i64,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::RefusalCount>> {
+            ::sqlx::query_as(
+                "SELECT * FROM refusal_counts WHERE bucket >= $1
+                 ORDER BY bucket DESC, count DESC LIMIT $2",
+            )
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
         async fn audit(
             &self,
             query: &$crate::store::AuditQuery,
