@@ -59,9 +59,10 @@ struct PageState {
     config: serde_json::Value,
     issuer_url: String,
     secret_key: Arc<str>,
-    /// The demo's stand-in for a signed-in user: a random session handed to whoever loads the
-    /// page. A real backend delegates only to its own authenticated user (its login session),
-    /// never to any caller: `/delegate` mints tokens with the customer's secret key.
+    /// The demo's stand-in for a login: one random session cookie (`SameSite=Strict`) handed to
+    /// whoever loads the page, which keeps other sites' pages from calling `/delegate` but not a
+    /// script that loads the page first. A real backend delegates only to its own authenticated
+    /// user (its login session): `/delegate` mints tokens with the customer's secret key.
     session: Arc<str>,
 }
 

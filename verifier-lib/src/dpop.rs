@@ -69,7 +69,10 @@ impl ReplayLimits {
     /// `capacity` in total, [`DEFAULT_REPLAY_SHARE_PERCENT`] of it (at least one) per holder and
     /// per DPoP key.
     pub fn with_capacity(capacity: usize) -> Self {
-        let share = (capacity / 100 * DEFAULT_REPLAY_SHARE_PERCENT).max(1);
+        let share = capacity
+            .saturating_mul(DEFAULT_REPLAY_SHARE_PERCENT)
+            .div_ceil(100)
+            .max(1);
         Self {
             capacity,
             per_holder: share,

@@ -96,17 +96,36 @@ impl AuditSink {
     }
 }
 
-/// Distinct refusal counts held between two flushes; beyond it further kinds are folded into the
-/// client `other`, so an attacker rotating addresses cannot grow memory or a flush.
+/// Distinct refusal kinds counted in an hour; beyond it further kinds are folded into the client
+/// `other`, so an attacker rotating addresses or key IDs grows neither memory nor the table by
+/// more than this many rows an hour.
 const MAX_REFUSAL_KINDS: usize = 10_000;
 
 /// Refusals of one flush interval, counted by hour, action, reason, client network and key ID.
+/// At most [`MAX_REFUSAL_KINDS`] distinct kinds reach the database in an hour; further ones are
+/// counted under the client `other` (attackers choose addresses and key IDs).
 #[derive(Debug, Default)]
-struct RefusalTally(HashMap<(i64, String, String, String, String), RefusalCount>);
+struct RefusalTally(
+    HashMap<(i64, String, String, String, String), RefusalCount>,
+    HourKinds,
+);
+
+/// The kinds already counted in the current hour.
+#[derive(Debug, Default)]
+struct HourKinds {
+    bucket: i64,
+    seen: std::collections::HashSet<(String, String, String, String)>,
+}
 
 impl RefusalTally {
     fn add(&mut self, r: &AuditRecord) {
         let bucket = r.at - r.at.rem_euclid(3600);
+        if bucket != self.1.bucket {
+            self.1 = HourKinds {
+                bucket,
+                seen: std::collections::HashSet::new(),
+            };
+        }
         let client = r
             .client_ip
             .as_deref()
@@ -119,9 +138,14 @@ impl RefusalTally {
             client,
             r.key_id.clone().unwrap_or_default(),
         );
-        if !self.0.contains_key(&key) && self.0.len() >= MAX_REFUSAL_KINDS {
-            key.3 = "other".into();
-            key.4 = String::new();
+        let kind = (key.1.clone(), key.2.clone(), key.3.clone(), key.4.clone());
+        if !self.1.seen.contains(&kind) {
+            if self.1.seen.len() >= MAX_REFUSAL_KINDS {
+                key.3 = "other".into();
+                key.4 = String::new();
+            } else {
+                self.1.seen.insert(kind);
+            }
         }
         let at = r.at;
         self.0
@@ -278,5 +302,17 @@ mod tests {
             .map(|c| c.count)
             .sum();
         assert_eq!(other, 500);
+        // The bound is per hour, not per flush: after a flush, new kinds still go to `other`.
+        tally.0.clear();
+        tally.add(&refused(7300, "203.0.113.77".into()));
+        assert_eq!(
+            tally.0.values().next().map(|c| c.client.as_str()),
+            Some("other")
+        );
+        tally.add(&refused(10800, "203.0.113.77".into()));
+        assert!(
+            tally.0.values().any(|c| c.client == "203.0.113.77"),
+            "a new hour starts a new bound"
+        );
     }
 }

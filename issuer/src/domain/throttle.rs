@@ -53,9 +53,11 @@ const WIDTHS: [Width; 3] = [
     },
 ];
 
-/// The network `ip` belongs to at this width.
+/// The network `ip` belongs to at this width. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
+/// dual-stack listener or a proxy may report) is its IPv4 address first: masked as IPv6, every IPv4
+/// client would fall into one `::/64`.
 fn network(ip: IpAddr, width: Width) -> IpAddr {
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let keep = u32::MAX
                 .checked_shl(32 - u32::from(width.v4_prefix))
@@ -254,6 +256,15 @@ impl Throttle {
         let bursts = WIDTHS.map(|w| self.burst(w));
         let mut state = self.lock();
         let (tables, global) = &mut *state;
+        // A client already blocked is refused without a lookup: its requests cost nothing more
+        // and must not keep the global budget tripped for everyone else.
+        if WIDTHS
+            .iter()
+            .zip(tables.iter())
+            .any(|(w, t)| t.blocked(network(ip, *w), now).is_some())
+        {
+            return;
+        }
         let mut tracked = true;
         for (i, ((w, table), burst)) in WIDTHS.iter().zip(tables.iter_mut()).zip(bursts).enumerate()
         {
@@ -371,10 +382,12 @@ mod tests {
             "another /64 of the same /56"
         );
         assert!(t.blocked(ip("2001:db8:7:100::1"), now).is_none());
-        // Rotating /56s inside one /48: blocked at the /48 after 60.
+        // Rotating /56s inside one /48 (two failures per /64, ten per /56): blocked at the /48
+        // after 60.
         let t = small(1000);
         for n in 0..60u16 {
-            let host = std::net::Ipv6Addr::new(0x2001, 0xdb8, 9, (n / 10) << 8, 0, 0, 0, n);
+            let group = ((n / 10) << 8) | ((n / 2) % 5);
+            let host = std::net::Ipv6Addr::new(0x2001, 0xdb8, 9, group, 0, 0, 0, n);
             t.failed(IpAddr::V6(host), now);
         }
         assert!(t.blocked(ip("2001:db8:9:ff00::1"), now).is_some());
@@ -427,6 +440,42 @@ mod tests {
             t.failed(ip("100.64.0.1"), at(65));
         }
         assert!(t.blocked(ip("100.64.0.1"), at(65)).is_some());
+    }
+
+    /// Found in review: IPv4 clients seen through a dual-stack listener or a proxy arrive as
+    /// `::ffff:a.b.c.d`; masked as IPv6 they were all one `::/64`, so twenty failures from one
+    /// blocked every IPv4 client.
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_client() {
+        let t = small(100);
+        let now = Instant::now();
+        for _ in 0..3 {
+            t.failed(ip("::ffff:192.0.2.1"), now);
+        }
+        assert!(t.blocked(ip("192.0.2.1"), now).is_some());
+        assert!(t.blocked(ip("::ffff:192.0.2.2"), now).is_none());
+        assert_eq!(client_of(ip("::ffff:198.51.100.7")), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn a_blocked_client_does_not_keep_the_global_budget_tripped() {
+        let t = Throttle::with(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            1000,
+            10,
+            (3, 20),
+        );
+        let now = Instant::now();
+        // Blocked after 3; the thousand failures after that are not counted.
+        for _ in 0..1000 {
+            t.failed(ip("10.2.0.1"), now);
+        }
+        assert!(t.blocked(ip("10.2.0.1"), now).is_some());
+        assert!(
+            (0..100).all(|_| t.lookup_allowed(now)),
+            "one blocked client does not slow lookups for everyone"
+        );
     }
 
     #[test]

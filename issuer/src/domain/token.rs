@@ -117,6 +117,8 @@ pub struct TokenService<S> {
     /// The scopes an admin has marked public, re-read when a scope changes: what a publishable key
     /// may mint, checked at every issuance.
     public_scopes: Arc<ArcSwap<std::collections::HashSet<String>>>,
+    /// Serializes re-reads of the public scopes, so that a slow read never overwrites a newer one.
+    public_scopes_reload: Arc<tokio::sync::Mutex<()>>,
     /// DPoP proof IDs this process has seen: refuses a local replay without a database round trip.
     /// Every proof is then claimed in the store too, which every replica shares.
     replay: Arc<keymint_verifier::dpop::ReplayCache>,
@@ -140,6 +142,7 @@ impl<S> Clone for TokenService<S> {
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
             public_scopes: Arc::clone(&self.public_scopes),
+            public_scopes_reload: Arc::clone(&self.public_scopes_reload),
             replay: Arc::clone(&self.replay),
             audit: self.audit.clone(),
             rng: self.rng.clone(),
@@ -178,6 +181,7 @@ impl<S: Store> TokenService<S> {
             usage: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             public_scopes: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
+            public_scopes_reload: Arc::new(tokio::sync::Mutex::new(())),
             replay: Arc::new(keymint_verifier::dpop::ReplayCache::new(
                 keymint_verifier::dpop::DEFAULT_REPLAY_CAPACITY,
             )),
@@ -233,6 +237,9 @@ impl<S: Store> TokenService<S> {
 
     /// Re-reads which scopes are public (at start and after a scope change).
     pub async fn reload_public_scopes(&self) -> Result<(), DomainError> {
+        // Read and store as one step: a first-read reload that read before an admin's change
+        // must not store its older set after the watcher stored the newer one.
+        let _one_at_a_time = self.public_scopes_reload.lock().await;
         let public = self
             .store
             .scopes()
@@ -479,6 +486,8 @@ impl<S: Store> TokenService<S> {
         reason: &str,
         now: UnixTime,
     ) -> Option<Duration> {
+        // A client already blocked is refused at once; its further refusals are not counted.
+        let already = self.throttle.blocked(client.ip, Instant::now());
         self.audit.record(AuditRecord {
             at: unix(now),
             action: action.into(),
@@ -490,6 +499,9 @@ impl<S: Store> TokenService<S> {
         });
         metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
             .increment(1);
+        if already.is_some() {
+            return already;
+        }
         self.throttle.failed(client.ip, Instant::now());
         self.throttle.blocked(client.ip, Instant::now())
     }

@@ -60,6 +60,14 @@ async fn admin_call<S: Store, T>(
         authorize(&st.admin, token.as_deref().map(String::as_str), client.ip)
     };
     checked.map_err(|e| {
+        // Only a failed authentication counts against the client: a valid token without the
+        // scope (403) or a fault of the issuer's own (500) is not a guess.
+        if !matches!(
+            e,
+            DomainError::AdminUnauthenticated { .. } | DomainError::Invalid(_)
+        ) {
+            return Problem(e);
+        }
         let blocked =
             st.tokens
                 .refuse_request("admin.auth", &client, &e.to_string(), UnixTime::now());
