@@ -144,6 +144,11 @@ pub async fn serve<S: Store>(
     );
     tokens.reload_origins(now).await?;
     tokens.reload_public_scopes().await?;
+    // The feed position was just read: the propagation bound counts from here. Without this, a
+    // database that went down before the watcher's first read left the bound unarmed, and keys
+    // cached meanwhile were minted from for as long as the outage lasted (seen in CI on a loaded
+    // machine).
+    tokens.feed_read(UnixTime::now());
     let rt = Arc::new(Runtime {
         store: Arc::clone(&store),
         enc,
