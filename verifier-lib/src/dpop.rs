@@ -238,6 +238,21 @@ impl ReplayCache {
         Ok(())
     }
 
+    /// Forgets `proof`'s ID again, for a caller whose request failed after recording it for a
+    /// reason that is not the client's (a shared replay store that could not be reached): the
+    /// client's retry with the same proof is then not a "replay", and the failure took no room.
+    pub fn release(&self, proof: &DpopProof) {
+        let id = proof_id(&proof.jkt, &proof.jti);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = state.seen.remove(&id) {
+            release(&mut state.per_holder, &e.holder);
+            release(&mut state.per_jkt, &e.jkt);
+        }
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.state.lock().map_or(0, |s| s.seen.len())
@@ -591,6 +606,36 @@ mod tests {
         cache
             .check_and_record("flooder", "again", "y", UnixTime(NOW.0 + 200), until)
             .unwrap();
+    }
+
+    #[test]
+    fn a_released_proof_takes_no_room_and_may_be_recorded_again() {
+        let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let p = check_proof(
+            &proof_at(&key, NOW, "r1"),
+            &req(Some("tok"), None),
+            None,
+            DEFAULT_PROOF_WINDOW_SECS,
+            NOW,
+        )
+        .unwrap();
+        let cache = ReplayCache::new(1000);
+        cache
+            .record("k1", &p, DEFAULT_PROOF_WINDOW_SECS, NOW)
+            .unwrap();
+        cache.release(&p);
+        assert!(cache.is_empty());
+        // Recorded again a little later: the first entry's turn in the heap (NOW + 61) does not
+        // drop the second (NOW + 71).
+        let again = UnixTime(NOW.0 + 10);
+        cache
+            .record("k1", &p, DEFAULT_PROOF_WINDOW_SECS, again)
+            .unwrap();
+        let first_due = UnixTime(NOW.0 + DEFAULT_PROOF_WINDOW_SECS + 1);
+        assert!(matches!(
+            cache.record("k1", &p, DEFAULT_PROOF_WINDOW_SECS, first_due),
+            Err(ProofError::Invalid(m)) if m.contains("replayed")
+        ));
     }
 
     #[test]

@@ -48,13 +48,22 @@ impl Binding {
             let id = dpop::proof_id(&p.jkt, &p.jti);
             // Same rule as the local cache: remembered for as long as the proof could be accepted.
             let until = dpop::replay_until(p.iat, now, window).0;
-            let fresh = store
+            let fresh = match store
                 .claim_dpop_proof(
                     &URL_SAFE_NO_PAD.encode(id),
                     i64::try_from(until).unwrap_or(i64::MAX),
                     i64::try_from(now.0).unwrap_or(i64::MAX),
                 )
-                .await?;
+                .await
+            {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    // Not the client's fault: its retry with this proof must not read as a
+                    // replay, nor the failed request keep room in its share.
+                    replay.release(p);
+                    return Err(e.into());
+                }
+            };
             if !fresh {
                 return Err(DomainError::InvalidDpopProof(
                     "DPoP proof replayed (jti seen before)".into(),

@@ -118,3 +118,22 @@ async fn a_request_refused_for_its_scope_does_not_spend_its_proof() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_dpop_proof");
 }
+
+/// Found in review: the proof was recorded locally before the shared store's claim, so a
+/// database error answered 503 and the client's retry with the same proof read as a replay.
+#[tokio::test]
+async fn a_proof_whose_claim_failed_on_the_database_works_on_retry() {
+    let h = harness("dpop-retry").await;
+    let now = UnixTime::now();
+    // Cache the key first, so that only the proof's claim needs the database.
+    let (status, _, _) = send(&h.app, super::tests::token_req(&h.key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let k = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let p = proof(&k, now, "retry");
+    h.store.set_down(true);
+    let (status, _, body) = send(&h.app, dpop_req(&h.key, &p, "")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    h.store.set_down(false);
+    let (status, _, body) = send(&h.app, dpop_req(&h.key, &p, "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
