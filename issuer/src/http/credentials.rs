@@ -177,15 +177,9 @@ impl<S: Store> FromRequest<AppState<S>> for V1Call {
 
     async fn from_request(req: Request, st: &AppState<S>) -> Result<Self, HttpError> {
         let client = client(&req);
-        audited(
-            st,
-            "token.request",
-            Scheme::Bearer,
-            &client,
-            parse_v1(req, client.clone()),
-        )
-        .await
-        .map(Self)
+        audited(st, "token.request", Scheme::Bearer, client, parse_v1(req))
+            .await
+            .map(Self)
     }
 }
 
@@ -195,23 +189,31 @@ async fn audited<S: Store>(
     st: &AppState<S>,
     action: &str,
     scheme: Scheme,
-    client: &ClientContext,
-    parse: impl std::future::Future<Output = Result<TokenCall, HttpError>>,
+    client: ClientContext,
+    parse: impl std::future::Future<Output = Result<(Zeroizing<String>, TokenRequest), HttpError>>,
 ) -> Result<TokenCall, HttpError> {
-    parse.await.map_err(|e| {
-        match st
-            .tokens
-            .refuse_request(action, client, &e.reason(), UnixTime::now())
-        {
-            Some(retry_after) => {
-                HttpError::Domain(DomainError::RateLimited { retry_after }, scheme)
-            }
-            None => e,
-        }
-    })
+    match parse.await {
+        Ok((credential, request)) => Ok(TokenCall {
+            credential,
+            request,
+            client,
+        }),
+        Err(e) => Err(
+            match st
+                .tokens
+                .refuse_request(action, &client, &e.reason(), UnixTime::now())
+            {
+                Some(retry_after) => {
+                    HttpError::Domain(DomainError::RateLimited { retry_after }, scheme)
+                }
+                None => e,
+            },
+        ),
+    }
 }
 
-async fn parse_v1(req: Request, client: ClientContext) -> Result<TokenCall, HttpError> {
+/// The credential and the request, or why not.
+async fn parse_v1(req: Request) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
     {
         let scheme = Scheme::Bearer;
         no_query(&req, scheme)?;
@@ -268,9 +270,9 @@ async fn parse_v1(req: Request, client: ClientContext) -> Result<TokenCall, Http
                 })?
                 .unwrap_or_default()
         };
-        Ok(TokenCall {
+        Ok((
             credential,
-            request: TokenRequest {
+            TokenRequest {
                 scope: parsed.scope,
                 audience: parsed.audience,
                 ttl: parsed.ttl,
@@ -278,8 +280,7 @@ async fn parse_v1(req: Request, client: ClientContext) -> Result<TokenCall, Http
                 dpop_proof,
                 path,
             },
-            client,
-        })
+        ))
     }
 }
 
@@ -326,15 +327,16 @@ impl<S: Store> FromRequest<AppState<S>> for OAuth2Call {
             st,
             "token.request",
             Scheme::Basic,
-            &client,
-            parse_oauth2(req, client.clone()),
+            client,
+            parse_oauth2(req),
         )
         .await
         .map(Self)
     }
 }
 
-async fn parse_oauth2(req: Request, client: ClientContext) -> Result<TokenCall, HttpError> {
+/// The credential and the request, or why not.
+async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
     {
         let scheme = Scheme::Basic;
         no_query(&req, scheme)?;
@@ -437,9 +439,9 @@ async fn parse_oauth2(req: Request, client: ClientContext) -> Result<TokenCall, 
             (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
             (None, None) => None,
         };
-        Ok(TokenCall {
-            credential: secret,
-            request: TokenRequest {
+        Ok((
+            secret,
+            TokenRequest {
                 scope: form.get("scope").map(|v| v.to_string()),
                 audience,
                 ttl: None,
@@ -447,7 +449,6 @@ async fn parse_oauth2(req: Request, client: ClientContext) -> Result<TokenCall, 
                 dpop_proof,
                 path,
             },
-            client,
-        })
+        ))
     }
 }
