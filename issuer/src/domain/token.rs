@@ -488,6 +488,18 @@ impl<S: Store> TokenService<S> {
     ) -> Option<Duration> {
         // A client already blocked is refused at once; its further refusals are not counted.
         let already = self.throttle.blocked(client.ip, Instant::now());
+        self.note_refusal(action, client, reason, now);
+        if already.is_some() {
+            return already;
+        }
+        self.throttle.failed(client.ip, Instant::now());
+        self.throttle.blocked(client.ip, Instant::now())
+    }
+
+    /// A refusal that is not a failed authentication (a valid admin token without the scope, a
+    /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
+    /// without counting against the client.
+    pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
         self.audit.record(AuditRecord {
             at: unix(now),
             action: action.into(),
@@ -499,11 +511,6 @@ impl<S: Store> TokenService<S> {
         });
         metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
             .increment(1);
-        if already.is_some() {
-            return already;
-        }
-        self.throttle.failed(client.ip, Instant::now());
-        self.throttle.blocked(client.ip, Instant::now())
     }
 
     /// Counts a failed authentication against `ip` and says why it failed.

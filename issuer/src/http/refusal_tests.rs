@@ -147,3 +147,35 @@ async fn an_admin_change_records_the_address_it_came_from() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"][0]["client_ip"], "198.51.100.78", "{page}");
 }
+
+/// A valid read-only token asking to write is refused (403) and audited with the address, but it
+/// is not a guess: it never blocks the admin.
+#[tokio::test]
+async fn a_missing_scope_is_audited_but_not_counted_as_a_guess() {
+    let h = harness("admin-forbidden").await;
+    let (_, read) = admin_token(&h, "admin:read").await;
+    let admin = app_from(&h.state, [198, 51, 100, 79]);
+    let (log, guard) = capture_log();
+    for _ in 0..25 {
+        let (status, _, _) = send(
+            &admin,
+            Request::post("/v1/admin/tenants/acme/revoke")
+                .header("Authorization", format!("Bearer {read}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    drop(guard);
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("admin.auth") && l.contains("198.51.100.79"))
+            .count(),
+        25,
+        "{log}"
+    );
+    let (status, _, _) = send(&admin, admin_get(&read)).await;
+    assert_eq!(status, StatusCode::OK, "not blocked");
+}

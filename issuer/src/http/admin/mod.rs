@@ -66,6 +66,8 @@ async fn admin_call<S: Store, T>(
             e,
             DomainError::AdminUnauthenticated { .. } | DomainError::Invalid(_)
         ) {
+            st.tokens
+                .note_refusal("admin.auth", &client, &e.to_string(), UnixTime::now());
             return Problem(e);
         }
         let blocked =
