@@ -1,4 +1,5 @@
 //! `keymint`: the issuer service and the admin command line.
+#![allow(clippy::disallowed_methods)] // the binary is an edge
 
 use std::process::ExitCode;
 

@@ -1,4 +1,6 @@
 //! Admin commands against the data dir of a running server: changes apply within a second.
+#![allow(clippy::disallowed_methods)]
+// tests read the clock: they are the edge
 
 // Test code: a failed step should stop the test loudly.
 #![allow(

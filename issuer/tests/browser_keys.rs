@@ -1,5 +1,7 @@
 //! Browser clients: publishable keys with origin rules and CORS, secret keys refused from browsers,
 //! and backend-delegated tokens bound to a browser's DPoP key.
+#![allow(clippy::disallowed_methods)]
+// tests read the clock: they are the edge
 
 // Test code: a failed step should stop the test loudly.
 #![allow(

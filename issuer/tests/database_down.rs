@@ -5,6 +5,8 @@
 //!
 //! The only test in this binary: it stops the shared test cluster (`KEYMINT_TEST_PG_CTL`), and
 //! cargo runs test binaries one at a time, so no other test is using it meanwhile.
+#![allow(clippy::disallowed_methods)]
+// tests read the clock: they are the edge
 
 // Test code: a failed step should stop the test loudly.
 #![allow(

@@ -2,6 +2,8 @@
 //! signing keys, revocations and the list's serial; a change through either replica or the CLI
 //! reaches both within a second and their JWKS and lists converge to the same ETag; a DPoP proof
 //! used at one is refused at the other; rate limits are per replica.
+#![allow(clippy::disallowed_methods)]
+// tests read the clock: they are the edge
 
 // Test code: a failed step should stop the test loudly.
 #![allow(

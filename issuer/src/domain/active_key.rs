@@ -218,7 +218,16 @@ mod tests {
             revoked_at: None,
             rotated_to: None,
         };
-        Arc::new(ActiveKey::from_record(record, |_| Arc::new(KeyLimits::new(None, false))).unwrap())
+        Arc::new(
+            ActiveKey::from_record(record, |_| {
+                Arc::new(KeyLimits::new(
+                    None,
+                    false,
+                    &crate::domain::clock::Ticker::manual().0,
+                ))
+            })
+            .unwrap(),
+        )
     }
 
     #[test]

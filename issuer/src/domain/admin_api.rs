@@ -131,8 +131,9 @@ impl<S: Store> AdminApi<S> {
         &self,
         token: Option<&str>,
         client_ip: std::net::IpAddr,
+        now: UnixTime,
     ) -> Result<AdminRead, DomainError> {
-        match self.authorize(token, Access::Read, client_ip)? {
+        match self.authorize(token, Access::Read, client_ip, now)? {
             Granted::Read(r) => Ok(r),
             Granted::Write(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
         }
@@ -143,8 +144,9 @@ impl<S: Store> AdminApi<S> {
         &self,
         token: Option<&str>,
         client_ip: std::net::IpAddr,
+        now: UnixTime,
     ) -> Result<AdminWrite, DomainError> {
-        match self.authorize(token, Access::Write, client_ip)? {
+        match self.authorize(token, Access::Write, client_ip, now)? {
             Granted::Write(w) => Ok(w),
             Granted::Read(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
         }
@@ -155,12 +157,13 @@ impl<S: Store> AdminApi<S> {
         token: Option<&str>,
         need: Access,
         client_ip: std::net::IpAddr,
+        now: UnixTime,
     ) -> Result<Granted, DomainError> {
         let set = self.0.signing.load();
         let list = self.0.list.current();
         self.0
             .gate
-            .authorize(token, need, &set, &list, client_ip, UnixTime::now())
+            .authorize(token, need, &set, &list, client_ip, now)
     }
 
     /// Keys, optionally of one tenant, newest first.
@@ -168,21 +171,26 @@ impl<S: Store> AdminApi<S> {
         &self,
         _: &AdminRead,
         tenant: Option<&str>,
+        now: UnixTime,
     ) -> Result<Vec<KeyView>, DomainError> {
-        let now = UnixTime::now();
         let rows = self.0.store.keys(tenant).await?;
         Ok(rows.iter().map(|r| KeyView::from_record(r, now)).collect())
     }
 
     /// One key.
-    pub async fn key(&self, _: &AdminRead, id: &ApiKeyId) -> Result<KeyView, DomainError> {
+    pub async fn key(
+        &self,
+        _: &AdminRead,
+        id: &ApiKeyId,
+        now: UnixTime,
+    ) -> Result<KeyView, DomainError> {
         let rec = self
             .0
             .store
             .key(id.as_str())
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
-        Ok(KeyView::from_record(&rec, UnixTime::now()))
+        Ok(KeyView::from_record(&rec, now))
     }
 
     /// Creates a customer key; the printable key is in the answer once.
@@ -190,23 +198,29 @@ impl<S: Store> AdminApi<S> {
         &self,
         admin: &AdminWrite,
         new: &NewKey,
+        now: UnixTime,
     ) -> Result<(KeyView, PrintableKey), DomainError> {
         keys::create(
             &*self.0.store,
             &self.0.hasher,
             new,
-            UnixTime::now(),
+            now,
             admin.admin().actor(),
         )
         .await
     }
 
     /// Revokes a key and every token it minted.
-    pub async fn revoke_key(&self, admin: &AdminWrite, id: &ApiKeyId) -> Result<(), DomainError> {
+    pub async fn revoke_key(
+        &self,
+        admin: &AdminWrite,
+        id: &ApiKeyId,
+        now: UnixTime,
+    ) -> Result<(), DomainError> {
         revocations::revoke_key(
             &*self.0.store,
             id,
-            UnixTime::now(),
+            now,
             revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
@@ -220,8 +234,8 @@ impl<S: Store> AdminApi<S> {
         id: &ApiKeyId,
         grace: Duration,
         revoke_old: bool,
+        now: UnixTime,
     ) -> Result<(KeyView, PrintableKey), DomainError> {
-        let now = UnixTime::now();
         let grace = if revoke_old { Duration::ZERO } else { grace };
         let made = keys::rotate(
             &*self.0.store,
@@ -263,15 +277,9 @@ impl<S: Store> AdminApi<S> {
         admin: &AdminWrite,
         scope: &Scope,
         public: bool,
+        now: UnixTime,
     ) -> Result<ScopeView, DomainError> {
-        keys::put_scope(
-            &*self.0.store,
-            scope,
-            public,
-            UnixTime::now(),
-            admin.admin().actor(),
-        )
-        .await?;
+        keys::put_scope(&*self.0.store, scope, public, now, admin.admin().actor()).await?;
         Ok(ScopeView {
             name: scope.to_string(),
             public,
@@ -279,8 +287,12 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Tenants with their key counts.
-    pub async fn tenants(&self, _: &AdminRead) -> Result<Vec<TenantSummary>, DomainError> {
-        Ok(self.0.store.tenants(unix(UnixTime::now())).await?)
+    pub async fn tenants(
+        &self,
+        _: &AdminRead,
+        now: UnixTime,
+    ) -> Result<Vec<TenantSummary>, DomainError> {
+        Ok(self.0.store.tenants(unix(now)).await?)
     }
 
     /// Revokes a tenant: its keys and every token it was issued until now; how many keys.
@@ -288,11 +300,12 @@ impl<S: Store> AdminApi<S> {
         &self,
         admin: &AdminWrite,
         tenant: &TenantId,
+        now: UnixTime,
     ) -> Result<u64, DomainError> {
         revocations::revoke_tenant(
             &*self.0.store,
             tenant,
-            UnixTime::now(),
+            now,
             revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
@@ -300,11 +313,15 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Revocation entries in force.
-    pub async fn revocations(&self, _: &AdminRead) -> Result<Vec<RevocationView>, DomainError> {
+    pub async fn revocations(
+        &self,
+        _: &AdminRead,
+        now: UnixTime,
+    ) -> Result<Vec<RevocationView>, DomainError> {
         Ok(self
             .0
             .store
-            .revocations(unix(UnixTime::now()))
+            .revocations(unix(now))
             .await?
             .into_iter()
             .map(|e| RevocationView {
@@ -317,11 +334,16 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// Revokes one token by `jti`.
-    pub async fn revoke_token(&self, admin: &AdminWrite, jti: &Jti) -> Result<(), DomainError> {
+    pub async fn revoke_token(
+        &self,
+        admin: &AdminWrite,
+        jti: &Jti,
+        now: UnixTime,
+    ) -> Result<(), DomainError> {
         revocations::revoke_token(
             &*self.0.store,
             jti,
-            UnixTime::now(),
+            now,
             revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
@@ -345,12 +367,13 @@ impl<S: Store> AdminApi<S> {
         &self,
         admin: &AdminWrite,
         alg: Algorithm,
+        now: UnixTime,
     ) -> Result<SigningKeyView, DomainError> {
         let rec = signing::rotate(
             &*self.0.store,
             &self.0.enc,
             alg,
-            UnixTime::now(),
+            now,
             self.0.jwks_max_age,
             admin.admin().actor(),
         )
@@ -363,12 +386,13 @@ impl<S: Store> AdminApi<S> {
         &self,
         admin: &AdminWrite,
         kid: &str,
+        now: UnixTime,
     ) -> Result<(), DomainError> {
         signing::revoke(
             &*self.0.store,
             &self.0.enc,
             kid,
-            UnixTime::now(),
+            now,
             revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )

@@ -153,7 +153,13 @@ mod tests {
                 revoked_at: None,
                 rotated_to: None,
             },
-            |_| std::sync::Arc::new(crate::domain::limits::KeyLimits::new(None, false)),
+            |_| {
+                std::sync::Arc::new(crate::domain::limits::KeyLimits::new(
+                    None,
+                    false,
+                    &crate::domain::clock::Ticker::manual().0,
+                ))
+            },
         )
         .unwrap()
     }

@@ -3,12 +3,22 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::throttle::client_of;
 
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use super::clock::Ticker;
+
+/// One key's own limiter, on the injected clock.
+pub type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, Ticker, NoOpMiddleware<Instant>>;
+/// A limiter per `K` (e.g. per client), on the injected clock.
+pub type KeyedLimiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, Ticker, NoOpMiddleware<Instant>>;
 
 /// A parsed `N/s` or `N/m` rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +52,15 @@ impl RateSpec {
     }
 
     /// The limiter for one key: the whole quota may be spent in a burst, then it refills evenly.
-    pub fn limiter(self) -> DefaultDirectRateLimiter {
-        let quota = match self.per {
+    pub fn limiter(self, ticker: &Ticker) -> DirectLimiter {
+        RateLimiter::direct_with_clock(self.quota(), ticker.clone())
+    }
+
+    fn quota(self) -> Quota {
+        match self.per {
             Period::Second => Quota::per_second(self.count),
             Period::Minute => Quota::per_minute(self.count),
-        };
-        RateLimiter::direct(quota)
+        }
     }
 }
 
@@ -74,32 +87,29 @@ impl RateSpec {
     /// A limiter with this quota per key of type `K` (e.g. per client IP).
     pub fn keyed_limiter<K: std::hash::Hash + Eq + Clone>(
         self,
-    ) -> governor::DefaultKeyedRateLimiter<K> {
-        let quota = match self.per {
-            Period::Second => Quota::per_second(self.count),
-            Period::Minute => Quota::per_minute(self.count),
-        };
-        RateLimiter::keyed(quota)
+        ticker: &Ticker,
+    ) -> KeyedLimiter<K> {
+        RateLimiter::dashmap_with_clock(self.quota(), ticker.clone())
     }
 }
 
 /// Like [`check`], for one key of a keyed limiter.
 pub fn check_keyed<K: std::hash::Hash + Eq + Clone>(
-    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    limiter: &KeyedLimiter<K>,
     key: &K,
 ) -> Option<Duration> {
     limiter
         .check_key(key)
         .err()
-        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        .map(|not_until| not_until.wait_time_from(limiter.clock().now()))
 }
 
 /// How long until `limiter` admits one more request, or `None` if it admits it now (consuming it).
-pub fn check(limiter: &DefaultDirectRateLimiter) -> Option<Duration> {
+pub fn check(limiter: &DirectLimiter) -> Option<Duration> {
     limiter
         .check()
         .err()
-        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        .map(|not_until| not_until.wait_time_from(limiter.clock().now()))
 }
 
 /// One key's rate limiters: its own quota and, for publishable keys, a tenth of it per client IP
@@ -113,8 +123,8 @@ pub struct KeyLimits {
     /// A stored limit that does not parse: every request is refused (fail closed), never "no
     /// limit".
     unreadable: bool,
-    key: Option<DefaultDirectRateLimiter>,
-    per_client: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    key: Option<DirectLimiter>,
+    per_client: Option<KeyedLimiter<IpAddr>>,
     checks: AtomicU32,
 }
 
@@ -124,15 +134,15 @@ const SWEEP_EVERY: u32 = 4096;
 impl KeyLimits {
     /// Limiters for a stored `rate_limit` (none when absent; every request refused when it does
     /// not parse); `per_client` for publishable keys.
-    pub fn new(rate_limit: Option<&str>, per_client: bool) -> Self {
+    pub fn new(rate_limit: Option<&str>, per_client: bool, ticker: &Ticker) -> Self {
         let spec = rate_limit.and_then(RateSpec::parse);
         Self {
             spec: (rate_limit.map(str::to_owned), per_client),
             unreadable: rate_limit.is_some() && spec.is_none(),
-            key: spec.map(RateSpec::limiter),
+            key: spec.map(|r| r.limiter(ticker)),
             per_client: spec
                 .filter(|_| per_client)
-                .map(|r| r.per_client().keyed_limiter()),
+                .map(|r| r.per_client().keyed_limiter(ticker)),
             checks: AtomicU32::new(0),
         }
     }
@@ -182,20 +192,31 @@ mod tests {
     }
 
     #[test]
-    fn limiter_refuses_beyond_its_burst() {
-        let l = RateSpec::parse("3/m").unwrap().limiter();
+    fn limiter_refuses_beyond_its_burst_and_refills_evenly() {
+        let (ticker, hand) = Ticker::manual();
+        let l = RateSpec::parse("3/m").unwrap().limiter(&ticker);
         assert!(check(&l).is_none());
         assert!(check(&l).is_none());
         assert!(check(&l).is_none());
         let wait = check(&l).expect("fourth request within a minute is refused");
-        assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(20));
+        assert_eq!(
+            wait,
+            Duration::from_secs(20),
+            "one request refills every 20 s"
+        );
+        hand.advance(Duration::from_secs(19));
+        assert_eq!(check(&l), Some(Duration::from_secs(1)), "a second early");
+        hand.advance(Duration::from_secs(1));
+        assert!(check(&l).is_none(), "refilled at exactly 20 s");
+        assert!(check(&l).is_some(), "and only one");
     }
 
     #[test]
     fn key_limits_count_per_key_and_per_client_for_publishable_keys() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let secret = KeyLimits::new(Some("2/m"), false);
+        let (t, _) = Ticker::manual();
+        let secret = KeyLimits::new(Some("2/m"), false, &t);
         assert!(secret.check(&a).is_none());
         assert!(secret.check(&b).is_none());
         assert!(
@@ -203,7 +224,7 @@ mod tests {
             "the key's own quota is shared by all"
         );
         // 20/m for the key, 2/m per client.
-        let publishable = KeyLimits::new(Some("20/m"), true);
+        let publishable = KeyLimits::new(Some("20/m"), true, &t);
         assert!(publishable.check(&a).is_none());
         assert!(publishable.check(&a).is_none());
         assert!(publishable.check(&a).is_some(), "a tenth per client");
@@ -211,10 +232,10 @@ mod tests {
             publishable.check(&b).is_none(),
             "another client has its own tenth"
         );
-        assert!(KeyLimits::new(None, true).check(&a).is_none());
+        assert!(KeyLimits::new(None, true, &t).check(&a).is_none());
         // A client over its share spends nothing of the key's quota: ten more clients still get
         // the 18 requests left of it.
-        let drained = KeyLimits::new(Some("20/m"), true);
+        let drained = KeyLimits::new(Some("20/m"), true, &t);
         for n in 0..12 {
             assert_eq!(
                 drained.check(&a).is_none(),
@@ -233,7 +254,7 @@ mod tests {
         );
         assert!(secret.serve(Some("2/m"), false));
         assert!(
-            KeyLimits::new(Some("lots"), false).check(&a).is_some(),
+            KeyLimits::new(Some("lots"), false, &t).check(&a).is_some(),
             "an unreadable stored limit refuses, it does not mean no limit"
         );
         assert!(!secret.serve(Some("3/m"), false));
@@ -245,7 +266,7 @@ mod tests {
     /// quota, and a client in another /64 got 429.
     #[test]
     fn a_publishable_keys_per_client_share_counts_an_ipv6_64_as_one_client() {
-        let limits = KeyLimits::new(Some("600/m"), true);
+        let limits = KeyLimits::new(Some("600/m"), true, &Ticker::manual().0);
         let mut served = 0;
         for n in 0..600u16 {
             let ip = IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, n + 1));

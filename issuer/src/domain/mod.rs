@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod api_key;
 pub mod audit;
+pub mod clock;
 mod dpop_binding;
 mod error;
 mod grant;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use keymint_jwks::{
@@ -16,6 +16,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::active_key::{ActiveKey, KeyCache};
 use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
+use super::clock::Ticker;
 use super::key_hash::KeyHasher;
 use super::limits::KeyLimits;
 use super::signing::SigningSet;
@@ -108,6 +109,8 @@ pub struct TokenService<S> {
     /// spent (a limiter that reset whenever an admin touched the key would be no limit).
     limits: Arc<Cache<String, Arc<KeyLimits>>>,
     throttle: Arc<Throttle>,
+    /// The monotonic clock of the throttle and the rate limiters.
+    ticker: Ticker,
     /// Key IDs the database did not know, so that guessing the same ID again costs no lookup.
     /// Bounded; an ID is forgotten when a key with it is created (the change feed says so).
     unknown: Arc<Cache<String, ()>>,
@@ -138,6 +141,7 @@ impl<S> Clone for TokenService<S> {
             feed_read_at: Arc::clone(&self.feed_read_at),
             limits: Arc::clone(&self.limits),
             throttle: Arc::clone(&self.throttle),
+            ticker: self.ticker.clone(),
             unknown: Arc::clone(&self.unknown),
             usage: Arc::clone(&self.usage),
             origins: Arc::clone(&self.origins),
@@ -177,6 +181,7 @@ impl<S: Store> TokenService<S> {
             feed_read_at: Arc::new(AtomicI64::new(0)),
             limits: Arc::new(Cache::new(KEY_CACHE)),
             throttle: Arc::new(Throttle::new()),
+            ticker: Ticker::system(),
             unknown: Arc::new(Cache::new(UNKNOWN_CACHE)),
             usage: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
@@ -188,6 +193,13 @@ impl<S: Store> TokenService<S> {
             audit,
             rng: SystemRandom::new(),
         }
+    }
+
+    /// The same service on another monotonic clock (tests move a [`Ticker::manual`]). Call it
+    /// before the first request: limiters already built keep the clock they were built with.
+    pub fn with_ticker(mut self, ticker: Ticker) -> Self {
+        self.ticker = ticker;
+        self
     }
 
     /// The settings.
@@ -391,7 +403,7 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
         audit: &mut AuditRecord,
     ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
-        if let Some(retry_after) = self.throttle.blocked(ip, Instant::now()) {
+        if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
             return Err(DomainError::RateLimited { retry_after });
         }
         let presented = api_key::parse(credential).map_err(|e| match e {
@@ -406,7 +418,7 @@ impl<S: Store> TokenService<S> {
                 if self.unknown.get(id).is_some() {
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 }
-                if !self.throttle.lookup_allowed(Instant::now()) {
+                if !self.throttle.lookup_allowed(self.ticker.now()) {
                     // Under a spread-out guessing attack: cold keys wait, cached keys do not.
                     return Err(DomainError::RateLimited {
                         retry_after: Duration::from_secs(1),
@@ -462,7 +474,7 @@ impl<S: Store> TokenService<S> {
         {
             return l;
         }
-        let fresh = Arc::new(KeyLimits::new(rate, per_client));
+        let fresh = Arc::new(KeyLimits::new(rate, per_client, &self.ticker));
         self.limits
             .insert(record.key_id.clone(), Arc::clone(&fresh));
         fresh
@@ -470,7 +482,7 @@ impl<S: Store> TokenService<S> {
 
     /// If `ip`'s client is blocked for failing too often, for how long still.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
-        self.throttle.blocked(ip, Instant::now())
+        self.throttle.blocked(ip, self.ticker.now())
     }
 
     /// A request refused before any key was looked at (no credentials, malformed Basic, a
@@ -487,13 +499,13 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
     ) -> Option<Duration> {
         // A client already blocked is refused at once; its further refusals are not counted.
-        let already = self.throttle.blocked(client.ip, Instant::now());
+        let already = self.throttle.blocked(client.ip, self.ticker.now());
         self.note_refusal(action, client, reason, now);
         if already.is_some() {
             return already;
         }
-        self.throttle.failed(client.ip, Instant::now());
-        self.throttle.blocked(client.ip, Instant::now())
+        self.throttle.failed(client.ip, self.ticker.now());
+        self.throttle.blocked(client.ip, self.ticker.now())
     }
 
     /// A refusal that is not a failed authentication (a valid admin token without the scope, a
@@ -515,7 +527,7 @@ impl<S: Store> TokenService<S> {
 
     /// Counts a failed authentication against `ip` and says why it failed.
     fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
-        self.throttle.failed(ip, Instant::now());
+        self.throttle.failed(ip, self.ticker.now());
         DomainError::InvalidClient { reason }
     }
 

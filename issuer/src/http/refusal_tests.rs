@@ -116,7 +116,31 @@ async fn token_requests_refused_before_any_lookup_are_audited_and_throttled() {
     )
     .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        headers["retry-after"], "60",
+        "blocked for the minute's cooldown"
+    );
+    // The block is on the injected clock: a second before the minute is up the client is still
+    // refused, at the minute it is heard again.
+    h.ticker.advance(std::time::Duration::from_secs(59));
+    let (status, headers, _) = send(
+        &client,
+        Request::post("/v1/token").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "1");
+    h.ticker.advance(std::time::Duration::from_secs(1));
+    let (status, _, _) = send(
+        &client,
+        Request::post("/v1/token").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "heard again after the cooldown"
+    );
 }
 
 #[tokio::test]

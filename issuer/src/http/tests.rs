@@ -30,6 +30,8 @@ pub(super) struct Harness {
     pub(super) store: Arc<FlakyStore<SqliteStore>>,
     pub(super) hasher: KeyHasher,
     pub(super) key: String,
+    /// Moves the monotonic clock of the throttle and the rate limiters.
+    pub(super) ticker: crate::domain::clock::ManualTicker,
     _dir: TempDir,
 }
 
@@ -68,6 +70,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         .unwrap();
     assert_eq!(view.state, "active");
     let (audit, _rx) = AuditSink::new();
+    let (ticker, hand) = crate::domain::clock::Ticker::manual();
     let tokens = TokenService::new(
         Arc::clone(&store),
         hasher.clone(),
@@ -77,7 +80,8 @@ pub(super) async fn harness(name: &str) -> Harness {
             max_token_ttl: Duration::from_secs(3600),
         },
         audit,
-    );
+    )
+    .with_ticker(ticker);
     let feed = crate::domain::revocations::ListFeed::new(list);
     let admin = Arc::new(crate::domain::admin_api::AdminApi::new(
         crate::domain::admin_api::AdminDeps {
@@ -109,6 +113,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         store,
         hasher,
         key: key.expose().to_owned(),
+        ticker: hand,
         _dir: TempDir(dir),
     }
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keymint_jwks::{Audience, TenantId};
+use keymint_jwks::{Audience, TenantId, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, key_id, optional};
@@ -143,7 +143,9 @@ pub(crate) async fn list_keys<S: Store>(
     q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Answer<Vec<KeyView>> {
     Ok(Json(
-        st.admin.list_keys(&admin, q?.0.tenant.as_deref()).await?,
+        st.admin
+            .list_keys(&admin, q?.0.tenant.as_deref(), UnixTime::now())
+            .await?,
     ))
 }
 
@@ -159,7 +161,10 @@ pub(crate) async fn create_key<S: Store>(
     CanWrite(admin): CanWrite,
     body: Result<Json<CreateKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    let (view, key) = st.admin.create_key(&admin, &body?.0.parse()?).await?;
+    let (view, key) = st
+        .admin
+        .create_key(&admin, &body?.0.parse()?, UnixTime::now())
+        .await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
@@ -176,7 +181,9 @@ pub(crate) async fn get_key<S: Store>(
     CanRead(admin): CanRead,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<KeyView> {
-    Ok(Json(st.admin.key(&admin, &key_id(id)?).await?))
+    Ok(Json(
+        st.admin.key(&admin, &key_id(id)?, UnixTime::now()).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys/{id}/revoke", tag = "keys", description = "admin:write — revoke a key and every token it minted.",
@@ -193,7 +200,9 @@ pub(crate) async fn revoke_key<S: Store>(
     CanWrite(admin): CanWrite,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
-    st.admin.revoke_key(&admin, &key_id(id)?).await?;
+    st.admin
+        .revoke_key(&admin, &key_id(id)?, UnixTime::now())
+        .await?;
     Ok(Json(DONE))
 }
 
@@ -216,7 +225,7 @@ pub(crate) async fn rotate_key<S: Store>(
     let grace = r.grace.map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);
     let (view, key) = st
         .admin
-        .rotate_key(&admin, &key_id(id)?, grace, r.revoke_old)
+        .rotate_key(&admin, &key_id(id)?, grace, r.revoke_old, UnixTime::now())
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }

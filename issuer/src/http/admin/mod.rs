@@ -90,9 +90,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for CanRead {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
-        admin_call(parts, st, |api, token, ip| api.authorize_read(token, ip))
-            .await
-            .map(Self)
+        admin_call(parts, st, |api, token, ip| {
+            api.authorize_read(token, ip, UnixTime::now())
+        })
+        .await
+        .map(Self)
     }
 }
 
@@ -100,9 +102,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for CanWrite {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
-        admin_call(parts, st, |api, token, ip| api.authorize_write(token, ip))
-            .await
-            .map(Self)
+        admin_call(parts, st, |api, token, ip| {
+            api.authorize_write(token, ip, UnixTime::now())
+        })
+        .await
+        .map(Self)
     }
 }
 

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use keymint_jwks::Jti;
+use keymint_jwks::{Jti, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid};
@@ -29,7 +29,7 @@ pub(crate) async fn list_revocations<S: Store>(
     State(st): State<AppState<S>>,
     CanRead(admin): CanRead,
 ) -> Answer<Vec<RevocationView>> {
-    Ok(Json(st.admin.revocations(&admin).await?))
+    Ok(Json(st.admin.revocations(&admin, UnixTime::now()).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/revocations", tag = "revocations", description = "admin:write — revoke one token by its jti.",
@@ -45,6 +45,6 @@ pub(crate) async fn revoke_token<S: Store>(
     body: Result<Json<RevokeToken>, JsonRejection>,
 ) -> Answer<Done> {
     let jti = Jti::new(body?.0.jti).map_err(|e| invalid("jti", e))?;
-    st.admin.revoke_token(&admin, &jti).await?;
+    st.admin.revoke_token(&admin, &jti, UnixTime::now()).await?;
     Ok(Json(DONE))
 }

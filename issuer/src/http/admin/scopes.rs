@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use keymint_jwks::Scope;
+use keymint_jwks::{Scope, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, invalid};
@@ -47,6 +47,8 @@ pub(crate) async fn put_scope<S: Store>(
 ) -> Answer<ScopeView> {
     let scope = Scope::new(name?.0).map_err(|e| invalid("scope", e))?;
     Ok(Json(
-        st.admin.put_scope(&admin, &scope, body?.0.public).await?,
+        st.admin
+            .put_scope(&admin, &scope, body?.0.public, UnixTime::now())
+            .await?,
     ))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keymint_jwks::Algorithm;
+use keymint_jwks::{Algorithm, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, optional};
@@ -54,7 +54,10 @@ pub(crate) async fn rotate_signing_key<S: Store>(
         Some("ES256") => Algorithm::Es256,
         Some(other) => return Err(invalid("alg", format!("{other:?} is not EdDSA or ES256"))),
     };
-    let view = st.admin.rotate_signing_key(&admin, alg).await?;
+    let view = st
+        .admin
+        .rotate_signing_key(&admin, alg, UnixTime::now())
+        .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -72,6 +75,8 @@ pub(crate) async fn revoke_signing_key<S: Store>(
     CanWrite(admin): CanWrite,
     kid: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
-    st.admin.revoke_signing_key(&admin, &kid?.0).await?;
+    st.admin
+        .revoke_signing_key(&admin, &kid?.0, UnixTime::now())
+        .await?;
     Ok(Json(DONE))
 }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use keymint_jwks::TenantId;
+use keymint_jwks::{TenantId, UnixTime};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, Done, invalid};
 use crate::http::AppState;
@@ -19,7 +19,7 @@ pub(crate) async fn list_tenants<S: Store>(
     State(st): State<AppState<S>>,
     CanRead(admin): CanRead,
 ) -> Answer<Vec<TenantSummary>> {
-    Ok(Json(st.admin.tenants(&admin).await?))
+    Ok(Json(st.admin.tenants(&admin, UnixTime::now()).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/revoke", tag = "tenants", description = "admin:write — revoke a tenant: its keys and every token issued to it until now.",
@@ -35,7 +35,10 @@ pub(crate) async fn revoke_tenant<S: Store>(
     tenant: Result<Path<String>, PathRejection>,
 ) -> Answer<Done> {
     let tenant = TenantId::new(tenant?.0).map_err(|e| invalid("tenant", e))?;
-    let n = st.admin.revoke_tenant(&admin, &tenant).await?;
+    let n = st
+        .admin
+        .revoke_tenant(&admin, &tenant, UnixTime::now())
+        .await?;
     Ok(Json(Done {
         ok: true,
         revoked_keys: Some(n),
