@@ -181,7 +181,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("keymint: {e}");
+            // Every cause, said once: "the database is unavailable: <what the driver said>".
+            eprintln!("keymint: {}", crate::domain::Chain(&e));
             e.exit_code()
         }
     }

@@ -63,9 +63,28 @@ pub enum DomainError {
     /// The database is unavailable: try again.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
-    /// Something that should not happen (corrupt data, a crypto failure).
+    /// Stored data that does not decode (the store's error, with its cause, underneath).
+    #[error(transparent)]
+    Corrupt(StoreError),
+    /// Something that should not happen (a crypto failure, a broken invariant).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An error with every cause under it, `outer: inner: …`, for a log line or a command's last
+/// word (a 5xx body never carries it).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
 }
 
 /// Why client authentication failed. The client always hears only `invalid_client`; the audit
@@ -133,7 +152,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         metrics::counter!("keymint_database_errors_total").increment(1);
         match e {
-            StoreError::Corrupt(msg) => Self::Internal(msg),
+            corrupt @ StoreError::Corrupt(_) => Self::Corrupt(corrupt),
             other => Self::Unavailable(other),
         }
     }

@@ -227,7 +227,7 @@ impl<S: Store> TokenService<S> {
         let bound = i64::try_from(PROPAGATION_BOUND.as_secs()).unwrap_or(i64::MAX);
         let unread = unix(now).saturating_sub(read_at);
         if read_at > 0 && unread > bound {
-            return Err(DomainError::Unavailable(StoreError::Unavailable(format!(
+            return Err(DomainError::Unavailable(StoreError::unavailable(format!(
                 "the change feed has not been read for {unread} s"
             ))));
         }

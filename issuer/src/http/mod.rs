@@ -21,6 +21,7 @@ mod admin;
 mod credentials;
 mod discovery;
 mod error;
+mod error_table;
 mod health;
 mod metrics;
 mod openapi;

@@ -33,7 +33,7 @@ impl<S> FlakyStore<S> {
 
     fn check(&self) -> StoreResult<()> {
         if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("injected: database down".into()))
+            Err(StoreError::unavailable("injected: database down"))
         } else {
             Ok(())
         }

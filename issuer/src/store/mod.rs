@@ -20,19 +20,36 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
+/// The error underneath a [`StoreError`], kept whole (sqlx's own source chain included) but
+/// without naming sqlx outside `store/`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database could not be reached, is locked beyond the busy timeout, or failed.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// The database could not be reached, is locked beyond the busy timeout, or failed. Says
+    /// what the database said; the chain under it stays reachable through `source()`.
+    #[error(transparent)]
+    Unavailable(Cause),
     /// A row that must be unique already exists.
     #[error("already exists")]
     Conflict,
     /// A stored value could not be decoded.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("stored data is corrupt")]
+    Corrupt(#[source] Cause),
+}
+
+/// Schema migrations that failed, with sqlx's error under them.
+#[derive(Debug, thiserror::Error)]
+#[error("schema migrations failed")]
+struct Migrations(#[source] sqlx::migrate::MigrateError);
+
+impl StoreError {
+    /// An unavailable database, said in the store's own words.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Self::Unavailable(why.into().into())
+    }
 }
 
 /// Result alias for store calls.
@@ -45,8 +62,8 @@ fn unavailable(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(Box::new(e)),
+        _ => StoreError::Unavailable(Box::new(e)),
     }
 }
 

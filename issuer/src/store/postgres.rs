@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::sql::sql_store;
-use super::{AuditRecord, StoreError, StoreResult, unavailable};
+use super::{AuditRecord, Migrations, StoreError, StoreResult, unavailable};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -55,7 +55,7 @@ impl PgStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(Migrations(e))))?;
         Ok(Self {
             pool,
             hints: Arc::default(),
@@ -84,8 +84,7 @@ impl PgStore {
         records: &[AuditRecord],
     ) -> StoreResult<()> {
         // One statement per batch: the records travel as one JSON array.
-        let json =
-            serde_json::to_string(records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(records).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO audit (at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail)
              SELECT at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::sql::sql_store;
-use super::{AuditRecord, StoreError, StoreResult};
+use super::{AuditRecord, Migrations, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -68,7 +68,7 @@ impl SqliteStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(Migrations(e))))?;
         Ok(Self { pool })
     }
 
@@ -84,8 +84,7 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         // One statement per batch: the records travel as one JSON array and SQLite unpacks them,
         // instead of eleven bound values per record crossing to sqlx's SQLite worker thread.
-        let json =
-            serde_json::to_string(records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(records).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO audit (at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail)
              SELECT value ->> 'at', value ->> 'action', value ->> 'outcome', value ->> 'reason', value ->> 'actor',
@@ -136,7 +135,7 @@ impl SqliteStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(Migrations(e))))?;
         Ok(Self { pool })
     }
 
