@@ -1,0 +1,146 @@
+//! The [`Store`] surface, written once. [`store_methods!`] lists every method with its docs and
+//! hands the list to a macro that writes what it needs from it: the trait itself here, the
+//! dispatch of [`DbStore`](super::DbStore) in `any.rs`, and the fault-injecting test double in
+//! `flaky.rs`. Adding a method is one entry here plus its SQL in `sql/`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{
+    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
+    SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor, TenantSummary,
+};
+
+/// Calls `$then!` with every method of [`Store`]: `docs fn name(&self, args) -> Output;`.
+macro_rules! store_methods {
+    ($then:ident) => {
+        $then! {
+            /// Checks that the database answers.
+            fn ping(&self) -> StoreResult<()>;
+            /// A setting.
+            fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+            /// Sets a setting.
+            fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+            /// Inserts a new API key.
+            fn insert_key(&self, key: &KeyRecord, audit: &AuditRecord) -> StoreResult<()>;
+            /// Inserts many API keys in one transaction, with one audit record (bulk seeding).
+            fn insert_keys(&self, keys: &[KeyRecord], audit: &AuditRecord) -> StoreResult<()>;
+            /// One API key.
+            fn key(&self, key_id: &str) -> StoreResult<Option<KeyRecord>>;
+            /// API keys, optionally of one tenant, newest first.
+            fn keys(&self, tenant: Option<&str>) -> StoreResult<Vec<KeyRecord>>;
+            /// Tenants named by customer (non-admin) keys, with their key counts at `now`.
+            fn tenants(&self, now: i64) -> StoreResult<Vec<TenantSummary>>;
+            /// Revokes a key and records the revocation entry. False if the key does not exist or was
+            /// already revoked.
+            fn revoke_key(
+                &self,
+                key_id: &str,
+                entry: &RevocationRecord,
+                audit: &AuditRecord
+            ) -> StoreResult<bool>;
+            /// Inserts `successor` and cuts the old key's expiry to `grace_until`.
+            fn rotate_key(
+                &self,
+                old_key_id: &str,
+                grace_until: i64,
+                successor: &KeyRecord,
+                audit: &AuditRecord
+            ) -> StoreResult<bool>;
+            /// Revokes every key of a tenant and records the tenant entry; returns the number of keys.
+            fn revoke_tenant(
+                &self,
+                tenant: &str,
+                entry: &RevocationRecord,
+                audit: &AuditRecord
+            ) -> StoreResult<u64>;
+            /// Records a revocation entry (token or signing key) on its own.
+            fn add_revocation(
+                &self,
+                entry: &RevocationRecord,
+                audit: &AuditRecord
+            ) -> StoreResult<bool>;
+            /// Records last-used times, in one transaction.
+            fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()>;
+            /// Revocation entries still in force at `now` (`drop_after` not passed).
+            fn revocations(&self, now: i64) -> StoreResult<Vec<RevocationRecord>>;
+            /// The newest signed list.
+            fn latest_list(&self) -> StoreResult<Option<StoredList>>;
+            /// Stores a signed list. `Conflict` if that serial exists (another process signed first).
+            fn insert_list(&self, list: &StoredList) -> StoreResult<()>;
+            /// All signing keys that are not removed.
+            fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+            /// Inserts a signing key.
+            fn insert_signing_key(
+                &self,
+                key: &SigningKeyRecord,
+                audit: Option<&AuditRecord>
+            ) -> StoreResult<()>;
+            /// Moves a signing key to a new state, only if it is in `from` (so that concurrent processes
+            /// do each transition once). Returns whether it moved.
+            fn transition_signing_key(
+                &self,
+                kid: &str,
+                from: SigningKeyState,
+                to: SigningKeyState,
+                at: i64,
+                remove_after: Option<i64>,
+                audit: Option<&AuditRecord>
+            ) -> StoreResult<bool>;
+            /// Revokes a signing key at once: out of the JWKS, private key destroyed, and a `kid`
+            /// revocation entry, in one transaction. False if no such key is published.
+            fn revoke_signing_key(
+                &self,
+                kid: &str,
+                successor: Option<Successor<'_>>,
+                entry: &RevocationRecord,
+                audit: &AuditRecord
+            ) -> StoreResult<bool>;
+            /// Declares a scope (public or not); idempotent.
+            fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()>;
+            /// Declared scopes and whether each is public.
+            fn scopes(&self) -> StoreResult<Vec<(String, bool)>>;
+            /// Every origin allowed by a publishable key that is neither revoked nor expired at `now`.
+            fn publishable_origins(&self, now: i64) -> StoreResult<Vec<String>>;
+            /// Records a DPoP proof ID until `until` (dropping a few long-expired ones on the way).
+            /// False if it was recorded before: a replay, whichever process saw it first.
+            fn claim_dpop_proof(&self, id: &str, until: i64, now: i64) -> StoreResult<bool>;
+            /// Resolves when another process may just have written to the change feed, or after `max`
+            /// at the latest: the change watcher waits on this between reads of the feed. Backends that
+            /// can be told (Postgres: `LISTEN`/`NOTIFY`) wake early; the others just wait `max`.
+            fn change_hint(&self, max: Duration) -> ();
+            /// The newest change ID.
+            fn last_change(&self) -> StoreResult<i64>;
+            /// Changes after `after`, oldest first, at most [`FEED_PAGE`](super::FEED_PAGE) of them: read on from the last.
+            fn changes_since(&self, after: i64) -> StoreResult<Vec<Change>>;
+            /// Whether anything that changes the revocation list (a revocation or a signing-key change)
+            /// came after change `after`, however many other changes came too.
+            fn list_changed_since(&self, after: i64) -> StoreResult<bool>;
+            /// Appends audit records in one transaction.
+            fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
+            /// Adds refusal counts (one transaction), summing with the rows already there.
+            fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()>;
+            /// Refusal counts from hour `since` on, newest first, at most `limit`.
+            fn refusals(&self, since: i64, limit: i64) -> StoreResult<Vec<RefusalCount>>;
+            /// Stored audit records matching `query`, newest first.
+            fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+        }
+    };
+}
+
+/// Writes the trait from the list.
+macro_rules! declare_store {
+    ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;)*) => {
+        /// Everything keymint persists. Implementations: [`SqliteStore`](super::SqliteStore),
+        /// [`PgStore`](super::PgStore), and [`DbStore`](super::DbStore) (either, chosen by the
+        /// database URL at run time).
+        ///
+        /// Every admin mutation takes its [`AuditRecord`] and writes it, and a [`Change`], in the same
+        /// transaction as the change itself.
+        pub trait Store: Send + Sync + 'static {
+            $($(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> impl Future<Output = $out> + Send;)*
+        }
+    };
+}
+
+store_methods!(declare_store);
