@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(p) = parse_proof(text) {
-            assert_eq!(p.jkt.len(), 43);
+            assert_eq!(p.jkt.as_str().len(), 43);
         }
     }
 });

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::scope::ScopeError;
 use crate::strict_json::{self, JsonError, MemberSet, NoDuplicates, Text};
-use crate::{ApiKeyId, Audience, ClientId, IdError, Issuer, Jti, ScopeSet, TenantId, UnixTime};
+use crate::{
+    ApiKeyId, Audience, ClientId, IdError, Issuer, Jkt, Jti, ScopeSet, TenantId, UnixTime,
+};
 
 /// Why a claims set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,8 +39,8 @@ pub enum ClaimsError {
 /// DPoP confirmation (RFC 9449 §6.1): the token is bound to the key with this thumbprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Confirmation {
-    /// base64url SHA-256 JWK thumbprint of the client's DPoP key.
-    pub jkt: String,
+    /// The SHA-256 JWK thumbprint of the client's DPoP key.
+    pub jkt: Jkt,
 }
 
 /// The claims of a keymint access token. Every field but `nbf` and `cnf` is required.
@@ -224,14 +226,14 @@ impl Claims {
         })?;
         let cnf = match raw.cnf {
             None => None,
-            Some(RawCnf { jkt: Some(jkt) }) if is_thumbprint(&jkt) => Some(Confirmation {
-                jkt: jkt.into_owned(),
-            }),
-            Some(_) => {
-                return Err(ClaimsError::Invalid {
-                    claim: "cnf",
-                    reason: "`cnf.jkt` must be a base64url SHA-256 thumbprint".into(),
-                });
+            Some(RawCnf { jkt }) => {
+                let jkt = jkt
+                    .and_then(|j| Jkt::new(j.into_owned()).ok())
+                    .ok_or_else(|| ClaimsError::Invalid {
+                        claim: "cnf",
+                        reason: "`cnf.jkt` must be a base64url SHA-256 thumbprint".into(),
+                    })?;
+                Some(Confirmation { jkt })
             }
         };
         Ok(Self {
@@ -255,12 +257,6 @@ impl Claims {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-fn is_thumbprint(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::jws::{Compact, JwsError};
 use crate::strict_json::{self, JsonError};
-use crate::{Algorithm, Jwk, UnixTime};
+use crate::{Algorithm, Jkt, Jwk, UnixTime};
 
 /// `typ` of a DPoP proof.
 pub const TYP_DPOP: &str = "dpop+jwt";
@@ -42,7 +42,7 @@ pub enum DpopError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpopProof {
     /// RFC 7638 thumbprint of the proof's key: what `cnf.jkt` binds a token to.
-    pub jkt: String,
+    pub jkt: Jkt,
     /// Unique proof ID, for the replay cache.
     pub jti: String,
     /// HTTP method the proof is for.
@@ -122,7 +122,7 @@ pub fn parse_proof(proof: &str) -> Result<DpopProof, DpopError> {
     };
     Ok(DpopProof {
         // The thumbprint of the key as presented, whatever `kid` it may carry.
-        jkt: jwk.key().thumbprint().to_string(),
+        jkt: Jkt::from_validated(jwk.key().thumbprint().to_string()),
         jti: short(c.jti, "jti", 256)?,
         htm: short(c.htm, "htm", 16)?,
         htu: short(c.htu, "htu", 2048)?,
@@ -209,7 +209,7 @@ mod tests {
             )
             .unwrap();
             let parsed = parse_proof(&p).unwrap();
-            assert_eq!(parsed.jkt, key.kid().as_str());
+            assert_eq!(parsed.jkt.as_str(), key.kid().as_str());
             assert_eq!(
                 (parsed.htm.as_str(), parsed.htu.as_str(), parsed.iat),
                 ("POST", "https://as.example/token", UnixTime(100))

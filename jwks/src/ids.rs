@@ -29,6 +29,16 @@ pub enum IdError {
         /// The maximum length for this type.
         max: usize,
     },
+    /// The identifier does not have the one length its type has.
+    #[error("{kind} is {len} bytes long, it must be {expected}")]
+    WrongLength {
+        /// Which identifier type was being parsed.
+        kind: &'static str,
+        /// The length that was seen.
+        len: usize,
+        /// The length this type has.
+        expected: usize,
+    },
     /// The identifier contained a character outside its alphabet.
     #[error("{kind} contains a character outside its alphabet ({alphabet})")]
     BadCharacter {
@@ -63,7 +73,8 @@ pub(crate) fn check_id(
 }
 
 macro_rules! id_type {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, $max:expr, $alphabet:literal, $allowed:expr) => {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, $max:expr, $alphabet:literal, $allowed:expr
+        $(, exactly $exact:expr)?) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Box<str>);
@@ -75,6 +86,15 @@ macro_rules! id_type {
             /// Parses and validates an identifier.
             pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
                 let s: String = s.into();
+                $(
+                    if s.len() != $exact {
+                        return Err(IdError::WrongLength {
+                            kind: $kind,
+                            len: s.len(),
+                            expected: $exact,
+                        });
+                    }
+                )?
                 check_id($kind, &s, $max, $alphabet, $allowed)?;
                 Ok(Self(s.into_boxed_str()))
             }
@@ -150,6 +170,10 @@ fn jti_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
 }
 
+fn base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')
+}
+
 fn visible_ascii(b: u8) -> bool {
     (0x21..=0x7e).contains(&b)
 }
@@ -184,6 +208,11 @@ id_type!(
     /// One audience (`aud`): the API a token is meant for.
     Audience, "audience", 2048, "visible ASCII", visible_ascii
 );
+id_type!(
+    /// An RFC 7638 JWK SHA-256 thumbprint, base64url without padding: what a sender-constrained
+    /// token's `cnf.jkt` names (RFC 9449 §6.1), and what a DPoP proof's key hashes to.
+    Jkt, "jkt", 43, "A-Z a-z 0-9 - _", base64url, exactly 43
+);
 
 #[cfg(test)]
 mod tests {
@@ -204,6 +233,19 @@ mod tests {
         assert!(matches!(
             Jti::new("a".repeat(129)),
             Err(IdError::TooLong { len: 129, .. })
+        ));
+    }
+
+    #[test]
+    fn a_jkt_is_43_base64url_characters_exactly() {
+        assert!(Jkt::new("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").is_ok());
+        assert!(matches!(
+            Jkt::new("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4"),
+            Err(IdError::WrongLength { len: 42, .. })
+        ));
+        assert!(matches!(
+            Jkt::new("0ZcOCORZNYy+DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+            Err(IdError::BadCharacter { .. })
         ));
     }
 

@@ -46,7 +46,7 @@ pub mod jwt_provider;
 
 pub use alg::Algorithm;
 pub use claims::{Claims, ClaimsError, Confirmation};
-pub use ids::{ApiKeyId, Audience, ClientId, IdError, Issuer, Jti, Kid, TenantId};
+pub use ids::{ApiKeyId, Audience, ClientId, IdError, Issuer, Jkt, Jti, Kid, TenantId};
 pub use jwk::{BadSignature, Jwk, JwkError, PublicKey};
 pub use jwks::{Jwks, JwksError};
 pub use revocation::{

@@ -210,7 +210,7 @@ async fn call_dpop(
 fn bound(signer: &Signer, browser: &SigningKey) -> String {
     let mut c = now_claims();
     c.cnf = Some(Confirmation {
-        jkt: browser.kid().to_string(),
+        jkt: keymint_jwks::Jkt::new(browser.kid().as_str()).unwrap(),
     });
     signer.sign_access_token(&c).unwrap()
 }
@@ -297,7 +297,7 @@ fn bound_for(signer: &Signer, browser: &SigningKey, sub: &str) -> String {
     let mut c = now_claims();
     c.sub = ApiKeyId::new(sub).unwrap();
     c.cnf = Some(Confirmation {
-        jkt: browser.kid().to_string(),
+        jkt: keymint_jwks::Jkt::new(browser.kid().as_str()).unwrap(),
     });
     signer.sign_access_token(&c).unwrap()
 }

@@ -178,7 +178,7 @@ impl ReplayCache {
     ) -> Result<(), ProofError> {
         self.check_and_record(
             holder,
-            &proof.jkt,
+            proof.jkt.as_str(),
             &proof.jti,
             replay_until(proof.iat, now, window_secs),
             now,
@@ -242,7 +242,7 @@ impl ReplayCache {
     /// reason that is not the client's (a shared replay store that could not be reached): the
     /// client's retry with the same proof is then not a "replay", and the failure took no room.
     pub fn release(&self, proof: &DpopProof) {
-        let id = proof_id(&proof.jkt, &proof.jti);
+        let id = proof_id(proof.jkt.as_str(), &proof.jti);
         let mut state = self
             .state
             .lock()
@@ -335,7 +335,7 @@ pub struct ProofRequirements<'a> {
     /// For a resource request, the access token (its hash must be in `ath`).
     pub access_token: Option<&'a str>,
     /// When set, `cnf.jkt` of the token: the proof must be made with that key.
-    pub bound_jkt: Option<&'a str>,
+    pub bound_jkt: Option<&'a keymint_jwks::Jkt>,
 }
 
 /// Until when a proof's ID must be remembered: as long as the proof could still be accepted.
@@ -392,7 +392,7 @@ pub fn check_proof(
         ));
     }
     if let Some(jkt) = req.bound_jkt
-        && p.jkt != jkt
+        && p.jkt != *jkt
     {
         return Err(ProofError::Invalid(
             "DPoP proof key is not the key the token is bound to".into(),
@@ -414,7 +414,10 @@ mod tests {
 
     const NOW: UnixTime = UnixTime(1_800_000_000);
 
-    fn req<'a>(token: Option<&'a str>, jkt: Option<&'a str>) -> ProofRequirements<'a> {
+    fn req<'a>(
+        token: Option<&'a str>,
+        jkt: Option<&'a keymint_jwks::Jkt>,
+    ) -> ProofRequirements<'a> {
         ProofRequirements {
             method: "GET",
             url: "https://api.example/orders?page=2",
@@ -454,9 +457,17 @@ mod tests {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let p = proof_at(&key, NOW, "j1");
         let cache = ReplayCache::new(1000);
-        let ok =
-            check_and_claim(&p, &req(Some("tok"), Some(key.kid().as_str())), &cache, NOW).unwrap();
-        assert_eq!(ok.jkt, key.kid().as_str());
+        let ok = check_and_claim(
+            &p,
+            &req(
+                Some("tok"),
+                Some(&keymint_jwks::Jkt::new(key.kid().as_str()).unwrap()),
+            ),
+            &cache,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(ok.jkt.as_str(), key.kid().as_str());
         assert!(
             matches!(check_and_claim(&p, &req(Some("tok"), None), &cache, NOW), Err(ProofError::Invalid(m)) if m.contains("replayed"))
         );
@@ -536,7 +547,15 @@ mod tests {
             make(&other, "GET", orders, NOW.0, "g", Some(&ath)),
         ];
         for (i, p) in cases.iter().enumerate() {
-            let r = check_and_claim(p, &req(Some("tok"), Some(key.kid().as_str())), &cache, NOW);
+            let r = check_and_claim(
+                p,
+                &req(
+                    Some("tok"),
+                    Some(&keymint_jwks::Jkt::new(key.kid().as_str()).unwrap()),
+                ),
+                &cache,
+                NOW,
+            );
             assert!(matches!(r, Err(ProofError::Invalid(_))), "case {i}: {r:?}");
         }
         assert!(

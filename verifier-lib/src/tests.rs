@@ -958,7 +958,7 @@ fn a_dpop_bound_token_is_refused_as_a_bearer_token() {
     let v = verifier(&f);
     let mut c = claims();
     c.cnf = Some(Confirmation {
-        jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
+        jkt: keymint_jwks::Jkt::new("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").unwrap(),
     });
     let t = f.ed.sign_access_token(&c).unwrap();
     assert_eq!(v.verify_at(&t, NOW), Err(VerifyError::SenderConstrained));
@@ -974,7 +974,7 @@ fn a_dpop_bound_token_verifies_with_a_fresh_proof_of_its_key_for_this_request() 
     let browser_key = SigningKey::generate(Algorithm::Es256).unwrap();
     let mut c = claims();
     c.cnf = Some(Confirmation {
-        jkt: browser_key.kid().to_string(),
+        jkt: keymint_jwks::Jkt::new(browser_key.kid().as_str()).unwrap(),
     });
     let t = f.ed.sign_access_token(&c).unwrap();
     let ath = access_token_hash(&t);

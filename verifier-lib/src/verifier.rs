@@ -192,7 +192,7 @@ impl Verifier {
             .claims()
             .cnf
             .as_ref()
-            .map(|c| c.jkt.as_str())
+            .map(|c| &c.jkt)
             .ok_or_else(|| {
                 VerifyError::InvalidDpopProof("the token is not bound to a DPoP key".into())
             })?;

@@ -5,11 +5,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keymint_jwks::dpop::DpopProof;
-use keymint_jwks::{Confirmation, Issuer, UnixTime};
+use keymint_jwks::{Confirmation, Issuer, Jkt, UnixTime};
 use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
 use super::DomainError;
-use super::token::TokenRequest;
+use super::token::{Asked, TokenRequest};
 use crate::store::Store;
 
 /// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by
@@ -17,7 +17,7 @@ use crate::store::Store;
 /// refused for its scope or audience takes no room in the replay caches.
 #[derive(Debug, Default)]
 pub(super) struct Binding {
-    jkt: Option<String>,
+    jkt: Option<Jkt>,
     proof: Option<DpopProof>,
 }
 
@@ -45,7 +45,7 @@ impl Binding {
                 other => DomainError::InvalidDpopProof(other.to_string()),
             })?;
             // A proof replayed against another replica: only the shared store knows.
-            let id = dpop::proof_id(&p.jkt, &p.jti);
+            let id = dpop::proof_id(p.jkt.as_str(), &p.jti);
             // Same rule as the local cache: remembered for as long as the proof could be accepted.
             let until = dpop::replay_until(p.iat, now, window).0;
             let fresh = match store
@@ -81,10 +81,10 @@ pub(super) fn binding(
     request: &TokenRequest,
     now: UnixTime,
 ) -> Result<Binding, DomainError> {
-    let requested = match request.dpop_jkt.as_deref() {
+    let requested = match &request.dpop_jkt {
         None => None,
-        Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
-        Some(_) => {
+        Some(Asked::Valid(jkt)) => Some(jkt.clone()),
+        Some(Asked::Malformed(_)) => {
             return Err(DomainError::InvalidRequest(
                 "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key".into(),
             ));
@@ -122,12 +122,6 @@ fn check_proof(
     };
     dpop::check_proof(proof, &req, None, dpop::DEFAULT_PROOF_WINDOW_SECS, now)
         .map_err(|e| DomainError::InvalidDpopProof(e.to_string()))
-}
-
-fn is_thumbprint(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -7,15 +7,19 @@ use keymint_jwks::{Audience, ScopeSet};
 
 use super::DomainError;
 use super::active_key::ActiveKey;
+use super::token::Asked;
 
 /// The scopes asked for (all of the key's when none), if the key holds them all.
-pub(super) fn scope(key: &ActiveKey, asked: Option<&str>) -> Result<ScopeSet, DomainError> {
+pub(super) fn scope(
+    key: &ActiveKey,
+    asked: Option<&Asked<ScopeSet>>,
+) -> Result<ScopeSet, DomainError> {
     match asked {
-        None | Some("") => Ok(key.scopes.clone()),
-        Some(s) => {
-            let asked = ScopeSet::parse(s).map_err(|e| DomainError::InvalidScope(e.to_string()))?;
-            if key.scopes.is_superset(&asked) {
-                Ok(asked)
+        None => Ok(key.scopes.clone()),
+        Some(Asked::Malformed(why)) => Err(DomainError::InvalidScope(why.clone())),
+        Some(Asked::Valid(asked)) => {
+            if key.scopes.is_superset(asked) {
+                Ok(asked.clone())
             } else {
                 Err(DomainError::InvalidScope(
                     "the requested scope exceeds the key's scopes".into(),
@@ -31,11 +35,11 @@ pub(super) fn scope(key: &ActiveKey, asked: Option<&str>) -> Result<ScopeSet, Do
 /// the public ones only (and `invalid_scope` if none is left).
 pub(super) fn public_only(
     granted: ScopeSet,
-    asked: Option<&str>,
+    asked: Option<&Asked<ScopeSet>>,
     public: &std::collections::HashSet<String>,
 ) -> Result<ScopeSet, DomainError> {
     if let Some(s) = granted.iter().find(|s| !public.contains(s.as_str())) {
-        if asked.is_some_and(|a| !a.is_empty()) {
+        if asked.is_some() {
             return Err(DomainError::InvalidScope(format!(
                 "scope {s} is not public: publishable keys may only mint public scopes"
             )));
@@ -60,26 +64,26 @@ pub(super) fn public_only(
 /// say.
 pub(super) fn audience(
     key: &ActiveKey,
-    asked: Option<&str>,
+    asked: Option<&Asked<Audience>>,
     admin: Option<&Audience>,
 ) -> Result<Audience, DomainError> {
+    // A malformed audience is one the key does not have.
+    let asked = asked.map(Asked::valid);
     if key.record.is_admin {
         let admin = admin.ok_or_else(|| {
             DomainError::Internal("the issuer URL gives no admin audience".into())
         })?;
         return match asked {
             None => Ok(admin.clone()),
-            Some(a) if a == admin.as_str() => Ok(admin.clone()),
+            Some(Some(a)) if a == admin => Ok(admin.clone()),
             Some(_) => Err(DomainError::InvalidTarget(
                 "an admin key's tokens are only for the admin API".into(),
             )),
         };
     }
     let chosen = match asked {
-        Some(a) => key
-            .audiences
-            .iter()
-            .find(|k| k.as_str() == a)
+        Some(a) => a
+            .and_then(|a| key.audiences.iter().find(|k| *k == a))
             .cloned()
             .ok_or_else(|| {
                 DomainError::InvalidTarget("the requested audience is not one of the key's".into())
@@ -164,6 +168,19 @@ mod tests {
         .unwrap()
     }
 
+    /// A field as the token endpoint parses it.
+    fn sc(s: &str) -> Option<Asked<ScopeSet>> {
+        super::super::token::TokenRequest::parse(Some(s), None, None, None, None, String::new())
+            .scope
+    }
+
+    fn au(s: Option<&str>) -> Option<Asked<Audience>> {
+        s.and_then(|a| {
+            super::super::token::TokenRequest::parse(None, Some(a), None, None, None, String::new())
+                .audience
+        })
+    }
+
     fn admin_aud() -> Audience {
         Audience::new("https://issuer.test/v1/admin").unwrap()
     }
@@ -172,14 +189,17 @@ mod tests {
     fn scope_is_the_keys_when_none_is_asked_and_never_more_than_the_keys() {
         let k = key("a b c", "https://api.test", false);
         assert_eq!(scope(&k, None).unwrap(), k.scopes);
-        assert_eq!(scope(&k, Some("")).unwrap(), k.scopes);
-        assert_eq!(scope(&k, Some("b")).unwrap(), ScopeSet::parse("b").unwrap());
+        assert_eq!(scope(&k, sc("").as_ref()).unwrap(), k.scopes);
+        assert_eq!(
+            scope(&k, sc("b").as_ref()).unwrap(),
+            ScopeSet::parse("b").unwrap()
+        );
         assert!(matches!(
-            scope(&k, Some("b d")),
+            scope(&k, sc("b d").as_ref()),
             Err(DomainError::InvalidScope(_))
         ));
         assert!(matches!(
-            scope(&k, Some("b \"")),
+            scope(&k, sc("b \"").as_ref()),
             Err(DomainError::InvalidScope(_))
         ));
     }
@@ -194,7 +214,7 @@ mod tests {
             "https://api.test"
         );
         assert_eq!(
-            audience(&two, Some("https://other.test"), Some(&admin))
+            audience(&two, au(Some("https://other.test")).as_ref(), Some(&admin))
                 .unwrap()
                 .as_str(),
             "https://other.test"
@@ -206,7 +226,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    audience(k, asked, Some(&admin)),
+                    audience(k, au(asked).as_ref(), Some(&admin)),
                     Err(DomainError::InvalidTarget(_))
                 ),
                 "{asked:?}"
@@ -218,7 +238,7 @@ mod tests {
         for asked in [None, Some(admin.as_str())] {
             assert!(
                 matches!(
-                    audience(&sneaky, asked, Some(&admin)),
+                    audience(&sneaky, au(asked).as_ref(), Some(&admin)),
                     Err(DomainError::InvalidTarget(_))
                 ),
                 "{asked:?}"
@@ -227,11 +247,11 @@ mod tests {
         let ak = key("admin:read", "https://api.test", true);
         assert_eq!(audience(&ak, None, Some(&admin)).unwrap(), admin);
         assert_eq!(
-            audience(&ak, Some(admin.as_str()), Some(&admin)).unwrap(),
+            audience(&ak, au(Some(admin.as_str())).as_ref(), Some(&admin)).unwrap(),
             admin
         );
         assert!(matches!(
-            audience(&ak, Some("https://api.test"), Some(&admin)),
+            audience(&ak, au(Some("https://api.test")).as_ref(), Some(&admin)),
             Err(DomainError::InvalidTarget(_))
         ));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use keymint_jwks::{
-    Audience, Claims, ClientId, Issuer, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
+    Audience, Claims, ClientId, Issuer, Jkt, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
 };
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -30,22 +30,72 @@ const KEY_CACHE: usize = 100_000;
 /// How many unknown key IDs are remembered.
 const UNKNOWN_CACHE: usize = 100_000;
 
-/// What a client asked for. Every field may only narrow what the key allows.
+/// What a client asked for, each field parsed once at the edge ([`TokenRequest::parse`]). Every
+/// field may only narrow what the key allows.
 #[derive(Debug, Default, Clone)]
 pub struct TokenRequest {
-    /// Space-separated scopes.
-    pub scope: Option<String>,
+    /// Scopes (none asked for: all of the key's).
+    pub scope: Option<Asked<ScopeSet>>,
     /// One audience.
-    pub audience: Option<String>,
+    pub audience: Option<Asked<Audience>>,
     /// Lifetime in seconds.
     pub ttl: Option<u64>,
     /// Bind the token to this DPoP key thumbprint (RFC 9449 §10): a backend minting a token for
     /// its browser's key.
-    pub dpop_jkt: Option<String>,
+    pub dpop_jkt: Option<Asked<Jkt>>,
     /// A `DPoP` proof header (RFC 9449 §5): the token is bound to the proof's key.
     pub dpop_proof: Option<String>,
     /// The path the request was made to, for the proof's `htu`.
     pub path: String,
+}
+
+/// A request field as the edge parsed it. A malformed one is refused only once the key has
+/// authenticated, so that a caller without a valid key hears `invalid_client` whatever else is
+/// wrong with its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked<T> {
+    /// Well formed.
+    Valid(T),
+    /// Malformed: why, in the server's words (never the client's text).
+    Malformed(String),
+}
+
+impl<T> Asked<T> {
+    fn parse<E: std::fmt::Display>(raw: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Self {
+        parse(raw).map_or_else(|e| Self::Malformed(e.to_string()), Self::Valid)
+    }
+
+    /// The value, if well formed.
+    pub fn valid(&self) -> Option<&T> {
+        match self {
+            Self::Valid(v) => Some(v),
+            Self::Malformed(_) => None,
+        }
+    }
+}
+
+impl TokenRequest {
+    /// A request from the raw fields of a token endpoint: each parsed once, here. An empty
+    /// `scope` asks for none in particular (all of the key's).
+    pub fn parse(
+        scope: Option<&str>,
+        audience: Option<&str>,
+        ttl: Option<u64>,
+        dpop_jkt: Option<&str>,
+        dpop_proof: Option<String>,
+        path: String,
+    ) -> Self {
+        Self {
+            scope: scope
+                .filter(|s| !s.is_empty())
+                .map(|s| Asked::parse(s, ScopeSet::parse)),
+            audience: audience.map(|a| Asked::parse(a, |a| Audience::new(a))),
+            ttl,
+            dpop_jkt: dpop_jkt.map(|j| Asked::parse(j, |j| Jkt::new(j))),
+            dpop_proof,
+            path,
+        }
+    }
 }
 
 /// Where a request came from.
@@ -311,7 +361,11 @@ impl<S: Store> TokenService<S> {
                     other => other.to_string(),
                 });
                 if audit.scopes.is_none() {
-                    audit.scopes = request.scope.clone();
+                    audit.scopes = request
+                        .scope
+                        .as_ref()
+                        .and_then(Asked::valid)
+                        .map(ToString::to_string);
                 }
             }
         }
@@ -337,14 +391,13 @@ impl<S: Store> TokenService<S> {
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;
         let binding = dpop_binding::binding(&self.settings.issuer, request, now)?;
-        let mut scope = grant::scope(&key, request.scope.as_deref())?;
+        let mut scope = grant::scope(&key, request.scope.as_ref())?;
         if kind == KeyKind::Publishable {
-            scope =
-                grant::public_only(scope, request.scope.as_deref(), &self.public_scopes.load())?;
+            scope = grant::public_only(scope, request.scope.as_ref(), &self.public_scopes.load())?;
         }
         let aud = grant::audience(
             &key,
-            request.audience.as_deref(),
+            request.audience.as_ref(),
             self.admin_audience.as_ref(),
         )?;
         let t = unix(now);

@@ -272,14 +272,14 @@ async fn parse_v1(req: Request) -> Result<(Zeroizing<String>, TokenRequest), Htt
         };
         Ok((
             credential,
-            TokenRequest {
-                scope: parsed.scope,
-                audience: parsed.audience,
-                ttl: parsed.ttl,
-                dpop_jkt: parsed.dpop_jkt,
+            TokenRequest::parse(
+                parsed.scope.as_deref(),
+                parsed.audience.as_deref(),
+                parsed.ttl,
+                parsed.dpop_jkt.as_deref(),
                 dpop_proof,
                 path,
-            },
+            ),
         ))
     }
 }
@@ -436,19 +436,19 @@ async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest),
                     "send audience or resource, not both",
                 ));
             }
-            (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
+            (Some(a), None) | (None, Some(a)) => Some(a),
             (None, None) => None,
         };
         Ok((
             secret,
-            TokenRequest {
-                scope: form.get("scope").map(|v| v.to_string()),
-                audience,
-                ttl: None,
-                dpop_jkt: form.get("dpop_jkt").map(|v| v.to_string()),
+            TokenRequest::parse(
+                form.get("scope").map(|v| v.as_str()),
+                audience.map(|v| v.as_str()),
+                None,
+                form.get("dpop_jkt").map(|v| v.as_str()),
                 dpop_proof,
                 path,
-            },
+            ),
         ))
     }
 }

@@ -11,7 +11,7 @@ use crate::harness::{Api, api, assert_invalid_dpop_proof, assert_invalid_token};
 fn bound_token(api: &Api, browser: &SigningKey) -> String {
     let mut c = claims();
     c.cnf = Some(Confirmation {
-        jkt: browser.kid().to_string(),
+        jkt: keymint_jwks::Jkt::new(browser.kid().as_str()).unwrap(),
     });
     api.ed.sign_access_token(&c).unwrap()
 }
@@ -113,7 +113,7 @@ fn a_dpop_proof_for_another_token_is_refused() {
     let mut c = claims();
     c.jti = Jti::new("second-token").unwrap();
     c.cnf = Some(Confirmation {
-        jkt: browser.kid().to_string(),
+        jkt: keymint_jwks::Jkt::new(browser.kid().as_str()).unwrap(),
     });
     let sibling = api.ed.sign_access_token(&c).unwrap();
     let cases: Vec<(&str, Option<String>)> = vec![

@@ -173,7 +173,7 @@ fn a_dpop_proof_under_a_small_order_key_is_refused() {
     let jkt = thumbprint(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", &x)]);
     let mut c = claims();
     c.cnf = Some(Confirmation {
-        jkt: jkt.to_string(),
+        jkt: keymint_jwks::Jkt::new(jkt.to_string()).unwrap(),
     });
     let token = api.ed.sign_access_token(&c).unwrap();
     let proof_header =
