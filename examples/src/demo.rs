@@ -19,7 +19,7 @@ use keymint::domain::key_hash::KeyHasher;
 use keymint::domain::keys::{self, NewKey};
 use keymint::domain::origin::Origin;
 use keymint::server::ServeConfig;
-use keymint::store::SqliteStore;
+use keymint::store::{SqliteStore, Visibility};
 use keymint_jwks::{Audience, Issuer, Scope, ScopeSet, TenantId, UnixTime};
 use keymint_verifier::Verifier;
 use keymint_verifier::layer::{Auth, AuthRejection};
@@ -205,7 +205,14 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
 
     // Keys: a public scope, a publishable key for the page's origin, a secret key for its backend.
     let now = UnixTime::now();
-    keys::put_scope(&*store, &Scope::new("orders:read")?, true, now, "demo").await?;
+    keys::put_scope(
+        &*store,
+        &Scope::new("orders:read")?,
+        Visibility::Public,
+        now,
+        "demo",
+    )
+    .await?;
     let (_, publishable) = keys::create(
         &*store,
         &hasher,

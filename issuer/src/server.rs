@@ -303,11 +303,11 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
         }
         // The active key's age, read from the signing set in force.
         let set = rt.signing.load();
-        let active = set.active.key().kid().as_str();
+        let active = set.active.key().kid();
         if let Some(since) = set
             .records
             .iter()
-            .find(|r| r.kid == active)
+            .find(|r| r.kid == *active)
             .map(|r| r.activate_at)
         {
             let age = crate::domain::unix(UnixTime::now()).saturating_sub(since);

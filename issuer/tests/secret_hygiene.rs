@@ -196,8 +196,11 @@ fn private_signing_keys(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .filter(|r| !r.encrypted_pkcs8.is_empty())
         .map(|r| {
-            let der = key.open(&r.kid, &r.encrypted_pkcs8).unwrap().to_vec();
-            (r.kid, der)
+            let der = key
+                .open(r.kid.as_str(), &r.encrypted_pkcs8)
+                .unwrap()
+                .to_vec();
+            (r.kid.to_string(), der)
         })
         .collect()
 }

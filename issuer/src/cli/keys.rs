@@ -323,7 +323,11 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             print_key(&view, Some(key.expose()), json);
         }
         Command::List { tenant, json } => {
-            let rows = store.keys(tenant.as_deref()).await?;
+            let tenant = tenant
+                .map(TenantId::new)
+                .transpose()
+                .map_err(|e| CliError::Usage(format!("--tenant: {e}")))?;
+            let rows = store.keys(tenant.as_ref()).await?;
             let views: Vec<KeyView> = rows.iter().map(|r| KeyView::from_record(r, now)).collect();
             if json {
                 print_json(&serde_json::to_value(&views).unwrap_or_default());
@@ -350,7 +354,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         Command::Show { id, json } => {
             let id = key_id(&id)?;
             let rec = store
-                .key(id.as_str())
+                .key(&id)
                 .await?
                 .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
             print_key(&KeyView::from_record(&rec, now), None, json);

@@ -7,7 +7,7 @@ use keymint_jwks::{Scope, UnixTime};
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, open, print_json};
 use crate::domain::keys;
-use crate::store::Store;
+use crate::store::{Store, Visibility};
 
 /// `keymint scopes` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -46,7 +46,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
     match cmd {
         Command::Add { scope, public } => {
             let scope = Scope::new(scope).map_err(|e| CliError::Usage(e.to_string()))?;
-            keys::put_scope(store, &scope, public, UnixTime::now(), &actor()).await?;
+            let visibility = Visibility::public_if(public);
+            keys::put_scope(store, &scope, visibility, UnixTime::now(), &actor()).await?;
             say!(
                 "scope {scope} is {}",
                 if public { "public" } else { "not public" }
@@ -57,12 +58,15 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             if json {
                 let v: Vec<_> = scopes
                     .iter()
-                    .map(|(name, public)| serde_json::json!({"scope": name, "public": public}))
+                    .map(|s| {
+                        serde_json::json!({"scope": s.name.as_str(), "public": s.visibility.is_public()})
+                    })
                     .collect();
                 print_json(&serde_json::Value::Array(v));
             } else {
-                for (name, public) in scopes {
-                    say!("{name}{}", if public { " (public)" } else { "" });
+                for s in scopes {
+                    let public = s.visibility.is_public();
+                    say!("{}{}", s.name, if public { " (public)" } else { "" });
                 }
             }
         }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use keymint_jwks::{Algorithm, UnixTime};
+use keymint_jwks::{Algorithm, Kid, UnixTime};
 
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, open, print_json};
@@ -93,6 +93,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         }
         Command::Revoke { kid, max_token_ttl } => {
             let ttl = super::max_token_ttl(store, max_token_ttl).await?;
+            let kid = Kid::new(kid).map_err(|e| CliError::Usage(format!("KID: {e}")))?;
             signing::revoke(
                 store,
                 &opened.secrets.encryption_key,

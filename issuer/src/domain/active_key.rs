@@ -11,7 +11,7 @@ use quick_cache::sync::Cache;
 
 use super::DomainError;
 use super::api_key::KeyKind;
-use super::limits::KeyLimits;
+use super::limits::{KeyLimits, RateSetting};
 use crate::store::KeyRecord;
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -43,11 +43,7 @@ impl ActiveKey {
         let corrupt =
             |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
         // A limit that does not parse must not mean "no limit": the key is refused instead.
-        if record
-            .rate_limit
-            .as_deref()
-            .is_some_and(|r| super::limits::RateSpec::parse(r).is_none())
-        {
+        if RateSetting::of(record.rate_limit.as_deref()) == RateSetting::Unreadable {
             return Err(corrupt("rate_limit"));
         }
         Ok(Self {
@@ -221,7 +217,7 @@ mod tests {
         Arc::new(
             ActiveKey::from_record(record, |_| {
                 Arc::new(KeyLimits::new(
-                    None,
+                    RateSetting::Unlimited,
                     false,
                     &crate::domain::clock::Ticker::manual().0,
                 ))

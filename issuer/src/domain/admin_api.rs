@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{Algorithm, ApiKeyId, Jti, Scope, TenantId, UnixTime};
+use keymint_jwks::{Algorithm, ApiKeyId, Jti, Kid, Scope, TenantId, UnixTime};
 use serde::Serialize;
 
 use super::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
@@ -17,7 +17,7 @@ use super::revocations::{self, ListFeed};
 use super::secret_box::EncryptionKey;
 use super::signing::{self, SigningSet};
 use super::{DomainError, unix};
-use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummary};
+use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummary, Visibility};
 
 /// The most audit records one page returns.
 pub const MAX_AUDIT_PAGE: i64 = 1000;
@@ -68,7 +68,7 @@ pub struct SigningKeyView {
 impl From<&SigningKeyRecord> for SigningKeyView {
     fn from(k: &SigningKeyRecord) -> Self {
         Self {
-            kid: k.kid.clone(),
+            kid: k.kid.to_string(),
             alg: k.alg.clone(),
             state: k.state.as_str(),
             created_at: k.created_at,
@@ -170,7 +170,7 @@ impl<S: Store> AdminApi<S> {
     pub async fn list_keys(
         &self,
         _: &AdminRead,
-        tenant: Option<&str>,
+        tenant: Option<&TenantId>,
         now: UnixTime,
     ) -> Result<Vec<KeyView>, DomainError> {
         let rows = self.0.store.keys(tenant).await?;
@@ -187,7 +187,7 @@ impl<S: Store> AdminApi<S> {
         let rec = self
             .0
             .store
-            .key(id.as_str())
+            .key(id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
         Ok(KeyView::from_record(&rec, now))
@@ -267,7 +267,10 @@ impl<S: Store> AdminApi<S> {
             .scopes()
             .await?
             .into_iter()
-            .map(|(name, public)| ScopeView { name, public })
+            .map(|s| ScopeView {
+                name: s.name.to_string(),
+                public: s.visibility.is_public(),
+            })
             .collect())
     }
 
@@ -276,13 +279,20 @@ impl<S: Store> AdminApi<S> {
         &self,
         admin: &AdminWrite,
         scope: &Scope,
-        public: bool,
+        visibility: Visibility,
         now: UnixTime,
     ) -> Result<ScopeView, DomainError> {
-        keys::put_scope(&*self.0.store, scope, public, now, admin.admin().actor()).await?;
+        keys::put_scope(
+            &*self.0.store,
+            scope,
+            visibility,
+            now,
+            admin.admin().actor(),
+        )
+        .await?;
         Ok(ScopeView {
             name: scope.to_string(),
-            public,
+            public: visibility.is_public(),
         })
     }
 
@@ -325,8 +335,8 @@ impl<S: Store> AdminApi<S> {
             .await?
             .into_iter()
             .map(|e| RevocationView {
-                kind: e.kind,
-                id: e.target,
+                kind: e.target.kind().to_owned(),
+                id: e.target.id().to_owned(),
                 revoked_at: e.revoked_at,
                 drop_after: e.drop_after,
             })
@@ -385,7 +395,7 @@ impl<S: Store> AdminApi<S> {
     pub async fn revoke_signing_key(
         &self,
         admin: &AdminWrite,
-        kid: &str,
+        kid: &Kid,
         now: UnixTime,
     ) -> Result<(), DomainError> {
         signing::revoke(

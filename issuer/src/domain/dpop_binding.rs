@@ -10,7 +10,7 @@ use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
 use super::DomainError;
 use super::token::{Asked, TokenRequest};
-use crate::store::Store;
+use crate::store::{Claim, Store};
 
 /// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by
 /// [`Binding::claim`] only once every other check of the request has passed, so that a request
@@ -64,7 +64,7 @@ impl Binding {
                     return Err(e.into());
                 }
             };
-            if !fresh {
+            if fresh == Claim::Replay {
                 return Err(DomainError::InvalidDpopProof(
                     "DPoP proof replayed (jti seen before)".into(),
                 ));

@@ -4,6 +4,8 @@
 //! issuance from cached keys goes on, and the issuance audit records queued meanwhile reach the
 //! database once it is writable again.
 
+use crate::store::tests::tenant_of;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -159,7 +161,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record(
         "{refused:?}"
     );
     // Nothing half-written: every stored key has its audit record and no record lacks its key.
-    let stored = w.store.keys(Some("fill")).await.unwrap().len();
+    let stored = w.store.keys(Some(&tenant_of("fill"))).await.unwrap().len();
     let audited = w
         .store
         .audit(&AuditQuery {
@@ -269,7 +271,13 @@ async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeou
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     drop(other);
 
-    assert!(w.store.keys(Some("locked")).await.unwrap().is_empty());
+    assert!(
+        w.store
+            .keys(Some(&tenant_of("locked")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     keys::create(
         &*w.store,
         &w.hasher,

@@ -159,7 +159,7 @@ mod tests {
             },
             |_| {
                 std::sync::Arc::new(crate::domain::limits::KeyLimits::new(
-                    None,
+                    crate::domain::limits::RateSetting::Unlimited,
                     false,
                     &crate::domain::clock::Ticker::manual().0,
                 ))

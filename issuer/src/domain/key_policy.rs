@@ -235,7 +235,8 @@ async fn public_scopes<S: Store>(store: &S, new: &NewKey) -> Result<Vec<String>,
         .scopes()
         .await?
         .into_iter()
-        .filter_map(|(name, public)| public.then_some(name))
+        .filter(|s| s.visibility.is_public())
+        .map(|s| s.name.to_string())
         .collect())
 }
 

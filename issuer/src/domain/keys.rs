@@ -16,7 +16,7 @@ pub use super::key_policy::{
     PUBLISHABLE_MAX_TTL,
 };
 use super::{DomainError, unix};
-use crate::store::{AuditRecord, KeyRecord, Store};
+use crate::store::{Applied, AuditRecord, KeyRecord, Store, Visibility};
 
 /// A key as shown to admins: never a secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -117,11 +117,11 @@ pub(super) fn mint(
 pub async fn put_scope<S: Store>(
     store: &S,
     scope: &keymint_jwks::Scope,
-    public: bool,
+    visibility: Visibility,
     now: UnixTime,
     actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
-    if scope.is_admin() && public {
+    if scope.is_admin() && visibility.is_public() {
         return Err(DomainError::Invalid(
             "admin:* scopes can never be public".into(),
         ));
@@ -131,10 +131,10 @@ pub async fn put_scope<S: Store>(
         action: "scope.put".into(),
         outcome: "ok".into(),
         scopes: Some(scope.to_string()),
-        detail: Some(format!("public={public}")),
+        detail: Some(format!("public={}", visibility.is_public())),
         ..AuditRecord::default()
     });
-    store.put_scope(scope.as_str(), public, &audit).await?;
+    store.put_scope(scope, visibility, &audit).await?;
     super::audit::log(&audit);
     Ok(())
 }
@@ -215,7 +215,7 @@ pub async fn rotate<S: Store>(
     actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     let old = store
-        .key(old_id.as_str())
+        .key(old_id)
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("key {old_id}")))?;
     if old.revoked_at.is_some() {
@@ -244,7 +244,8 @@ pub async fn rotate<S: Store>(
             .scopes()
             .await?
             .into_iter()
-            .filter_map(|(name, public)| public.then_some(name))
+            .filter(|s| s.visibility.is_public())
+            .map(|s| s.name.to_string())
             .collect();
         let old_scopes = ScopeSet::parse(&old.scopes)
             .map_err(|e| DomainError::Internal(format!("key {old_id}: stored scopes: {e}")))?;
@@ -282,10 +283,7 @@ pub async fn rotate<S: Store>(
         )),
         ..AuditRecord::default()
     });
-    if !store
-        .rotate_key(old_id.as_str(), grace_until, &rec, &audit)
-        .await?
-    {
+    if store.rotate_key(old_id, grace_until, &rec, &audit).await? == Applied::Unchanged {
         return Err(DomainError::Conflict(format!(
             "key {old_id} changed meanwhile; try again"
         )));

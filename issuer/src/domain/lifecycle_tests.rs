@@ -1,5 +1,7 @@
 //! Signing-key lifecycle and revocation-list refresh at pinned instants, on a real SQLite store.
 
+use crate::store::tests::{id_of, tenant_of};
+
 use std::time::Duration;
 
 use keymint_jwks::{Algorithm, Issuer, UnixTime};
@@ -34,13 +36,13 @@ fn enc() -> EncryptionKey {
     EncryptionKey::new(&Zeroizing::new([9; 32])).unwrap()
 }
 
-async fn state_of(store: &SqliteStore, kid: &str) -> Option<SigningKeyState> {
+async fn state_of(store: &SqliteStore, kid: &keymint_jwks::Kid) -> Option<SigningKeyState> {
     store
         .signing_keys()
         .await
         .unwrap()
         .iter()
-        .find(|k| k.kid == kid)
+        .find(|k| k.kid == *kid)
         .map(|k| k.state)
 }
 
@@ -57,15 +59,15 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
         .active
         .key()
         .kid()
-        .to_string();
+        .clone();
     let max_age = Duration::from_secs(300);
     let next = signing::rotate(store, &enc, Algorithm::EdDsa, t0, max_age, "test")
         .await
         .unwrap();
     // Published but not signing.
     let set = signing::load(store, &enc).await.unwrap();
-    assert_eq!(set.active.key().kid().as_str(), first);
-    assert!(set.published.get(&next.kid).is_some());
+    assert_eq!(*set.active.key().kid(), first);
+    assert!(set.published.get(next.kid.as_str()).is_some());
     let retire_for = Duration::from_secs(3905);
     // The cache period (300 s) plus the margin for whole seconds and feed propagation (2 s).
     assert_eq!(signing::ACTIVATION_MARGIN, Duration::from_secs(2));
@@ -92,9 +94,9 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
         Some(SigningKeyState::Retired)
     );
     let set = signing::load(store, &enc).await.unwrap();
-    assert_eq!(set.active.key().kid().as_str(), next.kid);
+    assert_eq!(*set.active.key().kid(), next.kid);
     assert!(
-        set.published.get(&first).is_some(),
+        set.published.get(first.as_str()).is_some(),
         "retired keys stay published"
     );
     // Removed only once every token it signed has expired.
@@ -115,7 +117,7 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
         "removed keys are no longer listed"
     );
     let set = signing::load(store, &enc).await.unwrap();
-    assert!(set.published.get(&first).is_none());
+    assert!(set.published.get(first.as_str()).is_none());
     // A second concurrent rotation is refused while one is pending.
     signing::rotate(
         store,
@@ -221,7 +223,7 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
     let t0 = UnixTime(1_800_000_000);
     signing::ensure_active(store, &enc, t0).await.unwrap();
     let stale = signing::load(store, &enc).await.unwrap().active;
-    let revoked = stale.key().kid().to_string();
+    let revoked = stale.key().kid().clone();
     let iss = Issuer::new("https://issuer.test").unwrap();
     let validity = Duration::from_secs(3000);
     let before = revocations::current_list(store, &stale, &iss, t0, validity)
@@ -237,7 +239,7 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
         .unwrap();
     assert_eq!(by_stale, before, "a revoked key signed a new list");
     let signer = signing::load(store, &enc).await.unwrap().active;
-    assert_ne!(signer.key().kid().as_str(), revoked);
+    assert_ne!(*signer.key().kid(), revoked);
     let list = revocations::current_list(store, &signer, &iss, UnixTime(t1.0 + 1), validity)
         .await
         .unwrap();
@@ -271,16 +273,19 @@ async fn last_used_times_are_written_in_batches_and_never_go_backwards() {
     )
     .await
     .unwrap();
-    assert_eq!(db.store.keys(Some("acme")).await.unwrap().len(), 1000);
-    let used: Vec<(String, i64)> = ids
+    assert_eq!(
+        db.store.keys(Some(&tenant_of("acme"))).await.unwrap().len(),
+        1000
+    );
+    let used: Vec<(keymint_jwks::ApiKeyId, i64)> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| (id.clone(), 1_800_000_100 + i as i64))
+        .map(|(i, id)| (id_of(id), 1_800_000_100 + i as i64))
         .collect();
     db.store.touch_keys(&used).await.unwrap();
-    db.store.touch_keys(&[(ids[999].clone(), 5)]).await.unwrap();
-    let k0 = db.store.key(&ids[0]).await.unwrap().unwrap();
-    let k999 = db.store.key(&ids[999]).await.unwrap().unwrap();
+    db.store.touch_keys(&[(id_of(&ids[999]), 5)]).await.unwrap();
+    let k0 = db.store.key(&id_of(&ids[0])).await.unwrap().unwrap();
+    let k999 = db.store.key(&id_of(&ids[999])).await.unwrap().unwrap();
     assert_eq!(k0.last_used_at, Some(1_800_000_100));
     assert_eq!(k999.last_used_at, Some(1_800_001_099));
 }
@@ -413,7 +418,7 @@ async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
     let standby = next_keys(store).await;
     assert_eq!(standby.len(), 1, "no next key published on first start");
     let standby = standby[0].kid.clone();
-    assert!(set.published.get(&standby).is_some());
+    assert!(set.published.get(standby.as_str()).is_some());
     assert_eq!(next_keys(store).await[0].activate_at, signing::STANDBY);
     // The clock never promotes it.
     let retire_for = Duration::from_secs(3905);
@@ -458,13 +463,13 @@ async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
     .await
     .unwrap();
     let set = signing::load(store, &enc).await.unwrap();
-    assert_eq!(set.active.key().kid().as_str(), standby);
+    assert_eq!(*set.active.key().kid(), standby);
     // ...and a new standby is published behind it, with the same algorithm.
     let next = next_keys(store).await;
     assert_eq!(next.len(), 1, "{next:?}");
     assert_ne!(next[0].kid, standby);
     assert_eq!(next[0].activate_at, signing::STANDBY);
-    assert!(set.published.get(&next[0].kid).is_some());
+    assert!(set.published.get(next[0].kid.as_str()).is_some());
     // Should the standby go missing (revoked itself), maintenance publishes another.
     let lost = next[0].kid.clone();
     signing::revoke(store, &enc, &lost, t1, Duration::from_secs(600), "test")

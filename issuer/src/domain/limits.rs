@@ -118,14 +118,33 @@ pub fn check(limiter: &DirectLimiter) -> Option<Duration> {
 /// quota already spent unless the limit itself changed.
 #[derive(Debug)]
 pub struct KeyLimits {
-    /// The stored `N/s` / `N/m` these were built from, and whether per client too.
-    spec: (Option<String>, bool),
-    /// A stored limit that does not parse: every request is refused (fail closed), never "no
-    /// limit".
-    unreadable: bool,
+    /// The setting these were built from, and whether per client too.
+    spec: (RateSetting, bool),
     key: Option<DirectLimiter>,
     per_client: Option<KeyedLimiter<IpAddr>>,
     checks: AtomicU32,
+}
+
+/// A key's stored `rate_limit`, read once at the store's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateSetting {
+    /// No limit stored.
+    Unlimited,
+    /// `N/s` or `N/m`.
+    Limit(RateSpec),
+    /// A stored value that does not parse: every request is refused (fail closed), never "no
+    /// limit".
+    Unreadable,
+}
+
+impl RateSetting {
+    /// The setting a stored column holds.
+    pub fn of(stored: Option<&str>) -> Self {
+        match stored {
+            None => Self::Unlimited,
+            Some(s) => RateSpec::parse(s).map_or(Self::Unreadable, Self::Limit),
+        }
+    }
 }
 
 /// How many checks between sweeps of a publishable key's per-client limiters.
@@ -134,11 +153,13 @@ const SWEEP_EVERY: u32 = 4096;
 impl KeyLimits {
     /// Limiters for a stored `rate_limit` (none when absent; every request refused when it does
     /// not parse); `per_client` for publishable keys.
-    pub fn new(rate_limit: Option<&str>, per_client: bool, ticker: &Ticker) -> Self {
-        let spec = rate_limit.and_then(RateSpec::parse);
+    pub fn new(rate: RateSetting, per_client: bool, ticker: &Ticker) -> Self {
+        let spec = match rate {
+            RateSetting::Limit(spec) => Some(spec),
+            RateSetting::Unlimited | RateSetting::Unreadable => None,
+        };
         Self {
-            spec: (rate_limit.map(str::to_owned), per_client),
-            unreadable: rate_limit.is_some() && spec.is_none(),
+            spec: (rate, per_client),
             key: spec.map(|r| r.limiter(ticker)),
             per_client: spec
                 .filter(|_| per_client)
@@ -147,15 +168,15 @@ impl KeyLimits {
         }
     }
 
-    /// Whether these limiters were built for this `rate_limit` and kind.
-    pub fn serve(&self, rate_limit: Option<&str>, per_client: bool) -> bool {
-        self.spec.0.as_deref() == rate_limit && self.spec.1 == per_client
+    /// Whether these limiters were built for this setting and kind.
+    pub fn serve(&self, rate: RateSetting, per_client: bool) -> bool {
+        self.spec == (rate, per_client)
     }
 
     /// Counts one request from `ip`; how long to wait when over either limit. The client's own
     /// share is checked first, so a client over it spends nothing of the key's quota.
     pub fn check(&self, ip: &IpAddr) -> Option<Duration> {
-        if self.unreadable {
+        if self.spec.0 == RateSetting::Unreadable {
             return Some(Duration::from_secs(60));
         }
         if let Some(per_client) = &self.per_client {
@@ -216,7 +237,7 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let (t, _) = Ticker::manual();
-        let secret = KeyLimits::new(Some("2/m"), false, &t);
+        let secret = KeyLimits::new(RateSetting::of(Some("2/m")), false, &t);
         assert!(secret.check(&a).is_none());
         assert!(secret.check(&b).is_none());
         assert!(
@@ -224,7 +245,7 @@ mod tests {
             "the key's own quota is shared by all"
         );
         // 20/m for the key, 2/m per client.
-        let publishable = KeyLimits::new(Some("20/m"), true, &t);
+        let publishable = KeyLimits::new(RateSetting::of(Some("20/m")), true, &t);
         assert!(publishable.check(&a).is_none());
         assert!(publishable.check(&a).is_none());
         assert!(publishable.check(&a).is_some(), "a tenth per client");
@@ -232,10 +253,14 @@ mod tests {
             publishable.check(&b).is_none(),
             "another client has its own tenth"
         );
-        assert!(KeyLimits::new(None, true, &t).check(&a).is_none());
+        assert!(
+            KeyLimits::new(RateSetting::Unlimited, true, &t)
+                .check(&a)
+                .is_none()
+        );
         // A client over its share spends nothing of the key's quota: ten more clients still get
         // the 18 requests left of it.
-        let drained = KeyLimits::new(Some("20/m"), true, &t);
+        let drained = KeyLimits::new(RateSetting::of(Some("20/m")), true, &t);
         for n in 0..12 {
             assert_eq!(
                 drained.check(&a).is_none(),
@@ -252,21 +277,23 @@ mod tests {
             drained.check(&"192.0.2.99".parse().unwrap()).is_some(),
             "the key's own quota is spent"
         );
-        assert!(secret.serve(Some("2/m"), false));
+        assert!(secret.serve(RateSetting::of(Some("2/m")), false));
         assert!(
-            KeyLimits::new(Some("lots"), false, &t).check(&a).is_some(),
+            KeyLimits::new(RateSetting::of(Some("lots")), false, &t)
+                .check(&a)
+                .is_some(),
             "an unreadable stored limit refuses, it does not mean no limit"
         );
-        assert!(!secret.serve(Some("3/m"), false));
-        assert!(!secret.serve(Some("2/m"), true));
-        assert!(!secret.serve(None, false));
+        assert!(!secret.serve(RateSetting::of(Some("3/m")), false));
+        assert!(!secret.serve(RateSetting::of(Some("2/m")), true));
+        assert!(!secret.serve(RateSetting::Unlimited, false));
     }
 
     /// Issue #13: 600 requests from rotating addresses of one /64 spent a publishable key's whole
     /// quota, and a client in another /64 got 429.
     #[test]
     fn a_publishable_keys_per_client_share_counts_an_ipv6_64_as_one_client() {
-        let limits = KeyLimits::new(Some("600/m"), true, &Ticker::manual().0);
+        let limits = KeyLimits::new(RateSetting::of(Some("600/m")), true, &Ticker::manual().0);
         let mut served = 0;
         for n in 0..600u16 {
             let ip = IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, n + 1));

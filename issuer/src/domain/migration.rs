@@ -38,6 +38,8 @@ pub use copied::Copied;
 pub use snapshot::Snapshot;
 pub use step::{Part, Step};
 
+use keymint_jwks::RevocationTarget;
+
 use super::DomainError;
 use crate::store::{AuditQuery, AuditRecord, Store, StoreError, StoreResult, StoredList};
 use snapshot::newest_audit;
@@ -213,26 +215,32 @@ impl<'a, S: Store> Migration<'a, S> {
             .await?;
         }
         for r in &snap.revocations {
-            let mut a = self.record(format!("copied revocation entry {} {}", r.kind, r.target));
-            match r.kind.as_str() {
-                "key" => a.key_id = Some(r.target.clone()),
-                "tenant" => a.tenant = Some(r.target.clone()),
-                _ => {}
+            let mut a = self.record(format!(
+                "copied revocation entry {} {}",
+                r.target.kind(),
+                r.target.id()
+            ));
+            match &r.target {
+                RevocationTarget::Key(id) => a.key_id = Some(id.to_string()),
+                RevocationTarget::Tenant(t) => a.tenant = Some(t.to_string()),
+                RevocationTarget::Jti(_) | RevocationTarget::Kid(_) => {}
             }
-            self.run(
-                Step::Writing(Part::Revocations),
-                target.add_revocation(r, &a),
-            )
-            .await?;
+            // Into an empty target every entry is new.
+            let _added = self
+                .run(
+                    Step::Writing(Part::Revocations),
+                    target.add_revocation(r, &a),
+                )
+                .await?;
         }
-        for (name, public) in &snap.scopes {
+        for s in &snap.scopes {
             let a = AuditRecord {
-                scopes: Some(name.clone()),
-                ..self.record(format!("copied scope, public={public}"))
+                scopes: Some(s.name.to_string()),
+                ..self.record(format!("copied scope, public={}", s.visibility.is_public()))
             };
             self.run(
                 Step::Writing(Part::Scopes),
-                target.put_scope(name, *public, &a),
+                target.put_scope(&s.name, s.visibility, &a),
             )
             .await?;
         }

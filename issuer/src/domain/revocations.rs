@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use keymint_jwks::{
-    ApiKeyId, Issuer, Jti, Kid, LIST_VERSION, PROPAGATION_BOUND, RevocationEntry, RevocationList,
+    ApiKeyId, Issuer, Jti, LIST_VERSION, PROPAGATION_BOUND, RevocationEntry, RevocationList,
     RevocationTarget, Signer, TenantId, UnixTime, jws,
 };
 use keymint_verifier::MAX_LEEWAY;
 
 use super::{DomainError, unix};
-use crate::store::{AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList};
+use crate::store::{
+    Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
+};
 
 /// The list a server serves, and a way to wait for the next one (the push channel).
 #[derive(Debug, Clone)]
@@ -103,10 +105,14 @@ pub async fn covered_ttl<S: Store>(store: &S, own: Duration) -> Result<Duration,
     Ok(own.max(token_ttl_high(store).await?))
 }
 
-fn record(kind: &str, target: &str, now: UnixTime, max_token_ttl: Duration) -> RevocationRecord {
+/// The entry for `target`, revoked `now`.
+pub(super) fn record(
+    target: RevocationTarget,
+    now: UnixTime,
+    max_token_ttl: Duration,
+) -> RevocationRecord {
     RevocationRecord {
-        kind: kind.into(),
-        target: target.into(),
+        target,
         revoked_at: unix(now),
         drop_after: unix(drop_after(now, max_token_ttl)),
     }
@@ -130,14 +136,14 @@ pub async fn revoke_key<S: Store>(
     actor: impl Into<super::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let key = store
-        .key(key_id.as_str())
+        .key(key_id)
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("key {key_id}")))?;
     let mut audit = admin_audit("key.revoke", actor.into(), now);
     audit.key_id = Some(key_id.to_string());
     audit.tenant = Some(key.tenant.clone());
-    let entry = record("key", key_id.as_str(), now, max_token_ttl);
-    if !store.revoke_key(key_id.as_str(), &entry, &audit).await? {
+    let entry = record(RevocationTarget::Key(key_id.clone()), now, max_token_ttl);
+    if store.revoke_key(key_id, &entry, &audit).await? == Applied::Unchanged {
         return Err(DomainError::Conflict(format!(
             "key {key_id} is already revoked"
         )));
@@ -156,8 +162,12 @@ pub async fn revoke_token<S: Store>(
 ) -> Result<(), DomainError> {
     let mut audit = admin_audit("token.revoke", actor.into(), now);
     audit.detail = Some(format!("jti={jti}"));
-    store
-        .add_revocation(&record("jti", jti.as_str(), now, max_token_ttl), &audit)
+    // Revoking a token twice is no error: the entry only lives on to the later drop time.
+    let _added = store
+        .add_revocation(
+            &record(RevocationTarget::Jti(jti.clone()), now, max_token_ttl),
+            &audit,
+        )
         .await?;
     super::audit::log(&audit);
     Ok(())
@@ -182,8 +192,8 @@ pub async fn revoke_tenant<S: Store>(
     audit.tenant = Some(tenant.to_string());
     let n = store
         .revoke_tenant(
-            tenant.as_str(),
-            &record("tenant", tenant.as_str(), now, max_token_ttl),
+            tenant,
+            &record(RevocationTarget::Tenant(tenant.clone()), now, max_token_ttl),
             &audit,
         )
         .await?;
@@ -191,24 +201,12 @@ pub async fn revoke_tenant<S: Store>(
     Ok(n)
 }
 
-fn entry_from(r: &RevocationRecord) -> Result<RevocationEntry, DomainError> {
-    let bad = |e: keymint_jwks::IdError| DomainError::Internal(format!("stored revocation: {e}"));
-    let target = match r.kind.as_str() {
-        "key" => RevocationTarget::Key(ApiKeyId::new(r.target.as_str()).map_err(bad)?),
-        "jti" => RevocationTarget::Jti(Jti::new(r.target.as_str()).map_err(bad)?),
-        "tenant" => RevocationTarget::Tenant(TenantId::new(r.target.as_str()).map_err(bad)?),
-        "kid" => RevocationTarget::Kid(Kid::new(r.target.as_str()).map_err(bad)?),
-        other => {
-            return Err(DomainError::Internal(format!(
-                "stored revocation kind {other:?}"
-            )));
-        }
-    };
-    Ok(RevocationEntry {
-        target,
+fn entry_from(r: &RevocationRecord) -> RevocationEntry {
+    RevocationEntry {
+        target: r.target.clone(),
         revoked_at: UnixTime(u64::try_from(r.revoked_at).unwrap_or(0)),
         drop_after: UnixTime(u64::try_from(r.drop_after).unwrap_or(0)),
-    })
+    }
 }
 
 /// The list to serve now: the newest stored one if it reflects every revocation, is younger than
@@ -247,12 +245,7 @@ pub async fn current_list<S: Store>(
         });
     }
     let as_of = store.last_change().await?;
-    let entries = store
-        .revocations(t)
-        .await?
-        .iter()
-        .map(entry_from)
-        .collect::<Result<Vec<_>, _>>()?;
+    let entries = store.revocations(t).await?.iter().map(entry_from).collect();
     let serial = latest.as_ref().map_or(1, |l| l.serial.saturating_add(1));
     let list = RevocationList {
         v: LIST_VERSION,
@@ -284,12 +277,12 @@ pub async fn current_list<S: Store>(
 
 /// Whether `signer` is still an active signing key in `store`.
 async fn in_force<S: Store>(store: &S, signer: &Signer) -> Result<bool, DomainError> {
-    let kid = signer.key().kid().as_str();
+    let kid = signer.key().kid();
     Ok(store
         .signing_keys()
         .await?
         .iter()
-        .any(|k| k.kid == kid && k.state == SigningKeyState::Active))
+        .any(|k| k.kid == *kid && k.state == SigningKeyState::Active))
 }
 
 /// Whether `list` carries `signer`'s key ID.

@@ -15,12 +15,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keymint_jwks::{Algorithm, Jwk, Jwks, Signer, SigningKey, UnixTime};
+use keymint_jwks::{Algorithm, Jwk, Jwks, Kid, RevocationTarget, Signer, SigningKey, UnixTime};
 use ring::digest;
 
 use super::secret_box::EncryptionKey;
 use super::{DomainError, unix};
-use crate::store::{AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
+use crate::store::{Applied, AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
 
 /// What the running server signs and publishes, swapped as a whole.
 #[derive(Debug)]
@@ -45,9 +45,9 @@ fn new_record(
     activate_at: i64,
 ) -> Result<SigningKeyRecord, DomainError> {
     let key = SigningKey::generate(alg).map_err(|e| DomainError::Internal(e.to_string()))?;
-    let kid = key.kid().as_str().to_owned();
+    let kid = key.kid().clone();
     let encrypted = enc
-        .seal(&kid, key.pkcs8_der())
+        .seal(kid.as_str(), key.pkcs8_der())
         .map_err(|e| DomainError::Internal(e.to_string()))?;
     Ok(SigningKeyRecord {
         kid,
@@ -222,7 +222,8 @@ pub async fn maintain<S: Store>(
                     Some(remove_after),
                     None,
                 )
-                .await?;
+                .await?
+                .changed();
         }
         let audit = AuditRecord {
             at: t,
@@ -241,6 +242,7 @@ pub async fn maintain<S: Store>(
                 Some(&audit),
             )
             .await?
+            .changed()
         {
             super::audit::log(&audit);
             changed = true;
@@ -259,7 +261,8 @@ pub async fn maintain<S: Store>(
                 None,
                 None,
             )
-            .await?;
+            .await?
+            .changed();
     }
     changed |= ensure_next(store, enc, now).await?;
     Ok(changed)
@@ -288,7 +291,7 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
     let active = active.ok_or_else(|| DomainError::Internal("no active signing key".into()))?;
     let alg = Algorithm::from_name(&active.alg)
         .ok_or_else(|| DomainError::Internal(format!("unknown algorithm {}", active.alg)))?;
-    let pkcs8 = enc.open(&active.kid, &active.encrypted_pkcs8).map_err(|e| {
+    let pkcs8 = enc.open(active.kid.as_str(), &active.encrypted_pkcs8).map_err(|e| {
         DomainError::Internal(format!(
             "cannot decrypt signing key {}: {e} (is KEYMINT_ENCRYPTION_KEY the one it was created with?)",
             active.kid
@@ -296,7 +299,7 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
     })?;
     let key =
         SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| DomainError::Internal(e.to_string()))?;
-    if key.kid().as_str() != active.kid {
+    if *key.kid() != active.kid {
         return Err(DomainError::Internal(format!(
             "signing key {} does not match its kid",
             active.kid
@@ -326,7 +329,7 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
 pub async fn revoke<S: Store>(
     store: &S,
     enc: &EncryptionKey,
-    kid: &str,
+    kid: &Kid,
     now: UnixTime,
     max_token_ttl: Duration,
     actor: impl Into<super::audit::Actor<'_>>,
@@ -334,7 +337,7 @@ pub async fn revoke<S: Store>(
     let keys = store.signing_keys().await?;
     let key = keys
         .iter()
-        .find(|k| k.kid == kid)
+        .find(|k| k.kid == *kid)
         .ok_or_else(|| DomainError::NotFound(format!("signing key {kid}")))?;
     if matches!(
         key.state,
@@ -364,12 +367,7 @@ pub async fn revoke<S: Store>(
     } else {
         None
     };
-    let entry = crate::store::RevocationRecord {
-        kind: "kid".into(),
-        target: kid.to_owned(),
-        revoked_at: t,
-        drop_after: unix(super::revocations::drop_after(now, max_token_ttl)),
-    };
+    let entry = super::revocations::record(RevocationTarget::Kid(kid.clone()), now, max_token_ttl);
     let audit = actor.into().stamp(AuditRecord {
         at: t,
         action: "signing_key.revoke".into(),
@@ -377,9 +375,10 @@ pub async fn revoke<S: Store>(
         detail: Some(format!("kid={kid}")),
         ..AuditRecord::default()
     });
-    if !store
+    if store
         .revoke_signing_key(kid, successor, &entry, &audit)
         .await?
+        == Applied::Unchanged
     {
         return Err(DomainError::Conflict(format!(
             "signing key {kid} changed meanwhile; try again"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use keymint_jwks::{
-    Audience, Claims, ClientId, Issuer, Jkt, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
+    ApiKeyId, Audience, Claims, ClientId, Issuer, Jkt, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
 };
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -18,7 +18,7 @@ use super::api_key::{self, KeyKind};
 use super::audit::AuditSink;
 use super::clock::Ticker;
 use super::key_hash::KeyHasher;
-use super::limits::KeyLimits;
+use super::limits::{KeyLimits, RateSetting};
 use super::signing::SigningSet;
 use super::throttle::Throttle;
 use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
@@ -164,7 +164,7 @@ pub struct TokenService<S> {
     /// Key IDs the database did not know, so that guessing the same ID again costs no lookup.
     /// Bounded; an ID is forgotten when a key with it is created (the change feed says so).
     unknown: Arc<Cache<String, ()>>,
-    usage: Arc<Mutex<HashMap<String, i64>>>,
+    usage: Arc<Mutex<HashMap<ApiKeyId, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
     /// The scopes an admin has marked public, re-read when a scope changes: what a publishable key
@@ -307,7 +307,8 @@ impl<S: Store> TokenService<S> {
             .scopes()
             .await?
             .into_iter()
-            .filter_map(|(name, public)| public.then_some(name))
+            .filter(|s| s.visibility.is_public())
+            .map(|s| s.name.to_string())
             .collect();
         self.public_scopes.store(Arc::new(public));
         Ok(())
@@ -319,7 +320,7 @@ impl<S: Store> TokenService<S> {
     }
 
     /// Takes the last-used times recorded since the previous call.
-    pub fn take_usage(&self) -> Vec<(String, i64)> {
+    pub fn take_usage(&self) -> Vec<(ApiKeyId, i64)> {
         let mut usage = self
             .usage
             .lock()
@@ -436,7 +437,7 @@ impl<S: Store> TokenService<S> {
             self.usage
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(key.record.key_id.clone(), t);
+                .insert(key.key_id.clone(), t);
         }
         Ok(IssuedToken {
             access_token,
@@ -478,7 +479,7 @@ impl<S: Store> TokenService<S> {
                     });
                 }
                 let generation = self.keys.generation();
-                let Some(record) = self.store.key(id).await? else {
+                let Some(record) = self.store.key(&presented.key_id).await? else {
                     self.unknown.insert(id.to_owned(), ());
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
@@ -520,7 +521,7 @@ impl<S: Store> TokenService<S> {
     /// The limiters for `record`: the ones already counting for this key if its limit has not
     /// changed, new ones otherwise.
     fn limits_for(&self, record: &KeyRecord) -> Arc<KeyLimits> {
-        let rate = record.rate_limit.as_deref();
+        let rate = RateSetting::of(record.rate_limit.as_deref());
         let per_client = ActiveKey::limited_per_client(record);
         if let Some(l) = self.limits.get(&record.key_id)
             && l.serve(rate, per_client)

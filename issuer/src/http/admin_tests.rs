@@ -1,6 +1,8 @@
 //! The admin API through the router, without sockets: admin keys → admin tokens → `/v1/admin`,
 //! least privilege, RFC 9457 problems, RFC 6750 challenges.
 
+use crate::store::Visibility;
+use crate::store::tests::id_of;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use keymint_jwks::{ScopeSet, UnixTime};
@@ -122,7 +124,7 @@ async fn admin_read_lists_but_cannot_create_or_revoke() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         h.store
-            .key(&customer.key_id)
+            .key(&id_of(&customer.key_id))
             .await
             .unwrap()
             .unwrap()
@@ -242,7 +244,7 @@ async fn audit_pages_are_newest_first_and_follow_next_before() {
         crate::domain::keys::put_scope(
             &*h.store,
             &keymint_jwks::Scope::new(format!("s{i}")).unwrap(),
-            false,
+            Visibility::Private,
             UnixTime::now(),
             "test",
         )
@@ -368,7 +370,7 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
     let h = harness("admin-list-first").await;
     let (_, read) = admin_token(&h, "admin:read").await;
     let enc = EncryptionKey::new(&zeroize::Zeroizing::new([3; 32])).unwrap();
-    let old = h.state.signing.load().active.key().kid().to_string();
+    let old = h.state.signing.load().active.key().kid().clone();
     let hour = std::time::Duration::from_secs(3600);
     // The standby *next* key every verifier holds normally takes over; without one (removed here)
     // a fresh key signs at once, which no key set served holds yet: the moment this is about.
@@ -383,6 +385,7 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
                         .transition_signing_key(&k.kid, next, removed, now, None, None)
                         .await
                         .unwrap()
+                        .changed()
                 );
             }
         }

@@ -1,5 +1,6 @@
 //! Router tests without a socket: the whole app over `oneshot`, on a store that can go down.
 
+use crate::store::Visibility;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,7 +219,7 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
     keys::put_scope(
         &*h.store,
         &keymint_jwks::Scope::new("catalog:read").unwrap(),
-        true,
+        Visibility::Public,
         now,
         "test",
     )

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
+
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, PgStore, RefusalCount,
-    RevocationRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store, StoreResult,
-    StoredList, Successor, TenantSummary,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore, RefusalCount,
+    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store,
+    StoreResult, StoredList, Successor, TenantSummary, Visibility,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods

@@ -6,9 +6,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
+
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
-    SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor, TenantSummary,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
+    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList,
+    Successor, TenantSummary, Visibility,
 };
 
 /// Calls `$then!` with every method of [`Store`]: `docs fn name(&self, args) -> Output;`.
@@ -26,31 +29,31 @@ macro_rules! store_methods {
             /// Inserts many API keys in one transaction, with one audit record (bulk seeding).
             fn insert_keys(&self, keys: &[KeyRecord], audit: &AuditRecord) -> StoreResult<()>;
             /// One API key.
-            fn key(&self, key_id: &str) -> StoreResult<Option<KeyRecord>>;
+            fn key(&self, key_id: &ApiKeyId) -> StoreResult<Option<KeyRecord>>;
             /// API keys, optionally of one tenant, newest first.
-            fn keys(&self, tenant: Option<&str>) -> StoreResult<Vec<KeyRecord>>;
+            fn keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<KeyRecord>>;
             /// Tenants named by customer (non-admin) keys, with their key counts at `now`.
             fn tenants(&self, now: i64) -> StoreResult<Vec<TenantSummary>>;
             /// Revokes a key and records the revocation entry. False if the key does not exist or was
             /// already revoked.
             fn revoke_key(
                 &self,
-                key_id: &str,
+                key_id: &ApiKeyId,
                 entry: &RevocationRecord,
                 audit: &AuditRecord
-            ) -> StoreResult<bool>;
+            ) -> StoreResult<Applied>;
             /// Inserts `successor` and cuts the old key's expiry to `grace_until`.
             fn rotate_key(
                 &self,
-                old_key_id: &str,
+                old_key_id: &ApiKeyId,
                 grace_until: i64,
                 successor: &KeyRecord,
                 audit: &AuditRecord
-            ) -> StoreResult<bool>;
+            ) -> StoreResult<Applied>;
             /// Revokes every key of a tenant and records the tenant entry; returns the number of keys.
             fn revoke_tenant(
                 &self,
-                tenant: &str,
+                tenant: &TenantId,
                 entry: &RevocationRecord,
                 audit: &AuditRecord
             ) -> StoreResult<u64>;
@@ -59,9 +62,9 @@ macro_rules! store_methods {
                 &self,
                 entry: &RevocationRecord,
                 audit: &AuditRecord
-            ) -> StoreResult<bool>;
+            ) -> StoreResult<Applied>;
             /// Records last-used times, in one transaction.
-            fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()>;
+            fn touch_keys(&self, used: &[(ApiKeyId, i64)]) -> StoreResult<()>;
             /// Revocation entries still in force at `now` (`drop_after` not passed).
             fn revocations(&self, now: i64) -> StoreResult<Vec<RevocationRecord>>;
             /// The newest signed list.
@@ -80,31 +83,31 @@ macro_rules! store_methods {
             /// do each transition once). Returns whether it moved.
             fn transition_signing_key(
                 &self,
-                kid: &str,
+                kid: &Kid,
                 from: SigningKeyState,
                 to: SigningKeyState,
                 at: i64,
                 remove_after: Option<i64>,
                 audit: Option<&AuditRecord>
-            ) -> StoreResult<bool>;
+            ) -> StoreResult<Applied>;
             /// Revokes a signing key at once: out of the JWKS, private key destroyed, and a `kid`
             /// revocation entry, in one transaction. False if no such key is published.
             fn revoke_signing_key(
                 &self,
-                kid: &str,
+                kid: &Kid,
                 successor: Option<Successor<'_>>,
                 entry: &RevocationRecord,
                 audit: &AuditRecord
-            ) -> StoreResult<bool>;
+            ) -> StoreResult<Applied>;
             /// Declares a scope (public or not); idempotent.
-            fn put_scope(&self, name: &str, public: bool, audit: &AuditRecord) -> StoreResult<()>;
+            fn put_scope(&self, name: &Scope, visibility: Visibility, audit: &AuditRecord) -> StoreResult<()>;
             /// Declared scopes and whether each is public.
-            fn scopes(&self) -> StoreResult<Vec<(String, bool)>>;
+            fn scopes(&self) -> StoreResult<Vec<ScopeRecord>>;
             /// Every origin allowed by a publishable key that is neither revoked nor expired at `now`.
             fn publishable_origins(&self, now: i64) -> StoreResult<Vec<String>>;
             /// Records a DPoP proof ID until `until` (dropping a few long-expired ones on the way).
             /// False if it was recorded before: a replay, whichever process saw it first.
-            fn claim_dpop_proof(&self, id: &str, until: i64, now: i64) -> StoreResult<bool>;
+            fn claim_dpop_proof(&self, id: &str, until: i64, now: i64) -> StoreResult<Claim>;
             /// Resolves when another process may just have written to the change feed, or after `max`
             /// at the latest: the change watcher waits on this between reads of the feed. Backends that
             /// can be told (Postgres: `LISTEN`/`NOTIFY`) wake early; the others just wait `max`.

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
+
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
-    SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList, Successor,
-    TenantSummary,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
+    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError,
+    StoreResult, StoredList, Successor, TenantSummary, Visibility,
 };
 
 /// See the module docs.

@@ -18,8 +18,9 @@ pub use api::Store;
 pub use flaky::FlakyStore;
 pub use postgres::PgStore;
 pub use records::{
-    AuditEntry, AuditQuery, AuditRecord, Change, KeyRecord, RefusalCount, RevocationRecord,
-    SigningKeyRecord, SigningKeyState, StoredList, TenantSummary,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
+    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantSummary,
+    Visibility,
 };
 pub use sqlite::SqliteStore;
 
@@ -74,7 +75,7 @@ fn unavailable(e: sqlx::Error) -> StoreError {
 #[derive(Debug, Clone, Copy)]
 pub enum Successor<'a> {
     /// The published *next* key (by `kid`) becomes active.
-    Promote(&'a str),
+    Promote(&'a keymint_jwks::Kid),
     /// A new key, inserted already active.
     Insert(&'a SigningKeyRecord),
 }

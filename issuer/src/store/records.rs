@@ -1,5 +1,7 @@
 //! Rows as the store reads and writes them. Plain data; the domain gives them meaning.
 
+use keymint_jwks::{ApiKeyId, Jti, Kid, RevocationTarget, Scope, TenantId};
+
 /// An API key row. Never holds the secret, only its keyed hash. `Debug` leaves the hash out.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyRecord {
@@ -101,16 +103,122 @@ pub struct RefusalCount {
 }
 
 /// A revocation entry.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationRecord {
-    /// `key`, `jti`, `tenant` or `kid`.
-    pub kind: String,
-    /// What is revoked.
-    pub target: String,
+    /// What is revoked (stored as its `kind` and `target` columns).
+    pub target: RevocationTarget,
     /// When.
     pub revoked_at: i64,
     /// When the entry can go.
     pub drop_after: i64,
+}
+
+/// A revocation entry as its row holds it; typed once, on the way out of the store.
+#[derive(sqlx::FromRow)]
+pub(super) struct RevocationRow {
+    kind: String,
+    target: String,
+    revoked_at: i64,
+    drop_after: i64,
+}
+
+impl TryFrom<RevocationRow> for RevocationRecord {
+    type Error = super::StoreError;
+
+    fn try_from(r: RevocationRow) -> Result<Self, Self::Error> {
+        let bad = |e: keymint_jwks::IdError| super::StoreError::Corrupt(Box::new(e));
+        let target = match r.kind.as_str() {
+            "key" => RevocationTarget::Key(ApiKeyId::new(r.target).map_err(bad)?),
+            "jti" => RevocationTarget::Jti(Jti::new(r.target).map_err(bad)?),
+            "tenant" => RevocationTarget::Tenant(TenantId::new(r.target).map_err(bad)?),
+            "kid" => RevocationTarget::Kid(Kid::new(r.target).map_err(bad)?),
+            other => {
+                return Err(super::StoreError::Corrupt(
+                    format!("revocation entry of unknown kind {other:?}").into(),
+                ));
+            }
+        };
+        Ok(Self {
+            target,
+            revoked_at: r.revoked_at,
+            drop_after: r.drop_after,
+        })
+    }
+}
+
+/// Whether a conditional write changed anything. Callers must look: `#[must_use]`.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It did.
+    Changed,
+    /// Nothing matched: the row is missing, or already in the state asked for.
+    Unchanged,
+}
+
+impl Applied {
+    /// Whether it changed anything.
+    pub fn changed(self) -> bool {
+        self == Self::Changed
+    }
+
+    /// From the rows a statement affected.
+    pub(super) fn from_rows(rows: u64) -> Self {
+        if rows == 0 {
+            Self::Unchanged
+        } else {
+            Self::Changed
+        }
+    }
+}
+
+/// What claiming a DPoP proof ID in the shared table found.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First seen: the proof may be used.
+    First,
+    /// Seen before, by this process or another: a replay.
+    Replay,
+}
+
+impl Claim {
+    /// Whether this was the first claim.
+    pub fn is_first(self) -> bool {
+        self == Self::First
+    }
+}
+
+/// Whether publishable keys may mint a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Marked public by an admin: publishable keys may hold it.
+    Public,
+    /// Only secret keys may hold it (the default).
+    Private,
+}
+
+impl Visibility {
+    /// [`Visibility::Public`] when `public`, else [`Visibility::Private`] (a JSON flag or a
+    /// command-line switch).
+    pub fn public_if(public: bool) -> Self {
+        if public { Self::Public } else { Self::Private }
+    }
+
+    /// Whether it is [`Visibility::Public`] (the database's `public` column).
+    pub fn is_public(self) -> bool {
+        self == Self::Public
+    }
+}
+
+/// A declared scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRecord {
+    /// The scope.
+    pub name: Scope,
+    /// Whether publishable keys may hold it.
+    pub visibility: Visibility,
 }
 
 /// A signed revocation list as stored.
@@ -222,7 +330,8 @@ impl TryFrom<String> for SigningKeyState {
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// RFC 7638 thumbprint.
-    pub kid: String,
+    #[sqlx(try_from = "String")]
+    pub kid: Kid,
     /// `EdDSA` or `ES256`.
     pub alg: String,
     /// Nonce || AES-256-GCM(PKCS#8) with the kid as associated data.
@@ -327,7 +436,7 @@ mod tests {
             "{shown}"
         );
         let signing = SigningKeyRecord {
-            kid: "kid1".into(),
+            kid: keymint_jwks::Kid::new("kid1").unwrap(),
             alg: "EdDSA".into(),
             encrypted_pkcs8: vec![0xCD; 48],
             public_jwk: "{}".into(),

@@ -4,10 +4,43 @@
 //! databases), which `scripts/test` sets after starting a throwaway cluster; each test gets a
 //! fresh database. Without it the Postgres tests fail, loudly, rather than skip.
 
+use keymint_jwks::{ApiKeyId, Kid, RevocationTarget, Scope, TenantId};
+
 use super::{
-    AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor,
+    Applied, AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
+    SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor, Visibility,
 };
+
+/// A signing key ID for a test.
+pub(crate) fn kid_of(s: &str) -> Kid {
+    Kid::new(s).unwrap()
+}
+
+/// An API key ID for a test.
+pub(crate) fn id_of(s: &str) -> ApiKeyId {
+    ApiKeyId::new(s).unwrap()
+}
+
+/// A tenant for a test.
+pub(crate) fn tenant_of(s: &str) -> TenantId {
+    TenantId::new(s).unwrap()
+}
+
+/// A scope for a test.
+pub(crate) fn scope_of(s: &str) -> Scope {
+    Scope::new(s).unwrap()
+}
+
+/// What an entry of `kind` (`key`, `jti`, `tenant`, `kid`) revokes.
+pub(crate) fn target_of(kind: &str, id: &str) -> RevocationTarget {
+    match kind {
+        "key" => RevocationTarget::Key(id_of(id)),
+        "jti" => RevocationTarget::Jti(keymint_jwks::Jti::new(id).unwrap()),
+        "tenant" => RevocationTarget::Tenant(tenant_of(id)),
+        "kid" => RevocationTarget::Kid(kid_of(id)),
+        other => panic!("no revocation kind {other}"),
+    }
+}
 
 /// A fresh, empty Postgres database on the test server; returns its URL.
 pub(crate) async fn fresh_pg_database() -> String {
@@ -96,8 +129,11 @@ both_backends!(
 /// the key in two transactions, so a failure between them left two active keys.
 async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store) {
     use SigningKeyState::{Active, Next, Revoked};
-    let state =
-        |v: Vec<SigningKeyRecord>, kid: &str| v.into_iter().find(|k| k.kid == kid).map(|k| k.state);
+    let state = |v: Vec<SigningKeyRecord>, kid: &str| {
+        v.into_iter()
+            .find(|k| k.kid.as_str() == kid)
+            .map(|k| k.state)
+    };
     s.insert_signing_key(&signing_key("a", Active), None)
         .await
         .unwrap();
@@ -107,13 +143,14 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
     // A successor that is not (or no longer) next: nothing at all happens.
     assert!(
         !s.revoke_signing_key(
-            "a",
-            Some(Successor::Promote("a")),
+            &kid_of("a"),
+            Some(Successor::Promote(&kid_of("a"))),
             &entry("kid", "a", 10, 900),
             &audit("signing_key.revoke", 10)
         )
         .await
         .unwrap()
+        .changed()
     );
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(
@@ -123,13 +160,14 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
     assert!(s.revocations(0).await.unwrap().is_empty());
     assert!(
         s.revoke_signing_key(
-            "a",
-            Some(Successor::Promote("n")),
+            &kid_of("a"),
+            Some(Successor::Promote(&kid_of("n"))),
             &entry("kid", "a", 11, 900),
             &audit("signing_key.revoke", 11)
         )
         .await
         .unwrap()
+        .changed()
     );
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(
@@ -139,13 +177,14 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
     let fresh = signing_key("f", Active);
     assert!(
         s.revoke_signing_key(
-            "n",
+            &kid_of("n"),
             Some(Successor::Insert(&fresh)),
             &entry("kid", "n", 12, 900),
             &audit("signing_key.revoke", 12)
         )
         .await
         .unwrap()
+        .changed()
     );
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(
@@ -160,18 +199,26 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
 async fn a_list_change_behind_more_than_a_page_of_other_changes_is_seen(s: &impl Store) {
     let start = s.last_change().await.unwrap();
     for n in 0..=super::FEED_PAGE {
-        s.put_scope(&format!("scope-{n}"), false, &audit("scope.put", 1))
-            .await
-            .unwrap();
+        s.put_scope(
+            &scope_of(&format!("scope-{n}")),
+            Visibility::Private,
+            &audit("scope.put", 1),
+        )
+        .await
+        .unwrap();
     }
     assert!(!s.list_changed_since(start).await.unwrap(), "scopes only");
     let entry = RevocationRecord {
-        kind: "jti".into(),
-        target: "behind-the-page".into(),
+        target: target_of("jti", "behind-the-page"),
         revoked_at: 1,
         drop_after: i64::MAX,
     };
-    assert!(s.add_revocation(&entry, &audit("revoke", 1)).await.unwrap());
+    assert!(
+        s.add_revocation(&entry, &audit("revoke", 1))
+            .await
+            .unwrap()
+            .changed()
+    );
     assert!(s.list_changed_since(start).await.unwrap());
     let page = s.changes_since(start).await.unwrap();
     assert_eq!(
@@ -205,8 +252,7 @@ async fn postgres_wakes_a_waiting_watcher_when_another_process_writes_a_change()
             break;
         }
         let entry = RevocationRecord {
-            kind: "jti".into(),
-            target: format!("jti-{n}"),
+            target: target_of("jti", &format!("jti-{n}")),
             revoked_at: 1,
             drop_after: i64::MAX,
         };
@@ -215,6 +261,7 @@ async fn postgres_wakes_a_waiting_watcher_when_another_process_writes_a_change()
                 .add_revocation(&entry, &AuditRecord::default())
                 .await
                 .unwrap()
+                .changed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -262,8 +309,7 @@ fn audit(action: &str, at: i64) -> AuditRecord {
 
 fn entry(kind: &str, target: &str, at: i64, drop_after: i64) -> RevocationRecord {
     RevocationRecord {
-        kind: kind.into(),
-        target: target.into(),
+        target: target_of(kind, target),
         revoked_at: at,
         drop_after,
     }
@@ -277,8 +323,8 @@ async fn keys_round_trip_and_list_by_tenant(s: &impl Store) {
     b.allow_origins = "https://app.beta.example".into();
     s.insert_key(&a, &audit("key.create", 1)).await.unwrap();
     s.insert_key(&b, &audit("key.create", 2)).await.unwrap();
-    assert_eq!(s.key("a1").await.unwrap(), Some(a.clone()));
-    assert_eq!(s.key("nope").await.unwrap(), None);
+    assert_eq!(s.key(&id_of("a1")).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.key(&id_of("nope")).await.unwrap(), None);
     assert!(matches!(
         s.insert_key(&a, &audit("key.create", 3)).await,
         Err(StoreError::Conflict)
@@ -288,7 +334,7 @@ async fn keys_round_trip_and_list_by_tenant(s: &impl Store) {
         all.iter().map(|k| k.key_id.as_str()).collect::<Vec<_>>(),
         ["b1", "a1"]
     );
-    assert_eq!(s.keys(Some("acme")).await.unwrap(), vec![a]);
+    assert_eq!(s.keys(Some(&tenant_of("acme"))).await.unwrap(), vec![a]);
     let tenants = s.tenants(1_800_000_000).await.unwrap();
     assert_eq!(
         tenants
@@ -305,21 +351,27 @@ async fn revoking_a_key_happens_once_and_records_its_entry(s: &impl Store) {
         .unwrap();
     let e = entry("key", "k1", 100, 5000);
     assert!(
-        s.revoke_key("k1", &e, &audit("key.revoke", 100))
+        s.revoke_key(&id_of("k1"), &e, &audit("key.revoke", 100))
             .await
             .unwrap()
+            .changed()
     );
     assert!(
-        !s.revoke_key("k1", &e, &audit("key.revoke", 101))
+        !s.revoke_key(&id_of("k1"), &e, &audit("key.revoke", 101))
             .await
             .unwrap()
+            .changed()
     );
     assert!(
-        !s.revoke_key("zz", &e, &audit("key.revoke", 102))
+        !s.revoke_key(&id_of("zz"), &e, &audit("key.revoke", 102))
             .await
             .unwrap()
+            .changed()
     );
-    assert_eq!(s.key("k1").await.unwrap().unwrap().revoked_at, Some(100));
+    assert_eq!(
+        s.key(&id_of("k1")).await.unwrap().unwrap().revoked_at,
+        Some(100)
+    );
     assert_eq!(s.revocations(0).await.unwrap(), vec![e]);
     assert_eq!(s.tenants(0).await.unwrap()[0].active_keys, 0);
 }
@@ -330,11 +382,12 @@ async fn rotation_cuts_the_old_expiry_and_inserts_the_successor_atomically(s: &i
         .unwrap();
     let next = key("new", "acme");
     assert!(
-        s.rotate_key("old", 1_900_000_000, &next, &audit("key.rotate", 2))
+        s.rotate_key(&id_of("old"), 1_900_000_000, &next, &audit("key.rotate", 2))
             .await
             .unwrap()
+            .changed()
     );
-    let old = s.key("old").await.unwrap().unwrap();
+    let old = s.key(&id_of("old")).await.unwrap().unwrap();
     assert_eq!(
         (old.expires_at, old.rotated_to.as_deref()),
         (1_900_000_000, Some("new"))
@@ -343,36 +396,46 @@ async fn rotation_cuts_the_old_expiry_and_inserts_the_successor_atomically(s: &i
     // lifetime never extends a key.
     assert!(
         !s.rotate_key(
-            "old",
+            &id_of("old"),
             1_950_000_000,
             &key("x", "acme"),
             &audit("key.rotate", 3)
         )
         .await
         .unwrap()
+        .changed()
     );
-    assert_eq!(s.key("x").await.unwrap(), None);
+    assert_eq!(s.key(&id_of("x")).await.unwrap(), None);
     assert!(
         s.rotate_key(
-            "new",
+            &id_of("new"),
             2_100_000_000,
             &key("newer", "acme"),
             &audit("key.rotate", 4)
         )
         .await
         .unwrap()
+        .changed()
     );
     assert_eq!(
-        s.key("new").await.unwrap().unwrap().expires_at,
+        s.key(&id_of("new")).await.unwrap().unwrap().expires_at,
         2_000_000_000
     );
     // A failed insert of the successor (its ID exists) leaves the old key untouched.
     assert!(
-        s.rotate_key("newer", 1, &key("old", "acme"), &audit("key.rotate", 5))
-            .await
-            .is_err()
+        s.rotate_key(
+            &id_of("newer"),
+            1,
+            &key("old", "acme"),
+            &audit("key.rotate", 5)
+        )
+        .await
+        .is_err()
     );
-    assert_eq!(s.key("newer").await.unwrap().unwrap().rotated_to, None);
+    assert_eq!(
+        s.key(&id_of("newer")).await.unwrap().unwrap().rotated_to,
+        None
+    );
 }
 
 async fn revoking_a_tenant_revokes_each_key_and_lists_them(s: &impl Store) {
@@ -386,7 +449,7 @@ async fn revoking_a_tenant_revokes_each_key_and_lists_them(s: &impl Store) {
         .unwrap();
     let n = s
         .revoke_tenant(
-            "acme",
+            &tenant_of("acme"),
             &entry("tenant", "acme", 50, 900),
             &audit("tenant.revoke", 50),
         )
@@ -398,7 +461,7 @@ async fn revoking_a_tenant_revokes_each_key_and_lists_them(s: &impl Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.kind, e.target))
+        .map(|e| (e.target.kind().to_owned(), e.target.id().to_owned()))
         .collect();
     assert_eq!(
         listed,
@@ -408,7 +471,7 @@ async fn revoking_a_tenant_revokes_each_key_and_lists_them(s: &impl Store) {
             ("tenant".to_owned(), "acme".to_owned())
         ]
     );
-    assert_eq!(s.key("o1").await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(s.key(&id_of("o1")).await.unwrap().unwrap().revoked_at, None);
 }
 
 async fn revocations_leave_the_list_after_drop_after(s: &impl Store) {
@@ -416,14 +479,21 @@ async fn revocations_leave_the_list_after_drop_after(s: &impl Store) {
         s.add_revocation(&entry("jti", "j1", 10, 100), &audit("token.revoke", 10))
             .await
             .unwrap()
+            .changed()
     );
     // Revoking again never shortens the entry's life.
-    s.add_revocation(&entry("jti", "j1", 20, 50), &audit("token.revoke", 20))
-        .await
-        .unwrap();
-    s.add_revocation(&entry("jti", "j1", 30, 300), &audit("token.revoke", 30))
-        .await
-        .unwrap();
+    assert_eq!(
+        s.add_revocation(&entry("jti", "j1", 20, 50), &audit("token.revoke", 20))
+            .await
+            .unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        s.add_revocation(&entry("jti", "j1", 30, 300), &audit("token.revoke", 30))
+            .await
+            .unwrap(),
+        Applied::Changed
+    );
     assert_eq!(s.revocations(299).await.unwrap().len(), 1);
     assert_eq!(s.revocations(299).await.unwrap()[0].drop_after, 300);
     assert!(s.revocations(300).await.unwrap().is_empty());
@@ -450,7 +520,7 @@ async fn one_list_per_serial_and_the_newest_wins(s: &impl Store) {
 
 fn signing_key(kid: &str, state: SigningKeyState) -> SigningKeyRecord {
     SigningKeyRecord {
-        kid: kid.into(),
+        kid: kid_of(kid),
         alg: "EdDSA".into(),
         encrypted_pkcs8: vec![1, 2, 3],
         public_jwk: "{}".into(),
@@ -475,21 +545,25 @@ async fn signing_keys_move_only_from_the_expected_state_and_lose_private_keys(s:
     .await
     .unwrap();
     assert!(
-        s.transition_signing_key("n", Next, Active, 20, None, None)
+        s.transition_signing_key(&kid_of("n"), Next, Active, 20, None, None)
             .await
             .unwrap()
+            .changed()
     );
     assert!(
-        !s.transition_signing_key("n", Next, Active, 21, None, None)
+        !s.transition_signing_key(&kid_of("n"), Next, Active, 21, None, None)
             .await
             .unwrap()
+            .changed()
     );
     assert!(
-        s.transition_signing_key("a", Active, Retired, 20, Some(500), None)
+        s.transition_signing_key(&kid_of("a"), Active, Retired, 20, Some(500), None)
             .await
             .unwrap()
+            .changed()
     );
-    let by_kid = |v: Vec<SigningKeyRecord>, kid: &str| v.into_iter().find(|k| k.kid == kid);
+    let by_kid =
+        |v: Vec<SigningKeyRecord>, kid: &str| v.into_iter().find(|k| k.kid.as_str() == kid);
     let a = by_kid(s.signing_keys().await.unwrap(), "a").unwrap();
     assert_eq!(
         (
@@ -501,48 +575,71 @@ async fn signing_keys_move_only_from_the_expected_state_and_lose_private_keys(s:
         (Retired, Some(20), Some(500), 3)
     );
     assert!(
-        s.transition_signing_key("a", Retired, Removed, 600, None, None)
+        s.transition_signing_key(&kid_of("a"), Retired, Removed, 600, None, None)
             .await
             .unwrap()
+            .changed()
     );
     assert_eq!(by_kid(s.signing_keys().await.unwrap(), "a"), None);
     assert!(
         s.revoke_signing_key(
-            "n",
+            &kid_of("n"),
             None,
             &entry("kid", "n", 30, 900),
             &audit("signing_key.revoke", 30)
         )
         .await
         .unwrap()
+        .changed()
     );
     let n = by_kid(s.signing_keys().await.unwrap(), "n").unwrap();
     assert_eq!((n.state, n.encrypted_pkcs8.len()), (Revoked, 0));
     assert!(
         !s.revoke_signing_key(
-            "n",
+            &kid_of("n"),
             None,
             &entry("kid", "n", 31, 900),
             &audit("signing_key.revoke", 31)
         )
         .await
         .unwrap()
+        .changed()
     );
 }
 
 async fn scopes_upsert_and_publishable_origins_skip_dead_keys(s: &impl Store) {
-    s.put_scope("read", false, &audit("scope.put", 1))
-        .await
-        .unwrap();
-    s.put_scope("read", true, &audit("scope.put", 2))
-        .await
-        .unwrap();
-    s.put_scope("admin-only", false, &audit("scope.put", 3))
-        .await
-        .unwrap();
+    s.put_scope(
+        &scope_of("read"),
+        Visibility::Private,
+        &audit("scope.put", 1),
+    )
+    .await
+    .unwrap();
+    s.put_scope(
+        &scope_of("read"),
+        Visibility::Public,
+        &audit("scope.put", 2),
+    )
+    .await
+    .unwrap();
+    s.put_scope(
+        &scope_of("admin-only"),
+        Visibility::Private,
+        &audit("scope.put", 3),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        s.scopes().await.unwrap(),
-        [("admin-only".to_owned(), false), ("read".to_owned(), true)]
+        s.scopes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.name.to_string(), r.visibility))
+            .collect::<Vec<_>>(),
+        [
+            ("admin-only".to_owned(), Visibility::Private),
+            ("read".to_owned(), Visibility::Public)
+        ]
     );
     let mut live = key("p1", "acme");
     live.kind = "pk".into();
@@ -561,12 +658,22 @@ async fn scopes_upsert_and_publishable_origins_skip_dead_keys(s: &impl Store) {
 }
 
 async fn a_dpop_proof_id_is_claimed_once(s: &impl Store) {
-    assert!(s.claim_dpop_proof("p1", 100, 10).await.unwrap());
-    assert!(!s.claim_dpop_proof("p1", 100, 11).await.unwrap());
-    assert!(s.claim_dpop_proof("p2", 100, 11).await.unwrap());
+    assert!(s.claim_dpop_proof("p1", 100, 10).await.unwrap().is_first());
+    assert!(!s.claim_dpop_proof("p1", 100, 11).await.unwrap().is_first());
+    assert!(s.claim_dpop_proof("p2", 100, 11).await.unwrap().is_first());
     // Long after its window the ID is forgotten (no proof that old is accepted anyway).
-    assert!(s.claim_dpop_proof("p3", 1000, 500).await.unwrap());
-    assert!(s.claim_dpop_proof("p1", 1000, 500).await.unwrap());
+    assert!(
+        s.claim_dpop_proof("p3", 1000, 500)
+            .await
+            .unwrap()
+            .is_first()
+    );
+    assert!(
+        s.claim_dpop_proof("p1", 1000, 500)
+            .await
+            .unwrap()
+            .is_first()
+    );
 }
 
 async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
@@ -574,9 +681,16 @@ async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
     s.insert_key(&key("c1", "acme"), &audit("key.create", 1))
         .await
         .unwrap();
-    s.revoke_key("c1", &entry("key", "c1", 2, 9), &audit("key.revoke", 2))
+    assert_eq!(
+        s.revoke_key(
+            &id_of("c1"),
+            &entry("key", "c1", 2, 9),
+            &audit("key.revoke", 2)
+        )
         .await
-        .unwrap();
+        .unwrap(),
+        Applied::Changed
+    );
     let changes = s.changes_since(start).await.unwrap();
     assert_eq!(
         changes
@@ -650,11 +764,14 @@ async fn last_used_only_moves_forward(s: &impl Store) {
     s.insert_key(&key("u1", "acme"), &audit("key.create", 1))
         .await
         .unwrap();
-    s.touch_keys(&[("u1".into(), 500), ("missing".into(), 1)])
+    s.touch_keys(&[(id_of("u1"), 500), (id_of("missing"), 1)])
         .await
         .unwrap();
-    s.touch_keys(&[("u1".into(), 400)]).await.unwrap();
-    assert_eq!(s.key("u1").await.unwrap().unwrap().last_used_at, Some(500));
+    s.touch_keys(&[(id_of("u1"), 400)]).await.unwrap();
+    assert_eq!(
+        s.key(&id_of("u1")).await.unwrap().unwrap().last_used_at,
+        Some(500)
+    );
 }
 
 async fn settings_upsert(s: &impl Store) {

@@ -6,7 +6,8 @@ use std::fmt;
 use crate::domain::DomainError;
 use crate::domain::secret_box::EncryptionKey;
 use crate::store::{
-    AuditQuery, KeyRecord, RevocationRecord, SigningKeyRecord, Store, StoreResult, StoredList,
+    AuditQuery, KeyRecord, RevocationRecord, ScopeRecord, SigningKeyRecord, Store, StoreResult,
+    StoredList,
 };
 
 /// Everything read from the source before anything is written.
@@ -16,7 +17,7 @@ pub struct Snapshot {
     pub(super) keys: Vec<KeyRecord>,
     pub(super) signing_keys: Vec<SigningKeyRecord>,
     pub(super) revocations: Vec<RevocationRecord>,
-    pub(super) scopes: Vec<(String, bool)>,
+    pub(super) scopes: Vec<ScopeRecord>,
     pub(super) settings: Vec<(&'static str, String)>,
     pub(super) list: Option<StoredList>,
     /// To tell, at the end, whether anything wrote to the source meanwhile.
@@ -39,7 +40,7 @@ impl Snapshot {
             .iter()
             .filter(|k| !k.encrypted_pkcs8.is_empty())
         {
-            if key.open(&k.kid, &k.encrypted_pkcs8).is_err() {
+            if key.open(k.kid.as_str(), &k.encrypted_pkcs8).is_err() {
                 return Err(DomainError::Invalid(format!(
                     "the encryption key in use ({key_name}) does not open signing key {}: it is \
                      not the one this database was created with, and replicas given it could \

@@ -1,5 +1,7 @@
 //! The copy on real SQLite stores; the fixtures serve the command's tests too.
 
+use crate::store::tests::{kid_of, scope_of, target_of};
+use crate::store::{Applied, Visibility};
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
@@ -69,7 +71,7 @@ pub(crate) fn key(id: &str, revoked_at: Option<i64>) -> KeyRecord {
 
 fn signing_key(kid: &str, encrypted_pkcs8: Vec<u8>) -> SigningKeyRecord {
     SigningKeyRecord {
-        kid: kid.into(),
+        kid: kid_of(kid),
         alg: "EdDSA".into(),
         encrypted_pkcs8,
         public_jwk: "{}".into(),
@@ -114,17 +116,23 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
     let sk = signing_key("kid-1", vec![9; 40]);
     s.insert_signing_key(&sk, None).await.unwrap();
     let entry = RevocationRecord {
-        kind: "jti".into(),
-        target: "j1".into(),
+        target: target_of("jti", "j1"),
         revoked_at: 1200,
         drop_after: 9_000_000_000,
     };
-    s.add_revocation(&entry, &audit("token.revoke", 1200))
-        .await
-        .unwrap();
-    s.put_scope("catalog:read", true, &audit("scope.put", 1300))
-        .await
-        .unwrap();
+    assert_eq!(
+        s.add_revocation(&entry, &audit("token.revoke", 1200))
+            .await
+            .unwrap(),
+        Applied::Changed
+    );
+    s.put_scope(
+        &scope_of("catalog:read"),
+        Visibility::Public,
+        &audit("scope.put", 1300),
+    )
+    .await
+    .unwrap();
     s.set_setting("issuer", "http://keymint.test")
         .await
         .unwrap();
@@ -163,7 +171,10 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
     assert_eq!(d.revocations(2000).await.unwrap(), vec![entry]);
     assert_eq!(
         d.scopes().await.unwrap(),
-        vec![("catalog:read".into(), true)]
+        vec![crate::store::ScopeRecord {
+            name: scope_of("catalog:read"),
+            visibility: Visibility::Public
+        }]
     );
     assert_eq!(
         d.setting("issuer").await.unwrap().as_deref(),

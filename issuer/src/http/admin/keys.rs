@@ -116,7 +116,8 @@ fn expose<Ser: serde::Serializer>(key: &PrintableKey, s: Ser) -> Result<Ser::Ok,
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeysQuery {
-    tenant: Option<String>,
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    tenant: Option<TenantId>,
 }
 
 /// `POST /v1/admin/keys/{id}/rotate` body.
@@ -144,7 +145,7 @@ pub(crate) async fn list_keys<S: Store>(
 ) -> Answer<Vec<KeyView>> {
     Ok(Json(
         st.admin
-            .list_keys(&admin, q?.0.tenant.as_deref(), UnixTime::now())
+            .list_keys(&admin, q?.0.tenant.as_ref(), UnixTime::now())
             .await?,
     ))
 }

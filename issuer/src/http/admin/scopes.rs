@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{AdminErrors, Answer, CanRead, CanWrite, invalid};
 use crate::domain::admin_api::ScopeView;
 use crate::http::AppState;
-use crate::store::Store;
+use crate::store::{Store, Visibility};
 
 /// `PUT /v1/admin/scopes/{name}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -48,7 +48,12 @@ pub(crate) async fn put_scope<S: Store>(
     let scope = Scope::new(name?.0).map_err(|e| invalid("scope", e))?;
     Ok(Json(
         st.admin
-            .put_scope(&admin, &scope, body?.0.public, UnixTime::now())
+            .put_scope(
+                &admin,
+                &scope,
+                Visibility::public_if(body?.0.public),
+                UnixTime::now(),
+            )
             .await?,
     ))
 }

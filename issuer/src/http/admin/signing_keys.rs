@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keymint_jwks::{Algorithm, UnixTime};
+use keymint_jwks::{Algorithm, Kid, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, optional};
@@ -73,7 +73,7 @@ pub(crate) async fn rotate_signing_key<S: Store>(
 pub(crate) async fn revoke_signing_key<S: Store>(
     State(st): State<AppState<S>>,
     CanWrite(admin): CanWrite,
-    kid: Result<Path<String>, PathRejection>,
+    kid: Result<Path<Kid>, PathRejection>,
 ) -> Answer<Done> {
     st.admin
         .revoke_signing_key(&admin, &kid?.0, UnixTime::now())

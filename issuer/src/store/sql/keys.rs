@@ -34,10 +34,10 @@ macro_rules! sql_keys {
 
         async fn key(
             &self,
-            key_id: &str,
+            key_id: &::keymint_jwks::ApiKeyId,
         ) -> $crate::store::StoreResult<Option<$crate::store::KeyRecord>> {
             ::sqlx::query_as("SELECT * FROM api_keys WHERE key_id = $1")
-                .bind(key_id)
+                .bind(key_id.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(unavailable)
@@ -45,13 +45,13 @@ macro_rules! sql_keys {
 
         async fn keys(
             &self,
-            tenant: Option<&str>,
+            tenant: Option<&::keymint_jwks::TenantId>,
         ) -> $crate::store::StoreResult<Vec<$crate::store::KeyRecord>> {
             ::sqlx::query_as(
                 "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
                  ORDER BY created_at DESC, key_id",
             )
-            .bind(tenant)
+            .bind(tenant.map(::keymint_jwks::TenantId::as_str))
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)
@@ -75,33 +75,33 @@ macro_rules! sql_keys {
 
         async fn revoke_key(
             &self,
-            key_id: &str,
+            key_id: &::keymint_jwks::ApiKeyId,
             entry: &$crate::store::RevocationRecord,
             audit: &$crate::store::AuditRecord,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Applied> {
             let mut tx = self.begin_write().await?;
             let done = ::sqlx::query(
                 "UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
             )
             .bind(entry.revoked_at)
-            .bind(key_id)
+            .bind(key_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
             if done.rows_affected() == 0 {
-                return Ok(false);
+                return Ok($crate::store::Applied::Unchanged);
             }
-            Self::finish_revocation(tx, entry, audit, "key", key_id).await?;
-            Ok(true)
+            Self::finish_revocation(tx, entry, audit, "key", key_id.as_str()).await?;
+            Ok($crate::store::Applied::Changed)
         }
 
         async fn rotate_key(
             &self,
-            old_key_id: &str,
+            old_key_id: &::keymint_jwks::ApiKeyId,
             grace_until: i64,
             successor: &$crate::store::KeyRecord,
             audit: &$crate::store::AuditRecord,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Applied> {
             let mut tx = self.begin_write().await?;
             let done = ::sqlx::query(
                 "UPDATE api_keys
@@ -110,24 +110,24 @@ macro_rules! sql_keys {
             )
             .bind(grace_until)
             .bind(&successor.key_id)
-            .bind(old_key_id)
+            .bind(old_key_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
             if done.rows_affected() == 0 {
-                return Ok(false);
+                return Ok($crate::store::Applied::Unchanged);
             }
             Self::insert_key_in(&mut tx, successor).await?;
             Self::audit_in(&mut tx, audit).await?;
-            Self::change_in(&mut tx, "key", old_key_id, audit.at).await?;
+            Self::change_in(&mut tx, "key", old_key_id.as_str(), audit.at).await?;
             Self::change_in(&mut tx, "key", &successor.key_id, audit.at).await?;
             tx.commit().await.map_err(unavailable)?;
-            Ok(true)
+            Ok($crate::store::Applied::Changed)
         }
 
         async fn revoke_tenant(
             &self,
-            tenant: &str,
+            tenant: &::keymint_jwks::TenantId,
             entry: &$crate::store::RevocationRecord,
             audit: &$crate::store::AuditRecord,
         ) -> $crate::store::StoreResult<u64> {
@@ -137,33 +137,38 @@ macro_rules! sql_keys {
                  RETURNING key_id",
             )
             .bind(entry.revoked_at)
-            .bind(tenant)
+            .bind(tenant.as_str())
             .fetch_all(&mut *tx)
             .await
             .map_err(unavailable)?;
-            Self::revocation_in(&mut tx, entry).await?;
+            // A tenant revoked again: the entry lives on to the later drop time, which is all.
+            let _entry = Self::revocation_in(&mut tx, entry).await?;
             for id in &ids {
+                let key_id = ::keymint_jwks::ApiKeyId::new(id.as_str())
+                    .map_err(|e| $crate::store::StoreError::Corrupt(Box::new(e)))?;
                 let key_entry = $crate::store::RevocationRecord {
-                    kind: "key".into(),
-                    target: id.clone(),
+                    target: ::keymint_jwks::RevocationTarget::Key(key_id),
                     ..entry.clone()
                 };
-                Self::revocation_in(&mut tx, &key_entry).await?;
+                let _entry = Self::revocation_in(&mut tx, &key_entry).await?;
                 Self::change_in(&mut tx, "key", id, audit.at).await?;
             }
             Self::audit_in(&mut tx, audit).await?;
-            Self::change_in(&mut tx, "revocation", tenant, audit.at).await?;
+            Self::change_in(&mut tx, "revocation", tenant.as_str(), audit.at).await?;
             tx.commit().await.map_err(unavailable)?;
             Ok(ids.len() as u64)
         }
 
-        async fn touch_keys(&self, used: &[(String, i64)]) -> $crate::store::StoreResult<()> {
+        async fn touch_keys(
+            &self,
+            used: &[(::keymint_jwks::ApiKeyId, i64)],
+        ) -> $crate::store::StoreResult<()> {
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
             // One statement per 400 keys (UPDATE … FROM a VALUES list), not one per key.
             for chunk in used.chunks(400) {
                 let mut q = ::sqlx::QueryBuilder::<$db>::new("WITH used(id, at) AS (");
                 q.push_values(chunk, |mut b, (id, at)| {
-                    b.push_bind(id).push_bind(at);
+                    b.push_bind(id.as_str()).push_bind(at);
                 });
                 q.push(
                     ") UPDATE api_keys SET last_used_at =

@@ -69,21 +69,21 @@ macro_rules! sql_store {
             async fn revocation_in(
                 tx: &mut ::sqlx::Transaction<'_, $db>,
                 e: &$crate::store::RevocationRecord,
-            ) -> $crate::store::StoreResult<bool> {
+            ) -> $crate::store::StoreResult<$crate::store::Applied> {
                 let done = ::sqlx::query(
                     "INSERT INTO revocations (kind, target, revoked_at, drop_after) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (kind, target) DO UPDATE SET drop_after =
                         CASE WHEN revocations.drop_after > excluded.drop_after
                              THEN revocations.drop_after ELSE excluded.drop_after END",
                 )
-                .bind(&e.kind)
-                .bind(&e.target)
+                .bind(e.target.kind())
+                .bind(e.target.id())
                 .bind(e.revoked_at)
                 .bind(e.drop_after)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
-                Ok(done.rows_affected() > 0)
+                Ok($crate::store::Applied::from_rows(done.rows_affected()))
             }
 
             /// The end of revoking a key or signing key whose row was just marked: its list
@@ -95,7 +95,8 @@ macro_rules! sql_store {
                 kind: &str,
                 target: &str,
             ) -> $crate::store::StoreResult<()> {
-                Self::revocation_in(&mut tx, entry).await?;
+                // The row was just marked revoked, so its entry is new or only extended.
+                let _entry = Self::revocation_in(&mut tx, entry).await?;
                 Self::audit_in(&mut tx, audit).await?;
                 Self::change_in(&mut tx, kind, target, audit.at).await?;
                 Self::change_in(&mut tx, "revocation", target, audit.at).await?;
@@ -111,7 +112,7 @@ macro_rules! sql_store {
                         retired_at, remove_after, revoked_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
-                .bind(&k.kid)
+                .bind(k.kid.as_str())
                 .bind(&k.alg)
                 .bind(&k.encrypted_pkcs8)
                 .bind(&k.public_jwk)

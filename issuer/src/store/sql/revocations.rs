@@ -9,11 +9,11 @@ macro_rules! sql_revocations {
             &self,
             entry: &$crate::store::RevocationRecord,
             audit: &$crate::store::AuditRecord,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Applied> {
             let mut tx = self.begin_write().await?;
             let added = Self::revocation_in(&mut tx, entry).await?;
             Self::audit_in(&mut tx, audit).await?;
-            Self::change_in(&mut tx, "revocation", &entry.target, audit.at).await?;
+            Self::change_in(&mut tx, "revocation", entry.target.id(), audit.at).await?;
             tx.commit().await.map_err(unavailable)?;
             Ok(added)
         }
@@ -22,14 +22,15 @@ macro_rules! sql_revocations {
             &self,
             now: i64,
         ) -> $crate::store::StoreResult<Vec<$crate::store::RevocationRecord>> {
-            ::sqlx::query_as(
+            let rows: Vec<$crate::store::records::RevocationRow> = ::sqlx::query_as(
                 "SELECT kind, target, revoked_at, drop_after FROM revocations
                  WHERE drop_after > $1 ORDER BY revoked_at, kind, target",
             )
             .bind(now)
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+            rows.into_iter().map(TryInto::try_into).collect()
         }
 
         async fn latest_list(

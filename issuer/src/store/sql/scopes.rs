@@ -7,8 +7,8 @@ macro_rules! sql_scopes {
     () => {
         async fn put_scope(
             &self,
-            name: &str,
-            public: bool,
+            name: &::keymint_jwks::Scope,
+            visibility: $crate::store::Visibility,
             audit: &$crate::store::AuditRecord,
         ) -> $crate::store::StoreResult<()> {
             let mut tx = self.begin_write().await?;
@@ -16,22 +16,36 @@ macro_rules! sql_scopes {
                 "INSERT INTO scopes (name, public, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET public = excluded.public",
             )
-            .bind(name)
-            .bind(public)
+            .bind(name.as_str())
+            .bind(visibility.is_public())
             .bind(audit.at)
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
             Self::audit_in(&mut tx, audit).await?;
-            Self::change_in(&mut tx, "scope", name, audit.at).await?;
+            Self::change_in(&mut tx, "scope", name.as_str(), audit.at).await?;
             tx.commit().await.map_err(unavailable)
         }
 
-        async fn scopes(&self) -> $crate::store::StoreResult<Vec<(String, bool)>> {
-            ::sqlx::query_as("SELECT name, public FROM scopes ORDER BY name")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)
+        async fn scopes(&self) -> $crate::store::StoreResult<Vec<$crate::store::ScopeRecord>> {
+            let rows: Vec<(String, bool)> =
+                ::sqlx::query_as("SELECT name, public FROM scopes ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+            rows.into_iter()
+                .map(|(name, public)| {
+                    Ok($crate::store::ScopeRecord {
+                        name: ::keymint_jwks::Scope::new(name)
+                            .map_err(|e| $crate::store::StoreError::Corrupt(Box::new(e)))?,
+                        visibility: if public {
+                            $crate::store::Visibility::Public
+                        } else {
+                            $crate::store::Visibility::Private
+                        },
+                    })
+                })
+                .collect()
         }
 
         async fn publishable_origins(&self, now: i64) -> $crate::store::StoreResult<Vec<String>> {

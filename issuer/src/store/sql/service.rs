@@ -40,7 +40,7 @@ macro_rules! sql_service {
             id: &str,
             until: i64,
             now: i64,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Claim> {
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
             // Forget proofs nobody can present any more, a few at a time.
             ::sqlx::query(
@@ -60,7 +60,11 @@ macro_rules! sql_service {
             .await
             .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
-            Ok(done.rows_affected() == 1)
+            Ok(if done.rows_affected() == 1 {
+                $crate::store::Claim::First
+            } else {
+                $crate::store::Claim::Replay
+            })
         }
     };
 }

@@ -26,19 +26,19 @@ macro_rules! sql_signing_keys {
             if let Some(a) = audit {
                 Self::audit_in(&mut tx, a).await?;
             }
-            Self::change_in(&mut tx, "signing_key", &k.kid, k.created_at).await?;
+            Self::change_in(&mut tx, "signing_key", k.kid.as_str(), k.created_at).await?;
             tx.commit().await.map_err(unavailable)
         }
 
         async fn transition_signing_key(
             &self,
-            kid: &str,
+            kid: &::keymint_jwks::Kid,
             from: $crate::store::SigningKeyState,
             to: $crate::store::SigningKeyState,
             at: i64,
             remove_after: Option<i64>,
             audit: Option<&$crate::store::AuditRecord>,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Applied> {
             use $crate::store::SigningKeyState;
             let mut tx = self.begin_write().await?;
             // Leaving the JWKS for good also destroys the private key material (an empty blob).
@@ -71,26 +71,26 @@ macro_rules! sql_signing_keys {
                 .bind(remove_after)
                 .bind(Vec::<u8>::new()),
             };
-            let q = q.bind(kid).bind(from.as_str());
+            let q = q.bind(kid.as_str()).bind(from.as_str());
             let done = q.execute(&mut *tx).await.map_err(unavailable)?;
             if done.rows_affected() == 0 {
-                return Ok(false);
+                return Ok($crate::store::Applied::Unchanged);
             }
             if let Some(a) = audit {
                 Self::audit_in(&mut tx, a).await?;
             }
-            Self::change_in(&mut tx, "signing_key", kid, at).await?;
+            Self::change_in(&mut tx, "signing_key", kid.as_str(), at).await?;
             tx.commit().await.map_err(unavailable)?;
-            Ok(true)
+            Ok($crate::store::Applied::Changed)
         }
 
         async fn revoke_signing_key(
             &self,
-            kid: &str,
+            kid: &::keymint_jwks::Kid,
             successor: Option<$crate::store::Successor<'_>>,
             entry: &$crate::store::RevocationRecord,
             audit: &$crate::store::AuditRecord,
-        ) -> $crate::store::StoreResult<bool> {
+        ) -> $crate::store::StoreResult<$crate::store::Applied> {
             use $crate::store::Successor;
             let mut tx = self.begin_write().await?;
             // The key taking over, in the same transaction: never two active keys, never none.
@@ -101,18 +101,19 @@ macro_rules! sql_signing_keys {
                          WHERE kid = $2 AND state = 'next'",
                     )
                     .bind(entry.revoked_at)
-                    .bind(next)
+                    .bind(next.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                     if done.rows_affected() == 0 {
-                        return Ok(false);
+                        return Ok($crate::store::Applied::Unchanged);
                     }
-                    Self::change_in(&mut tx, "signing_key", next, entry.revoked_at).await?;
+                    Self::change_in(&mut tx, "signing_key", next.as_str(), entry.revoked_at)
+                        .await?;
                 }
                 Some(Successor::Insert(new)) => {
                     Self::insert_signing_key_in(&mut tx, new).await?;
-                    Self::change_in(&mut tx, "signing_key", &new.kid, new.created_at).await?;
+                    Self::change_in(&mut tx, "signing_key", new.kid.as_str(), new.created_at).await?;
                 }
                 None => {}
             }
@@ -122,15 +123,15 @@ macro_rules! sql_signing_keys {
             )
             .bind(entry.revoked_at)
             .bind(Vec::<u8>::new())
-            .bind(kid)
+            .bind(kid.as_str())
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
             if done.rows_affected() == 0 {
-                return Ok(false);
+                return Ok($crate::store::Applied::Unchanged);
             }
-            Self::finish_revocation(tx, entry, audit, "signing_key", kid).await?;
-            Ok(true)
+            Self::finish_revocation(tx, entry, audit, "signing_key", kid.as_str()).await?;
+            Ok($crate::store::Applied::Changed)
         }
     };
 }
