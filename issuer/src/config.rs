@@ -18,8 +18,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use crate::domain::key_hash::Pepper;
-use crate::domain::secret_box::EncryptionKey;
+use crate::domain::keys::key_hash::Pepper;
+use crate::domain::signing::secret_box::EncryptionKey;
 
 /// Configuration problems, reported before anything starts.
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +214,7 @@ mod tests {
                 .unwrap_or_else(|_| unreachable!()),
             pepper: Pepper::new(pepper),
         };
-        let hasher = crate::domain::key_hash::KeyHasher::new(&secrets.pepper);
+        let hasher = crate::domain::keys::key_hash::KeyHasher::new(&secrets.pepper);
         let dbg = format!("{secrets:?} {hasher:?} {:#?}", secrets.pepper);
         for bytes in [enc, pepper] {
             for form in [URL_SAFE_NO_PAD.encode(bytes), format!("{bytes:?}")] {

@@ -13,14 +13,16 @@ use keymint_verifier::MAX_LEEWAY;
 use tokio::net::TcpListener;
 
 use crate::config::Secrets;
+use crate::domain::DomainError;
 use crate::domain::admin::AdminGate;
-use crate::domain::admin_api::{AdminApi, AdminDeps};
+use crate::domain::admin::api::{AdminApi, AdminDeps};
 use crate::domain::audit::{self, AuditSink};
-use crate::domain::key_hash::KeyHasher;
-use crate::domain::revocations::ListFeed;
-use crate::domain::secret_box::EncryptionKey;
+use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::revocation;
+use crate::domain::revocation::ListFeed;
+use crate::domain::signing;
+use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
-use crate::domain::{DomainError, revocations, signing};
 use crate::http::{self, AppState};
 use crate::store::Store;
 
@@ -72,7 +74,7 @@ impl<S: Store> Runtime<S> {
     async fn refresh_list(&self) -> Result<(), DomainError> {
         let _one_at_a_time = self.refresh.lock().await;
         let signer = self.signing.load().active.clone();
-        let list = revocations::current_list(
+        let list = revocation::current_list(
             &*self.store,
             &signer,
             &self.cfg.issuer,
@@ -119,12 +121,12 @@ pub async fn serve<S: Store>(
     store
         .set_setting("max_token_ttl", &cfg.max_token_ttl.as_secs().to_string())
         .await?;
-    revocations::note_token_ttl(&*store, cfg.max_token_ttl).await?;
+    revocation::note_token_ttl(&*store, cfg.max_token_ttl).await?;
     // Read before the state below is loaded: a change another replica or the CLI makes while this
     // one starts is then applied by the watcher rather than missed until the next.
     let changes_from = store.last_change().await?;
     let signing_set = Arc::new(ArcSwap::from_pointee(signing::load(&*store, &enc).await?));
-    let first_list = revocations::current_list(
+    let first_list = revocation::current_list(
         &*store,
         &signing_set.load().active,
         &cfg.issuer,

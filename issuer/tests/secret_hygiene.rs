@@ -175,7 +175,7 @@ fn no_secret_or_token_in_logs_or_database() {
 
 /// The data dir's private signing keys, opened the way the server opens them: (kid, PKCS#8 DER).
 fn private_signing_keys(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    use keymint::domain::secret_box::EncryptionKey;
+    use keymint::domain::signing::secret_box::EncryptionKey;
     use keymint::store::{SqliteStore, Store as _};
     let text = std::fs::read_to_string(dir.join("encryption.key")).unwrap();
     let raw: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD

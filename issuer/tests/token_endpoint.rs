@@ -13,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use keymint::domain::api_key::{self, KeyEnv, KeyKind};
+use keymint::domain::keys::api_key::{self, KeyEnv, KeyKind};
 use keymint_jwks::{Audience, Issuer, Jwks};
 use keymint_verifier::Verifier;
 use support::*;

@@ -124,6 +124,23 @@ impl ScopeSet {
         Ok(Self(set))
     }
 
+    /// The scopes in `values`, each of which may hold several separated by whitespace: repeated
+    /// command-line flags, or a JSON array. Repeated scopes collapse.
+    pub fn from_values<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Self, ScopeError> {
+        let parts: Vec<&str> = values.into_iter().flat_map(str::split_whitespace).collect();
+        if parts.len() > Self::MAX_SCOPES {
+            return Err(ScopeError::TooMany {
+                count: parts.len(),
+                max: Self::MAX_SCOPES,
+            });
+        }
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(index, s)| Scope::new(s).map_err(|error| ScopeError::Scope { index, error }))
+            .collect()
+    }
+
     /// Whether `scope` is in the set.
     pub fn contains(&self, scope: &Scope) -> bool {
         self.0.contains(scope)
@@ -196,6 +213,23 @@ impl<'de> Deserialize<'de> for ScopeSet {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn from_values_splits_each_value_on_whitespace_and_caps_the_count() {
+        let set = ScopeSet::from_values(["a b", "c", "  a  "]).unwrap();
+        assert_eq!(set.to_string(), "a b c");
+        assert!(matches!(
+            ScopeSet::from_values(["a", "b\"c"]),
+            Err(ScopeError::Scope { index: 1, .. })
+        ));
+        let many: Vec<String> = (0..=ScopeSet::MAX_SCOPES)
+            .map(|n| format!("s{n}"))
+            .collect();
+        assert!(matches!(
+            ScopeSet::from_values(many.iter().map(String::as_str)),
+            Err(ScopeError::TooMany { count: 257, .. })
+        ));
+    }
 
     #[test]
     fn parse_accepts_rfc6749_scope_tokens() {

@@ -1,7 +1,7 @@
 //! Building a [`Verifier`]: the issuer and an audience are required, everything else has a safe
 //! default.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use keymint_jwks::{Audience, Issuer, Jwks, MAX_LIST_VALIDITY};
 
 use crate::clock::{Clock, SystemClock};
 use crate::verifier::Config;
-use crate::{BuildError, UpdateError, Verifier};
+use crate::{BuildError, Verifier};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -58,6 +58,14 @@ pub struct VerifierBuilder {
     dpop_replay_capacity: usize,
     dpop_nonces: Option<Option<Vec<u8>>>,
     dpop_htu_from_host: bool,
+}
+
+impl Verifier {
+    /// Starts a builder. The issuer and at least one audience are required: a verifier that
+    /// accepted any issuer or any audience would accept tokens meant for someone else.
+    pub fn builder(issuer: Issuer, audience: Audience) -> VerifierBuilder {
+        VerifierBuilder::new(issuer, audience)
+    }
 }
 
 impl VerifierBuilder {
@@ -191,12 +199,6 @@ impl VerifierBuilder {
         self
     }
 
-    /// Knobs that weaken verification. Read [`DangerousBuilder`](crate::dangerous::DangerousBuilder)
-    /// before using one.
-    pub fn dangerous(self) -> crate::dangerous::DangerousBuilder {
-        crate::dangerous::DangerousBuilder(self)
-    }
-
     pub(crate) fn htu_from_host(mut self) -> Self {
         self.dpop_htu_from_host = true;
         self
@@ -222,14 +224,14 @@ impl VerifierBuilder {
         }
         let jwks = match (self.jwks, &self.jwks_path) {
             (Some(jwks), _) => jwks,
-            (None, Some(path)) => read_jwks(path)?,
+            (None, Some(path)) => crate::files::read_jwks(path)?,
             // Live sources bring the key set; until then the verifier refuses every token.
             (None, None) if live.is_some() => Jwks::default(),
             (None, None) => return Err(BuildError::MissingKeys),
         };
         let list = match (self.list, &self.list_path) {
             (Some(list), _) => Some(list),
-            (None, Some(path)) => Some(read_list(path, self.max_list_len)?),
+            (None, Some(path)) => Some(crate::files::read_list(path, self.max_list_len)?),
             (None, None) => None,
         };
         let config = Config {
@@ -291,45 +293,4 @@ impl VerifierBuilder {
         let handle = crate::live::spawn(verifier.clone(), live, wake_rx)?;
         Ok((verifier, handle))
     }
-}
-
-/// The largest key set file read; far above any real set.
-const MAX_JWKS_FILE: u64 = 1024 * 1024;
-
-pub(crate) fn read_jwks(path: &Path) -> Result<Jwks, BuildError> {
-    let bytes = read_capped(path, MAX_JWKS_FILE).map_err(|source| BuildError::ReadKeys {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(Jwks::from_json(&bytes)?)
-}
-
-pub(crate) fn read_list(path: &Path, max: usize) -> Result<String, UpdateError> {
-    let read_err = |source| UpdateError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let bytes = read_capped(path, max as u64).map_err(read_err)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not UTF-8",
-        ))
-    })?;
-    // Editors and `echo` add a final newline; it is not part of the JWS.
-    Ok(text.trim_end().to_owned())
-}
-
-fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut out = Vec::new();
-    file.take(max + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(out)
 }

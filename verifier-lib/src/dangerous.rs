@@ -3,6 +3,13 @@
 
 use crate::builder::VerifierBuilder;
 
+impl VerifierBuilder {
+    /// Knobs that weaken verification. Read [`DangerousBuilder`] before using one.
+    pub fn dangerous(self) -> DangerousBuilder {
+        DangerousBuilder(self)
+    }
+}
+
 /// The dangerous side of a [`VerifierBuilder`], reached through
 /// [`VerifierBuilder::dangerous`].
 #[derive(Debug)]
@@ -32,6 +39,14 @@ impl DangerousBuilder {
 #[derive(Debug)]
 #[must_use]
 pub struct DangerousLiveConfig(pub(crate) crate::live::LiveConfig);
+
+#[cfg(feature = "live")]
+impl crate::live::LiveConfig {
+    /// Knobs that weaken the sources. Read [`DangerousLiveConfig`] before using one.
+    pub fn dangerous(self) -> DangerousLiveConfig {
+        DangerousLiveConfig(self)
+    }
+}
 
 #[cfg(feature = "live")]
 impl DangerousLiveConfig {

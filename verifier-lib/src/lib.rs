@@ -85,6 +85,7 @@ pub mod clock;
 pub mod dangerous;
 pub mod dpop;
 mod error;
+mod files;
 mod keyset;
 #[cfg(feature = "axum")]
 pub mod layer;

@@ -10,7 +10,6 @@ use keymint_jwks::{
     UnixTime,
 };
 
-use crate::builder::VerifierBuilder;
 use crate::cache::{Entry, TokenCache};
 use crate::clock::Clock;
 use crate::keyset::KeySet;
@@ -117,12 +116,6 @@ fn from_claims(e: ClaimsError) -> VerifyError {
 }
 
 impl Verifier {
-    /// Starts a builder. The issuer and at least one audience are required: a verifier that
-    /// accepted any issuer or any audience would accept tokens meant for someone else.
-    pub fn builder(issuer: Issuer, audience: Audience) -> VerifierBuilder {
-        VerifierBuilder::new(issuer, audience)
-    }
-
     pub(crate) fn from_parts(
         config: Config,
         jwks: Jwks,
@@ -394,7 +387,7 @@ impl Verifier {
 
     /// Reads a key set from a file (as written by `keymint publish`) and installs it.
     pub fn set_keys_from_file(&self, path: &std::path::Path) -> Result<(), crate::BuildError> {
-        let jwks = crate::builder::read_jwks(path)?;
+        let jwks = crate::files::read_jwks(path)?;
         self.set_keys(jwks);
         Ok(())
     }
@@ -457,7 +450,7 @@ impl Verifier {
         &self,
         path: &std::path::Path,
     ) -> Result<RevocationUpdate, UpdateError> {
-        let jws = crate::builder::read_list(path, self.0.config.max_list_len)?;
+        let jws = crate::files::read_list(path, self.0.config.max_list_len)?;
         self.update_revocations(&jws)
     }
 

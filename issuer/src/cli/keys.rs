@@ -4,15 +4,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use keymint_jwks::{ApiKeyId, Audience, TenantId, UnixTime};
+use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
-use crate::domain::api_key::{KeyEnv, KeyKind};
+use crate::domain::DomainError;
+use crate::domain::keys::api_key::{KeyEnv, KeyKind};
+use crate::domain::keys::limits::RateSpec;
+use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{self, KeyView, NewKey};
-use crate::domain::limits::RateSpec;
-use crate::domain::origin::Origin;
-use crate::domain::{DomainError, revocations};
+use crate::domain::revocation;
 use crate::store::Store;
 
 /// `keymint keys` subcommands.
@@ -189,7 +190,8 @@ fn new_key(a: CreateArgs) -> Result<NewKey, CliError> {
         },
         allow_origins: a.origins,
         tenant: TenantId::new(a.tenant).map_err(usage)?,
-        scopes: keys::scopes_from(&a.scopes)?,
+        scopes: ScopeSet::from_values(a.scopes.iter().map(String::as_str))
+            .map_err(|e| CliError::Usage(format!("--scope: {e}")))?,
         audiences: a
             .audiences
             .iter()
@@ -362,7 +364,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         Command::Revoke { id, max_token_ttl } => {
             let id = key_id(&id)?;
             let ttl = super::max_token_ttl(store, max_token_ttl).await?;
-            revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
+            revocation::revoke_key(store, &id, now, ttl, &actor()).await?;
             say!("revoked key {id}");
         }
         Command::Rotate {
@@ -377,7 +379,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 keys::rotate(store, &opened.hasher(), &id, grace, now, &actor()).await?;
             if revoke_old {
                 let ttl = super::max_token_ttl(store, None).await?;
-                revocations::revoke_key(store, &id, now, ttl, &actor()).await?;
+                revocation::revoke_key(store, &id, now, ttl, &actor()).await?;
             }
             print_key(&view, Some(key.expose()), json);
             if !json && revoke_old {

@@ -13,8 +13,9 @@ use keymint_jwks::UnixTime;
 
 use super::{CliError, Global, actor, open, open_store};
 use crate::config;
+use crate::domain;
+use crate::domain::DomainError;
 use crate::domain::migration::{Migration, Step};
-use crate::domain::{self, DomainError};
 use crate::store::Store;
 
 /// Arguments of `keymint migrate`.

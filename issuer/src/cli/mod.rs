@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError, Secrets};
 use crate::domain::DomainError;
-use crate::domain::key_hash::KeyHasher;
+use crate::domain::keys::key_hash::KeyHasher;
 use crate::store::{DbStore, PgStore, SqliteStore};
 
 /// `println!` for a command's output. When whoever reads it has gone (`keymint keys list | head`),
@@ -296,7 +296,7 @@ pub(crate) async fn max_token_ttl<S: crate::store::Store>(
             .and_then(|s| s.parse::<u64>().ok())
             .map_or(Duration::from_secs(3600), Duration::from_secs),
     };
-    Ok(crate::domain::revocations::covered_ttl(store, own).await?)
+    Ok(crate::domain::revocation::covered_ttl(store, own).await?)
 }
 
 /// Who is acting, for admin audit records.

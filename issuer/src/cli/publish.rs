@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use keymint_jwks::{Issuer, UnixTime};
 
 use super::{CliError, Global, open};
-use crate::domain::revocations::{self, DEFAULT_LIST_VALIDITY};
+use crate::domain::revocation::{self, DEFAULT_LIST_VALIDITY};
 use crate::domain::signing;
 use crate::store::Store;
 
@@ -44,7 +44,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
     signing::ensure_active(store, &opened.secrets.encryption_key, now).await?;
     let set = signing::load(store, &opened.secrets.encryption_key).await?;
     let list =
-        revocations::current_list(store, &set.active, &issuer, now, DEFAULT_LIST_VALIDITY).await?;
+        revocation::current_list(store, &set.active, &issuer, now, DEFAULT_LIST_VALIDITY).await?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::Usage(format!("creating {}: {e}", args.out.display())))?;
     write_atomically(&args.out.join("jwks.json"), &set.jwks_json)?;

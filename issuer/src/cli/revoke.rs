@@ -7,7 +7,7 @@ use keymint_jwks::{Jti, TenantId, UnixTime};
 
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
-use crate::domain::revocations;
+use crate::domain::revocation;
 
 /// `keymint revoke` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -57,7 +57,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         Command::Token { jti, max_token_ttl } => {
             let jti = Jti::new(jti).map_err(|e| CliError::Usage(e.to_string()))?;
             let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
-            revocations::revoke_token(&*opened.store, &jti, now, ttl, &actor()).await?;
+            revocation::revoke_token(&*opened.store, &jti, now, ttl, &actor()).await?;
             say!("revoked token {jti}");
         }
         Command::Tenant {
@@ -66,7 +66,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         } => {
             let tenant = TenantId::new(tenant).map_err(|e| CliError::Usage(e.to_string()))?;
             let ttl = super::max_token_ttl(&*opened.store, max_token_ttl).await?;
-            let n = revocations::revoke_tenant(&*opened.store, &tenant, now, ttl, &actor()).await?;
+            let n = revocation::revoke_tenant(&*opened.store, &tenant, now, ttl, &actor()).await?;
             say!("revoked tenant {tenant} and its {n} key(s)");
         }
     }

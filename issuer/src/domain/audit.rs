@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use tokio::sync::mpsc;
 
-use super::throttle::client_of;
+use crate::domain::client::client_of;
 use crate::store::{AuditRecord, RefusalCount, Store};
 
 /// How often queued issuance records are written to the database: the window a crash can lose

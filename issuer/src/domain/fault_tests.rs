@@ -14,14 +14,15 @@ use arc_swap::ArcSwap;
 use keymint_jwks::{Audience, Issuer, ScopeSet, TenantId, UnixTime};
 use zeroize::Zeroizing;
 
-use super::DomainError;
-use super::api_key::{KeyEnv, KeyKind};
-use super::audit::{self, AuditSink};
-use super::key_hash::{KeyHasher, Pepper};
-use super::keys::{self, NewKey};
-use super::secret_box::EncryptionKey;
-use super::signing;
-use super::token::{ClientContext, TokenRequest, TokenService, TokenSettings};
+use crate::domain::DomainError;
+use crate::domain::audit::{self, AuditSink};
+use crate::domain::client::ClientContext;
+use crate::domain::keys::api_key::{KeyEnv, KeyKind};
+use crate::domain::keys::key_hash::{KeyHasher, Pepper};
+use crate::domain::keys::{self, NewKey};
+use crate::domain::signing;
+use crate::domain::signing::secret_box::EncryptionKey;
+use crate::domain::token::{TokenRequest, TokenService, TokenSettings};
 use crate::store::{AuditQuery, SqliteStore, Store};
 
 struct World {
@@ -220,7 +221,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record(
         wait_for_records(&w, before + 3).await,
         "queued issuance records are written once there is space"
     );
-    super::revocations::revoke_key(
+    crate::domain::revocation::revoke_key(
         &*w.store,
         &keymint_jwks::ApiKeyId::new(view.key_id.as_str()).unwrap(),
         UnixTime::now(),

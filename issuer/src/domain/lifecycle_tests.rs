@@ -7,8 +7,9 @@ use std::time::Duration;
 use keymint_jwks::{Algorithm, Issuer, UnixTime};
 use zeroize::Zeroizing;
 
-use super::secret_box::EncryptionKey;
-use super::{revocations, signing};
+use crate::domain::revocation;
+use crate::domain::signing;
+use crate::domain::signing::secret_box::EncryptionKey;
 use crate::store::{AuditQuery, SigningKeyState, SqliteStore, Store};
 
 struct Db {
@@ -163,21 +164,21 @@ async fn the_list_is_resigned_every_third_of_its_validity_and_on_every_revocatio
     let signer = signing::load(store, &enc).await.unwrap().active;
     let iss = Issuer::new("https://issuer.test").unwrap();
     let validity = Duration::from_secs(3000);
-    let first = revocations::current_list(store, &signer, &iss, t0, validity)
+    let first = revocation::current_list(store, &signer, &iss, t0, validity)
         .await
         .unwrap();
-    let same = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 999), validity)
+    let same = revocation::current_list(store, &signer, &iss, UnixTime(t0.0 + 999), validity)
         .await
         .unwrap();
     assert_eq!(same, first, "re-signed before a third of the validity");
-    let renewed = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 1000), validity)
+    let renewed = revocation::current_list(store, &signer, &iss, UnixTime(t0.0 + 1000), validity)
         .await
         .unwrap();
     assert_eq!(renewed.serial, first.serial + 1);
     assert_eq!(renewed.exp, t0.0 as i64 + 1000 + 3000);
     // A revocation makes the next call sign a new list at once.
     let jti = keymint_jwks::Jti::new("t1").unwrap();
-    revocations::revoke_token(
+    revocation::revoke_token(
         store,
         &jti,
         UnixTime(t0.0 + 1001),
@@ -186,14 +187,14 @@ async fn the_list_is_resigned_every_third_of_its_validity_and_on_every_revocatio
     )
     .await
     .unwrap();
-    let after = revocations::current_list(store, &signer, &iss, UnixTime(t0.0 + 1001), validity)
+    let after = revocation::current_list(store, &signer, &iss, UnixTime(t0.0 + 1001), validity)
         .await
         .unwrap();
     assert_eq!(after.serial, renewed.serial + 1);
     assert!(after.jws.len() > renewed.jws.len());
     // Entries past drop_after (t0 + 1001 + 5 + 600 + 300) leave the list at its next re-signing.
     let later = UnixTime(t0.0 + 1001 + 1000);
-    let dropped = revocations::current_list(store, &signer, &iss, later, validity)
+    let dropped = revocation::current_list(store, &signer, &iss, later, validity)
         .await
         .unwrap();
     let payload =
@@ -226,7 +227,7 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
     let revoked = stale.key().kid().clone();
     let iss = Issuer::new("https://issuer.test").unwrap();
     let validity = Duration::from_secs(3000);
-    let before = revocations::current_list(store, &stale, &iss, t0, validity)
+    let before = revocation::current_list(store, &stale, &iss, t0, validity)
         .await
         .unwrap();
     let t1 = UnixTime(t0.0 + 10);
@@ -234,18 +235,18 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
         .await
         .unwrap();
     // The race: a signer loaded before the revocation is asked for the list that lists it.
-    let by_stale = revocations::current_list(store, &stale, &iss, t1, validity)
+    let by_stale = revocation::current_list(store, &stale, &iss, t1, validity)
         .await
         .unwrap();
     assert_eq!(by_stale, before, "a revoked key signed a new list");
     let signer = signing::load(store, &enc).await.unwrap().active;
     assert_ne!(*signer.key().kid(), revoked);
-    let list = revocations::current_list(store, &signer, &iss, UnixTime(t1.0 + 1), validity)
+    let list = revocation::current_list(store, &signer, &iss, UnixTime(t1.0 + 1), validity)
         .await
         .unwrap();
     assert_eq!(signed_by(&list), signer.key().kid().as_str());
     assert_eq!(list.serial, before.serial + 1);
-    let same = revocations::current_list(store, &signer, &iss, UnixTime(t1.0 + 2), validity)
+    let same = revocation::current_list(store, &signer, &iss, UnixTime(t1.0 + 2), validity)
         .await
         .unwrap();
     assert_eq!(
@@ -256,8 +257,8 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
 
 #[tokio::test]
 async fn last_used_times_are_written_in_batches_and_never_go_backwards() {
-    use super::key_hash::{KeyHasher, Pepper};
-    use super::keys::{self, NewKey};
+    use crate::domain::keys::key_hash::{KeyHasher, Pepper};
+    use crate::domain::keys::{self, NewKey};
     let db = db("touch").await;
     let hasher = KeyHasher::new(&Pepper::new([2; 32]));
     let template = NewKey::for_tests();
@@ -343,8 +344,8 @@ async fn audit_batches_round_trip_every_field() {
 /// never grants it to a customer key in any case: `grant` tests).
 #[tokio::test]
 async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
-    use super::key_hash::{KeyHasher, Pepper};
-    use super::keys::{self, NewKey};
+    use crate::domain::keys::key_hash::{KeyHasher, Pepper};
+    use crate::domain::keys::{self, NewKey};
     use keymint_jwks::Audience;
     let db = db("admin-aud").await;
     let hasher = KeyHasher::new(&Pepper::new([2; 32]));
@@ -369,7 +370,7 @@ async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
     )
     .await;
     assert!(
-        matches!(refused, Err(super::DomainError::Invalid(_))),
+        matches!(refused, Err(crate::domain::DomainError::Invalid(_))),
         "{refused:?}"
     );
     let refused = keys::create_many(
@@ -382,7 +383,10 @@ async fn a_customer_key_cannot_be_created_with_the_admin_audience() {
         |_, _, _| {},
     )
     .await;
-    assert!(matches!(refused, Err(super::DomainError::Invalid(_))));
+    assert!(matches!(
+        refused,
+        Err(crate::domain::DomainError::Invalid(_))
+    ));
     assert!(db.store.keys(None).await.unwrap().is_empty());
     keys::create(
         &db.store,

@@ -40,7 +40,7 @@ pub use step::{Part, Step};
 
 use keymint_jwks::RevocationTarget;
 
-use super::DomainError;
+use crate::domain::DomainError;
 use crate::store::{AuditQuery, AuditRecord, Store, StoreError, StoreResult, StoredList};
 use snapshot::newest_audit;
 
@@ -298,7 +298,7 @@ impl<'a, S: Store> Migration<'a, S> {
         self.run(Step::Recording, target.insert_audit(records))
             .await?;
         let source_unrecorded = self.source.insert_audit(records).await.err();
-        super::audit::log(&record);
+        crate::domain::audit::log(&record);
         Ok(Finished { source_unrecorded })
     }
 

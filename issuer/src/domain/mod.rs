@@ -1,25 +1,23 @@
 //! The issuer's logic: API keys, signing keys, revocations, token exchange and audit. No HTTP and
 //! no SQL here: the domain talks to a [`Store`](crate::store::Store) and returns typed errors.
+//!
+//! By subdomain: [`keys`] (API keys: format, hashing, policy, rate limits), [`revocation`] (the
+//! signed list), [`signing`] (signing keys and their lifecycle), [`token`] (trading a key for a
+//! token), [`admin`] (the admin API's gate and calls) and [`migration`] (SQLite to Postgres), over
+//! the leaves [`reserved`] (names no customer may use), [`clock`], [`client`] and [`audit`].
 
-mod active_key;
+// Lowest first: the leaves every subdomain may use, then the subdomains, each of which only
+// uses those listed before it (checked by `issuer/tests/layering.rs`).
 pub mod admin;
-pub mod admin_api;
-pub mod api_key;
 pub mod audit;
+pub mod client;
 pub mod clock;
-mod dpop_binding;
 mod error;
-mod grant;
-pub mod key_hash;
-mod key_policy;
 pub mod keys;
-pub mod limits;
 pub mod migration;
-pub mod origin;
-pub mod revocations;
-pub mod secret_box;
+pub mod reserved;
+pub mod revocation;
 pub mod signing;
-pub mod throttle;
 pub mod token;
 
 #[cfg(test)]

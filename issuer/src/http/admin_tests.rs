@@ -273,7 +273,7 @@ async fn a_revoked_admin_key_is_locked_out_once_the_list_names_it() {
     let (id, read) = admin_token(&h, "admin:read").await;
     let (status, _, _) = send(&h.app, get("/v1/admin/keys", Some(&read))).await;
     assert_eq!(status, StatusCode::OK);
-    crate::domain::revocations::revoke_key(
+    crate::domain::revocation::revoke_key(
         &*h.store,
         &keymint_jwks::ApiKeyId::new(id).unwrap(),
         UnixTime::now(),
@@ -283,7 +283,7 @@ async fn a_revoked_admin_key_is_locked_out_once_the_list_names_it() {
     .await
     .unwrap();
     // What the server's change watcher does: re-sign and publish the list.
-    let list = crate::domain::revocations::current_list(
+    let list = crate::domain::revocation::current_list(
         &*h.store,
         &h.state.signing.load().active,
         &h.state.issuer,
@@ -365,8 +365,9 @@ pub(super) fn capture_log() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
 /// list (which revokes the old key) as soon as the key set arrives.
 #[tokio::test]
 async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
-    use crate::domain::secret_box::EncryptionKey;
-    use crate::domain::{revocations, signing};
+    use crate::domain::revocation;
+    use crate::domain::signing;
+    use crate::domain::signing::secret_box::EncryptionKey;
     let h = harness("admin-list-first").await;
     let (_, read) = admin_token(&h, "admin:read").await;
     let enc = EncryptionKey::new(&zeroize::Zeroizing::new([3; 32])).unwrap();
@@ -394,7 +395,7 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
         .await
         .unwrap();
     let set = signing::load(&*h.store, &enc).await.unwrap();
-    let list = revocations::current_list(
+    let list = revocation::current_list(
         &*h.store,
         &set.active,
         &h.state.issuer,

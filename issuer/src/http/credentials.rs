@@ -15,8 +15,10 @@ use keymint_jwks::UnixTime;
 
 use super::AppState;
 use super::error::{HttpError, Scheme};
-use crate::domain::token::{ClientContext, TokenRequest};
-use crate::domain::{ClientFailure, DomainError};
+use crate::domain::ClientFailure;
+use crate::domain::DomainError;
+use crate::domain::client::ClientContext;
+use crate::domain::token::TokenRequest;
 use crate::store::Store;
 
 /// A parsed token request: the presented key, what was asked, and who asked.
@@ -423,7 +425,7 @@ async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest),
         };
         // client_id is the key ID; it must be the one inside the presented key. A key that does
         // not parse goes on to the exchange, which refuses it as malformed (and counts it).
-        let inside = crate::domain::api_key::parse(&secret).map(|k| k.key_id.to_string());
+        let inside = crate::domain::keys::api_key::parse(&secret).map(|k| k.key_id.to_string());
         if client_id.is_empty() || inside.is_ok_and(|id| id != client_id) {
             return Err(HttpError::basic(DomainError::InvalidClient {
                 reason: ClientFailure::ClientIdMismatch,

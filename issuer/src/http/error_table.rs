@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::domain::{Chain, DomainError};
+use crate::domain::Chain;
+use crate::domain::DomainError;
 
 /// How the token endpoint's client authenticated, for the `WWW-Authenticate` challenge of a 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

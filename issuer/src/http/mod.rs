@@ -11,8 +11,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use keymint_jwks::Issuer;
 
-use crate::domain::admin_api::AdminApi;
-use crate::domain::revocations::ListFeed;
+use crate::domain::admin::api::AdminApi;
+use crate::domain::revocation::ListFeed;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::TokenService;
 use crate::store::Store;

@@ -16,11 +16,12 @@ use zeroize::Zeroizing;
 
 use super::{AppState, router};
 use crate::domain::audit::AuditSink;
-use crate::domain::key_hash::{KeyHasher, Pepper};
+use crate::domain::keys::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
-use crate::domain::secret_box::EncryptionKey;
+use crate::domain::revocation;
+use crate::domain::signing;
+use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
-use crate::domain::{revocations, signing};
 use crate::store::{FlakyStore, SqliteStore};
 
 const ISS: &str = "https://issuer.test";
@@ -57,7 +58,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         signing::load(&*store, &enc).await.unwrap(),
     ));
     let issuer = Issuer::new(ISS).unwrap();
-    let list = revocations::current_list(
+    let list = revocation::current_list(
         &*store,
         &set.load().active,
         &issuer,
@@ -83,9 +84,9 @@ pub(super) async fn harness(name: &str) -> Harness {
         audit,
     )
     .with_ticker(ticker);
-    let feed = crate::domain::revocations::ListFeed::new(list);
-    let admin = Arc::new(crate::domain::admin_api::AdminApi::new(
-        crate::domain::admin_api::AdminDeps {
+    let feed = crate::domain::revocation::ListFeed::new(list);
+    let admin = Arc::new(crate::domain::admin::api::AdminApi::new(
+        crate::domain::admin::api::AdminDeps {
             store: Arc::clone(&store),
             hasher: hasher.clone(),
             enc: Arc::new(enc),
@@ -229,12 +230,12 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
         &*h.store,
         &h.hasher,
         &NewKey {
-            kind: crate::domain::api_key::KeyKind::Publishable,
+            kind: crate::domain::keys::api_key::KeyKind::Publishable,
             allow_origins: vec![
-                crate::domain::origin::Origin::parse("https://app.example").unwrap(),
+                crate::domain::keys::origin::Origin::parse("https://app.example").unwrap(),
             ],
             scopes: ScopeSet::parse("catalog:read").unwrap(),
-            rate_limit: crate::domain::limits::RateSpec::parse("20/m"),
+            rate_limit: crate::domain::keys::limits::RateSpec::parse("20/m"),
             ..NewKey::for_tests()
         },
         now,
@@ -267,7 +268,7 @@ async fn a_key_re_read_after_a_change_keeps_the_quota_it_has_spent() {
     let h = harness("quota-kept").await;
     let now = UnixTime::now();
     let new_key = |rate: &str| NewKey {
-        rate_limit: crate::domain::limits::RateSpec::parse(rate),
+        rate_limit: crate::domain::keys::limits::RateSpec::parse(rate),
         ..NewKey::for_tests()
     };
     let (view, key) = keys::create(&*h.store, &h.hasher, &new_key("2/m"), now, "test")
@@ -385,9 +386,9 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
 #[tokio::test]
 async fn an_unknown_key_id_is_looked_up_once_and_forgotten_when_a_key_gets_it() {
     let h = harness("unknown").await;
-    let (id, unknown) = crate::domain::api_key::generate(
-        crate::domain::api_key::KeyKind::Secret,
-        crate::domain::api_key::KeyEnv::Live,
+    let (id, unknown) = crate::domain::keys::api_key::generate(
+        crate::domain::keys::api_key::KeyKind::Secret,
+        crate::domain::keys::api_key::KeyEnv::Live,
         &ring::rand::SystemRandom::new(),
     )
     .unwrap();
@@ -401,9 +402,9 @@ async fn an_unknown_key_id_is_looked_up_once_and_forgotten_when_a_key_gets_it() 
     let (status, _, _) = send(&h.app, token_req(unknown.expose())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // ...while another unknown ID needs the database, which is down.
-    let (_, other) = crate::domain::api_key::generate(
-        crate::domain::api_key::KeyKind::Secret,
-        crate::domain::api_key::KeyEnv::Live,
+    let (_, other) = crate::domain::keys::api_key::generate(
+        crate::domain::keys::api_key::KeyKind::Secret,
+        crate::domain::keys::api_key::KeyEnv::Live,
         &ring::rand::SystemRandom::new(),
     )
     .unwrap();

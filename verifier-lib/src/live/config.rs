@@ -219,12 +219,6 @@ impl LiveConfig {
         self
     }
 
-    /// Knobs that weaken the sources. Read
-    /// [`DangerousLiveConfig`](crate::dangerous::DangerousLiveConfig) before using one.
-    pub fn dangerous(self) -> crate::dangerous::DangerousLiveConfig {
-        crate::dangerous::DangerousLiveConfig(self)
-    }
-
     /// Refuses a URL source (or events URL) that is plain `http` to another host, as discovery
     /// does: anyone on the path could serve their own key set.
     pub(crate) fn check_uris(&self) -> Result<(), LiveError> {

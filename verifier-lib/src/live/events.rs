@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::fetch;
-use super::threads::Ctx;
 
 /// Room on an event-stream line for the field name and line ending around a list (`data: ...\r\n`).
 const SSE_LINE_ALLOWANCE: u64 = 64;

@@ -19,6 +19,7 @@
 //! runtime is required; [`LiveHandle::ready`] can still be awaited from any executor.
 
 mod config;
+mod ctx;
 mod events;
 mod fetch;
 mod threads;

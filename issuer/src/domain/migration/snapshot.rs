@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::domain::DomainError;
-use crate::domain::secret_box::EncryptionKey;
+use crate::domain::signing::secret_box::EncryptionKey;
 use crate::store::{
     AuditQuery, KeyRecord, RevocationRecord, ScopeRecord, SigningKeyRecord, Store, StoreResult,
     StoredList,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::domain::secret_box::EncryptionKey;
+use crate::domain::signing::secret_box::EncryptionKey;
 use crate::store::{
     FlakyStore, KeyRecord, RevocationRecord, SigningKeyRecord, SigningKeyState, SqliteStore,
 };

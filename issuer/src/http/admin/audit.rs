@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead};
-use crate::domain::admin_api::AuditPage;
+use crate::domain::admin::api::AuditPage;
 use crate::http::AppState;
 use crate::store::{AuditQuery, Store};
 

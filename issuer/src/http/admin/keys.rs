@@ -6,14 +6,14 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keymint_jwks::{Audience, TenantId, UnixTime};
+use keymint_jwks::{Audience, ScopeSet, TenantId, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, key_id, optional};
-use crate::domain::api_key::{KeyEnv, KeyKind, PrintableKey};
+use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
+use crate::domain::keys::limits::RateSpec;
+use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KeyView, NewKey};
-use crate::domain::limits::RateSpec;
-use crate::domain::origin::Origin;
 use crate::http::AppState;
 use crate::http::problem::{Problem, ProblemDocument};
 use crate::store::Store;
@@ -64,7 +64,8 @@ impl CreateKey {
                 .map(|o| Origin::parse(o).map_err(|e| invalid("origin", e)))
                 .collect::<Result<_, _>>()?,
             tenant: TenantId::new(self.tenant).map_err(|e| invalid("tenant", e))?,
-            scopes: crate::domain::keys::scopes_from(&self.scopes)?,
+            scopes: ScopeSet::from_values(self.scopes.iter().map(String::as_str))
+                .map_err(|e| invalid("scopes", e))?,
             audiences: self
                 .audiences
                 .iter()

@@ -23,8 +23,8 @@ use keymint_jwks::UnixTime;
 use super::AppState;
 use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
+use crate::domain::admin::api::AdminApi;
 use crate::domain::admin::{AdminRead, AdminWrite};
-use crate::domain::admin_api::AdminApi;
 use crate::store::Store;
 
 pub(crate) type Answer<T> = Result<Json<T>, Problem>;

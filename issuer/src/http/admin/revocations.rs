@@ -7,7 +7,7 @@ use keymint_jwks::{Jti, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid};
-use crate::domain::admin_api::RevocationView;
+use crate::domain::admin::api::RevocationView;
 use crate::http::AppState;
 use crate::store::Store;
 

@@ -7,7 +7,7 @@ use keymint_jwks::{Scope, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, invalid};
-use crate::domain::admin_api::ScopeView;
+use crate::domain::admin::api::ScopeView;
 use crate::http::AppState;
 use crate::store::{Store, Visibility};
 

@@ -9,7 +9,7 @@ use keymint_jwks::{Algorithm, Kid, UnixTime};
 use serde::Deserialize;
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, optional};
-use crate::domain::admin_api::SigningKeyView;
+use crate::domain::admin::api::SigningKeyView;
 use crate::http::AppState;
 use crate::http::problem::{Problem, ProblemDocument};
 use crate::store::Store;

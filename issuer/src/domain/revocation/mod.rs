@@ -8,7 +8,8 @@ use keymint_jwks::{
 };
 use keymint_verifier::MAX_LEEWAY;
 
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::unix;
 use crate::store::{
     Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
 };
@@ -118,7 +119,7 @@ pub(super) fn record(
     }
 }
 
-fn admin_audit(action: &str, actor: super::audit::Actor<'_>, now: UnixTime) -> AuditRecord {
+fn admin_audit(action: &str, actor: crate::domain::audit::Actor<'_>, now: UnixTime) -> AuditRecord {
     actor.stamp(AuditRecord {
         at: unix(now),
         action: action.into(),
@@ -133,7 +134,7 @@ pub async fn revoke_key<S: Store>(
     key_id: &ApiKeyId,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let key = store
         .key(key_id)
@@ -148,7 +149,7 @@ pub async fn revoke_key<S: Store>(
             "key {key_id} is already revoked"
         )));
     }
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok(())
 }
 
@@ -158,7 +159,7 @@ pub async fn revoke_token<S: Store>(
     jti: &Jti,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let mut audit = admin_audit("token.revoke", actor.into(), now);
     audit.detail = Some(format!("jti={jti}"));
@@ -169,7 +170,7 @@ pub async fn revoke_token<S: Store>(
             &audit,
         )
         .await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok(())
 }
 
@@ -180,12 +181,12 @@ pub async fn revoke_tenant<S: Store>(
     tenant: &TenantId,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<u64, DomainError> {
-    if tenant.as_str() == super::admin::ADMIN_TENANT {
+    if tenant.as_str() == crate::domain::reserved::ADMIN_TENANT {
         return Err(DomainError::Invalid(format!(
             "tenant {} holds the admin keys: revoke them one by one with `keymint keys revoke`",
-            super::admin::ADMIN_TENANT
+            crate::domain::reserved::ADMIN_TENANT
         )));
     }
     let mut audit = admin_audit("tenant.revoke", actor.into(), now);
@@ -197,7 +198,7 @@ pub async fn revoke_tenant<S: Store>(
             &audit,
         )
         .await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok(n)
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 
-use super::api_key::{KeyEnv, KeyKind};
-use super::limits::RateSpec;
-use super::origin::Origin;
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::keys::api_key::{KeyEnv, KeyKind};
+use crate::domain::keys::limits::RateSpec;
+use crate::domain::keys::origin::Origin;
+use crate::domain::unix;
 use crate::store::{KeyRecord, Store};
 
 /// Default key lifetime (keys must rotate).
@@ -112,10 +113,10 @@ fn validate(new: &NewKey, public_scopes: &[String]) -> Result<Resolved, DomainEr
             "a key needs at least one --audience".into(),
         ));
     }
-    if new.tenant.as_str() == super::admin::ADMIN_TENANT {
+    if new.tenant.as_str() == crate::domain::reserved::ADMIN_TENANT {
         return Err(DomainError::Invalid(format!(
             "tenant {} is reserved for admin keys (keymint admin-keys create)",
-            super::admin::ADMIN_TENANT
+            crate::domain::reserved::ADMIN_TENANT
         )));
     }
     let publishable = new.kind == KeyKind::Publishable;
@@ -248,7 +249,7 @@ async fn refuse_admin_audience<S: Store>(store: &S, new: &NewKey) -> Result<(), 
     };
     let Ok(admin) = keymint_jwks::Issuer::new(issuer.as_str())
         .map_err(|_| ())
-        .and_then(|i| super::admin::admin_audience(&i).map_err(|_| ()))
+        .and_then(|i| crate::domain::reserved::admin_audience(&i).map_err(|_| ()))
     else {
         return Ok(());
     };

@@ -12,14 +12,17 @@
 //! compromised key, and the tokens signed after it, verify everywhere without a key-set refetch.
 //! Once it has taken over, a new standby is generated.
 
+pub mod secret_box;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use keymint_jwks::{Algorithm, Jwk, Jwks, Kid, RevocationTarget, Signer, SigningKey, UnixTime};
 use ring::digest;
 
-use super::secret_box::EncryptionKey;
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::signing::secret_box::EncryptionKey;
+use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
 
 /// What the running server signs and publishes, swapped as a whole.
@@ -101,7 +104,7 @@ async fn first_key<S: Store>(
     };
     match store.insert_signing_key(&rec, Some(&audit)).await {
         Ok(()) => {
-            super::audit::log(&audit);
+            crate::domain::audit::log(&audit);
             Ok(())
         }
         // Two processes raced on first start; either key is fine.
@@ -139,7 +142,7 @@ pub async fn ensure_next<S: Store>(
     };
     match store.insert_signing_key(&rec, Some(&audit)).await {
         Ok(()) => {
-            super::audit::log(&audit);
+            crate::domain::audit::log(&audit);
             Ok(true)
         }
         Err(crate::store::StoreError::Conflict) => Ok(false),
@@ -160,7 +163,7 @@ pub async fn rotate<S: Store>(
     alg: Algorithm,
     now: UnixTime,
     jwks_max_age: Duration,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<SigningKeyRecord, DomainError> {
     let keys = store.signing_keys().await?;
     // The standby is no rotation: it stays behind, for emergencies.
@@ -188,7 +191,7 @@ pub async fn rotate<S: Store>(
         ..AuditRecord::default()
     });
     store.insert_signing_key(&rec, Some(&audit)).await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok(rec)
 }
 
@@ -244,7 +247,7 @@ pub async fn maintain<S: Store>(
             .await?
             .changed()
         {
-            super::audit::log(&audit);
+            crate::domain::audit::log(&audit);
             changed = true;
         }
     }
@@ -332,7 +335,7 @@ pub async fn revoke<S: Store>(
     kid: &Kid,
     now: UnixTime,
     max_token_ttl: Duration,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     let keys = store.signing_keys().await?;
     let key = keys
@@ -367,7 +370,8 @@ pub async fn revoke<S: Store>(
     } else {
         None
     };
-    let entry = super::revocations::record(RevocationTarget::Kid(kid.clone()), now, max_token_ttl);
+    let entry =
+        crate::domain::revocation::record(RevocationTarget::Kid(kid.clone()), now, max_token_ttl);
     let audit = actor.into().stamp(AuditRecord {
         at: t,
         action: "signing_key.revoke".into(),
@@ -384,7 +388,7 @@ pub async fn revoke<S: Store>(
             "signing key {kid} changed meanwhile; try again"
         )));
     }
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     // The revocation stands either way; a failure here is healed by the server's maintenance.
     if let Err(e) = ensure_next(store, enc, now).await {
         tracing::warn!(error = %e, "no standby signing key published after the revocation");

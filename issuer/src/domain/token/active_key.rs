@@ -9,9 +9,9 @@ use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId};
 use quick_cache::sync::Cache;
 
-use super::DomainError;
-use super::api_key::KeyKind;
-use super::limits::{KeyLimits, RateSetting};
+use crate::domain::DomainError;
+use crate::domain::keys::api_key::KeyKind;
+use crate::domain::keys::limits::{KeyLimits, RateSetting};
 use crate::store::KeyRecord;
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -86,7 +86,7 @@ impl ActiveKey {
         origin: Option<&str>,
     ) -> Result<Option<String>, DomainError> {
         let origin = origin.map(|o| {
-            super::origin::Origin::parse(o)
+            crate::domain::keys::origin::Origin::parse(o)
                 .map(|o| o.to_string())
                 .unwrap_or_default()
         });

@@ -7,42 +7,28 @@
 //! against the issuer's own JWKS, revocation against its own signed list, so revoking an admin key
 //! locks it out of the admin API like any other key.
 
+pub mod api;
+
+pub use crate::domain::reserved::{ADMIN_PATH, READ, WRITE};
+
 use std::sync::Mutex;
 use std::time::Duration;
 
-use keymint_jwks::{Audience, Issuer, RevocationListError, Scope, ScopeSet, TenantId, UnixTime};
+use keymint_jwks::{Issuer, RevocationListError, Scope, ScopeSet, TenantId, UnixTime};
 use keymint_verifier::{UpdateError, Verifier, VerifyError};
 
-use super::api_key::{KeyEnv, KeyKind, PrintableKey};
-use super::key_hash::KeyHasher;
-use super::keys::KeyView;
-use super::signing::SigningSet;
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::keys::KeyView;
+use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
+use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::reserved::{ADMIN_TENANT, MAX_ADMIN_KEY_LIFETIME, admin_audience};
+use crate::domain::signing::SigningSet;
+use crate::domain::unix;
 use crate::store::{AuditRecord, KeyRecord, Store, StoredList};
 
-/// Where the admin API lives, under the issuer URL; also its tokens' audience.
-pub const ADMIN_PATH: &str = "/v1/admin";
-/// Lists and reads everything (keys, tenants, scopes, revocations, signing keys, audit).
-pub const READ: &str = "admin:read";
-/// Creates, rotates and revokes; implies [`READ`].
-pub const WRITE: &str = "admin:write";
-/// The tenant admin keys belong to: reserved, so no customer key can be made in it and no tenant
-/// revocation can sweep the admin keys away with a customer's.
-pub const ADMIN_TENANT: &str = "admin";
-/// The longest an admin key may live.
-pub const MAX_ADMIN_KEY_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Admin tokens are short: 5 minutes by default, 15 at most.
 const ADMIN_TOKEN_TTL: i64 = 300;
 const ADMIN_TOKEN_MAX_TTL: i64 = 900;
-
-/// The audience of admin tokens: `<issuer>/v1/admin`.
-pub fn admin_audience(issuer: &Issuer) -> Result<Audience, DomainError> {
-    Audience::new(format!(
-        "{}{ADMIN_PATH}",
-        issuer.as_str().trim_end_matches('/')
-    ))
-    .map_err(|e| DomainError::Internal(format!("admin audience: {e}")))
-}
 
 /// What an admin call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +52,8 @@ pub struct Admin {
 
 impl Admin {
     /// The actor named in audit records, with the client address.
-    pub fn actor(&self) -> super::audit::Actor<'_> {
-        super::audit::Actor {
+    pub fn actor(&self) -> crate::domain::audit::Actor<'_> {
+        crate::domain::audit::Actor {
             name: &self.name,
             client_ip: Some(self.client_ip),
         }
@@ -218,7 +204,8 @@ impl AdminGate {
 
 /// The scopes an admin key may carry.
 pub fn admin_scopes(values: &[String]) -> Result<ScopeSet, DomainError> {
-    let set = super::keys::scopes_from(values)?;
+    let set = ScopeSet::from_values(values.iter().map(String::as_str))
+        .map_err(|e| DomainError::Invalid(format!("--scope: {e}")))?;
     if set.is_empty() {
         return Err(DomainError::Invalid(format!(
             "an admin key needs --scope {READ} or --scope {WRITE}"
@@ -249,7 +236,7 @@ pub async fn create_admin_key<S: Store>(
         )));
     }
     let (key_id, printable, secret_hash) =
-        super::keys::mint(hasher, KeyKind::Secret, KeyEnv::Live)?;
+        crate::domain::keys::mint(hasher, KeyKind::Secret, KeyEnv::Live)?;
     let tenant = TenantId::new(ADMIN_TENANT).map_err(|e| DomainError::Internal(e.to_string()))?;
     let rec = KeyRecord {
         key_id: key_id.to_string(),
@@ -284,6 +271,6 @@ pub async fn create_admin_key<S: Store>(
         ..AuditRecord::default()
     };
     store.insert_key(&rec, &audit).await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok((KeyView::from_record(&rec, now), printable))
 }

@@ -1,5 +1,11 @@
 //! Trading an API key for a token: `TokenService::exchange`.
 
+mod active_key;
+mod dpop_binding;
+mod grant;
+mod request;
+pub mod throttle;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -7,21 +13,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{
-    ApiKeyId, Audience, Claims, ClientId, Issuer, Jkt, Jti, PROPAGATION_BOUND, ScopeSet, UnixTime,
-};
+use keymint_jwks::{ApiKeyId, Audience, Claims, ClientId, Jti, PROPAGATION_BOUND, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::active_key::{ActiveKey, KeyCache};
-use super::api_key::{self, KeyKind};
-use super::audit::AuditSink;
-use super::clock::Ticker;
-use super::key_hash::KeyHasher;
-use super::limits::{KeyLimits, RateSetting};
-use super::signing::SigningSet;
-use super::throttle::Throttle;
-use super::{ClientFailure, DomainError, dpop_binding, grant, unix};
+pub use self::request::{Asked, IssuedToken, TokenRequest, TokenSettings};
+use self::throttle::Throttle;
+use crate::domain::ClientFailure;
+use crate::domain::DomainError;
+use crate::domain::audit::AuditSink;
+use crate::domain::client::ClientContext;
+use crate::domain::clock::Ticker;
+use crate::domain::keys::api_key::{self, KeyKind};
+use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::signing::SigningSet;
+use crate::domain::token::active_key::{ActiveKey, KeyCache};
+use crate::domain::unix;
 use crate::store::{AuditRecord, KeyRecord, Store, StoreError};
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
@@ -29,119 +37,6 @@ const KEY_CACHE: usize = 100_000;
 
 /// How many unknown key IDs are remembered.
 const UNKNOWN_CACHE: usize = 100_000;
-
-/// What a client asked for, each field parsed once at the edge ([`TokenRequest::parse`]). Every
-/// field may only narrow what the key allows.
-#[derive(Debug, Default, Clone)]
-pub struct TokenRequest {
-    /// Scopes (none asked for: all of the key's).
-    pub scope: Option<Asked<ScopeSet>>,
-    /// One audience.
-    pub audience: Option<Asked<Audience>>,
-    /// Lifetime in seconds.
-    pub ttl: Option<u64>,
-    /// Bind the token to this DPoP key thumbprint (RFC 9449 §10): a backend minting a token for
-    /// its browser's key.
-    pub dpop_jkt: Option<Asked<Jkt>>,
-    /// A `DPoP` proof header (RFC 9449 §5): the token is bound to the proof's key.
-    pub dpop_proof: Option<String>,
-    /// The path the request was made to, for the proof's `htu`.
-    pub path: String,
-}
-
-/// A request field as the edge parsed it. A malformed one is refused only once the key has
-/// authenticated, so that a caller without a valid key hears `invalid_client` whatever else is
-/// wrong with its request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Asked<T> {
-    /// Well formed.
-    Valid(T),
-    /// Malformed: why, in the server's words (never the client's text).
-    Malformed(String),
-}
-
-impl<T> Asked<T> {
-    fn parse<E: std::fmt::Display>(raw: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Self {
-        parse(raw).map_or_else(|e| Self::Malformed(e.to_string()), Self::Valid)
-    }
-
-    /// The value, if well formed.
-    pub fn valid(&self) -> Option<&T> {
-        match self {
-            Self::Valid(v) => Some(v),
-            Self::Malformed(_) => None,
-        }
-    }
-}
-
-impl TokenRequest {
-    /// A request from the raw fields of a token endpoint: each parsed once, here. An empty
-    /// `scope` asks for none in particular (all of the key's).
-    pub fn parse(
-        scope: Option<&str>,
-        audience: Option<&str>,
-        ttl: Option<u64>,
-        dpop_jkt: Option<&str>,
-        dpop_proof: Option<String>,
-        path: String,
-    ) -> Self {
-        Self {
-            scope: scope
-                .filter(|s| !s.is_empty())
-                .map(|s| Asked::parse(s, ScopeSet::parse)),
-            audience: audience.map(|a| Asked::parse(a, |a| Audience::new(a))),
-            ttl,
-            dpop_jkt: dpop_jkt.map(|j| Asked::parse(j, |j| Jkt::new(j))),
-            dpop_proof,
-            path,
-        }
-    }
-}
-
-/// Where a request came from.
-#[derive(Debug, Clone)]
-pub struct ClientContext {
-    /// The client IP.
-    pub ip: IpAddr,
-    /// The `Origin` header.
-    pub origin: Option<String>,
-}
-
-/// A minted token. `Debug` leaves the token out: a whole token is never to reach a log.
-#[derive(Clone)]
-pub struct IssuedToken {
-    /// The compact JWS. Never logged.
-    pub access_token: String,
-    /// The real lifetime in seconds.
-    pub expires_in: u64,
-    /// The granted scopes.
-    pub scope: ScopeSet,
-    /// `Bearer`, or `DPoP` for a sender-constrained token.
-    pub token_type: &'static str,
-    /// The browser origin to answer CORS for, when the key allows it.
-    pub cors_origin: Option<String>,
-}
-
-impl std::fmt::Debug for IssuedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedToken")
-            .field("access_token", &"<redacted>")
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .field("token_type", &self.token_type)
-            .field("cors_origin", &self.cors_origin)
-            .finish()
-    }
-}
-
-/// Server-wide token settings.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// `iss`.
-    pub issuer: Issuer,
-    /// The server's maximum token lifetime (`--max-token-ttl`).
-    pub max_token_ttl: Duration,
-}
 
 /// The token endpoint's logic. Shared by every request; cheap to clone.
 pub struct TokenService<S> {
@@ -225,7 +120,7 @@ impl<S: Store> TokenService<S> {
             store,
             hasher,
             signing,
-            admin_audience: super::admin::admin_audience(&settings.issuer).ok(),
+            admin_audience: crate::domain::reserved::admin_audience(&settings.issuer).ok(),
             settings,
             keys: Arc::new(KeyCache::new(KEY_CACHE)),
             feed_read_at: Arc::new(AtomicI64::new(0)),
@@ -316,7 +211,8 @@ impl<S: Store> TokenService<S> {
 
     /// Whether some live publishable key allows `origin` (for CORS preflights, which carry no key).
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        super::origin::Origin::parse(origin).is_ok_and(|o| self.origins.load().contains(o.as_str()))
+        crate::domain::keys::origin::Origin::parse(origin)
+            .is_ok_and(|o| self.origins.load().contains(o.as_str()))
     }
 
     /// Takes the last-used times recorded since the previous call.
@@ -614,6 +510,7 @@ fn refusal_code(e: &DomainError) -> &'static str {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use keymint_jwks::ScopeSet;
 
     #[test]
     fn debug_of_an_issued_token_leaves_the_token_out() {

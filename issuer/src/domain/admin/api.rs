@@ -9,14 +9,15 @@ use arc_swap::ArcSwap;
 use keymint_jwks::{Algorithm, ApiKeyId, Jti, Kid, Scope, TenantId, UnixTime};
 use serde::Serialize;
 
-use super::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
-use super::api_key::PrintableKey;
-use super::key_hash::KeyHasher;
-use super::keys::{self, KeyView, NewKey};
-use super::revocations::{self, ListFeed};
-use super::secret_box::EncryptionKey;
-use super::signing::{self, SigningSet};
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
+use crate::domain::keys::api_key::PrintableKey;
+use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::revocation::{self, ListFeed};
+use crate::domain::signing::secret_box::EncryptionKey;
+use crate::domain::signing::{self, SigningSet};
+use crate::domain::unix;
 use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummary, Visibility};
 
 /// The most audit records one page returns.
@@ -217,11 +218,11 @@ impl<S: Store> AdminApi<S> {
         id: &ApiKeyId,
         now: UnixTime,
     ) -> Result<(), DomainError> {
-        revocations::revoke_key(
+        revocation::revoke_key(
             &*self.0.store,
             id,
             now,
-            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -247,11 +248,11 @@ impl<S: Store> AdminApi<S> {
         )
         .await?;
         if revoke_old {
-            revocations::revoke_key(
+            revocation::revoke_key(
                 &*self.0.store,
                 id,
                 now,
-                revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+                revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
                 admin.admin().actor(),
             )
             .await?;
@@ -312,11 +313,11 @@ impl<S: Store> AdminApi<S> {
         tenant: &TenantId,
         now: UnixTime,
     ) -> Result<u64, DomainError> {
-        revocations::revoke_tenant(
+        revocation::revoke_tenant(
             &*self.0.store,
             tenant,
             now,
-            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -350,11 +351,11 @@ impl<S: Store> AdminApi<S> {
         jti: &Jti,
         now: UnixTime,
     ) -> Result<(), DomainError> {
-        revocations::revoke_token(
+        revocation::revoke_token(
             &*self.0.store,
             jti,
             now,
-            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await
@@ -403,7 +404,7 @@ impl<S: Store> AdminApi<S> {
             &self.0.enc,
             kid,
             now,
-            revocations::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
             admin.admin().actor(),
         )
         .await

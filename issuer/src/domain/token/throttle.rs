@@ -53,29 +53,9 @@ const WIDTHS: [Width; 3] = [
     },
 ];
 
-/// The network `ip` belongs to at this width. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
-/// dual-stack listener or a proxy may report) is its IPv4 address first: masked as IPv6, every IPv4
-/// client would fall into one `::/64`.
+/// The network `ip` belongs to at this width.
 fn network(ip: IpAddr, width: Width) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let keep = u32::MAX
-                .checked_shl(32 - u32::from(width.v4_prefix))
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & keep).into())
-        }
-        IpAddr::V6(v6) => {
-            let keep = u128::MAX
-                .checked_shl(128 - u32::from(width.v6_prefix))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & keep).into())
-        }
-    }
-}
-
-/// The unit a client is known by: its address, or its /64 for IPv6.
-pub fn client_of(ip: IpAddr) -> IpAddr {
-    network(ip, WIDTHS[0])
+    crate::domain::client::network(ip, width.v4_prefix, width.v6_prefix)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -326,6 +306,7 @@ impl Default for Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::client::client_of;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -5,14 +5,14 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::throttle::client_of;
+use crate::domain::client::client_of;
 
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use super::clock::Ticker;
+use crate::domain::clock::Ticker;
 
 /// One key's own limiter, on the injected clock.
 pub type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, Ticker, NoOpMiddleware<Instant>>;

@@ -8,8 +8,8 @@ use keymint_jwks::dpop::DpopProof;
 use keymint_jwks::{Confirmation, Issuer, Jkt, UnixTime};
 use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
-use super::DomainError;
-use super::token::{Asked, TokenRequest};
+use super::request::{Asked, TokenRequest};
+use crate::domain::DomainError;
 use crate::store::{Claim, Store};
 
 /// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by

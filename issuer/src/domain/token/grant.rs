@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use keymint_jwks::{Audience, ScopeSet};
 
-use super::DomainError;
-use super::active_key::ActiveKey;
-use super::token::Asked;
+use super::request::Asked;
+use crate::domain::DomainError;
+use crate::domain::token::active_key::ActiveKey;
 
 /// The scopes asked for (all of the key's when none), if the key holds them all.
 pub(super) fn scope(
@@ -158,8 +158,8 @@ mod tests {
                 rotated_to: None,
             },
             |_| {
-                std::sync::Arc::new(crate::domain::limits::KeyLimits::new(
-                    crate::domain::limits::RateSetting::Unlimited,
+                std::sync::Arc::new(crate::domain::keys::limits::KeyLimits::new(
+                    crate::domain::keys::limits::RateSetting::Unlimited,
                     false,
                     &crate::domain::clock::Ticker::manual().0,
                 ))
@@ -170,14 +170,21 @@ mod tests {
 
     /// A field as the token endpoint parses it.
     fn sc(s: &str) -> Option<Asked<ScopeSet>> {
-        super::super::token::TokenRequest::parse(Some(s), None, None, None, None, String::new())
+        super::super::request::TokenRequest::parse(Some(s), None, None, None, None, String::new())
             .scope
     }
 
     fn au(s: Option<&str>) -> Option<Asked<Audience>> {
         s.and_then(|a| {
-            super::super::token::TokenRequest::parse(None, Some(a), None, None, None, String::new())
-                .audience
+            super::super::request::TokenRequest::parse(
+                None,
+                Some(a),
+                None,
+                None,
+                None,
+                String::new(),
+            )
+            .audience
         })
     }
 

@@ -1,21 +1,27 @@
 //! API key administration: create, list, show, rotate. What a new key may be is in
 //! `key_policy`; revocation is in `revocations`.
 
+pub mod api_key;
+pub mod key_hash;
+pub mod limits;
+pub mod origin;
+mod policy;
+
 use std::time::Duration;
 
-use keymint_jwks::{ApiKeyId, Scope, ScopeSet, UnixTime};
+use keymint_jwks::{ApiKeyId, ScopeSet, UnixTime};
 use ring::rand::SystemRandom;
 use serde::Serialize;
 
-use super::api_key::{self, KeyEnv, KeyKind, PrintableKey};
-use super::key_hash::KeyHasher;
-use super::key_policy;
-pub use super::key_policy::{
+use self::api_key::{KeyEnv, KeyKind, PrintableKey};
+use self::key_hash::KeyHasher;
+pub use self::policy::{
     DEFAULT_KEY_LIFETIME, DEFAULT_KEY_MAX_TTL, DEFAULT_ROTATION_GRACE, DEFAULT_TOKEN_TTL,
     MAX_KEY_LIFETIME, NewKey, PUBLISHABLE_DEFAULT_RATE, PUBLISHABLE_DEFAULT_TTL,
     PUBLISHABLE_MAX_TTL,
 };
-use super::{DomainError, unix};
+use crate::domain::DomainError;
+use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, KeyRecord, Store, Visibility};
 
 /// A key as shown to admins: never a secret.
@@ -119,7 +125,7 @@ pub async fn put_scope<S: Store>(
     scope: &keymint_jwks::Scope,
     visibility: Visibility,
     now: UnixTime,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     if scope.is_admin() && visibility.is_public() {
         return Err(DomainError::Invalid(
@@ -135,7 +141,7 @@ pub async fn put_scope<S: Store>(
         ..AuditRecord::default()
     });
     store.put_scope(scope, visibility, &audit).await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok(())
 }
 
@@ -145,11 +151,11 @@ pub async fn create<S: Store>(
     hasher: &KeyHasher,
     new: &NewKey,
     now: UnixTime,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
-    let resolved = key_policy::check(store, new).await?;
+    let resolved = policy::check(store, new).await?;
     let (key_id, printable, hash) = mint(hasher, new.kind, new.env)?;
-    let rec = key_policy::record_for(new, &resolved, &key_id, hash, now);
+    let rec = policy::record_for(new, &resolved, &key_id, hash, now);
     let audit = actor.into().stamp(AuditRecord {
         at: unix(now),
         action: "key.create".into(),
@@ -160,7 +166,7 @@ pub async fn create<S: Store>(
         ..AuditRecord::default()
     });
     store.insert_key(&rec, &audit).await?;
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok((KeyView::from_record(&rec, now), printable))
 }
 
@@ -172,11 +178,11 @@ pub async fn create_many<S: Store>(
     template: &NewKey,
     count: u64,
     now: UnixTime,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
     mut each: impl FnMut(u64, &ApiKeyId, &PrintableKey),
 ) -> Result<(), DomainError> {
-    let actor: super::audit::Actor<'_> = actor.into();
-    let resolved = key_policy::check(store, template).await?;
+    let actor: crate::domain::audit::Actor<'_> = actor.into();
+    let resolved = policy::check(store, template).await?;
     let mut made = 0u64;
     while made < count {
         let batch = (count - made).min(10_000);
@@ -184,9 +190,7 @@ pub async fn create_many<S: Store>(
         for _ in 0..batch {
             let (key_id, printable, hash) = mint(hasher, template.kind, template.env)?;
             each(made, &key_id, &printable);
-            records.push(key_policy::record_for(
-                template, &resolved, &key_id, hash, now,
-            ));
+            records.push(policy::record_for(template, &resolved, &key_id, hash, now));
             made += 1;
         }
         let audit = actor.stamp(AuditRecord {
@@ -199,7 +203,7 @@ pub async fn create_many<S: Store>(
             ..AuditRecord::default()
         });
         store.insert_keys(&records, &audit).await?;
-        super::audit::log(&audit);
+        crate::domain::audit::log(&audit);
     }
     Ok(())
 }
@@ -212,7 +216,7 @@ pub async fn rotate<S: Store>(
     old_id: &ApiKeyId,
     grace: Duration,
     now: UnixTime,
-    actor: impl Into<super::audit::Actor<'_>>,
+    actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     let old = store
         .key(old_id)
@@ -288,15 +292,6 @@ pub async fn rotate<S: Store>(
             "key {old_id} changed meanwhile; try again"
         )));
     }
-    super::audit::log(&audit);
+    crate::domain::audit::log(&audit);
     Ok((KeyView::from_record(&rec, now), printable))
-}
-
-/// Parses repeated `--scope` values into a set.
-pub fn scopes_from(values: &[String]) -> Result<ScopeSet, DomainError> {
-    values
-        .iter()
-        .flat_map(|v| v.split_whitespace())
-        .map(|s| Scope::new(s).map_err(|e| DomainError::Invalid(format!("scope {s:?}: {e}"))))
-        .collect()
 }
