@@ -30,15 +30,24 @@ pub const POLL_EVERY: Duration = Duration::from_millis(10);
 /// `within` passes first. `f` is always called at least once, and once more at the deadline.
 #[track_caller]
 #[allow(clippy::panic)] // a test helper: a missed deadline is a failed test
-pub fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, within: Duration, f: impl FnMut() -> Option<T>) -> T {
+    match try_wait_until(within, f) {
+        Some(v) => v,
+        None => panic!("{what}: not within {within:?}"),
+    }
+}
+
+/// [`wait_until`] for when a missed deadline is not a failure (a process that will not stop is
+/// killed instead): `None` if `within` passed first.
+pub fn try_wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         let last_chance = Instant::now() >= deadline;
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if last_chance {
-            panic!("{what}: not within {within:?}");
+            return None;
         }
         std::thread::sleep(POLL_EVERY.min(deadline.saturating_duration_since(Instant::now())));
     }
@@ -101,9 +110,11 @@ mod tests {
     async fn async_waits_on_the_paused_clock() {
         let start = tokio::time::Instant::now();
         let ready_at = start + Duration::from_secs(60);
-        wait_until_async("a minute on the paused clock", Duration::from_secs(61), || async {
-            (tokio::time::Instant::now() >= ready_at).then_some(())
-        })
+        wait_until_async(
+            "a minute on the paused clock",
+            Duration::from_secs(61),
+            || async { (tokio::time::Instant::now() >= ready_at).then_some(()) },
+        )
         .await;
         assert!(start.elapsed() >= Duration::from_secs(60));
     }
