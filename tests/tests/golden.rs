@@ -2,7 +2,9 @@
 //! Ed25519 key with pinned times and IDs. Ed25519 signatures are deterministic, so these bytes
 //! must never change unless the format does; other implementations can test against them.
 //!
-//! Regenerate (and review the diff) with `KEYMINT_UPDATE_GOLDEN=1 cargo test -p keymint-tests --test golden`.
+//! Regenerate (and review the diff) with `KEYMINT_UPDATE_GOLDEN=1 cargo test -p keymint-tests --test
+//! golden -- --exact golden_jwks_token_and_revocation_list_are_stable`. CI does the same and fails
+//! on any difference from the committed files (`.ci/run`, "golden vectors regenerated").
 
 mod common;
 
