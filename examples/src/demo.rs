@@ -315,8 +315,28 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
     tokio::spawn(async move {
         let _ = axum::serve(foreign_listener, foreign_site).await;
     });
-    // The issuer learns the new publishable key's origin from its change feed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The issuer learns the new publishable key's origin from its change feed: the demo is up
+    // once the issuer answers a CORS preflight from the page's origin.
+    let (preflight_url, page_origin) = (format!("{issuer_url}/v1/token"), page_url.clone());
+    let cors_ready = tokio::task::spawn_blocking(move || {
+        for _ in 0..500 {
+            let answered = ureq::request("OPTIONS", &preflight_url)
+                .set("Origin", &page_origin)
+                .set("Access-Control-Request-Method", "POST")
+                .call()
+                .is_ok_and(|r| r.header("access-control-allow-origin") == Some(&page_origin));
+            if answered {
+                return true;
+            }
+            // A poll, not a wait of a guessed length: the loop ends as soon as the origin is in.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    })
+    .await?;
+    if !cors_ready {
+        return Err("the issuer never took the page's origin".into());
+    }
     Ok(Demo {
         page_url: format!("{page_url}/"),
         foreign_page_url: format!("{foreign_page_url}/"),

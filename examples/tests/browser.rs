@@ -14,9 +14,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
+use keymint_testkit::wait_until;
 use serde_json::{Value, json};
 
 fn tool(env: &str, default: &str) -> PathBuf {
@@ -51,11 +52,9 @@ impl Browser {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while ureq::get(&format!("{base}/status")).call().is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("chromedriver to start", Duration::from_secs(20), || {
+            ureq::get(&format!("{base}/status")).call().ok()
+        });
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -108,11 +107,9 @@ impl Browser {
     }
 
     fn wait_done(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.text("done") != "done" {
-            assert!(Instant::now() < deadline, "the page never finished");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("the page to finish", Duration::from_secs(30), || {
+            (self.text("done") == "done").then_some(())
+        });
     }
 
     fn screenshot(&self, path: &PathBuf) {

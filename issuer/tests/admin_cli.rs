@@ -31,6 +31,16 @@ fn verifier_from_server(s: &Server) -> Verifier {
     .unwrap()
 }
 
+/// The wall clock in whole seconds, as the server compares key expiry.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -55,24 +65,23 @@ fn cli_key_revoke_takes_effect_in_the_running_server_within_one_second() {
         String::from_utf8_lossy(&out.stderr)
     );
     let revoked_at = Instant::now();
-    let mut issuer_refuses = None;
-    let mut list_rejects = None;
-    while revoked_at.elapsed() < Duration::from_secs(3)
-        && (issuer_refuses.is_none() || list_rejects.is_none())
-    {
-        if issuer_refuses.is_none() && token_request(&s, &key, None).status == 401 {
-            issuer_refuses = Some(revoked_at.elapsed());
-        }
-        if list_rejects.is_none() {
-            let _ = v.update_revocations(&reply(s.get("/v1/revocations").call()).text);
-            if matches!(v.verify(&token), Err(VerifyError::Revoked(_))) {
-                list_rejects = Some(revoked_at.elapsed());
+    let (mut issuer_refuses, mut list_rejects) = (None, None);
+    let (issuer_refuses, list_rejects) = wait_until(
+        "the issuer to refuse the revoked key and the list to cover it",
+        Duration::from_secs(3),
+        || {
+            if issuer_refuses.is_none() && token_request(&s, &key, None).status == 401 {
+                issuer_refuses = Some(revoked_at.elapsed());
             }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let issuer_refuses = issuer_refuses.expect("the issuer still accepts the revoked key");
-    let list_rejects = list_rejects.expect("the list never covered the revoked key");
+            if list_rejects.is_none() {
+                let _ = v.update_revocations(&reply(s.get("/v1/revocations").call()).text);
+                if matches!(v.verify(&token), Err(VerifyError::Revoked(_))) {
+                    list_rejects = Some(revoked_at.elapsed());
+                }
+            }
+            issuer_refuses.zip(list_rejects)
+        },
+    );
     assert!(
         issuer_refuses < Duration::from_secs(1),
         "issuer took {issuer_refuses:?}"
@@ -104,24 +113,27 @@ fn revoke_token_and_tenant_reach_the_list_and_the_issuer() {
     let out = s.cli(&["revoke", "tenant", "globex"]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("2 key(s)"), "{}", stdout(&out));
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(token_request(&s, &k1, None).status, 401);
-    assert_eq!(token_request(&s, &k2, None).status, 401);
+    for k in [&k1, &k2] {
+        wait_until(
+            "the issuer to refuse the revoked tenant's keys",
+            Duration::from_secs(3),
+            || (token_request(&s, k, None).status == 401).then_some(()),
+        );
+    }
+    // The server has applied the tenant's revocation: another tenant's key is untouched.
     assert_eq!(token_request(&s, &other, None).status, 200);
-    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
-        .unwrap();
-    assert!(matches!(v.verify(&t_other), Err(VerifyError::Revoked(_))));
+    wait_until(
+        "the served list to revoke the token",
+        Duration::from_secs(3),
+        || {
+            v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+                .unwrap();
+            matches!(v.verify(&t_other), Err(VerifyError::Revoked(_))).then_some(())
+        },
+    );
     // A key made for the tenant after its revocation works at the issuer.
     let (_, fresh) = s.create_key(&["--tenant", "globex", "--scope", "a", "--audience", AUD]);
     assert_eq!(token_request(&s, &fresh, None).status, 200);
-}
-
-/// Reads a token's `jti` without verifying it (the test minted it).
-fn jti_of(token: &str) -> String {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = keymint_jwks::jws::decode_segment(payload, "payload").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    v["jti"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -164,6 +176,7 @@ fn list_show_rotate_and_reserved_scopes() {
         .unwrap();
     assert!(stdout(&env).contains(&id));
 
+    let rotated_at = unix_now();
     let rotated = s.cli(&["keys", "rotate", &id, "--grace", "2s", "--json"]);
     assert!(
         rotated.status.success(),
@@ -175,18 +188,38 @@ fn list_show_rotate_and_reserved_scopes() {
     assert_ne!(new["key_id"], id.as_str());
     assert_eq!(new["tenant"], "acme");
     assert_eq!(new["scopes"], serde_json::json!(["a"]));
-    std::thread::sleep(Duration::from_millis(500));
+    // A new key is read from the database on first use: it works at once.
     assert_eq!(token_request(&s, new_key, None).status, 200);
-    assert_eq!(
-        token_request(&s, &key, None).status,
-        200,
-        "old key works during the grace"
+    // The old key expires 2 s after the rotation (in whole seconds)...
+    let show = s.cli(&["keys", "show", &id, "--json"]);
+    let old_expires =
+        serde_json::from_slice::<serde_json::Value>(&show.stdout).unwrap()["expires_at"]
+            .as_i64()
+            .unwrap();
+    assert!(
+        (rotated_at + 2..=unix_now() + 2).contains(&old_expires),
+        "grace not 2 s: expires at {old_expires}, rotated at {rotated_at}"
     );
-    std::thread::sleep(Duration::from_millis(2600));
-    assert_eq!(
-        token_request(&s, &key, None).status,
-        401,
-        "old key works after the grace"
+    // ...and the running server, which learns of the rotation within a second, keeps taking it
+    // until then, and refuses it from then on.
+    wait_until(
+        "the old key to be refused after the grace",
+        Duration::from_secs(5),
+        || {
+            let status = token_request(&s, &key, None).status;
+            let now = unix_now();
+            match status {
+                200 => None,
+                401 => {
+                    assert!(
+                        now >= old_expires,
+                        "old key refused during the grace (at {now}, grace until {old_expires})"
+                    );
+                    Some(())
+                }
+                other => panic!("old key: {other}"),
+            }
+        },
     );
 
     let admin = s.cli(&[
@@ -231,14 +264,11 @@ fn publish_writes_files_a_verifier_accepts() {
     v.verify(&token).unwrap();
     // The published list is the one the server serves (it picks up stored lists within a second).
     let published = std::fs::read_to_string(out_dir.join("revocations.jws")).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while reply(s.get("/v1/revocations").call()).text != published {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never served the published list"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "the server to serve the published list",
+        Duration::from_secs(2),
+        || (reply(s.get("/v1/revocations").call()).text == published).then_some(()),
+    );
     let _ = std::fs::remove_dir_all(out_dir);
 }
 
@@ -375,22 +405,24 @@ fn a_leaked_key_is_revoked_and_replaced_in_one_step() {
         String::from_utf8_lossy(&out.stderr)
     );
     let successor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(
-        token_request(&s, &key, None).status,
-        401,
-        "the leaked key still works"
+    wait_until(
+        "the issuer to refuse the leaked key",
+        Duration::from_secs(3),
+        || (token_request(&s, &key, None).status == 401).then_some(()),
     );
     assert_eq!(
         token_request(&s, successor["key"].as_str().unwrap(), None).status,
         200
     );
     let v = verifier_from_server(&s);
-    v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
-        .unwrap();
-    assert!(
-        matches!(v.verify(&token), Err(VerifyError::Revoked(_))),
-        "tokens of the leaked key live on"
+    wait_until(
+        "the served list to revoke the leaked key's tokens",
+        Duration::from_secs(3),
+        || {
+            v.update_revocations(&reply(s.get("/v1/revocations").call()).text)
+                .unwrap();
+            matches!(v.verify(&token), Err(VerifyError::Revoked(_))).then_some(())
+        },
     );
 }
 

@@ -35,6 +35,21 @@ fn pk_request(s: &Server, key: &str, origin: Option<&str>, body: Option<&str>) -
     })
 }
 
+/// A CORS preflight for `POST /v1/token` from `origin`, asking for the headers a browser client
+/// sends.
+fn preflight(s: &Server, origin: &str) -> Reply {
+    reply(
+        ureq::request("OPTIONS", &format!("{}/v1/token", s.url))
+            .set("Origin", origin)
+            .set("Access-Control-Request-Method", "POST")
+            .set(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, dpop",
+            )
+            .call(),
+    )
+}
+
 fn publishable(s: &Server, extra: &[&str]) -> String {
     assert!(
         s.cli(&["scopes", "add", "catalog:read", "--public"])
@@ -115,7 +130,13 @@ fn publishable_keys_need_origins_and_public_scopes() {
 fn a_publishable_key_works_only_from_its_origins_with_cors_for_that_origin() {
     let s = Server::start("pk-cors", &[]);
     let key = publishable(&s, &[]);
-    std::thread::sleep(std::time::Duration::from_millis(400)); // the origin index follows key changes
+    // CORS is answered from an index of every live key's origins, which follows key changes
+    // through the change feed: wait until it has the new key's origin.
+    wait_until(
+        "the origin index to take the new key's origin",
+        Duration::from_secs(3),
+        || (preflight(&s, APP).header("access-control-allow-origin") == Some(APP)).then_some(()),
+    );
     // Allowed origin: a short token and CORS for exactly that origin.
     let r = pk_request(&s, &key, Some(APP), Some(r#"{"ttl":3600}"#));
     assert_eq!(r.status, 200, "{}", r.text);
@@ -136,16 +157,7 @@ fn a_publishable_key_works_only_from_its_origins_with_cors_for_that_origin() {
         assert!(r.header("access-control-allow-origin").is_none());
     }
     // Preflight: answered for an allowed origin with only what is needed, refused otherwise.
-    let pre = reply(
-        ureq::request("OPTIONS", &format!("{}/v1/token", s.url))
-            .set("Origin", APP)
-            .set("Access-Control-Request-Method", "POST")
-            .set(
-                "Access-Control-Request-Headers",
-                "authorization, content-type, dpop",
-            )
-            .call(),
-    );
+    let pre = preflight(&s, APP);
     assert_eq!(pre.status, 204);
     assert_eq!(pre.header("access-control-allow-origin"), Some(APP));
     assert_eq!(pre.header("access-control-allow-methods"), Some("POST"));
@@ -350,12 +362,14 @@ fn a_scope_made_non_public_is_no_longer_minted_for_publishable_keys_made_earlier
             .success()
     );
     let key = publishable(&s, &["--scope", "orders:read"]);
-    eventually(Duration::from_secs(5), || {
-        (pk_request(&s, &key, Some(APP), None).status == 200).then_some(())
-    });
+    wait_until(
+        "the publishable key to work",
+        Duration::from_secs(5),
+        || (pk_request(&s, &key, Some(APP), None).status == 200).then_some(()),
+    );
     // The admin takes `orders:read` back (no --public): the running server follows the change.
     assert!(s.cli(&["scopes", "add", "orders:read"]).status.success());
-    let asked = eventually(Duration::from_secs(5), || {
+    let asked = wait_until("the scope to be refused", Duration::from_secs(5), || {
         let r = pk_request(&s, &key, Some(APP), Some(r#"{"scope":"orders:read"}"#));
         (r.status != 200).then_some(r)
     });

@@ -18,7 +18,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -48,15 +48,11 @@ impl Drop for Restart {
     }
 }
 
-fn status_within(s: &Server, path: &str, want: u16, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if reply(s.get(path).call()).status == want {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+/// Waits until `path` answers `want`.
+fn wait_for_status(s: &Server, path: &str, want: u16, what: &str, within: Duration) {
+    wait_until(what, within, || {
+        (reply(s.get(path).call()).status == want).then_some(())
+    });
 }
 
 #[test]
@@ -70,9 +66,12 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
 
     let _restart = Restart;
     pg_ctl("stop");
-    assert!(
-        status_within(&s, "/readyz", 503, Duration::from_secs(10)),
-        "/readyz must turn 503 while the database is down"
+    wait_for_status(
+        &s,
+        "/readyz",
+        503,
+        "/readyz to turn 503 while the database is down",
+        Duration::from_secs(10),
     );
     // A key the server has never loaded cannot be checked: 503 with Retry-After, not 401.
     let r = token_request(&s, &cold, None);
@@ -86,18 +85,17 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
     // A key loaded before the outage is served from memory only while the server can still learn
     // of its revocation in time: once the change feed has gone unread for longer than the
     // propagation bound (5 s), 503 with Retry-After too.
-    let started = Instant::now();
-    let refused = loop {
-        let r = token_request(&s, &warm, None);
-        if r.status == 503 || started.elapsed() > Duration::from_secs(15) {
-            break r;
-        }
-        assert_eq!(r.status, 200, "{}", r.text);
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(
-        refused.status, 503,
-        "a cached key still minted 15 s into the outage"
+    let refused = wait_until(
+        "a cached key to be refused 503 in the outage (15 s)",
+        Duration::from_secs(15),
+        || {
+            let r = token_request(&s, &warm, None);
+            if r.status == 503 {
+                return Some(r);
+            }
+            assert_eq!(r.status, 200, "{}", r.text);
+            None
+        },
     );
     assert!(refused.header("retry-after").is_some());
     // Verification material keeps being served from memory.
@@ -112,19 +110,22 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
     );
 
     pg_ctl("start");
-    assert!(
-        status_within(&s, "/readyz", 200, Duration::from_secs(15)),
-        "/readyz must recover when the database returns"
+    wait_for_status(
+        &s,
+        "/readyz",
+        200,
+        "/readyz to recover when the database returns",
+        Duration::from_secs(15),
     );
     // Issuance resumes with the watcher's next read of the feed (every 200 ms).
-    let started = Instant::now();
-    let r = loop {
-        let r = token_request(&s, &cold, None);
-        if r.status != 503 || started.elapsed() > Duration::from_secs(2) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let r = wait_until(
+        "issuance to resume after the outage (2 s)",
+        Duration::from_secs(2),
+        || {
+            let r = token_request(&s, &cold, None);
+            (r.status != 503).then_some(r)
+        },
+    );
     assert_eq!(
         r.status, 200,
         "the key was not revoked while the database was down: {}",
@@ -136,11 +137,9 @@ fn readyz_follows_the_database_and_requests_recover_when_it_returns() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        (0..50).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            token_request(&s, &cold, None).status == 401
-        }),
-        "after recovery a revocation takes effect again"
+    wait_until(
+        "after recovery a revocation to take effect again",
+        Duration::from_secs(3),
+        || (token_request(&s, &cold, None).status == 401).then_some(()),
     );
 }

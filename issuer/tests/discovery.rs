@@ -126,19 +126,14 @@ fn a_revocation_list_validity_above_the_cap_is_refused_naming_the_cap() {
             .spawn()
             .unwrap();
         // Exits at once; a server that started instead is stopped and the test fails.
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if started.elapsed() > std::time::Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let status = status.unwrap_or_else(|| panic!("serve started with {too_long}"));
+        let status = try_wait_until(std::time::Duration::from_secs(10), || {
+            child.try_wait().unwrap()
+        });
+        let status = status.unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with {too_long}")
+        });
         assert_eq!(status.code(), Some(2), "{too_long}");
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();

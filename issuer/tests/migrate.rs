@@ -140,17 +140,25 @@ fn sqlite_to_postgres_keeps_every_key_signing_key_revocation_and_the_list_serial
 
     let before_rotation = token(&old, &secret);
     ok(&old.cli(&["signing-keys", "rotate"]));
-    let after_rotation = eventually(Duration::from_secs(10), || {
-        let t = token(&old, &secret);
-        (kid_of(&t) != kid_of(&before_rotation)).then_some(t)
-    });
+    let after_rotation = wait_until(
+        "the new signing key to sign",
+        Duration::from_secs(10),
+        || {
+            let t = token(&old, &secret);
+            (kid_of(&t) != kid_of(&before_rotation)).then_some(t)
+        },
+    );
     let doomed = token(&old, &secret);
     let jti = segment(&doomed, 1)["jti"].as_str().unwrap().to_owned();
     ok(&old.cli(&["revoke", "token", &jti]));
-    let old_list = eventually(Duration::from_secs(5), || {
-        let l = list(&old);
-        lists(&l, "jti", &jti).then_some(l)
-    });
+    let old_list = wait_until(
+        "the list to revoke the token",
+        Duration::from_secs(5),
+        || {
+            let l = list(&old);
+            lists(&l, "jti", &jti).then_some(l)
+        },
+    );
     let old_kids = kids(&old);
     assert_eq!(
         old_kids.len(),

@@ -45,13 +45,7 @@ fn etag(s: &Server, path: &str) -> (String, String) {
 /// Polls until `f` holds, for at most `limit`; how long it took.
 fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    try_wait_until(limit, || f().then(|| start.elapsed()))
 }
 
 fn ok(out: &std::process::Output) -> String {

@@ -49,6 +49,12 @@ fn no_secret_or_token_in_logs_or_database() {
         new["key_id"].as_str().unwrap().to_owned(),
         new["key"].as_str().unwrap().to_owned(),
     ));
+    let published_keys = || {
+        reply(s.get("/.well-known/jwks.json").call()).json()["keys"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before_rotation = published_keys();
     for args in [
         vec!["keys", "revoke", keys[1].0.as_str()],
         vec!["revoke", "tenant", "acme"],
@@ -93,7 +99,14 @@ fn no_secret_or_token_in_logs_or_database() {
             .call(),
     );
     assert_eq!(audit.status, 200);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The server has applied the CLI's changes (and logged what it logs about them) once it
+    // publishes the key the last one, the signing-key rotation, made.
+    wait_until(
+        "the server to publish the rotated-in signing key",
+        Duration::from_secs(3),
+        || (published_keys() > before_rotation).then_some(()),
+    );
+    // A graceful stop writes the queued audit records, and all the output is read once it is done.
     s.stop();
 
     let server_output = s.all_output();

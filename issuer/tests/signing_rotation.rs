@@ -58,9 +58,14 @@ fn rotation_publishes_next_then_activates_after_the_cache_period_then_retires() 
         .to_owned();
     let rotated = Instant::now();
     // Within a second the new key is published, but the old one still signs.
-    std::thread::sleep(Duration::from_millis(600));
-    let published = jwks(&s);
-    assert!(published.get(&new_kid).is_some(), "next key not published");
+    let published = wait_until(
+        "the next key to be published (1 s)",
+        Duration::from_secs(1),
+        || {
+            let published = jwks(&s);
+            published.get(&new_kid).is_some().then_some(published)
+        },
+    );
     assert!(published.get(&old_kid).is_some());
     let t2 = token_request(&s, &key, None).json()["access_token"]
         .as_str()
@@ -82,27 +87,27 @@ fn rotation_publishes_next_then_activates_after_the_cache_period_then_retires() 
     .skip_revocation_checks()
     .build()
     .unwrap();
-    let mut saw_new = false;
-    while rotated.elapsed() < Duration::from_secs(6) {
-        let t = token_request(&s, &key, None).json()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        v.verify(&t)
-            .expect("a token signed during the rotation failed to verify");
-        if kid_of(&t) == new_kid {
-            saw_new = true;
-            assert!(
-                rotated.elapsed() >= Duration::from_secs(2),
-                "activated before the cache period"
-            );
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(saw_new, "the new key never started signing");
-    // The old key stays published (retired) while its tokens live.
-    std::thread::sleep(Duration::from_millis(300));
+    // Tokens until the new key signs, each verified; it may not sign before the cache period.
+    let first_signed = wait_until(
+        "the new key to start signing",
+        Duration::from_secs(6).saturating_sub(rotated.elapsed()),
+        || {
+            let t = token_request(&s, &key, None).json()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            v.verify(&t)
+                .expect("a token signed during the rotation failed to verify");
+            // Measured at the token, not after the wait: elapsed time only grows.
+            (kid_of(&t) == new_kid).then(|| rotated.elapsed())
+        },
+    );
+    assert!(
+        first_signed >= Duration::from_secs(2),
+        "activated before the cache period: {first_signed:?}"
+    );
+    // The old key stays published (retired) while its tokens live. The JWKS is served from the
+    // signing set that has just signed with the new key: it is the one after the activation.
     assert!(jwks(&s).get(&old_kid).is_some());
     v.verify(&t1).unwrap();
     let list = s.cli(&["signing-keys", "list", "--json"]);

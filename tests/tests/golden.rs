@@ -3,6 +3,8 @@
 //! must never change unless the format does; other implementations can test against them.
 //!
 //! Regenerate (and review the diff) with `KEYMINT_UPDATE_GOLDEN=1 cargo test -p keymint-tests --test golden`.
+//! CI does the same and fails on any difference from the committed files (`.ci/run`, "golden
+//! vectors regenerated").
 
 mod common;
 
@@ -65,7 +67,11 @@ fn check(name: &str, actual: &str) {
     let path = fixture_dir().join(name);
     if std::env::var_os("KEYMINT_UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(fixture_dir()).unwrap();
-        std::fs::write(&path, format!("{actual}\n")).unwrap();
+        // Written aside and renamed into place: the other test reads these files meanwhile, and
+        // must see the old bytes or the new ones, never a half-written file.
+        let aside = path.with_extension("tmp");
+        std::fs::write(&aside, format!("{actual}\n")).unwrap();
+        std::fs::rename(&aside, &path).unwrap();
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run with KEYMINT_UPDATE_GOLDEN=1", path.display()));

@@ -127,25 +127,58 @@ async fn issued_records(w: &World) -> usize {
         .len()
 }
 
-async fn wait_for_records(w: &World, n: usize) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if issued_records(w).await >= n {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// Waits until the database holds `n` issuance records.
+async fn wait_for_records(w: &World, n: usize, what: &str) {
+    keymint_testkit::wait_until_async(what, Duration::from_secs(10), || async {
+        (issued_records(w).await >= n).then_some(())
+    })
+    .await;
+}
+
+/// Collects what the code under test logs at WARN and above on this thread (a `#[tokio::test]`
+/// runs its spawned tasks on it): the audit writer's "not written" warnings are how a test knows
+/// it tried, and failed, to write.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Warnings {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(move || sink.clone())
+                .finish(),
+        )
     }
-    false
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]
 async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record() {
+    let warnings = Warnings::default();
+    let _capture = warnings.capture();
     let w = world("full", true).await;
     let (view, key) = keys::create(&*w.store, &w.hasher, &new_key("acme"), UnixTime::now(), "t")
         .await
         .unwrap();
     issue(&w, key.expose()).await.unwrap();
-    assert!(wait_for_records(&w, 1).await);
+    wait_for_records(&w, 1, "the first issuance record").await;
 
     w.store.set_full(true).await.unwrap();
     // Fill what free pages are left, until the database refuses to grow.
@@ -210,17 +243,30 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record(
     for _ in 0..3 {
         issue(&w, key.expose()).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The writer has tried to write all three, and failed, once it warns with three queued.
+    keymint_testkit::wait_until_async(
+        "the audit writer to fail to write the three records",
+        Duration::from_secs(5),
+        || async {
+            let text = warnings.text();
+            text.lines()
+                .any(|l| l.contains("audit batch not written") && l.contains("queued=3"))
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         issued_records(&w).await,
         before,
         "the full database took no record"
     );
     w.store.set_full(false).await.unwrap();
-    assert!(
-        wait_for_records(&w, before + 3).await,
-        "queued issuance records are written once there is space"
-    );
+    wait_for_records(
+        &w,
+        before + 3,
+        "queued issuance records to be written once there is space",
+    )
+    .await;
     crate::domain::revocation::revoke_key(
         &*w.store,
         &keymint_jwks::ApiKeyId::new(view.key_id.as_str()).unwrap(),
@@ -240,7 +286,7 @@ async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeou
         .await
         .unwrap();
     issue(&w, key.expose()).await.unwrap();
-    assert!(wait_for_records(&w, 1).await);
+    wait_for_records(&w, 1, "the first issuance record").await;
 
     // Another process takes the write lock and keeps it past keymint's 5 s busy timeout.
     let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", w.path.display()))
@@ -288,8 +334,5 @@ async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeou
     )
     .await
     .unwrap();
-    assert!(
-        wait_for_records(&w, 2).await,
-        "the issuance made under the lock is recorded"
-    );
+    wait_for_records(&w, 2, "the issuance made under the lock to be recorded").await;
 }

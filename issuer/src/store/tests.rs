@@ -246,25 +246,32 @@ async fn postgres_wakes_a_waiting_watcher_when_another_process_writes_a_change()
         watcher.change_hint(long).await;
         started.elapsed()
     });
-    // The listener subscribes in the background: keep writing until the watcher wakes.
-    for n in 0..100 {
-        if wait.is_finished() {
-            break;
-        }
+    // The listener subscribes in the background: keep writing, a change a poll, until the
+    // watcher wakes.
+    let mut n = 0;
+    keymint_testkit::wait_until_async("the watcher to wake", long / 4, || {
+        n += 1;
         let entry = RevocationRecord {
             target: target_of("jti", &format!("jti-{n}")),
             revoked_at: 1,
             drop_after: i64::MAX,
         };
-        assert!(
-            writer
-                .add_revocation(&entry, &AuditRecord::default())
-                .await
-                .unwrap()
-                .changed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let (writer, wait) = (&writer, &wait);
+        async move {
+            if wait.is_finished() {
+                return Some(());
+            }
+            assert!(
+                writer
+                    .add_revocation(&entry, &AuditRecord::default())
+                    .await
+                    .unwrap()
+                    .changed()
+            );
+            None
+        }
+    })
+    .await;
     let waited = wait.await.unwrap();
     assert!(
         waited < long / 4,

@@ -26,21 +26,12 @@ pub(crate) struct Server {
     pub(crate) env: Vec<(String, String)>,
     /// Everything the server wrote to stdout and stderr.
     pub(crate) output: Arc<Mutex<Vec<String>>>,
+    /// The threads copying stdout and stderr into `output`: done once the server has exited and
+    /// its last line is in.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Polls until `f` gives a value, for at most `limit` (every 20 ms): how tests wait for something
-/// to happen, never by sleeping first and asserting after.
-#[track_caller]
-pub(crate) fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub(crate) use keymint_testkit::{try_wait_until, wait_until};
 
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -88,7 +79,7 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let out = Arc::clone(&output);
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("keymint is listening on ") {
                     let url = rest
@@ -103,7 +94,7 @@ impl Server {
         });
         let stdout = child.stdout.take().unwrap();
         let out = Arc::clone(&output);
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out.lock().unwrap().push(line);
             }
@@ -117,6 +108,7 @@ impl Server {
             child,
             env: env.to_vec(),
             output,
+            readers: vec![err_reader, out_reader],
         }
     }
 
@@ -165,32 +157,66 @@ impl Server {
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let code = try_wait_until(limit, || self.child.try_wait().ok().flatten())
+            .map(|status| status.code());
+        if code.is_some() {
+            self.join_readers();
         }
-        None
+        code.flatten()
     }
 
+    /// Stops the server gracefully (SIGINT: it flushes its audit batches), killing it if it is
+    /// not gone within 10 s; afterwards [`Self::all_output`] holds everything it wrote.
     pub(crate) fn stop(&mut self) {
-        // SIGINT for a graceful shutdown (flushes audit batches), then make sure.
         let _ = Command::new("kill")
             .arg("-INT")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if try_wait_until(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .is_none()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.join_readers();
     }
+
+    /// Waits for the output readers, which end at the exited server's end of file.
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+
+    /// Trades `key` for a token and waits until the server's log line for that issuance has been
+    /// read: everything the server logged for requests answered before this call is then in
+    /// [`Self::all_output`]. The positive marker before a check that something was *not* logged.
+    /// Returns the marker token's `jti`.
+    pub(crate) fn log_caught_up(&self, key: &str) -> String {
+        let r = token_request(self, key, None);
+        assert_eq!(r.status, 200, "the marker issuance failed: {}", r.text);
+        let jti = jti_of(r.json()["access_token"].as_str().unwrap());
+        wait_until(
+            "the marker issuance in the log",
+            Duration::from_secs(5),
+            || {
+                self.all_output()
+                    .contains(&format!("jti={jti}"))
+                    .then_some(())
+            },
+        );
+        jti
+    }
+}
+
+/// Reads a token's `jti` without verifying it (the test minted it).
+pub(crate) fn jti_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = keymint_jwks::jws::decode_segment(payload, "payload").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["jti"].as_str().unwrap().to_owned()
 }
 
 impl Drop for Server {

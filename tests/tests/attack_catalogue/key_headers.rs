@@ -6,6 +6,7 @@ use base64::Engine as _;
 use keymint_jwks::*;
 use serde_json::{Value, json};
 
+use crate::common::wait_until;
 use crate::forge::with_header;
 use crate::harness::api;
 
@@ -64,7 +65,20 @@ fn embedded_and_remote_key_headers_are_refused_and_never_fetched() {
         "forbidden_header",
         "the genuine key embedded",
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The verifier here has a static key set and no background work: a fetch would have been
+    // made while a request above was verified, before its answer. A connection of our own, made
+    // now, queues behind any such fetch; once it is accepted, it must be the first and only one.
+    let marker = std::net::TcpStream::connect(attacker_server.local_addr().unwrap()).unwrap();
+    let (_, first) = wait_until(
+        "our own marker connection to the attacker's server",
+        Duration::from_secs(3),
+        || attacker_server.accept().ok(),
+    );
+    assert_eq!(
+        first,
+        marker.local_addr().unwrap(),
+        "the attacker's key server was contacted before our marker"
+    );
     match attacker_server.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the attacker's key server was contacted: {other:?}"),

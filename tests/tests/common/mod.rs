@@ -1,21 +1,12 @@
 //! Shared fixtures for the cross-crate tests.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
-
 use keymint_jwks::*;
 use keymint_verifier::Verifier;
 
-/// Until `done`, or panics after `within`, polling every 20 ms: how tests wait for something to
-/// happen, never by sleeping first and asserting after.
-#[track_caller]
-pub(crate) fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+// Not every test binary that includes this module waits for something.
+#[allow(unused_imports)]
+pub(crate) use keymint_testkit::wait_until;
 
 pub(crate) const NOW: UnixTime = UnixTime(1_800_000_000);
 pub(crate) const ISS: &str = "https://issuer.example";
