@@ -243,23 +243,10 @@ pub fn parse(text: &str) -> Result<PresentedKey, KeyFormatError> {
 mod tests {
     use super::*;
 
-    fn regex_like(s: &str) -> bool {
-        // ^km_(sk|pk)_(live|test)_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}$ without a regex engine.
-        let parts: Vec<&str> = s.split('_').collect();
-        parts.len() == 5
-            && parts[0] == "km"
-            && ["sk", "pk"].contains(&parts[1])
-            && ["live", "test"].contains(&parts[2])
-            && parts[3].len() == 16
-            && parts[4].len() == 49
-            && parts[3]
-                .bytes()
-                .chain(parts[4].bytes())
-                .all(|b| b.is_ascii_alphanumeric())
-    }
-
     #[test]
-    fn generated_keys_match_the_documented_format_and_parse_back() {
+    // The documented format itself (the README's regex) is checked in
+    // `issuer/tests/at_rest_vectors.rs`, against the README's own text.
+    fn generated_keys_parse_back() {
         let rng = SystemRandom::new();
         for (kind, env) in [
             (KeyKind::Secret, KeyEnv::Live),
@@ -267,7 +254,6 @@ mod tests {
         ] {
             let (id, key) = generate(kind, env, &rng).unwrap();
             assert_eq!(key.expose().len(), KEY_LEN);
-            assert!(regex_like(key.expose()), "{}", key.expose());
             let parsed = parse(key.expose()).unwrap();
             assert_eq!(parsed.key_id, id);
             assert_eq!(parsed.kind, kind);
