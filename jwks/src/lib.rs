@@ -40,6 +40,7 @@ mod signing_key;
 pub mod strict_json;
 mod thumbprint;
 mod unix_time;
+mod weak_points;
 
 #[cfg(feature = "jsonwebtoken")]
 pub mod jwt_provider;

@@ -1,11 +1,9 @@
-//! Getting the request apart: credentials, body, client address. Keys are accepted only in
-//! headers (or, for OAuth2, the form body), never in the query string.
-
-use std::net::SocketAddr;
+//! Getting a token request apart: credentials and body. Keys are accepted only in headers (or, for
+//! OAuth2, the form body), never in the query string. Who is calling is
+//! [`client_address`](super::client_address)'s business.
 
 use axum::body::Bytes;
-use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -14,6 +12,7 @@ use zeroize::Zeroizing;
 use keymint_jwks::UnixTime;
 
 use super::AppState;
+use super::client_address::{arrived_in_clear, client_of};
 use super::error::{HttpError, Scheme};
 use crate::domain::ClientFailure;
 use crate::domain::DomainError;
@@ -31,67 +30,6 @@ pub(crate) struct TokenCall {
     pub(crate) client: ClientContext,
 }
 
-/// Proxies whose `X-Forwarded-For` is believed.
-#[derive(Debug, Clone)]
-pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<ipnet::IpNet>>);
-
-/// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
-/// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
-/// header before reaching the first trusted proxy is never believed.
-fn client_ip(
-    headers: &HeaderMap,
-    ext: &axum::http::Extensions,
-    peer: std::net::IpAddr,
-) -> std::net::IpAddr {
-    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
-        return peer;
-    };
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-}
-
-/// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
-/// the `ConnectInfo` extractor itself falls back).
-fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
-}
-
-/// Whether a trusted proxy says the request reached it over plain HTTP (`X-Forwarded-Proto:
-/// http` at any hop): then a key or token in it crossed a network in clear text. The header is
-/// ignored from anyone but a trusted proxy; a client that writes `http` into it itself only
-/// refuses its own request. Every route that takes a credential refuses such a request.
-pub(crate) fn arrived_in_clear(headers: &HeaderMap, ext: &axum::http::Extensions) -> bool {
-    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
-        return false;
-    };
-    let peer = peer_of(ext);
-    if !trusted.iter().any(|n| n.contains(&peer)) {
-        return false;
-    }
-    headers
-        .get_all("x-forwarded-proto")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case("http"))
-}
-
 fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
     if arrived_in_clear(req.headers(), req.extensions()) {
         return Err(HttpError::invalid_request(
@@ -105,16 +43,6 @@ fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
 
 fn client(req: &Request) -> ClientContext {
     client_of(req.headers(), req.extensions())
-}
-
-/// Who is calling: the client address (see [`client_ip`]) and the `Origin` header.
-pub(crate) fn client_of(headers: &HeaderMap, ext: &axum::http::Extensions) -> ClientContext {
-    let ip = client_ip(headers, ext, peer_of(ext));
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect());
-    ClientContext { ip, origin }
 }
 
 fn no_query(req: &Request, scheme: Scheme) -> Result<(), HttpError> {

@@ -18,6 +18,7 @@ use crate::domain::token::TokenService;
 use crate::store::Store;
 
 mod admin;
+mod client_address;
 mod credentials;
 mod discovery;
 mod error;
@@ -149,7 +150,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::Extension(credentials::TrustedProxies(Arc::clone(
+        .layer(axum::Extension(client_address::TrustedProxies(Arc::clone(
             &state.trusted_proxies,
         ))))
         .with_state(state)

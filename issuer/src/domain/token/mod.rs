@@ -1,19 +1,19 @@
 //! Trading an API key for a token: `TokenService::exchange`.
 
 mod active_key;
+mod authenticate;
 mod dpop_binding;
 mod grant;
 mod request;
 pub mod throttle;
+mod watch;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{ApiKeyId, Audience, Claims, ClientId, Jti, PROPAGATION_BOUND, UnixTime};
+use keymint_jwks::{ApiKeyId, Audience, Claims, ClientId, Jti, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -24,13 +24,13 @@ use crate::domain::DomainError;
 use crate::domain::audit::AuditSink;
 use crate::domain::client::ClientContext;
 use crate::domain::clock::Ticker;
-use crate::domain::keys::api_key::{self, KeyKind};
+use crate::domain::keys::api_key::KeyKind;
 use crate::domain::keys::key_hash::KeyHasher;
-use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::keys::limits::KeyLimits;
 use crate::domain::signing::SigningSet;
-use crate::domain::token::active_key::{ActiveKey, KeyCache};
+use crate::domain::token::active_key::KeyCache;
 use crate::domain::unix;
-use crate::store::{AuditRecord, KeyRecord, Store, StoreError};
+use crate::store::{AuditRecord, Store};
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
 const KEY_CACHE: usize = 100_000;
@@ -152,78 +152,6 @@ impl<S: Store> TokenService<S> {
         &self.settings
     }
 
-    /// Forgets a cached key so the next request reads it again (after a change in the database).
-    pub fn invalidate(&self, key_id: &str) {
-        self.keys.invalidate(key_id);
-        self.unknown.remove(key_id);
-    }
-
-    /// Records that the change watcher has just read the feed: until `now` plus the propagation
-    /// bound, keys held in memory may be used without asking the database.
-    pub fn feed_read(&self, now: UnixTime) {
-        self.feed_read_at.store(unix(now), Ordering::Relaxed);
-    }
-
-    /// Refuses to issue (503) once the change feed has gone unread for longer than the
-    /// propagation bound: a key held in memory may have been revoked meanwhile, and verifiers
-    /// count on an issuer learning of a revocation within that bound.
-    fn check_feed(&self, now: UnixTime) -> Result<(), DomainError> {
-        let read_at = self.feed_read_at.load(Ordering::Relaxed);
-        let bound = i64::try_from(PROPAGATION_BOUND.as_secs()).unwrap_or(i64::MAX);
-        let unread = unix(now).saturating_sub(read_at);
-        if read_at > 0 && unread > bound {
-            return Err(DomainError::Unavailable(StoreError::unavailable(format!(
-                "the change feed has not been read for {unread} s"
-            ))));
-        }
-        Ok(())
-    }
-
-    /// Forgets every cached key.
-    pub fn invalidate_all(&self) {
-        self.keys.clear();
-        self.unknown.clear();
-    }
-
-    /// Re-reads the origins of live publishable keys (after a key change).
-    pub async fn reload_origins(&self, now: UnixTime) -> Result<(), DomainError> {
-        let origins = self.store.publishable_origins(unix(now)).await?;
-        self.origins.store(Arc::new(origins.into_iter().collect()));
-        Ok(())
-    }
-
-    /// Re-reads which scopes are public (at start and after a scope change).
-    pub async fn reload_public_scopes(&self) -> Result<(), DomainError> {
-        // Read and store as one step: a first-read reload that read before an admin's change
-        // must not store its older set after the watcher stored the newer one.
-        let _one_at_a_time = self.public_scopes_reload.lock().await;
-        let public = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .filter(|s| s.visibility.is_public())
-            .map(|s| s.name.to_string())
-            .collect();
-        self.public_scopes.store(Arc::new(public));
-        Ok(())
-    }
-
-    /// Whether some live publishable key allows `origin` (for CORS preflights, which carry no key).
-    pub fn origin_allowed(&self, origin: &str) -> bool {
-        crate::domain::keys::origin::Origin::parse(origin)
-            .is_ok_and(|o| self.origins.load().contains(o.as_str()))
-    }
-
-    /// Takes the last-used times recorded since the previous call.
-    pub fn take_usage(&self) -> Vec<(ApiKeyId, i64)> {
-        let mut usage = self
-            .usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        usage.drain().collect()
-    }
-
     /// Exchanges a presented key for a token. Every outcome is audited.
     pub async fn exchange(
         &self,
@@ -342,143 +270,6 @@ impl<S: Store> TokenService<S> {
             token_type: if cnf.is_some() { "DPoP" } else { "Bearer" },
             cors_origin,
         })
-    }
-
-    /// The key behind `credential` if it is well formed, known, its secret right, and it is
-    /// active; each failure counts against the client IP, and a blocked IP is refused at once.
-    async fn authenticate(
-        &self,
-        credential: &str,
-        ip: IpAddr,
-        now: UnixTime,
-        audit: &mut AuditRecord,
-    ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
-        if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
-            return Err(DomainError::RateLimited { retry_after });
-        }
-        let presented = api_key::parse(credential).map_err(|e| match e {
-            api_key::KeyFormatError::Checksum => self.failed(ip, ClientFailure::ChecksumMismatch),
-            _ => self.failed(ip, ClientFailure::MalformedKey),
-        })?;
-        audit.key_id = Some(presented.key_id.to_string());
-        let key = match self.keys.get(presented.key_id.as_str()) {
-            Some(k) => k,
-            None => {
-                let id = presented.key_id.as_str();
-                if self.unknown.get(id).is_some() {
-                    return Err(self.failed(ip, ClientFailure::UnknownKey));
-                }
-                if !self.throttle.lookup_allowed(self.ticker.now()) {
-                    // Under a spread-out guessing attack: cold keys wait, cached keys do not.
-                    return Err(DomainError::RateLimited {
-                        retry_after: Duration::from_secs(1),
-                    });
-                }
-                let generation = self.keys.generation();
-                let Some(record) = self.store.key(&presented.key_id).await? else {
-                    self.unknown.insert(id.to_owned(), ());
-                    return Err(self.failed(ip, ClientFailure::UnknownKey));
-                };
-                if ActiveKey::limited_per_client(&record) {
-                    // A publishable key read for the first time may carry a scope made public
-                    // moments ago, before the change watcher got to it: read the public set now
-                    // (a key is read once, then cached), so a new key works at once.
-                    self.reload_public_scopes().await?;
-                }
-                let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
-                self.keys.insert(&k, generation);
-                k
-            }
-        };
-        audit.tenant = Some(key.tenant.to_string());
-        let refused = if !self.hasher.verify(
-            presented.key_id.as_str(),
-            presented.secret.expose(),
-            &key.record.secret_hash,
-        ) {
-            Some(ClientFailure::WrongSecret)
-        } else if key.record.kind != presented.kind.as_str()
-            || key.record.env != presented.env.as_str()
-        {
-            Some(ClientFailure::KindOrEnvMismatch)
-        } else if key.record.revoked_at.is_some() {
-            Some(ClientFailure::RevokedKey)
-        } else if key.record.expires_at <= unix(now) {
-            Some(ClientFailure::ExpiredKey)
-        } else {
-            None
-        };
-        match refused {
-            Some(reason) => Err(self.failed(ip, reason)),
-            None => Ok((presented.kind, key)),
-        }
-    }
-
-    /// The limiters for `record`: the ones already counting for this key if its limit has not
-    /// changed, new ones otherwise.
-    fn limits_for(&self, record: &KeyRecord) -> Arc<KeyLimits> {
-        let rate = RateSetting::of(record.rate_limit.as_deref());
-        let per_client = ActiveKey::limited_per_client(record);
-        if let Some(l) = self.limits.get(&record.key_id)
-            && l.serve(rate, per_client)
-        {
-            return l;
-        }
-        let fresh = Arc::new(KeyLimits::new(rate, per_client, &self.ticker));
-        self.limits
-            .insert(record.key_id.clone(), Arc::clone(&fresh));
-        fresh
-    }
-
-    /// If `ip`'s client is blocked for failing too often, for how long still.
-    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
-        self.throttle.blocked(ip, self.ticker.now())
-    }
-
-    /// A request refused before any key was looked at (no credentials, malformed Basic, a
-    /// `client_id` that is not the key's, a key in the query string or sent in clear, a bad admin
-    /// token): one audit line with the client's address and the reason, counted against the
-    /// client like a wrong key. In the database it adds to a count (never a row a request), so a
-    /// flood of such requests grows no table.
-    /// How long the client is now blocked, if it is.
-    pub fn refuse_request(
-        &self,
-        action: &str,
-        client: &ClientContext,
-        reason: &str,
-        now: UnixTime,
-    ) -> Option<Duration> {
-        // A client already blocked is refused at once; its further refusals are not counted.
-        let already = self.throttle.blocked(client.ip, self.ticker.now());
-        self.note_refusal(action, client, reason, now);
-        if already.is_some() {
-            return already;
-        }
-        self.throttle.failed(client.ip, self.ticker.now());
-        self.throttle.blocked(client.ip, self.ticker.now())
-    }
-
-    /// A refusal that is not a failed authentication (a valid admin token without the scope, a
-    /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
-    /// without counting against the client.
-    pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
-        self.audit.record(AuditRecord {
-            at: unix(now),
-            action: action.into(),
-            outcome: "refused".into(),
-            reason: Some(reason.chars().take(200).collect()),
-            client_ip: Some(client.ip.to_string()),
-            origin: client.origin.clone(),
-            ..AuditRecord::default()
-        });
-        metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
-            .increment(1);
-    }
-
-    /// Counts a failed authentication against `ip` and says why it failed.
-    fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
-        self.throttle.failed(ip, self.ticker.now());
-        DomainError::InvalidClient { reason }
     }
 
     fn new_jti(&self) -> Result<Jti, DomainError> {

@@ -1,0 +1,155 @@
+//! Who is asking: the presented key parsed, looked up (once, then cached) and checked, every
+//! failure counted against the client, and refusals audited.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keymint_jwks::UnixTime;
+
+use super::TokenService;
+use super::active_key::ActiveKey;
+use crate::domain::client::ClientContext;
+use crate::domain::keys::api_key::{self, KeyKind};
+use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::{ClientFailure, DomainError, unix};
+use crate::store::{AuditRecord, KeyRecord, Store};
+
+impl<S: Store> TokenService<S> {
+    /// The key behind `credential` if it is well formed, known, its secret right, and it is
+    /// active; each failure counts against the client IP, and a blocked IP is refused at once.
+    pub(super) async fn authenticate(
+        &self,
+        credential: &str,
+        ip: IpAddr,
+        now: UnixTime,
+        audit: &mut AuditRecord,
+    ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
+        if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
+            return Err(DomainError::RateLimited { retry_after });
+        }
+        let presented = api_key::parse(credential).map_err(|e| match e {
+            api_key::KeyFormatError::Checksum => self.failed(ip, ClientFailure::ChecksumMismatch),
+            _ => self.failed(ip, ClientFailure::MalformedKey),
+        })?;
+        audit.key_id = Some(presented.key_id.to_string());
+        let key = match self.keys.get(presented.key_id.as_str()) {
+            Some(k) => k,
+            None => {
+                let id = presented.key_id.as_str();
+                if self.unknown.get(id).is_some() {
+                    return Err(self.failed(ip, ClientFailure::UnknownKey));
+                }
+                if !self.throttle.lookup_allowed(self.ticker.now()) {
+                    // Under a spread-out guessing attack: cold keys wait, cached keys do not.
+                    return Err(DomainError::RateLimited {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                let generation = self.keys.generation();
+                let Some(record) = self.store.key(&presented.key_id).await? else {
+                    self.unknown.insert(id.to_owned(), ());
+                    return Err(self.failed(ip, ClientFailure::UnknownKey));
+                };
+                if ActiveKey::limited_per_client(&record) {
+                    // A publishable key read for the first time may carry a scope made public
+                    // moments ago, before the change watcher got to it: read the public set now
+                    // (a key is read once, then cached), so a new key works at once.
+                    self.reload_public_scopes().await?;
+                }
+                let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
+                self.keys.insert(&k, generation);
+                k
+            }
+        };
+        audit.tenant = Some(key.tenant.to_string());
+        let refused = if !self.hasher.verify(
+            presented.key_id.as_str(),
+            presented.secret.expose(),
+            &key.record.secret_hash,
+        ) {
+            Some(ClientFailure::WrongSecret)
+        } else if key.record.kind != presented.kind.as_str()
+            || key.record.env != presented.env.as_str()
+        {
+            Some(ClientFailure::KindOrEnvMismatch)
+        } else if key.record.revoked_at.is_some() {
+            Some(ClientFailure::RevokedKey)
+        } else if key.record.expires_at <= unix(now) {
+            Some(ClientFailure::ExpiredKey)
+        } else {
+            None
+        };
+        match refused {
+            Some(reason) => Err(self.failed(ip, reason)),
+            None => Ok((presented.kind, key)),
+        }
+    }
+
+    /// The limiters for `record`: the ones already counting for this key if its limit has not
+    /// changed, new ones otherwise.
+    fn limits_for(&self, record: &KeyRecord) -> Arc<KeyLimits> {
+        let rate = RateSetting::of(record.rate_limit.as_deref());
+        let per_client = ActiveKey::limited_per_client(record);
+        if let Some(l) = self.limits.get(&record.key_id)
+            && l.serve(rate, per_client)
+        {
+            return l;
+        }
+        let fresh = Arc::new(KeyLimits::new(rate, per_client, &self.ticker));
+        self.limits
+            .insert(record.key_id.clone(), Arc::clone(&fresh));
+        fresh
+    }
+
+    /// If `ip`'s client is blocked for failing too often, for how long still.
+    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        self.throttle.blocked(ip, self.ticker.now())
+    }
+
+    /// A request refused before any key was looked at (no credentials, malformed Basic, a
+    /// `client_id` that is not the key's, a key in the query string or sent in clear, a bad admin
+    /// token): one audit line with the client's address and the reason, counted against the
+    /// client like a wrong key. In the database it adds to a count (never a row a request), so a
+    /// flood of such requests grows no table.
+    /// How long the client is now blocked, if it is.
+    pub fn refuse_request(
+        &self,
+        action: &str,
+        client: &ClientContext,
+        reason: &str,
+        now: UnixTime,
+    ) -> Option<Duration> {
+        // A client already blocked is refused at once; its further refusals are not counted.
+        let already = self.throttle.blocked(client.ip, self.ticker.now());
+        self.note_refusal(action, client, reason, now);
+        if already.is_some() {
+            return already;
+        }
+        self.throttle.failed(client.ip, self.ticker.now());
+        self.throttle.blocked(client.ip, self.ticker.now())
+    }
+
+    /// A refusal that is not a failed authentication (a valid admin token without the scope, a
+    /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
+    /// without counting against the client.
+    pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
+        self.audit.record(AuditRecord {
+            at: unix(now),
+            action: action.into(),
+            outcome: "refused".into(),
+            reason: Some(reason.chars().take(200).collect()),
+            client_ip: Some(client.ip.to_string()),
+            origin: client.origin.clone(),
+            ..AuditRecord::default()
+        });
+        metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
+            .increment(1);
+    }
+
+    /// Counts a failed authentication against `ip` and says why it failed.
+    pub(super) fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
+        self.throttle.failed(ip, self.ticker.now());
+        DomainError::InvalidClient { reason }
+    }
+}

@@ -1,0 +1,81 @@
+//! Who is calling: the client address (believing `X-Forwarded-For` only from trusted proxies),
+//! whether a trusted proxy saw the request in clear text, and the `Origin` header.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, header};
+
+use crate::domain::client::ClientContext;
+
+/// Proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<ipnet::IpNet>>);
+
+/// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
+/// header before reaching the first trusted proxy is never believed.
+fn client_ip(
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+    peer: std::net::IpAddr,
+) -> std::net::IpAddr {
+    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
+        return peer;
+    };
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+/// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
+/// the `ConnectInfo` extractor itself falls back).
+fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
+/// Whether a trusted proxy says the request reached it over plain HTTP (`X-Forwarded-Proto:
+/// http` at any hop): then a key or token in it crossed a network in clear text. The header is
+/// ignored from anyone but a trusted proxy; a client that writes `http` into it itself only
+/// refuses its own request. Every route that takes a credential refuses such a request.
+pub(crate) fn arrived_in_clear(headers: &HeaderMap, ext: &axum::http::Extensions) -> bool {
+    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
+        return false;
+    };
+    let peer = peer_of(ext);
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return false;
+    }
+    headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("http"))
+}
+
+/// Who is calling: the client address (see [`client_ip`]) and the `Origin` header.
+pub(crate) fn client_of(headers: &HeaderMap, ext: &axum::http::Extensions) -> ClientContext {
+    let ip = client_ip(headers, ext, peer_of(ext));
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    ClientContext { ip, origin }
+}
