@@ -2,7 +2,7 @@
 //! as keymint's token endpoint (a fresh `jti` each time), the same JSON answer, no key lookup, no
 //! audit, no limits. `scripts/bench-issuer` runs it beside `keymint serve`.
 //!
-//! `cargo run --release -p keymint-examples --example bare_signer -- 127.0.0.1:18181`
+//! `cargo run --release -p keymint-tools --bin bare-signer -- 127.0.0.1:18181`
 
 use std::error::Error;
 use std::time::Duration;
