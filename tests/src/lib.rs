@@ -1,1 +1,3 @@
 //! End-to-end tests across keymint crates live in `tests/`.
+
+pub mod raw_server;
