@@ -13,6 +13,7 @@ use crate::domain::keys::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::refusal::Missing;
 use crate::domain::revocation;
 use crate::store::Store;
 
@@ -358,7 +359,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             let rec = store
                 .key(&id)
                 .await?
-                .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
+                .ok_or_else(|| DomainError::NotFound(Missing::Key(id.clone())))?;
             print_key(&KeyView::from_record(&rec, now), None, json);
         }
         Command::Revoke { id, max_token_ttl } => {

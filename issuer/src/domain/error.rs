@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::refusal::{ClientRefusal, DpopRefusal, Missing, ScopeRefusal, TargetRefusal};
 use crate::store::StoreError;
 
 /// What went wrong in a domain operation.
@@ -15,21 +16,21 @@ pub enum DomainError {
         /// The real reason, for the audit log and metrics only.
         reason: ClientFailure,
     },
-    /// Scopes beyond the key's (`invalid_scope`).
-    #[error("{0}")]
-    InvalidScope(String),
+    /// Scopes beyond the key's, or not public for a publishable key (`invalid_scope`).
+    #[error(transparent)]
+    InvalidScope(ScopeRefusal),
     /// An audience the key does not have, or none named for a key with several (`invalid_target`).
-    #[error("{0}")]
-    InvalidTarget(String),
+    #[error(transparent)]
+    InvalidTarget(TargetRefusal),
     /// A malformed request (`invalid_request`).
     #[error("{0}")]
     InvalidRequest(String),
     /// The DPoP proof is bad, stale, replayed or does not match (`invalid_dpop_proof`, RFC 9449 §5).
-    #[error("{0}")]
-    InvalidDpopProof(String),
+    #[error(transparent)]
+    InvalidDpopProof(DpopRefusal),
     /// The client IP or origin is not allowed for this key (`unauthorized_client`).
-    #[error("{0}")]
-    UnauthorizedClient(String),
+    #[error(transparent)]
+    UnauthorizedClient(ClientRefusal),
     /// Over a rate limit.
     #[error("rate limit exceeded")]
     RateLimited {
@@ -53,7 +54,7 @@ pub enum DomainError {
     },
     /// An admin command named something that does not exist.
     #[error("{0} not found")]
-    NotFound(String),
+    NotFound(Missing),
     /// An admin command with an invalid argument.
     #[error("{0}")]
     Invalid(String),

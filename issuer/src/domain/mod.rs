@@ -6,8 +6,9 @@
 //! token), [`admin`] (the admin API's gate and calls) and [`migration`] (SQLite to Postgres), over
 //! the leaves [`reserved`] (names no customer may use), [`clock`], [`client`] and [`audit`].
 
-// Lowest first: the leaves every subdomain may use, then the subdomains, each of which only
-// uses those listed before it (checked by `issuer/tests/layering.rs`).
+// From the bottom up: the leaves (error, refusal, reserved, clock, client, audit), then keys,
+// revocation, signing, token, admin and migration, each using only those before it. No import
+// cycles: `issuer/tests/layering.rs` checks.
 pub mod admin;
 pub mod audit;
 pub mod client;
@@ -15,6 +16,7 @@ pub mod clock;
 mod error;
 pub mod keys;
 pub mod migration;
+pub mod refusal;
 pub mod reserved;
 pub mod revocation;
 pub mod signing;

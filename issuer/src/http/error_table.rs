@@ -61,17 +61,29 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
             "invalid_client",
             "client authentication failed".into(),
         ),
-        DomainError::InvalidScope(m) => (StatusCode::BAD_REQUEST, "invalid_scope", m.into()),
-        DomainError::InvalidTarget(m) => (StatusCode::BAD_REQUEST, "invalid_target", m.into()),
+        DomainError::InvalidScope(r) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            r.to_string().into(),
+        ),
+        DomainError::InvalidTarget(r) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            r.to_string().into(),
+        ),
         DomainError::InvalidRequest(m) | DomainError::Invalid(m) => {
             (StatusCode::BAD_REQUEST, "invalid_request", m.into())
         }
-        DomainError::InvalidDpopProof(m) => {
-            (StatusCode::BAD_REQUEST, "invalid_dpop_proof", m.into())
-        }
-        DomainError::UnauthorizedClient(m) => {
-            (StatusCode::FORBIDDEN, "unauthorized_client", m.into())
-        }
+        DomainError::InvalidDpopProof(r) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            r.to_string().into(),
+        ),
+        DomainError::UnauthorizedClient(r) => (
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            r.to_string().into(),
+        ),
         DomainError::RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -182,8 +194,10 @@ mod tests {
                 DomainError::RateLimited {
                     retry_after: Duration::from_millis(1500),
                 },
-                DomainError::InvalidScope("x".into()),
-                DomainError::NotFound("key k".into()),
+                DomainError::InvalidScope(crate::domain::refusal::ScopeRefusal::BeyondTheKey),
+                DomainError::NotFound(crate::domain::refusal::Missing::Key(
+                    keymint_jwks::ApiKeyId::new("k").unwrap(),
+                )),
                 DomainError::Unavailable(crate::store::StoreError::unavailable("down")),
                 DomainError::Internal("boom".into()),
                 DomainError::InvalidClient {

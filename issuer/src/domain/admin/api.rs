@@ -14,6 +14,7 @@ use crate::domain::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
 use crate::domain::keys::api_key::PrintableKey;
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::refusal::Missing;
 use crate::domain::revocation::{self, ListFeed};
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::signing::{self, SigningSet};
@@ -190,7 +191,7 @@ impl<S: Store> AdminApi<S> {
             .store
             .key(id)
             .await?
-            .ok_or_else(|| DomainError::NotFound(format!("key {id}")))?;
+            .ok_or_else(|| DomainError::NotFound(Missing::Key(id.clone())))?;
         Ok(KeyView::from_record(&rec, now))
     }
 

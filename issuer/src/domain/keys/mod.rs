@@ -218,10 +218,9 @@ pub async fn rotate<S: Store>(
     now: UnixTime,
     actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
-    let old = store
-        .key(old_id)
-        .await?
-        .ok_or_else(|| DomainError::NotFound(format!("key {old_id}")))?;
+    let old = store.key(old_id).await?.ok_or_else(|| {
+        DomainError::NotFound(crate::domain::refusal::Missing::Key(old_id.clone()))
+    })?;
     if old.revoked_at.is_some() {
         return Err(DomainError::Conflict(format!(
             "key {old_id} is revoked; create a new key"

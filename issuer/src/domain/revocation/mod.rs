@@ -9,6 +9,7 @@ use keymint_jwks::{
 use keymint_verifier::MAX_LEEWAY;
 
 use crate::domain::DomainError;
+use crate::domain::refusal::Missing;
 use crate::domain::unix;
 use crate::store::{
     Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
@@ -139,7 +140,7 @@ pub async fn revoke_key<S: Store>(
     let key = store
         .key(key_id)
         .await?
-        .ok_or_else(|| DomainError::NotFound(format!("key {key_id}")))?;
+        .ok_or_else(|| DomainError::NotFound(Missing::Key(key_id.clone())))?;
     let mut audit = admin_audit("key.revoke", actor.into(), now);
     audit.key_id = Some(key_id.to_string());
     audit.tenant = Some(key.tenant.clone());

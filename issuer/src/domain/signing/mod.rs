@@ -21,6 +21,7 @@ use keymint_jwks::{Algorithm, Jwk, Jwks, Kid, RevocationTarget, Signer, SigningK
 use ring::digest;
 
 use crate::domain::DomainError;
+use crate::domain::refusal::Missing;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
@@ -341,7 +342,7 @@ pub async fn revoke<S: Store>(
     let key = keys
         .iter()
         .find(|k| k.kid == *kid)
-        .ok_or_else(|| DomainError::NotFound(format!("signing key {kid}")))?;
+        .ok_or_else(|| DomainError::NotFound(Missing::SigningKey(kid.clone())))?;
     if matches!(
         key.state,
         SigningKeyState::Revoked | SigningKeyState::Removed

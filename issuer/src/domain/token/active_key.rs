@@ -12,6 +12,7 @@ use quick_cache::sync::Cache;
 use crate::domain::DomainError;
 use crate::domain::keys::api_key::KeyKind;
 use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::refusal::ClientRefusal;
 use crate::store::KeyRecord;
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -94,17 +95,14 @@ impl ActiveKey {
             .as_deref()
             .is_some_and(|o| self.allow_origins.iter().any(|a| a == o));
         match (kind, origin) {
-            (KeyKind::Publishable, None) => Err(DomainError::UnauthorizedClient(
-                "a publishable key must be used from one of its allowed browser origins (no Origin header came)".into(),
-            )),
-            (KeyKind::Publishable, Some(_)) if !allowed => Err(DomainError::UnauthorizedClient(
-                "this origin is not allowed for this publishable key".into(),
-            )),
+            (KeyKind::Publishable, None) => {
+                Err(DomainError::UnauthorizedClient(ClientRefusal::NoOrigin))
+            }
+            (KeyKind::Publishable, Some(_)) if !allowed => {
+                Err(DomainError::UnauthorizedClient(ClientRefusal::Origin))
+            }
             (KeyKind::Secret, Some(_)) if !allowed => Err(DomainError::UnauthorizedClient(
-                "a secret key must not be used from a browser: have your backend exchange its secret key \
-                 for a narrower, shorter-lived token (backend delegation, optionally bound with dpop_jkt) \
-                 and give that token to the page, or use a publishable key"
-                    .into(),
+                ClientRefusal::SecretKeyInBrowser,
             )),
             (_, origin) => Ok(origin.filter(|_| allowed)),
         }

@@ -10,6 +10,7 @@ use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
 use super::request::{Asked, TokenRequest};
 use crate::domain::DomainError;
+use crate::domain::refusal::DpopRefusal;
 use crate::store::{Claim, Store};
 
 /// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by
@@ -42,7 +43,7 @@ impl Binding {
                 ProofError::CacheFull => DomainError::RateLimited {
                     retry_after: std::time::Duration::from_secs(1),
                 },
-                other => DomainError::InvalidDpopProof(other.to_string()),
+                other => DomainError::InvalidDpopProof(DpopRefusal::Proof(other)),
             })?;
             // A proof replayed against another replica: only the shared store knows.
             let id = dpop::proof_id(p.jkt.as_str(), &p.jti);
@@ -65,9 +66,7 @@ impl Binding {
                 }
             };
             if fresh == Claim::Replay {
-                return Err(DomainError::InvalidDpopProof(
-                    "DPoP proof replayed (jti seen before)".into(),
-                ));
+                return Err(DomainError::InvalidDpopProof(DpopRefusal::Replayed));
             }
         }
         Ok(self.jkt.map(|jkt| Confirmation { jkt }))
@@ -96,9 +95,7 @@ pub(super) fn binding(
     };
     let jkt = match (proof.as_ref().map(|p| p.jkt.clone()), requested) {
         (Some(a), Some(b)) if a != b => {
-            return Err(DomainError::InvalidDpopProof(
-                "dpop_jkt does not match the key of the DPoP proof".into(),
-            ));
+            return Err(DomainError::InvalidDpopProof(DpopRefusal::JktMismatch));
         }
         (Some(jkt), _) | (None, Some(jkt)) => Some(jkt),
         (None, None) => None,
@@ -121,7 +118,7 @@ fn check_proof(
         bound_jkt: None,
     };
     dpop::check_proof(proof, &req, None, dpop::DEFAULT_PROOF_WINDOW_SECS, now)
-        .map_err(|e| DomainError::InvalidDpopProof(e.to_string()))
+        .map_err(|e| DomainError::InvalidDpopProof(DpopRefusal::Proof(e)))
 }
 
 #[cfg(test)]
@@ -174,7 +171,10 @@ mod tests {
         let replay = claim(ReplayCache::new(1000), later).await;
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            matches!(&replay, Err(DomainError::InvalidDpopProof(m)) if m.contains("replayed")),
+            matches!(
+                &replay,
+                Err(DomainError::InvalidDpopProof(DpopRefusal::Replayed))
+            ),
             "{replay:?}"
         );
     }

@@ -7,6 +7,7 @@ use keymint_jwks::{Audience, ScopeSet};
 
 use super::request::Asked;
 use crate::domain::DomainError;
+use crate::domain::refusal::{ScopeRefusal, TargetRefusal};
 use crate::domain::token::active_key::ActiveKey;
 
 /// The scopes asked for (all of the key's when none), if the key holds them all.
@@ -16,14 +17,14 @@ pub(super) fn scope(
 ) -> Result<ScopeSet, DomainError> {
     match asked {
         None => Ok(key.scopes.clone()),
-        Some(Asked::Malformed(why)) => Err(DomainError::InvalidScope(why.clone())),
+        Some(Asked::Malformed(why)) => Err(DomainError::InvalidScope(ScopeRefusal::Malformed(
+            why.clone(),
+        ))),
         Some(Asked::Valid(asked)) => {
             if key.scopes.is_superset(asked) {
                 Ok(asked.clone())
             } else {
-                Err(DomainError::InvalidScope(
-                    "the requested scope exceeds the key's scopes".into(),
-                ))
+                Err(DomainError::InvalidScope(ScopeRefusal::BeyondTheKey))
             }
         }
     }
@@ -40,8 +41,8 @@ pub(super) fn public_only(
 ) -> Result<ScopeSet, DomainError> {
     if let Some(s) = granted.iter().find(|s| !public.contains(s.as_str())) {
         if asked.is_some() {
-            return Err(DomainError::InvalidScope(format!(
-                "scope {s} is not public: publishable keys may only mint public scopes"
+            return Err(DomainError::InvalidScope(ScopeRefusal::NotPublic(
+                s.clone(),
             )));
         }
         let narrowed: ScopeSet = granted
@@ -50,9 +51,7 @@ pub(super) fn public_only(
             .cloned()
             .collect();
         if narrowed.is_empty() {
-            return Err(DomainError::InvalidScope(
-                "none of this publishable key's scopes is public any more".into(),
-            ));
+            return Err(DomainError::InvalidScope(ScopeRefusal::NonePublic));
         }
         return Ok(narrowed);
     }
@@ -76,31 +75,23 @@ pub(super) fn audience(
         return match asked {
             None => Ok(admin.clone()),
             Some(Some(a)) if a == admin => Ok(admin.clone()),
-            Some(_) => Err(DomainError::InvalidTarget(
-                "an admin key's tokens are only for the admin API".into(),
-            )),
+            Some(_) => Err(DomainError::InvalidTarget(TargetRefusal::AdminKeyElsewhere)),
         };
     }
     let chosen = match asked {
         Some(a) => a
             .and_then(|a| key.audiences.iter().find(|k| *k == a))
             .cloned()
-            .ok_or_else(|| {
-                DomainError::InvalidTarget("the requested audience is not one of the key's".into())
-            }),
+            .ok_or_else(|| DomainError::InvalidTarget(TargetRefusal::NotTheKeys)),
         None => match key.audiences.as_slice() {
             [only] => Ok(only.clone()),
-            _ => Err(DomainError::InvalidTarget(
-                "this key has several audiences: name one with `audience`".into(),
-            )),
+            _ => Err(DomainError::InvalidTarget(TargetRefusal::NoneNamed)),
         },
     }?;
     // Checked on what would be granted, not on what was asked: a key created with the admin
     // audience among its own (before the issuer URL was known) must not get it by default either.
     if admin.is_some_and(|x| *x == chosen) {
-        return Err(DomainError::InvalidTarget(
-            "the admin audience is reserved for admin keys".into(),
-        ));
+        return Err(DomainError::InvalidTarget(TargetRefusal::AdminAudience));
     }
     Ok(chosen)
 }

@@ -27,6 +27,7 @@ use crate::domain::clock::Ticker;
 use crate::domain::keys::api_key::KeyKind;
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::limits::KeyLimits;
+use crate::domain::refusal::ClientRefusal;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::active_key::KeyCache;
 use crate::domain::unix;
@@ -209,9 +210,7 @@ impl<S: Store> TokenService<S> {
         self.check_feed(now)?;
         let (kind, key) = self.authenticate(credential, client.ip, now, audit).await?;
         if !key.admits(client.ip) {
-            return Err(DomainError::UnauthorizedClient(
-                "this key may not be used from this client address".into(),
-            ));
+            return Err(DomainError::UnauthorizedClient(ClientRefusal::Address));
         }
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;

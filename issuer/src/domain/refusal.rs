@@ -1,0 +1,90 @@
+//! Why a request was refused, typed: each reason is a variant, so a caller (the HTTP error table,
+//! metrics, tests) can tell them apart without reading prose, and the words a client sees are
+//! written once, here.
+
+use keymint_jwks::{ApiKeyId, Kid, Scope};
+
+/// What an admin call named that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Missing {
+    /// An API key.
+    #[error("key {0}")]
+    Key(ApiKeyId),
+    /// A signing key still published or revoked.
+    #[error("signing key {0}")]
+    SigningKey(Kid),
+}
+
+/// Why the scopes of a token request were refused (`invalid_scope`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeRefusal {
+    /// The `scope` parameter does not parse (the parser's words, never the client's text).
+    #[error("{0}")]
+    Malformed(String),
+    /// A scope the key does not hold.
+    #[error("the requested scope exceeds the key's scopes")]
+    BeyondTheKey,
+    /// A publishable key asked by name for a scope that is not public (any more).
+    #[error("scope {0} is not public: publishable keys may only mint public scopes")]
+    NotPublic(Scope),
+    /// None of a publishable key's scopes is public any more.
+    #[error("none of this publishable key's scopes is public any more")]
+    NonePublic,
+}
+
+/// Why the audience of a token request was refused (`invalid_target`, RFC 8707).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetRefusal {
+    /// An audience the key does not have (or one that does not parse).
+    #[error("the requested audience is not one of the key's")]
+    NotTheKeys,
+    /// No audience named for a key with several.
+    #[error("this key has several audiences: name one with `audience`")]
+    NoneNamed,
+    /// An admin key asked for another audience than the admin API's.
+    #[error("an admin key's tokens are only for the admin API")]
+    AdminKeyElsewhere,
+    /// A customer key would get the admin audience.
+    #[error("the admin audience is reserved for admin keys")]
+    AdminAudience,
+}
+
+/// Why a key may not be used from where the request came (`unauthorized_client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientRefusal {
+    /// The client address is outside the key's allowed networks.
+    #[error("this key may not be used from this client address")]
+    Address,
+    /// A publishable key without an `Origin` header.
+    #[error(
+        "a publishable key must be used from one of its allowed browser origins (no Origin header came)"
+    )]
+    NoOrigin,
+    /// A publishable key from an origin it does not allow.
+    #[error("this origin is not allowed for this publishable key")]
+    Origin,
+    /// A secret key from a browser.
+    #[error(
+        "a secret key must not be used from a browser: have your backend exchange its secret key for a narrower, shorter-lived token (backend delegation, optionally bound with dpop_jkt) and give that token to the page, or use a publishable key"
+    )]
+    SecretKeyInBrowser,
+}
+
+/// Why the DPoP side of a token request was refused (`invalid_dpop_proof`, RFC 9449 §5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopRefusal {
+    /// The proof failed the verifier's check (its words: what was wrong with it).
+    #[error(transparent)]
+    Proof(keymint_verifier::dpop::ProofError),
+    /// The proof's ID was seen before, by this replica or another.
+    #[error("DPoP proof replayed (jti seen before)")]
+    Replayed,
+    /// `dpop_jkt` names another key than the proof's.
+    #[error("dpop_jkt does not match the key of the DPoP proof")]
+    JktMismatch,
+}
