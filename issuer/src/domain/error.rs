@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::refusal::{ClientRefusal, DpopRefusal, Missing, ScopeRefusal, TargetRefusal};
+use super::refusal::{
+    AdminAuthRefusal, ClientRefusal, DpopRefusal, Missing, ScopeRefusal, TargetRefusal,
+};
 use crate::store::StoreError;
 
 /// What went wrong in a domain operation.
@@ -37,15 +39,9 @@ pub enum DomainError {
         /// When to try again.
         retry_after: Duration,
     },
-    /// An admin API call without a valid admin token (401). `presented` tells whether a token
-    /// came at all (RFC 6750 §3.1: no error code when none did).
-    #[error("admin authentication required: {reason}")]
-    AdminUnauthenticated {
-        /// Whether a token was presented.
-        presented: bool,
-        /// Why it was refused (safe to show: never the token).
-        reason: String,
-    },
+    /// An admin API call without a valid admin token (401).
+    #[error("admin authentication required: {0}")]
+    AdminUnauthenticated(AdminAuthRefusal),
     /// A valid admin token without the scope the call needs (403).
     #[error("this call needs the {needed} scope")]
     AdminForbidden {

@@ -88,3 +88,22 @@ pub enum DpopRefusal {
     #[error("dpop_jkt does not match the key of the DPoP proof")]
     JktMismatch,
 }
+
+/// Why an admin API call was not authenticated (401).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminAuthRefusal {
+    /// No token came at all (RFC 6750 §3.1: the challenge then carries no error code).
+    #[error("send an admin token: Authorization: Bearer <token from an admin key>")]
+    NoToken,
+    /// The token was refused by the admin API's own verifier (its words; never the token).
+    #[error(transparent)]
+    Token(keymint_verifier::VerifyError),
+}
+
+impl AdminAuthRefusal {
+    /// Whether a token was presented.
+    pub fn presented(&self) -> bool {
+        matches!(self, Self::Token(_))
+    }
+}

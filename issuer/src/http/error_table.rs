@@ -89,9 +89,11 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
             "rate_limited",
             RATE_LIMITED.into(),
         ),
-        DomainError::AdminUnauthenticated { reason, .. } => {
-            (StatusCode::UNAUTHORIZED, "unauthenticated", reason.into())
-        }
+        DomainError::AdminUnauthenticated(r) => (
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            r.to_string().into(),
+        ),
         DomainError::AdminForbidden { .. } => (
             StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -125,8 +127,8 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
     };
     let challenge = match e {
         DomainError::InvalidClient { .. } => Challenge::Client,
-        DomainError::AdminUnauthenticated { presented, .. } => Challenge::AdminToken {
-            presented: *presented,
+        DomainError::AdminUnauthenticated(r) => Challenge::AdminToken {
+            presented: r.presented(),
         },
         DomainError::AdminForbidden { needed } => Challenge::AdminScope(needed),
         _ => Challenge::None,

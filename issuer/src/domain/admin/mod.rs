@@ -21,6 +21,7 @@ use crate::domain::DomainError;
 use crate::domain::keys::KeyView;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::refusal::AdminAuthRefusal;
 use crate::domain::reserved::{ADMIN_TENANT, MAX_ADMIN_KEY_LIFETIME, admin_audience};
 use crate::domain::signing::SigningSet;
 use crate::domain::unix;
@@ -134,20 +135,13 @@ impl AdminGate {
     ) -> Result<Granted, DomainError> {
         self.sync(set, list);
         let Some(token) = token else {
-            return Err(DomainError::AdminUnauthenticated {
-                presented: false,
-                reason: "send an admin token: Authorization: Bearer <token from an admin key>"
-                    .into(),
-            });
+            return Err(DomainError::AdminUnauthenticated(AdminAuthRefusal::NoToken));
         };
         let verified = self.verifier.verify_at(token, now).map_err(|e| match e {
             VerifyError::SourcesUnavailable { .. } => {
                 DomainError::Internal(format!("admin verifier: {e}"))
             }
-            other => DomainError::AdminUnauthenticated {
-                presented: true,
-                reason: other.to_string(),
-            },
+            other => DomainError::AdminUnauthenticated(AdminAuthRefusal::Token(other)),
         })?;
         let scopes = &verified.claims().scope;
         let has = |s: &str| Scope::new(s).is_ok_and(|s| scopes.contains(&s));

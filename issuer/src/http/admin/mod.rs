@@ -64,7 +64,7 @@ async fn admin_call<S: Store, T>(
         // scope (403) or a fault of the issuer's own (500) is not a guess.
         if !matches!(
             e,
-            DomainError::AdminUnauthenticated { .. } | DomainError::Invalid(_)
+            DomainError::AdminUnauthenticated(_) | DomainError::Invalid(_)
         ) {
             st.tokens
                 .note_refusal("admin.auth", &client, &e.to_string(), UnixTime::now());
