@@ -6,6 +6,7 @@ pub mod key_hash;
 pub mod limits;
 pub mod origin;
 mod policy;
+pub(crate) use self::policy::public_scope_names;
 
 use std::time::Duration;
 
@@ -243,13 +244,7 @@ pub async fn rotate<S: Store>(
     if kind == KeyKind::Publishable {
         // Checked again, not inherited: a scope made non-public since the key was created must
         // not live on in its successor.
-        let public: Vec<String> = store
-            .scopes()
-            .await?
-            .into_iter()
-            .filter(|s| s.visibility.is_public())
-            .map(|s| s.name.to_string())
-            .collect();
+        let public: Vec<String> = policy::public_scope_names(store).await?;
         let old_scopes = ScopeSet::parse(&old.scopes)
             .map_err(|e| DomainError::Internal(format!("key {old_id}: stored scopes: {e}")))?;
         if let Some(s) = old_scopes

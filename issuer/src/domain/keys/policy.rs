@@ -232,6 +232,13 @@ async fn public_scopes<S: Store>(store: &S, new: &NewKey) -> Result<Vec<String>,
     if new.kind != KeyKind::Publishable {
         return Ok(Vec::new());
     }
+    public_scope_names(store).await
+}
+
+/// The scopes an admin has marked public: what publishable keys may hold.
+pub(crate) async fn public_scope_names<S: Store, C: FromIterator<String>>(
+    store: &S,
+) -> Result<C, DomainError> {
     Ok(store
         .scopes()
         .await?

@@ -57,14 +57,7 @@ impl<S: Store> TokenService<S> {
         // Read and store as one step: a first-read reload that read before an admin's change
         // must not store its older set after the watcher stored the newer one.
         let _one_at_a_time = self.public_scopes_reload.lock().await;
-        let public = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .filter(|s| s.visibility.is_public())
-            .map(|s| s.name.to_string())
-            .collect();
+        let public = crate::domain::keys::public_scope_names(&*self.store).await?;
         self.public_scopes.store(Arc::new(public));
         Ok(())
     }
