@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::refusal::{
-    AdminAuthRefusal, ClientRefusal, DpopRefusal, Missing, ScopeRefusal, TargetRefusal,
+    AdminAuthRefusal, ClientRefusal, DpopRefusal, Missing, RequestRefusal, ScopeRefusal,
+    TargetRefusal,
 };
 use crate::store::StoreError;
 
@@ -25,8 +26,8 @@ pub enum DomainError {
     #[error(transparent)]
     InvalidTarget(TargetRefusal),
     /// A malformed request (`invalid_request`).
-    #[error("{0}")]
-    InvalidRequest(String),
+    #[error(transparent)]
+    InvalidRequest(RequestRefusal),
     /// The DPoP proof is bad, stale, replayed or does not match (`invalid_dpop_proof`, RFC 9449 §5).
     #[error(transparent)]
     InvalidDpopProof(DpopRefusal),

@@ -107,3 +107,97 @@ impl AdminAuthRefusal {
         matches!(self, Self::Token(_))
     }
 }
+
+/// Why a token request was malformed (`invalid_request`). Never echoes what the client sent
+/// beyond a parameter name keymint knows: these words also go to the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestRefusal {
+    /// A trusted proxy saw it over plain HTTP.
+    #[error(
+        "the request reached the proxy over plain HTTP: API keys must only be sent over HTTPS (rotate this key if it crossed a network)"
+    )]
+    InClear,
+    /// A query string on the token endpoint (where a key would end up in access logs).
+    #[error("the token endpoint takes no query parameters; send the API key in a header")]
+    QueryParameters,
+    /// The body could not be read.
+    #[error("could not read the request body")]
+    UnreadableBody,
+    /// The key in both `Authorization` and `X-API-Key`.
+    #[error("send the API key once, not in two headers")]
+    KeyTwice,
+    /// A body on `/v1/token` that is not declared JSON.
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    NotJson,
+    /// A JSON body of the wrong shape.
+    #[error(
+        "the body must be a JSON object with optional scope (string), audience (string), ttl (seconds) and dpop_jkt (string)"
+    )]
+    JsonShape,
+    /// A body on `/oauth2/token` that is not a form.
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotForm,
+    /// A form that does not decode.
+    #[error("the form body is malformed")]
+    MalformedForm,
+    /// A form parameter sent twice (RFC 6749 §3.2); its name when it is one keymint reads.
+    #[error("parameter {0} is repeated")]
+    Repeated(&'static str),
+    /// No `grant_type`.
+    #[error("grant_type is required")]
+    NoGrantType,
+    /// HTTP Basic and form credentials at once.
+    #[error("use one client authentication method, not two")]
+    TwoAuthMethods,
+    /// Both `audience` and `resource`.
+    #[error("send audience or resource, not both")]
+    AudienceAndResource,
+    /// A `dpop_jkt` that is not a thumbprint.
+    #[error(
+        "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key"
+    )]
+    MalformedJkt,
+    /// `ttl: 0`.
+    #[error("ttl must be positive")]
+    ZeroTtl,
+}
+
+impl RequestRefusal {
+    /// The form parameters `/oauth2/token` reads; any other repeated one is named generically.
+    pub fn repeated(name: &str) -> Self {
+        const KNOWN: [&str; 7] = [
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "scope",
+            "audience",
+            "resource",
+            "dpop_jkt",
+        ];
+        Self::Repeated(
+            KNOWN
+                .iter()
+                .find(|k| **k == name)
+                .copied()
+                .unwrap_or("(another)"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reason goes to the client and to the audit log: a repeated parameter is named only when
+    /// it is one keymint reads, never in the client's own bytes (which could carry a line break).
+    #[test]
+    fn a_repeated_parameter_is_named_only_when_keymint_knows_it() {
+        assert_eq!(
+            RequestRefusal::repeated("scope").to_string(),
+            "parameter scope is repeated"
+        );
+        let odd = RequestRefusal::repeated("x\nFAKE audit line").to_string();
+        assert_eq!(odd, "parameter (another) is repeated");
+    }
+}

@@ -17,6 +17,7 @@ use super::error::{HttpError, Scheme};
 use crate::domain::ClientFailure;
 use crate::domain::DomainError;
 use crate::domain::client::ClientContext;
+use crate::domain::refusal::RequestRefusal;
 use crate::domain::token::TokenRequest;
 use crate::store::Store;
 
@@ -32,11 +33,7 @@ pub(crate) struct TokenCall {
 
 fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
     if arrived_in_clear(req.headers(), req.extensions()) {
-        return Err(HttpError::invalid_request(
-            scheme,
-            "the request reached the proxy over plain HTTP: API keys must only be sent over HTTPS \
-             (rotate this key if it crossed a network)",
-        ));
+        return Err(HttpError::invalid_request(scheme, RequestRefusal::InClear));
     }
     Ok(())
 }
@@ -51,7 +48,7 @@ fn no_query(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
     if req.uri().query().is_some() {
         return Err(HttpError::invalid_request(
             scheme,
-            "the token endpoint takes no query parameters; send the API key in a header",
+            RequestRefusal::QueryParameters,
         ));
     }
     Ok(())
@@ -62,7 +59,7 @@ async fn body(req: Request, scheme: Scheme) -> Result<Bytes, HttpError> {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             HttpError::PayloadTooLarge
         } else {
-            HttpError::invalid_request(scheme, "could not read the request body")
+            HttpError::invalid_request(scheme, RequestRefusal::UnreadableBody)
         }
     })
 }
@@ -169,10 +166,7 @@ async fn parse_v1(req: Request) -> Result<(Zeroizing<String>, TokenRequest), Htt
         let credential = match (bearer, x_api_key) {
             (Some(k), None) | (None, Some(k)) => Zeroizing::new(k.to_owned()),
             (Some(_), Some(_)) => {
-                return Err(HttpError::invalid_request(
-                    scheme,
-                    "send the API key once, not in two headers",
-                ));
+                return Err(HttpError::invalid_request(scheme, RequestRefusal::KeyTwice));
             }
             (None, None) => {
                 return Err(HttpError::bearer(DomainError::InvalidClient {
@@ -185,19 +179,11 @@ async fn parse_v1(req: Request) -> Result<(Zeroizing<String>, TokenRequest), Htt
             V1Body::default()
         } else {
             if content_type.as_deref() != Some("application/json") {
-                return Err(HttpError::invalid_request(
-                    scheme,
-                    "the body must be JSON (Content-Type: application/json)",
-                ));
+                return Err(HttpError::invalid_request(scheme, RequestRefusal::NotJson));
             }
             // `null` is no body, as the document's optional body allows.
             serde_json::from_slice::<Option<V1Body>>(&bytes)
-                .map_err(|_| {
-                    HttpError::invalid_request(
-                        scheme,
-                        "the body must be a JSON object with optional scope (string), audience (string), ttl (seconds) and dpop_jkt (string)",
-                    )
-                })?
+                .map_err(|_| HttpError::invalid_request(scheme, RequestRefusal::JsonShape))?
                 .unwrap_or_default()
         };
         Ok((
@@ -281,27 +267,29 @@ async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest),
             .map(|v| Zeroizing::new(v.to_owned()));
         let bytes = body(req, scheme).await?;
         if content_type.as_deref() != Some("application/x-www-form-urlencoded") {
-            return Err(HttpError::invalid_request(
-                scheme,
-                "the body must be application/x-www-form-urlencoded",
-            ));
+            return Err(HttpError::invalid_request(scheme, RequestRefusal::NotForm));
         }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| HttpError::invalid_request(scheme, "the form body is malformed"))?;
+            .map_err(|_| HttpError::invalid_request(scheme, RequestRefusal::MalformedForm))?;
         let mut form = std::collections::HashMap::new();
         for (k, v) in pairs {
             // RFC 6749 §3.2: parameters must not be repeated.
             if form.insert(k.clone(), Zeroizing::new(v)).is_some() {
                 return Err(HttpError::invalid_request(
                     scheme,
-                    format!("parameter {k} is repeated"),
+                    RequestRefusal::repeated(&k),
                 ));
             }
         }
         match form.get("grant_type").map(|v| v.as_str()) {
             Some("client_credentials") => {}
             Some(_) => return Err(HttpError::UnsupportedGrantType),
-            None => return Err(HttpError::invalid_request(scheme, "grant_type is required")),
+            None => {
+                return Err(HttpError::invalid_request(
+                    scheme,
+                    RequestRefusal::NoGrantType,
+                ));
+            }
         }
         let basic = basic_header.as_deref().and_then(|v| {
             v.strip_prefix("Basic ")
@@ -311,7 +299,7 @@ async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest),
             (Some(_), Some(_)) => {
                 return Err(HttpError::invalid_request(
                     scheme,
-                    "use one client authentication method, not two",
+                    RequestRefusal::TwoAuthMethods,
                 ));
             }
             (Some(b64), None) => {
@@ -363,7 +351,7 @@ async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest),
             (Some(_), Some(_)) => {
                 return Err(HttpError::invalid_request(
                     scheme,
-                    "send audience or resource, not both",
+                    RequestRefusal::AudienceAndResource,
                 ));
             }
             (Some(a), None) | (None, Some(a)) => Some(a),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::error_table::{self, Challenge, Row};
 use crate::domain::DomainError;
+use crate::domain::refusal::RequestRefusal;
 
 pub(crate) use super::error_table::Scheme;
 
@@ -44,8 +45,8 @@ impl HttpError {
     pub(crate) fn basic(e: DomainError) -> Self {
         Self::Domain(e, Scheme::Basic)
     }
-    pub(crate) fn invalid_request(scheme: Scheme, msg: impl Into<String>) -> Self {
-        Self::Domain(DomainError::InvalidRequest(msg.into()), scheme)
+    pub(crate) fn invalid_request(scheme: Scheme, why: RequestRefusal) -> Self {
+        Self::Domain(DomainError::InvalidRequest(why), scheme)
     }
 
     /// Why, for an audit line (server-written words only: never what the client sent).

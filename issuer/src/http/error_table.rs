@@ -71,9 +71,12 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
             "invalid_target",
             r.to_string().into(),
         ),
-        DomainError::InvalidRequest(m) | DomainError::Invalid(m) => {
-            (StatusCode::BAD_REQUEST, "invalid_request", m.into())
-        }
+        DomainError::InvalidRequest(r) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            r.to_string().into(),
+        ),
+        DomainError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.into()),
         DomainError::InvalidDpopProof(r) => (
             StatusCode::BAD_REQUEST,
             "invalid_dpop_proof",

@@ -10,7 +10,7 @@ use keymint_verifier::dpop::{self, ProofError, ProofRequirements, ReplayCache};
 
 use super::request::{Asked, TokenRequest};
 use crate::domain::DomainError;
-use crate::domain::refusal::DpopRefusal;
+use crate::domain::refusal::{DpopRefusal, RequestRefusal};
 use crate::store::{Claim, Store};
 
 /// What a request asks to be bound to, checked but not yet claimed: the proof's ID is claimed by
@@ -84,9 +84,7 @@ pub(super) fn binding(
         None => None,
         Some(Asked::Valid(jkt)) => Some(jkt.clone()),
         Some(Asked::Malformed(_)) => {
-            return Err(DomainError::InvalidRequest(
-                "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key".into(),
-            ));
+            return Err(DomainError::InvalidRequest(RequestRefusal::MalformedJkt));
         }
     };
     let proof = match request.dpop_proof.as_deref() {

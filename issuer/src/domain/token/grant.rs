@@ -7,7 +7,7 @@ use keymint_jwks::{Audience, ScopeSet};
 
 use super::request::Asked;
 use crate::domain::DomainError;
-use crate::domain::refusal::{ScopeRefusal, TargetRefusal};
+use crate::domain::refusal::{RequestRefusal, ScopeRefusal, TargetRefusal};
 use crate::domain::token::active_key::ActiveKey;
 
 /// The scopes asked for (all of the key's when none), if the key holds them all.
@@ -105,7 +105,7 @@ pub(super) fn lifetime(
     now: i64,
 ) -> Result<u64, DomainError> {
     let requested = match asked {
-        Some(0) => return Err(DomainError::InvalidRequest("ttl must be positive".into())),
+        Some(0) => return Err(DomainError::InvalidRequest(RequestRefusal::ZeroTtl)),
         Some(ttl) => ttl,
         None => u64::try_from(key.record.default_ttl).unwrap_or(0),
     };
