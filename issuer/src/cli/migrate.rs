@@ -207,7 +207,11 @@ impl fmt::Display for SecretSource {
 /// A failed step of the migration. When the error does not say what was being done (a database
 /// that failed), that is said once here; a refusal gets the command line's `advice`. The exit
 /// code still comes from the error: 5 for an unavailable database, 4 for a conflict.
-fn failed<S: Store>(migration: &Migration<'_, S>, e: DomainError, advice: &str) -> CliError {
+fn failed<S: Store>(
+    migration: &Migration<'_, S>,
+    e: DomainError,
+    advice: &'static str,
+) -> CliError {
     match &e {
         DomainError::Unavailable(cause) => {
             eprintln!("keymint migrate: {}: {cause}", migration.doing());
@@ -215,7 +219,7 @@ fn failed<S: Store>(migration: &Migration<'_, S>, e: DomainError, advice: &str) 
         DomainError::Internal(_) => eprintln!("keymint migrate: {}: {e}", migration.doing()),
         _ => {}
     }
-    advise(e, advice).into()
+    advise(e, advice)
 }
 
 /// A copy that failed: the target holds part of the data now.
@@ -231,11 +235,12 @@ fn copy_failed<S: Store>(migration: &Migration<'_, S>, e: DomainError, target: &
 }
 
 /// A refusal with what to do about it appended; any other error as it is.
-fn advise(e: DomainError, advice: &str) -> DomainError {
+fn advise(e: DomainError, advice: &'static str) -> CliError {
     match e {
-        DomainError::Invalid(m) => DomainError::Invalid(format!("{m}{advice}")),
-        DomainError::Conflict(m) => DomainError::Conflict(format!("{m}{advice}")),
-        other => other,
+        e @ (DomainError::Invalid(_) | DomainError::Conflict(_)) if !advice.is_empty() => {
+            CliError::Advised { error: e, advice }
+        }
+        other => other.into(),
     }
 }
 

@@ -124,6 +124,14 @@ pub(crate) enum CliError {
     /// What the domain said.
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// What the domain said, with what to do about it on this command line.
+    #[error("{error}{advice}")]
+    Advised {
+        /// The refusal.
+        error: DomainError,
+        /// What to do, appended.
+        advice: &'static str,
+    },
     /// What a remote issuer's admin API said.
     #[error("the issuer answered {status}: {detail}")]
     Remote {
@@ -144,11 +152,13 @@ impl CliError {
     fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             Self::Usage(_) | Self::Config(_) => 2,
-            Self::Domain(DomainError::NotFound(_)) => 3,
-            Self::Domain(DomainError::Conflict(_)) => 4,
-            Self::Domain(DomainError::Invalid(_)) => 2,
-            Self::Domain(DomainError::Unavailable(_)) => 5,
-            Self::Domain(_) => 70,
+            Self::Domain(e) | Self::Advised { error: e, .. } => match e {
+                DomainError::NotFound(_) => 3,
+                DomainError::Conflict(_) => 4,
+                DomainError::Invalid(_) => 2,
+                DomainError::Unavailable(_) => 5,
+                _ => 70,
+            },
             Self::Remote { status, .. } => match status {
                 400 | 422 => 2,
                 404 => 3,

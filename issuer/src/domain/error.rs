@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::refusal::{
-    AdminAuthRefusal, ClientRefusal, DpopRefusal, Missing, RequestRefusal, ScopeRefusal,
-    TargetRefusal,
+    AdminAuthRefusal, ClientRefusal, ConflictReason, DpopRefusal, Missing, RequestRefusal,
+    ScopeRefusal, TargetRefusal,
 };
 use crate::store::StoreError;
 
@@ -56,8 +56,8 @@ pub enum DomainError {
     #[error("{0}")]
     Invalid(String),
     /// A conflicting state (e.g. a rotation already in progress).
-    #[error("{0}")]
-    Conflict(String),
+    #[error(transparent)]
+    Conflict(ConflictReason),
     /// The database is unavailable: try again.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),

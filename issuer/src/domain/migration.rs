@@ -41,6 +41,7 @@ pub use step::{Part, Step};
 use keymint_jwks::RevocationTarget;
 
 use crate::domain::DomainError;
+use crate::domain::refusal::ConflictReason;
 use crate::store::{AuditQuery, AuditRecord, Store, StoreError, StoreResult, StoredList};
 use snapshot::newest_audit;
 
@@ -178,9 +179,8 @@ impl<'a, S: Store> Migration<'a, S> {
         if found.is_empty() {
             return Ok(EmptyTarget(target));
         }
-        Err(DomainError::Conflict(format!(
-            "the target database is not empty ({})",
-            found.join(", ")
+        Err(DomainError::Conflict(ConflictReason::TargetNotEmpty(
+            found.join(", "),
         )))
     }
 
@@ -369,10 +369,7 @@ impl<'a, S: Store> Migration<'a, S> {
     /// target holds, said with the step, not an unavailable database.
     fn failed(&self, e: StoreError) -> DomainError {
         match e {
-            StoreError::Conflict => DomainError::Conflict(format!(
-                "{}: a row exists already in the target",
-                self.doing()
-            )),
+            StoreError::Conflict => DomainError::Conflict(ConflictReason::RowExists(self.doing())),
             other => other.into(),
         }
     }
@@ -397,10 +394,7 @@ impl<'a, S: Store> Migration<'a, S> {
 }
 
 fn source_changed() -> DomainError {
-    DomainError::Conflict(
-        "the source database changed while it was being copied (a keymint process still uses it)"
-            .into(),
-    )
+    DomainError::Conflict(ConflictReason::SourceChanged)
 }
 
 /// A target that [`Migration::check_target`] found empty: the only thing a copy goes into, once.

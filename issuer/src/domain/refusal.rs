@@ -185,6 +185,59 @@ impl RequestRefusal {
     }
 }
 
+/// Why a change conflicts with the state it found (409; exit code 4 on the command line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConflictReason {
+    /// A *next* signing key is already scheduled.
+    #[error("a rotation is already in progress: {next} becomes active at {activate_at}")]
+    RotationInProgress {
+        /// The scheduled key.
+        next: Kid,
+        /// When it starts signing.
+        activate_at: i64,
+    },
+    /// A signing key already revoked or removed.
+    #[error("signing key {kid} is already {state}")]
+    SigningKeyGone {
+        /// The key.
+        kid: Kid,
+        /// `revoked` or `removed`.
+        state: &'static str,
+    },
+    /// Another process changed the signing key between the read and the write.
+    #[error("signing key {0} changed meanwhile; try again")]
+    SigningKeyChanged(Kid),
+    /// Revoking a key already revoked.
+    #[error("key {0} is already revoked")]
+    AlreadyRevoked(ApiKeyId),
+    /// Rotating a revoked key.
+    #[error("key {0} is revoked; create a new key")]
+    RotatingRevoked(ApiKeyId),
+    /// Rotating a key already rotated.
+    #[error("key {key} was already rotated to {to}")]
+    AlreadyRotated {
+        /// The key.
+        key: ApiKeyId,
+        /// Its successor, as stored.
+        to: String,
+    },
+    /// Another process changed the key between the read and the write.
+    #[error("key {0} changed meanwhile; try again")]
+    KeyChanged(ApiKeyId),
+    /// `migrate` into a database that holds data.
+    #[error("the target database is not empty ({0})")]
+    TargetNotEmpty(String),
+    /// `migrate` met a row the target already had.
+    #[error("{0}: a row exists already in the target")]
+    RowExists(String),
+    /// `migrate` found the source changed under it.
+    #[error(
+        "the source database changed while it was being copied (a keymint process still uses it)"
+    )]
+    SourceChanged,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,7 +103,7 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
             e.to_string().into(),
         ),
         DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", e.to_string().into()),
-        DomainError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.into()),
+        DomainError::Conflict(r) => (StatusCode::CONFLICT, "conflict", r.to_string().into()),
         DomainError::Unavailable(_) => {
             tracing::error!(error = %Chain(e), "database unavailable");
             (

@@ -22,6 +22,7 @@ pub use self::policy::{
     PUBLISHABLE_MAX_TTL,
 };
 use crate::domain::DomainError;
+use crate::domain::refusal::ConflictReason;
 use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, KeyRecord, Store, Visibility};
 
@@ -223,8 +224,8 @@ pub async fn rotate<S: Store>(
         DomainError::NotFound(crate::domain::refusal::Missing::Key(old_id.clone()))
     })?;
     if old.revoked_at.is_some() {
-        return Err(DomainError::Conflict(format!(
-            "key {old_id} is revoked; create a new key"
+        return Err(DomainError::Conflict(ConflictReason::RotatingRevoked(
+            old_id.clone(),
         )));
     }
     if old.is_admin {
@@ -235,9 +236,10 @@ pub async fn rotate<S: Store>(
         )));
     }
     if let Some(to) = &old.rotated_to {
-        return Err(DomainError::Conflict(format!(
-            "key {old_id} was already rotated to {to}"
-        )));
+        return Err(DomainError::Conflict(ConflictReason::AlreadyRotated {
+            key: old_id.clone(),
+            to: to.clone(),
+        }));
     }
     let env = KeyEnv::parse(&old.env).unwrap_or(KeyEnv::Live);
     let kind = KeyKind::parse(&old.kind).unwrap_or(KeyKind::Secret);
@@ -282,8 +284,8 @@ pub async fn rotate<S: Store>(
         ..AuditRecord::default()
     });
     if store.rotate_key(old_id, grace_until, &rec, &audit).await? == Applied::Unchanged {
-        return Err(DomainError::Conflict(format!(
-            "key {old_id} changed meanwhile; try again"
+        return Err(DomainError::Conflict(ConflictReason::KeyChanged(
+            old_id.clone(),
         )));
     }
     crate::domain::audit::log(&audit);

@@ -9,7 +9,7 @@ use keymint_jwks::{
 use keymint_verifier::MAX_LEEWAY;
 
 use crate::domain::DomainError;
-use crate::domain::refusal::Missing;
+use crate::domain::refusal::{ConflictReason, Missing};
 use crate::domain::unix;
 use crate::store::{
     Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
@@ -146,8 +146,8 @@ pub async fn revoke_key<S: Store>(
     audit.tenant = Some(key.tenant.clone());
     let entry = record(RevocationTarget::Key(key_id.clone()), now, max_token_ttl);
     if store.revoke_key(key_id, &entry, &audit).await? == Applied::Unchanged {
-        return Err(DomainError::Conflict(format!(
-            "key {key_id} is already revoked"
+        return Err(DomainError::Conflict(ConflictReason::AlreadyRevoked(
+            key_id.clone(),
         )));
     }
     crate::domain::audit::log(&audit);

@@ -21,7 +21,7 @@ use keymint_jwks::{Algorithm, Jwk, Jwks, Kid, RevocationTarget, Signer, SigningK
 use ring::digest;
 
 use crate::domain::DomainError;
-use crate::domain::refusal::Missing;
+use crate::domain::refusal::{ConflictReason, Missing};
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
@@ -172,10 +172,10 @@ pub async fn rotate<S: Store>(
         .iter()
         .find(|k| k.state == SigningKeyState::Next && k.activate_at != STANDBY)
     {
-        return Err(DomainError::Conflict(format!(
-            "a rotation is already in progress: {} becomes active at {}",
-            next.kid, next.activate_at
-        )));
+        return Err(DomainError::Conflict(ConflictReason::RotationInProgress {
+            next: next.kid.clone(),
+            activate_at: next.activate_at,
+        }));
     }
     let t = unix(now);
     let wait = jwks_max_age.saturating_add(ACTIVATION_MARGIN);
@@ -347,10 +347,10 @@ pub async fn revoke<S: Store>(
         key.state,
         SigningKeyState::Revoked | SigningKeyState::Removed
     ) {
-        return Err(DomainError::Conflict(format!(
-            "signing key {kid} is already {}",
-            key.state.as_str()
-        )));
+        return Err(DomainError::Conflict(ConflictReason::SigningKeyGone {
+            kid: kid.clone(),
+            state: key.state.as_str(),
+        }));
     }
     let t = unix(now);
     // An active key hands over in the revocation's own transaction: to the published next key,
@@ -385,8 +385,8 @@ pub async fn revoke<S: Store>(
         .await?
         == Applied::Unchanged
     {
-        return Err(DomainError::Conflict(format!(
-            "signing key {kid} changed meanwhile; try again"
+        return Err(DomainError::Conflict(ConflictReason::SigningKeyChanged(
+            kid.clone(),
         )));
     }
     crate::domain::audit::log(&audit);
