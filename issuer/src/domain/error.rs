@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::refusal::{
-    AdminAuthRefusal, ClientRefusal, ConflictReason, DpopRefusal, Missing, RequestRefusal,
-    ScopeRefusal, TargetRefusal,
+    AdminAuthRefusal, ClientRefusal, ConflictReason, DpopRefusal, InvalidInput, Missing,
+    RequestRefusal, ScopeRefusal, TargetRefusal,
 };
 use crate::store::StoreError;
 
@@ -53,8 +53,8 @@ pub enum DomainError {
     #[error("{0} not found")]
     NotFound(Missing),
     /// An admin command with an invalid argument.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(InvalidInput),
     /// A conflicting state (e.g. a rotation already in progress).
     #[error(transparent)]
     Conflict(ConflictReason),

@@ -41,7 +41,7 @@ pub use step::{Part, Step};
 use keymint_jwks::RevocationTarget;
 
 use crate::domain::DomainError;
-use crate::domain::refusal::ConflictReason;
+use crate::domain::refusal::{ConflictReason, InvalidInput};
 use crate::store::{AuditQuery, AuditRecord, Store, StoreError, StoreResult, StoredList};
 use snapshot::newest_audit;
 
@@ -144,9 +144,8 @@ impl<'a, S: Store> Migration<'a, S> {
             newest_audit,
         };
         if snapshot.keys.is_empty() && snapshot.signing_keys.is_empty() {
-            return Err(DomainError::Invalid(format!(
-                "nothing to migrate: {} has no API keys and no signing keys",
-                self.source_name
+            return Err(DomainError::Invalid(InvalidInput::NothingToMigrate(
+                self.source_name.to_owned(),
             )));
         }
         Ok(snapshot)

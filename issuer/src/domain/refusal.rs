@@ -2,7 +2,11 @@
 //! metrics, tests) can tell them apart without reading prose, and the words a client sees are
 //! written once, here.
 
-use keymint_jwks::{ApiKeyId, Kid, Scope};
+use std::time::Duration;
+
+use keymint_jwks::{ApiKeyId, Audience, Kid, Scope};
+
+use crate::domain::reserved::{ADMIN_TENANT, READ, WRITE};
 
 /// What an admin call named that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,9 +112,9 @@ impl AdminAuthRefusal {
     }
 }
 
-/// Why a token request was malformed (`invalid_request`). Never echoes what the client sent
-/// beyond a parameter name keymint knows: these words also go to the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a request was malformed (`invalid_request`). On the token endpoints these words also go to
+/// the audit log, so they never echo what the client sent beyond a parameter name keymint knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestRefusal {
     /// A trusted proxy saw it over plain HTTP.
@@ -118,6 +122,19 @@ pub enum RequestRefusal {
         "the request reached the proxy over plain HTTP: API keys must only be sent over HTTPS (rotate this key if it crossed a network)"
     )]
     InClear,
+    /// An admin token a trusted proxy saw over plain HTTP.
+    #[error(
+        "the request reached the proxy over plain HTTP: admin tokens must only be sent over HTTPS"
+    )]
+    AdminTokenInClear,
+    /// A part of an admin API request that does not parse: which, and the parser's words.
+    #[error("{name}: {why}")]
+    Unreadable {
+        /// `request body`, `query`, `path` or the field.
+        name: &'static str,
+        /// What the parser said.
+        why: String,
+    },
     /// A query string on the token endpoint (where a key would end up in access logs).
     #[error("the token endpoint takes no query parameters; send the API key in a header")]
     QueryParameters,
@@ -236,6 +253,100 @@ pub enum ConflictReason {
         "the source database changed while it was being copied (a keymint process still uses it)"
     )]
     SourceChanged,
+}
+
+/// Why an admin command or call was refused for what it asked (400; exit code 2 on the command
+/// line). The words name the command-line flags; the admin API's fields have the same names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The scopes given do not parse.
+    #[error("--scope: {0}")]
+    Scopes(keymint_jwks::ScopeError),
+    /// A key without scopes.
+    #[error("a key needs at least one --scope")]
+    NoScope,
+    /// An admin key without `admin:read` or `admin:write`.
+    #[error("an admin key needs --scope {r} or --scope {w}", r = READ, w = WRITE)]
+    NoAdminScope,
+    /// An admin key with another scope.
+    #[error(
+        "scope {0} is not an admin scope: admin keys carry {r} and/or {w}",
+        r = READ,
+        w = WRITE
+    )]
+    NotAnAdminScope(Scope),
+    /// A customer key with an `admin:*` scope.
+    #[error("scope {0} is reserved: admin:* scopes are only given to admin keys")]
+    ReservedScope(Scope),
+    /// `admin:*` declared public.
+    #[error("admin:* scopes can never be public")]
+    PublicAdminScope,
+    /// A key without audiences.
+    #[error("a key needs at least one --audience")]
+    NoAudience,
+    /// A customer key with the admin API's audience.
+    #[error("audience {0} is reserved for admin keys (keymint admin-keys create)")]
+    ReservedAudience(Audience),
+    /// A customer key in the admin keys' tenant.
+    #[error(
+        "tenant {t} is reserved for admin keys (keymint admin-keys create)",
+        t = ADMIN_TENANT
+    )]
+    ReservedTenant,
+    /// Revoking the admin keys' tenant as a whole.
+    #[error(
+        "tenant {t} holds the admin keys: revoke them one by one with `keymint keys revoke`",
+        t = ADMIN_TENANT
+    )]
+    AdminTenantRevocation,
+    /// A publishable key without origins.
+    #[error(
+        "a publishable key needs at least one --origin (the browser origins allowed to use it)"
+    )]
+    NoOrigin,
+    /// A publishable key with a scope that is not public.
+    #[error(
+        "scope {0} is not public: publishable keys may only carry scopes declared with `keymint scopes add {0} --public`"
+    )]
+    NotPublic(Scope),
+    /// A publishable key allowed longer tokens than publishable keys get.
+    #[error("publishable keys get tokens of at most {}", humantime::format_duration(*.0))]
+    PublishableTtl(Duration),
+    /// A token lifetime of zero, or above the maximum.
+    #[error("--ttl must be positive and at most --max-ttl")]
+    Ttl,
+    /// A key lifetime of zero, or above the maximum.
+    #[error("--expires-in must be between 1s and {}", humantime::format_duration(*.0))]
+    KeyLifetime(Duration),
+    /// Rotating an admin key (only `keymint admin-keys create` makes them).
+    #[error(
+        "key {0} is an admin key: make its successor with `keymint admin-keys create`, then revoke it"
+    )]
+    RotatingAdminKey(ApiKeyId),
+    /// Rotating a publishable key one of whose scopes is no longer public.
+    #[error(
+        "key {key} is publishable and its scope {scope} is no longer public: mark it public again (`keymint scopes add {scope} --public`) or create a new key with public scopes only"
+    )]
+    RotatingNoLongerPublic {
+        /// The key.
+        key: ApiKeyId,
+        /// The scope.
+        scope: Scope,
+    },
+    /// `migrate` from a database with nothing in it.
+    #[error("nothing to migrate: {0} has no API keys and no signing keys")]
+    NothingToMigrate(String),
+    /// `migrate` with an encryption key that does not open the stored signing keys.
+    #[error(
+        "the encryption key in use ({key}) does not open signing key {kid}: it is not the one this database was created with, and replicas given it could not sign"
+    )]
+    WrongEncryptionKey {
+        /// Where the key in use came from.
+        key: String,
+        /// The signing key it does not open.
+        kid: Kid,
+    },
 }
 
 #[cfg(test)]

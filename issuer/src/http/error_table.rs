@@ -76,7 +76,11 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
             "invalid_request",
             r.to_string().into(),
         ),
-        DomainError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.into()),
+        DomainError::Invalid(r) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            r.to_string().into(),
+        ),
         DomainError::InvalidDpopProof(r) => (
             StatusCode::BAD_REQUEST,
             "invalid_dpop_proof",

@@ -8,10 +8,20 @@ use serde::Serialize;
 
 use super::error_table::{self, Scheme};
 use crate::domain::DomainError;
+use crate::domain::refusal::RequestRefusal;
 
 /// An admin API error on its way out.
 #[derive(Debug)]
 pub(crate) struct Problem(pub(crate) DomainError);
+
+impl Problem {
+    fn unreadable(name: &'static str, why: String) -> Self {
+        Self(DomainError::InvalidRequest(RequestRefusal::Unreadable {
+            name,
+            why,
+        }))
+    }
+}
 
 impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Self {
@@ -21,22 +31,19 @@ impl From<DomainError> for Problem {
 
 impl From<JsonRejection> for Problem {
     fn from(e: JsonRejection) -> Self {
-        Self(DomainError::Invalid(format!(
-            "request body: {}",
-            e.body_text()
-        )))
+        Self::unreadable("request body", e.body_text())
     }
 }
 
 impl From<QueryRejection> for Problem {
     fn from(e: QueryRejection) -> Self {
-        Self(DomainError::Invalid(format!("query: {}", e.body_text())))
+        Self::unreadable("query", e.body_text())
     }
 }
 
 impl From<PathRejection> for Problem {
     fn from(e: PathRejection) -> Self {
-        Self(DomainError::Invalid(format!("path: {}", e.body_text())))
+        Self::unreadable("path", e.body_text())
     }
 }
 

@@ -21,7 +21,7 @@ use crate::domain::DomainError;
 use crate::domain::keys::KeyView;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::key_hash::KeyHasher;
-use crate::domain::refusal::AdminAuthRefusal;
+use crate::domain::refusal::{AdminAuthRefusal, InvalidInput};
 use crate::domain::reserved::{ADMIN_TENANT, MAX_ADMIN_KEY_LIFETIME, admin_audience};
 use crate::domain::signing::SigningSet;
 use crate::domain::unix;
@@ -199,15 +199,13 @@ impl AdminGate {
 /// The scopes an admin key may carry.
 pub fn admin_scopes(values: &[String]) -> Result<ScopeSet, DomainError> {
     let set = ScopeSet::from_values(values.iter().map(String::as_str))
-        .map_err(|e| DomainError::Invalid(format!("--scope: {e}")))?;
+        .map_err(|e| DomainError::Invalid(InvalidInput::Scopes(e)))?;
     if set.is_empty() {
-        return Err(DomainError::Invalid(format!(
-            "an admin key needs --scope {READ} or --scope {WRITE}"
-        )));
+        return Err(DomainError::Invalid(InvalidInput::NoAdminScope));
     }
     if let Some(s) = set.iter().find(|s| !matches!(s.as_str(), READ | WRITE)) {
-        return Err(DomainError::Invalid(format!(
-            "scope {s} is not an admin scope: admin keys carry {READ} and/or {WRITE}"
+        return Err(DomainError::Invalid(InvalidInput::NotAnAdminScope(
+            s.clone(),
         )));
     }
     Ok(set)
@@ -224,9 +222,8 @@ pub async fn create_admin_key<S: Store>(
     actor: &str,
 ) -> Result<(KeyView, PrintableKey), DomainError> {
     if expires_in.is_zero() || expires_in > MAX_ADMIN_KEY_LIFETIME {
-        return Err(DomainError::Invalid(format!(
-            "--expires-in must be between 1s and {}",
-            humantime::format_duration(MAX_ADMIN_KEY_LIFETIME)
+        return Err(DomainError::Invalid(InvalidInput::KeyLifetime(
+            MAX_ADMIN_KEY_LIFETIME,
         )));
     }
     let (key_id, printable, secret_hash) =

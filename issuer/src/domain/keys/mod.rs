@@ -22,7 +22,7 @@ pub use self::policy::{
     PUBLISHABLE_MAX_TTL,
 };
 use crate::domain::DomainError;
-use crate::domain::refusal::ConflictReason;
+use crate::domain::refusal::{ConflictReason, InvalidInput};
 use crate::domain::unix;
 use crate::store::{Applied, AuditRecord, KeyRecord, Store, Visibility};
 
@@ -130,9 +130,7 @@ pub async fn put_scope<S: Store>(
     actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<(), DomainError> {
     if scope.is_admin() && visibility.is_public() {
-        return Err(DomainError::Invalid(
-            "admin:* scopes can never be public".into(),
-        ));
+        return Err(DomainError::Invalid(InvalidInput::PublicAdminScope));
     }
     let audit = actor.into().stamp(AuditRecord {
         at: unix(now),
@@ -230,9 +228,8 @@ pub async fn rotate<S: Store>(
     }
     if old.is_admin {
         // Admin keys are made only by `keymint admin-keys create`, on the database itself.
-        return Err(DomainError::Invalid(format!(
-            "key {old_id} is an admin key: make its successor with `keymint admin-keys create`, \
-             then revoke it"
+        return Err(DomainError::Invalid(InvalidInput::RotatingAdminKey(
+            old_id.clone(),
         )));
     }
     if let Some(to) = &old.rotated_to {
@@ -253,10 +250,10 @@ pub async fn rotate<S: Store>(
             .iter()
             .find(|s| !public.iter().any(|p| p == s.as_str()))
         {
-            return Err(DomainError::Invalid(format!(
-                "key {old_id} is publishable and its scope {s} is no longer public: mark it public \
-                 again (`keymint scopes add {s} --public`) or create a new key with public scopes only"
-            )));
+            return Err(DomainError::Invalid(InvalidInput::RotatingNoLongerPublic {
+                key: old_id.clone(),
+                scope: s.clone(),
+            }));
         }
     }
     let (key_id, printable, hash) = mint(hasher, kind, env)?;

@@ -11,6 +11,7 @@ use crate::domain::DomainError;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
+use crate::domain::refusal::InvalidInput;
 use crate::domain::unix;
 use crate::store::{KeyRecord, Store};
 
@@ -99,47 +100,33 @@ pub(super) struct Resolved {
 
 fn validate(new: &NewKey, public_scopes: &[String]) -> Result<Resolved, DomainError> {
     if new.scopes.is_empty() {
-        return Err(DomainError::Invalid(
-            "a key needs at least one --scope".into(),
-        ));
+        return Err(DomainError::Invalid(InvalidInput::NoScope));
     }
     if let Some(s) = new.scopes.iter().find(|s| s.is_admin()) {
-        return Err(DomainError::Invalid(format!(
-            "scope {s} is reserved: admin:* scopes are only given to admin keys"
-        )));
+        return Err(DomainError::Invalid(InvalidInput::ReservedScope(s.clone())));
     }
     if new.audiences.is_empty() {
-        return Err(DomainError::Invalid(
-            "a key needs at least one --audience".into(),
-        ));
+        return Err(DomainError::Invalid(InvalidInput::NoAudience));
     }
     if new.tenant.as_str() == crate::domain::reserved::ADMIN_TENANT {
-        return Err(DomainError::Invalid(format!(
-            "tenant {} is reserved for admin keys (keymint admin-keys create)",
-            crate::domain::reserved::ADMIN_TENANT
-        )));
+        return Err(DomainError::Invalid(InvalidInput::ReservedTenant));
     }
     let publishable = new.kind == KeyKind::Publishable;
     let (ttl, max_ttl) = if publishable {
         if new.allow_origins.is_empty() {
-            return Err(DomainError::Invalid(
-                "a publishable key needs at least one --origin (the browser origins allowed to use it)".into(),
-            ));
+            return Err(DomainError::Invalid(InvalidInput::NoOrigin));
         }
         if let Some(s) = new
             .scopes
             .iter()
             .find(|s| !public_scopes.iter().any(|p| p == s.as_str()))
         {
-            return Err(DomainError::Invalid(format!(
-                "scope {s} is not public: publishable keys may only carry scopes declared with `keymint scopes add {s} --public`"
-            )));
+            return Err(DomainError::Invalid(InvalidInput::NotPublic(s.clone())));
         }
         let max_ttl = new.max_ttl.unwrap_or(PUBLISHABLE_MAX_TTL);
         if max_ttl > PUBLISHABLE_MAX_TTL {
-            return Err(DomainError::Invalid(format!(
-                "publishable keys get tokens of at most {}",
-                humantime::format_duration(PUBLISHABLE_MAX_TTL)
+            return Err(DomainError::Invalid(InvalidInput::PublishableTtl(
+                PUBLISHABLE_MAX_TTL,
             )));
         }
         (
@@ -153,14 +140,11 @@ fn validate(new: &NewKey, public_scopes: &[String]) -> Result<Resolved, DomainEr
         )
     };
     if ttl.is_zero() || ttl > max_ttl {
-        return Err(DomainError::Invalid(
-            "--ttl must be positive and at most --max-ttl".into(),
-        ));
+        return Err(DomainError::Invalid(InvalidInput::Ttl));
     }
     if new.expires_in.is_zero() || new.expires_in > MAX_KEY_LIFETIME {
-        return Err(DomainError::Invalid(format!(
-            "--expires-in must be between 1s and {}",
-            humantime::format_duration(MAX_KEY_LIFETIME)
+        return Err(DomainError::Invalid(InvalidInput::KeyLifetime(
+            MAX_KEY_LIFETIME,
         )));
     }
     let rate_limit = match (new.rate_limit, publishable) {
@@ -261,9 +245,7 @@ async fn refuse_admin_audience<S: Store>(store: &S, new: &NewKey) -> Result<(), 
         return Ok(());
     };
     if new.audiences.contains(&admin) {
-        return Err(DomainError::Invalid(format!(
-            "audience {admin} is reserved for admin keys (keymint admin-keys create)"
-        )));
+        return Err(DomainError::Invalid(InvalidInput::ReservedAudience(admin)));
     }
     Ok(())
 }

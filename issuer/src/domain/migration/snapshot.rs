@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::domain::DomainError;
+use crate::domain::refusal::InvalidInput;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::store::{
     AuditQuery, KeyRecord, RevocationRecord, ScopeRecord, SigningKeyRecord, Store, StoreResult,
@@ -41,12 +42,10 @@ impl Snapshot {
             .filter(|k| !k.encrypted_pkcs8.is_empty())
         {
             if key.open(k.kid.as_str(), &k.encrypted_pkcs8).is_err() {
-                return Err(DomainError::Invalid(format!(
-                    "the encryption key in use ({key_name}) does not open signing key {}: it is \
-                     not the one this database was created with, and replicas given it could \
-                     not sign",
-                    k.kid
-                )));
+                return Err(DomainError::Invalid(InvalidInput::WrongEncryptionKey {
+                    key: key_name.to_string(),
+                    kid: k.kid.clone(),
+                }));
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use keymint_jwks::{
 use keymint_verifier::MAX_LEEWAY;
 
 use crate::domain::DomainError;
-use crate::domain::refusal::{ConflictReason, Missing};
+use crate::domain::refusal::{ConflictReason, InvalidInput, Missing};
 use crate::domain::unix;
 use crate::store::{
     Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
@@ -185,10 +185,7 @@ pub async fn revoke_tenant<S: Store>(
     actor: impl Into<crate::domain::audit::Actor<'_>>,
 ) -> Result<u64, DomainError> {
     if tenant.as_str() == crate::domain::reserved::ADMIN_TENANT {
-        return Err(DomainError::Invalid(format!(
-            "tenant {} holds the admin keys: revoke them one by one with `keymint keys revoke`",
-            crate::domain::reserved::ADMIN_TENANT
-        )));
+        return Err(DomainError::Invalid(InvalidInput::AdminTenantRevocation));
     }
     let mut audit = admin_audit("tenant.revoke", actor.into(), now);
     audit.tenant = Some(tenant.to_string());

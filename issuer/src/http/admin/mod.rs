@@ -25,6 +25,7 @@ use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
 use crate::domain::admin::api::AdminApi;
 use crate::domain::admin::{AdminRead, AdminWrite};
+use crate::domain::refusal::RequestRefusal;
 use crate::store::Store;
 
 pub(crate) type Answer<T> = Result<Json<T>, Problem>;
@@ -44,10 +45,8 @@ async fn admin_call<S: Store, T>(
         return Err(Problem(DomainError::RateLimited { retry_after }));
     }
     let checked = if super::client_address::arrived_in_clear(&parts.headers, &parts.extensions) {
-        Err(DomainError::Invalid(
-            "the request reached the proxy over plain HTTP: admin tokens must only be sent \
-             over HTTPS"
-                .into(),
+        Err(DomainError::InvalidRequest(
+            RequestRefusal::AdminTokenInClear,
         ))
     } else {
         let token = parts
@@ -64,7 +63,7 @@ async fn admin_call<S: Store, T>(
         // scope (403) or a fault of the issuer's own (500) is not a guess.
         if !matches!(
             e,
-            DomainError::AdminUnauthenticated(_) | DomainError::Invalid(_)
+            DomainError::AdminUnauthenticated(_) | DomainError::InvalidRequest(_)
         ) {
             st.tokens
                 .note_refusal("admin.auth", &client, &e.to_string(), UnixTime::now());
@@ -110,8 +109,11 @@ impl<S: Store> FromRequestParts<AppState<S>> for CanWrite {
     }
 }
 
-pub(crate) fn invalid(what: &str, e: impl std::fmt::Display) -> Problem {
-    Problem(DomainError::Invalid(format!("{what}: {e}")))
+pub(crate) fn invalid(what: &'static str, e: impl std::fmt::Display) -> Problem {
+    Problem(DomainError::InvalidRequest(RequestRefusal::Unreadable {
+        name: what,
+        why: e.to_string(),
+    }))
 }
 
 /// A JSON body that may be left out (no `Content-Type: application/json`) or be `null`: the
