@@ -13,7 +13,6 @@ use keymint_verifier::MAX_LEEWAY;
 use tokio::net::TcpListener;
 
 use crate::config::Secrets;
-use crate::domain::DomainError;
 use crate::domain::admin::AdminGate;
 use crate::domain::admin::api::{AdminApi, AdminDeps};
 use crate::domain::audit::{self, AuditSink};
@@ -23,6 +22,7 @@ use crate::domain::revocation::ListFeed;
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::{DomainError, Fault};
 use crate::http::{self, AppState};
 use crate::store::Store;
 
@@ -198,7 +198,7 @@ pub async fn serve<S: Store>(
             feed.close();
         })
         .await
-        .map_err(|e| DomainError::Internal(format!("server: {e}"))),
+        .map_err(|e| DomainError::Internal(Fault::because("server", e))),
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let on_shutdown = handle.clone();
@@ -209,16 +209,16 @@ pub async fn serve<S: Store>(
             });
             let std_listener = listener
                 .into_std()
-                .map_err(|e| DomainError::Internal(format!("listener: {e}")))?;
+                .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?;
             axum_server::from_tcp_rustls(
                 std_listener,
                 axum_server::tls_rustls::RustlsConfig::from_config(tls),
             )
-            .map_err(|e| DomainError::Internal(format!("listener: {e}")))?
+            .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?
             .handle(handle)
             .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await
-            .map_err(|e| DomainError::Internal(format!("server: {e}")))
+            .map_err(|e| DomainError::Internal(Fault::because("server", e)))
         }
     };
     watcher.abort();

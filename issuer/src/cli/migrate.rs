@@ -214,9 +214,19 @@ fn failed<S: Store>(
 ) -> CliError {
     match &e {
         DomainError::Unavailable(cause) => {
-            eprintln!("keymint migrate: {}: {cause}", migration.doing());
+            eprintln!(
+                "keymint migrate: {}: {}",
+                migration.doing(),
+                domain::Chain(cause)
+            );
         }
-        DomainError::Internal(_) => eprintln!("keymint migrate: {}: {e}", migration.doing()),
+        DomainError::Internal(_) => {
+            eprintln!(
+                "keymint migrate: {}: {}",
+                migration.doing(),
+                domain::Chain(&e)
+            );
+        }
         _ => {}
     }
     advise(e, advice)

@@ -66,7 +66,38 @@ pub enum DomainError {
     Corrupt(StoreError),
     /// Something that should not happen (a crypto failure, a broken invariant).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Fault),
+}
+
+/// What failed inside the issuer, and the error under it when there is one (kept whole as the
+/// `source()`, so the log line carries the chain). A client only ever reads "internal error".
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Fault {
+    what: std::borrow::Cow<'static, str>,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Fault {
+    /// A broken invariant, said in words.
+    pub fn new(what: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// `what` failed, because of `source`.
+    pub fn because(
+        what: impl Into<std::borrow::Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 /// An error with every cause under it, `outer: inner: …`, for a log line or a command's last

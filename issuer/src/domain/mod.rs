@@ -27,7 +27,7 @@ mod fault_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 
-pub use error::{Chain, ClientFailure, DomainError};
+pub use error::{Chain, ClientFailure, DomainError, Fault};
 
 /// Seconds since the Unix epoch, as the store keeps time.
 pub fn unix(t: keymint_jwks::UnixTime) -> i64 {

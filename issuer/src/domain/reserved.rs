@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use keymint_jwks::{Audience, Issuer};
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Fault};
 
 /// Where the admin API lives, under the issuer URL; also its tokens' audience.
 pub const ADMIN_PATH: &str = "/v1/admin";
@@ -24,5 +24,5 @@ pub fn admin_audience(issuer: &Issuer) -> Result<Audience, DomainError> {
         "{}{ADMIN_PATH}",
         issuer.as_str().trim_end_matches('/')
     ))
-    .map_err(|e| DomainError::Internal(format!("admin audience: {e}")))
+    .map_err(|e| DomainError::Internal(Fault::because("admin audience", e)))
 }

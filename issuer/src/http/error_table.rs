@@ -208,7 +208,7 @@ mod tests {
                     keymint_jwks::ApiKeyId::new("k").unwrap(),
                 )),
                 DomainError::Unavailable(crate::store::StoreError::unavailable("down")),
-                DomainError::Internal("boom".into()),
+                DomainError::Internal(crate::domain::Fault::new("boom")),
                 DomainError::InvalidClient {
                     reason: crate::domain::ClientFailure::UnknownKey,
                 },

@@ -9,7 +9,6 @@ use arc_swap::ArcSwap;
 use keymint_jwks::{Algorithm, ApiKeyId, Jti, Kid, Scope, TenantId, UnixTime};
 use serde::Serialize;
 
-use crate::domain::DomainError;
 use crate::domain::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
 use crate::domain::keys::api_key::PrintableKey;
 use crate::domain::keys::key_hash::KeyHasher;
@@ -19,6 +18,7 @@ use crate::domain::revocation::{self, ListFeed};
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::signing::{self, SigningSet};
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{AuditEntry, AuditQuery, SigningKeyRecord, Store, TenantSummary, Visibility};
 
 /// The most audit records one page returns.
@@ -137,7 +137,7 @@ impl<S: Store> AdminApi<S> {
     ) -> Result<AdminRead, DomainError> {
         match self.authorize(token, Access::Read, client_ip, now)? {
             Granted::Read(r) => Ok(r),
-            Granted::Write(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
+            Granted::Write(_) => Err(DomainError::Internal(Fault::new("admin gate: wrong grant"))),
         }
     }
 
@@ -150,7 +150,7 @@ impl<S: Store> AdminApi<S> {
     ) -> Result<AdminWrite, DomainError> {
         match self.authorize(token, Access::Write, client_ip, now)? {
             Granted::Write(w) => Ok(w),
-            Granted::Read(_) => Err(DomainError::Internal("admin gate: wrong grant".into())),
+            Granted::Read(_) => Err(DomainError::Internal(Fault::new("admin gate: wrong grant"))),
         }
     }
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 use keymint_jwks::{Issuer, RevocationListError, Scope, ScopeSet, TenantId, UnixTime};
 use keymint_verifier::{UpdateError, Verifier, VerifyError};
 
-use crate::domain::DomainError;
 use crate::domain::keys::KeyView;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::key_hash::KeyHasher;
@@ -25,6 +24,7 @@ use crate::domain::refusal::{AdminAuthRefusal, InvalidInput};
 use crate::domain::reserved::{ADMIN_TENANT, MAX_ADMIN_KEY_LIFETIME, admin_audience};
 use crate::domain::signing::SigningSet;
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{AuditRecord, KeyRecord, Store, StoredList};
 
 /// Admin tokens are short: 5 minutes by default, 15 at most.
@@ -115,7 +115,7 @@ impl AdminGate {
             .jwks(set.published.clone())
             .revocation_list(list.jws.clone())
             .build()
-            .map_err(|e| DomainError::Internal(format!("admin verifier: {e}")))?;
+            .map_err(|e| DomainError::Internal(Fault::because("admin verifier", e)))?;
         Ok(Self {
             verifier,
             applied: Mutex::new((set.etag.clone(), list.serial)),
@@ -139,7 +139,7 @@ impl AdminGate {
         };
         let verified = self.verifier.verify_at(token, now).map_err(|e| match e {
             VerifyError::SourcesUnavailable { .. } => {
-                DomainError::Internal(format!("admin verifier: {e}"))
+                DomainError::Internal(Fault::because("admin verifier", e))
             }
             other => DomainError::AdminUnauthenticated(AdminAuthRefusal::Token(other)),
         })?;
@@ -228,7 +228,8 @@ pub async fn create_admin_key<S: Store>(
     }
     let (key_id, printable, secret_hash) =
         crate::domain::keys::mint(hasher, KeyKind::Secret, KeyEnv::Live)?;
-    let tenant = TenantId::new(ADMIN_TENANT).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let tenant = TenantId::new(ADMIN_TENANT)
+        .map_err(|e| DomainError::Internal(Fault::because("the admin tenant", e)))?;
     let rec = KeyRecord {
         key_id: key_id.to_string(),
         kind: KeyKind::Secret.as_str().into(),

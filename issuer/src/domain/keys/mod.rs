@@ -21,9 +21,9 @@ pub use self::policy::{
     MAX_KEY_LIFETIME, NewKey, PUBLISHABLE_DEFAULT_RATE, PUBLISHABLE_DEFAULT_TTL,
     PUBLISHABLE_MAX_TTL,
 };
-use crate::domain::DomainError;
 use crate::domain::refusal::{ConflictReason, InvalidInput};
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{Applied, AuditRecord, KeyRecord, Store, Visibility};
 
 /// A key as shown to admins: never a secret.
@@ -114,9 +114,9 @@ pub(super) fn mint(
     env: KeyEnv,
 ) -> Result<(ApiKeyId, PrintableKey, Vec<u8>), DomainError> {
     let (key_id, printable) = api_key::generate(kind, env, &SystemRandom::new())
-        .map_err(|_| DomainError::Internal("random generator failed".into()))?;
+        .map_err(|_| DomainError::Internal(Fault::new("random generator failed")))?;
     let parsed = api_key::parse(printable.expose())
-        .map_err(|_| DomainError::Internal("generated key does not parse".into()))?;
+        .map_err(|_| DomainError::Internal(Fault::new("generated key does not parse")))?;
     let hash = hasher.hash(key_id.as_str(), parsed.secret.expose());
     Ok((key_id, printable, hash))
 }
@@ -244,8 +244,9 @@ pub async fn rotate<S: Store>(
         // Checked again, not inherited: a scope made non-public since the key was created must
         // not live on in its successor.
         let public: Vec<String> = policy::public_scope_names(store).await?;
-        let old_scopes = ScopeSet::parse(&old.scopes)
-            .map_err(|e| DomainError::Internal(format!("key {old_id}: stored scopes: {e}")))?;
+        let old_scopes = ScopeSet::parse(&old.scopes).map_err(|e| {
+            DomainError::Internal(Fault::because(format!("key {old_id}: stored scopes"), e))
+        })?;
         if let Some(s) = old_scopes
             .iter()
             .find(|s| !public.iter().any(|p| p == s.as_str()))

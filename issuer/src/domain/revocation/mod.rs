@@ -8,9 +8,9 @@ use keymint_jwks::{
 };
 use keymint_verifier::MAX_LEEWAY;
 
-use crate::domain::DomainError;
 use crate::domain::refusal::{ConflictReason, InvalidInput, Missing};
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{
     Applied, AuditRecord, RevocationRecord, SigningKeyState, Store, StoreError, StoredList,
 };
@@ -240,7 +240,9 @@ pub async fn current_list<S: Store>(
         // the signing set within a poll and signs then; until that, the stored list stands.
         tracing::debug!(kid = %signer.key().kid(), "not signing the list with a key no longer in force");
         return latest.ok_or_else(|| {
-            DomainError::Internal("no revocation list and the signing key is not in force".into())
+            DomainError::Internal(Fault::new(
+                "no revocation list and the signing key is not in force",
+            ))
         });
     }
     let as_of = store.last_change().await?;
@@ -256,7 +258,7 @@ pub async fn current_list<S: Store>(
     };
     let signed = signer
         .sign_revocation_list(&list)
-        .map_err(|e| DomainError::Internal(e.to_string()))?;
+        .map_err(|e| DomainError::Internal(Fault::because("signing the revocation list", e)))?;
     let stored = StoredList {
         serial,
         jws: signed.jws().to_owned(),
@@ -269,7 +271,7 @@ pub async fn current_list<S: Store>(
         Err(StoreError::Conflict) => store
             .latest_list()
             .await?
-            .ok_or_else(|| DomainError::Internal("revocation list vanished".into())),
+            .ok_or_else(|| DomainError::Internal(Fault::new("revocation list vanished"))),
         Err(e) => Err(e.into()),
     }
 }

@@ -20,10 +20,10 @@ use std::time::Duration;
 use keymint_jwks::{Algorithm, Jwk, Jwks, Kid, RevocationTarget, Signer, SigningKey, UnixTime};
 use ring::digest;
 
-use crate::domain::DomainError;
 use crate::domain::refusal::{ConflictReason, Missing};
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{Applied, AuditRecord, SigningKeyRecord, SigningKeyState, Store, Successor};
 
 /// What the running server signs and publishes, swapped as a whole.
@@ -48,11 +48,12 @@ fn new_record(
     now: i64,
     activate_at: i64,
 ) -> Result<SigningKeyRecord, DomainError> {
-    let key = SigningKey::generate(alg).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let key = SigningKey::generate(alg)
+        .map_err(|e| DomainError::Internal(Fault::because("generating a signing key", e)))?;
     let kid = key.kid().clone();
     let encrypted = enc
         .seal(kid.as_str(), key.pkcs8_der())
-        .map_err(|e| DomainError::Internal(e.to_string()))?;
+        .map_err(|e| DomainError::Internal(Fault::because("sealing a signing key", e)))?;
     Ok(SigningKeyRecord {
         kid,
         alg: alg.as_str().to_owned(),
@@ -288,28 +289,35 @@ pub async fn load<S: Store>(store: &S, enc: &EncryptionKey) -> Result<SigningSet
             }
             SigningKeyState::Removed | SigningKeyState::Revoked => continue,
         }
-        let jwk = Jwk::from_json(r.public_jwk.as_bytes())
-            .map_err(|e| DomainError::Internal(format!("stored JWK {}: {e}", r.kid)))?;
+        let jwk = Jwk::from_json(r.public_jwk.as_bytes()).map_err(|e| {
+            DomainError::Internal(Fault::because(format!("stored JWK {}", r.kid), e))
+        })?;
         published.push(jwk);
     }
-    let active = active.ok_or_else(|| DomainError::Internal("no active signing key".into()))?;
-    let alg = Algorithm::from_name(&active.alg)
-        .ok_or_else(|| DomainError::Internal(format!("unknown algorithm {}", active.alg)))?;
+    let active =
+        active.ok_or_else(|| DomainError::Internal(Fault::new("no active signing key")))?;
+    let alg = Algorithm::from_name(&active.alg).ok_or_else(|| {
+        DomainError::Internal(Fault::new(format!("unknown algorithm {}", active.alg)))
+    })?;
     let pkcs8 = enc.open(active.kid.as_str(), &active.encrypted_pkcs8).map_err(|e| {
-        DomainError::Internal(format!(
-            "cannot decrypt signing key {}: {e} (is KEYMINT_ENCRYPTION_KEY the one it was created with?)",
-            active.kid
+        DomainError::Internal(Fault::because(
+            format!(
+                "cannot decrypt signing key {} (is KEYMINT_ENCRYPTION_KEY the one it was created with?)",
+                active.kid
+            ),
+            e,
         ))
     })?;
-    let key =
-        SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let key = SigningKey::from_pkcs8(alg, &pkcs8)
+        .map_err(|e| DomainError::Internal(Fault::because("opening a stored signing key", e)))?;
     if *key.kid() != active.kid {
-        return Err(DomainError::Internal(format!(
+        return Err(DomainError::Internal(Fault::new(format!(
             "signing key {} does not match its kid",
             active.kid
-        )));
+        ))));
     }
-    let published = Jwks::new(published).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let published = Jwks::new(published)
+        .map_err(|e| DomainError::Internal(Fault::because("the published key set", e)))?;
     let jwks_json: Arc<str> = published.to_json().into();
     let hash = digest::digest(&digest::SHA256, jwks_json.as_bytes());
     let etag = format!(

@@ -9,10 +9,10 @@ use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId};
 use quick_cache::sync::Cache;
 
-use crate::domain::DomainError;
 use crate::domain::keys::api_key::KeyKind;
 use crate::domain::keys::limits::{KeyLimits, RateSetting};
 use crate::domain::refusal::ClientRefusal;
+use crate::domain::{DomainError, Fault};
 use crate::store::KeyRecord;
 
 /// A key as the token endpoint needs it, parsed once and cached.
@@ -41,8 +41,12 @@ impl ActiveKey {
         record: KeyRecord,
         limits: impl FnOnce(&KeyRecord) -> Arc<KeyLimits>,
     ) -> Result<Self, DomainError> {
-        let corrupt =
-            |what: &str| DomainError::Internal(format!("stored key {}: bad {what}", record.key_id));
+        let corrupt = |what: &str| {
+            DomainError::Internal(Fault::new(format!(
+                "stored key {}: bad {what}",
+                record.key_id
+            )))
+        };
         // A limit that does not parse must not mean "no limit": the key is refused instead.
         if RateSetting::of(record.rate_limit.as_deref()) == RateSetting::Unreadable {
             return Err(corrupt("rate_limit"));

@@ -7,6 +7,7 @@ use keymint_jwks::{Audience, ScopeSet};
 
 use super::request::Asked;
 use crate::domain::DomainError;
+use crate::domain::Fault;
 use crate::domain::refusal::{RequestRefusal, ScopeRefusal, TargetRefusal};
 use crate::domain::token::active_key::ActiveKey;
 
@@ -70,7 +71,7 @@ pub(super) fn audience(
     let asked = asked.map(Asked::valid);
     if key.record.is_admin {
         let admin = admin.ok_or_else(|| {
-            DomainError::Internal("the issuer URL gives no admin audience".into())
+            DomainError::Internal(Fault::new("the issuer URL gives no admin audience"))
         })?;
         return match asked {
             None => Ok(admin.clone()),

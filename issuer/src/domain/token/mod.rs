@@ -20,7 +20,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub use self::request::{Asked, IssuedToken, TokenRequest, TokenSettings};
 use self::throttle::Throttle;
 use crate::domain::ClientFailure;
-use crate::domain::DomainError;
 use crate::domain::audit::AuditSink;
 use crate::domain::client::ClientContext;
 use crate::domain::clock::Ticker;
@@ -31,6 +30,7 @@ use crate::domain::refusal::ClientRefusal;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::active_key::KeyCache;
 use crate::domain::unix;
+use crate::domain::{DomainError, Fault};
 use crate::store::{AuditRecord, Store};
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
@@ -245,7 +245,7 @@ impl<S: Store> TokenService<S> {
             nbf: Some(now),
             jti,
             client_id: ClientId::new(key.key_id.as_str())
-                .map_err(|e| DomainError::Internal(e.to_string()))?,
+                .map_err(|e| DomainError::Internal(Fault::because("client_id", e)))?,
             scope: scope.clone(),
             tenant: key.tenant.clone(),
             cnf: cnf.clone(),
@@ -255,7 +255,7 @@ impl<S: Store> TokenService<S> {
             .load()
             .active
             .sign_access_token(&claims)
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+            .map_err(|e| DomainError::Internal(Fault::because("signing a token", e)))?;
         if key.note_use(t) {
             self.usage
                 .lock()
@@ -275,9 +275,9 @@ impl<S: Store> TokenService<S> {
         let mut bytes = [0u8; 16];
         self.rng
             .fill(&mut bytes)
-            .map_err(|_| DomainError::Internal("random generator failed".into()))?;
+            .map_err(|_| DomainError::Internal(Fault::new("random generator failed")))?;
         Jti::new(keymint_jwks::jws::encode_segment(&bytes))
-            .map_err(|e| DomainError::Internal(e.to_string()))
+            .map_err(|e| DomainError::Internal(Fault::because("a generated jti", e)))
     }
 }
 
