@@ -155,9 +155,18 @@ impl CliError {
             Self::Domain(e) | Self::Advised { error: e, .. } => match e {
                 DomainError::NotFound(_) => 3,
                 DomainError::Conflict(_) => 4,
-                DomainError::Invalid(_) => 2,
+                DomainError::Invalid(_) | DomainError::InvalidRequest(_) => 2,
                 DomainError::Unavailable(_) => 5,
-                _ => 70,
+                DomainError::InvalidClient { .. }
+                | DomainError::InvalidScope(_)
+                | DomainError::InvalidTarget(_)
+                | DomainError::InvalidDpopProof(_)
+                | DomainError::UnauthorizedClient(_)
+                | DomainError::RateLimited { .. }
+                | DomainError::AdminUnauthenticated(_)
+                | DomainError::AdminForbidden { .. }
+                | DomainError::Corrupt(_)
+                | DomainError::Internal(_) => 70,
             },
             Self::Remote { status, .. } => match status {
                 400 | 422 => 2,

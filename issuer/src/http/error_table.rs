@@ -55,97 +55,82 @@ const RATE_LIMITED: &str = "too many requests; retry after the time in Retry-Aft
 
 /// The row for `e`. A 5xx is logged here, once, with its whole cause chain; its body is generic.
 pub(crate) fn row(e: &DomainError) -> Row<'_> {
-    let (status, code, detail): (_, _, Cow<'_, str>) = match e {
-        DomainError::InvalidClient { .. } => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed".into(),
-        ),
-        DomainError::InvalidScope(r) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            r.to_string().into(),
-        ),
-        DomainError::InvalidTarget(r) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_target",
-            r.to_string().into(),
-        ),
-        DomainError::InvalidRequest(r) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            r.to_string().into(),
-        ),
-        DomainError::Invalid(r) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            r.to_string().into(),
-        ),
-        DomainError::InvalidDpopProof(r) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_dpop_proof",
-            r.to_string().into(),
-        ),
-        DomainError::UnauthorizedClient(r) => (
+    let row = |status, code, detail: Cow<'static, str>| Row {
+        status,
+        code,
+        detail,
+        retry_after: None,
+        challenge: Challenge::None,
+    };
+    let bad_request = |code, detail: String| row(StatusCode::BAD_REQUEST, code, detail.into());
+    match e {
+        DomainError::InvalidClient { .. } => Row {
+            challenge: Challenge::Client,
+            ..row(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed".into(),
+            )
+        },
+        DomainError::InvalidScope(r) => bad_request("invalid_scope", r.to_string()),
+        DomainError::InvalidTarget(r) => bad_request("invalid_target", r.to_string()),
+        DomainError::InvalidRequest(r) => bad_request("invalid_request", r.to_string()),
+        DomainError::Invalid(r) => bad_request("invalid_request", r.to_string()),
+        DomainError::InvalidDpopProof(r) => bad_request("invalid_dpop_proof", r.to_string()),
+        DomainError::UnauthorizedClient(r) => row(
             StatusCode::FORBIDDEN,
             "unauthorized_client",
             r.to_string().into(),
         ),
-        DomainError::RateLimited { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            RATE_LIMITED.into(),
-        ),
-        DomainError::AdminUnauthenticated(r) => (
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            r.to_string().into(),
-        ),
-        DomainError::AdminForbidden { .. } => (
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            e.to_string().into(),
-        ),
-        DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", e.to_string().into()),
-        DomainError::Conflict(r) => (StatusCode::CONFLICT, "conflict", r.to_string().into()),
+        DomainError::RateLimited { retry_after } => Row {
+            retry_after: Some(whole_seconds(*retry_after)),
+            ..row(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                RATE_LIMITED.into(),
+            )
+        },
+        DomainError::AdminUnauthenticated(r) => Row {
+            challenge: Challenge::AdminToken {
+                presented: r.presented(),
+            },
+            ..row(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                r.to_string().into(),
+            )
+        },
+        DomainError::AdminForbidden { needed } => Row {
+            challenge: Challenge::AdminScope(needed),
+            ..row(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                e.to_string().into(),
+            )
+        },
+        DomainError::NotFound(_) => row(StatusCode::NOT_FOUND, "not_found", e.to_string().into()),
+        DomainError::Conflict(r) => row(StatusCode::CONFLICT, "conflict", r.to_string().into()),
         DomainError::Unavailable(_) => {
             tracing::error!(error = %Chain(e), "database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                UNAVAILABLE.into(),
-            )
+            Row {
+                retry_after: Some(1),
+                ..row(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    UNAVAILABLE.into(),
+                )
+            }
         }
         DomainError::Corrupt(_) | DomainError::Internal(_) => {
             // This error is the issuer's own: the detail goes to the log once, the client gets
             // a generic body.
             tracing::error!(error = %Chain(e), "internal error");
-            (
+            row(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "internal error".into(),
             )
         }
-    };
-    let retry_after = match e {
-        DomainError::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
-        DomainError::Unavailable(_) => Some(1),
-        _ => None,
-    };
-    let challenge = match e {
-        DomainError::InvalidClient { .. } => Challenge::Client,
-        DomainError::AdminUnauthenticated(r) => Challenge::AdminToken {
-            presented: r.presented(),
-        },
-        DomainError::AdminForbidden { needed } => Challenge::AdminScope(needed),
-        _ => Challenge::None,
-    };
-    Row {
-        status,
-        code,
-        detail,
-        retry_after,
-        challenge,
     }
 }
 

@@ -292,7 +292,13 @@ fn refusal_code(e: &DomainError) -> &'static str {
         DomainError::UnauthorizedClient(_) => "unauthorized_client",
         DomainError::RateLimited { .. } => "rate_limited",
         DomainError::Unavailable(_) => "unavailable",
-        _ => "internal",
+        DomainError::AdminUnauthenticated(_)
+        | DomainError::AdminForbidden { .. }
+        | DomainError::NotFound(_)
+        | DomainError::Invalid(_)
+        | DomainError::Conflict(_)
+        | DomainError::Corrupt(_)
+        | DomainError::Internal(_) => "internal",
     }
 }
 
