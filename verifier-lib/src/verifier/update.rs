@@ -86,7 +86,10 @@ impl Verifier {
         crate::list_rules::admit(current.as_deref(), &signed, &keys.jwks, now, policy)?;
         let serial = signed.list().serial;
         crate::telemetry::list_serial(serial);
-        let state = Arc::new(RevocationState::new(signed));
+        // Generations only grow (writers hold the lock), so a cached token's record of the list
+        // it was last checked against never names a later list.
+        let generation = current.as_ref().map_or(1, |c| c.generation + 1);
+        let state = Arc::new(RevocationState::new(signed, generation));
         self.0.revocations.store(Some(Arc::clone(&state)));
         // Tokens signed by a revoked signing key are rejected on every call anyway; this frees
         // their memory now.

@@ -2,6 +2,7 @@
 //! verified-token cache in front. Reads the verifier's state, never writes it (but for the cache).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use keymint_jwks::jws::{Compact, JwsError, TYP_ACCESS_TOKEN, typ_matches};
 use keymint_jwks::strict_json::JsonError;
@@ -176,7 +177,7 @@ impl Verifier {
             {
                 crate::telemetry::cache_hit();
                 self.check_time(hit.token.claims(), now)?;
-                self.check_revocation(&hit.token, now)?;
+                self.check_revocation(&hit.token, now, Some(&hit.unrevoked_in))?;
                 return Ok(hit.token.clone());
             }
             self.0.cache.remove(token);
@@ -187,12 +188,13 @@ impl Verifier {
             }
         })?;
         self.check_time(verified.claims(), now)?;
-        self.check_revocation(&verified, now)?;
+        let generation = self.check_revocation(&verified, now, None)?;
         self.0.cache.insert(
             token,
             Entry {
                 token: verified.clone(),
                 key,
+                unrevoked_in: AtomicU64::new(generation),
             },
         );
         Ok(verified)
@@ -269,9 +271,19 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_revocation(&self, token: &VerifiedToken, now: UnixTime) -> Result<(), VerifyError> {
+    /// Checks the list in force: it must not have expired, and must not revoke the token. Returns
+    /// the list's generation (0 when revocation checks are off). `memo` is a cached token's record
+    /// of the generation it was last found unrevoked in: when that is the list in force, the
+    /// lookups are skipped (their answer depends only on the token and the list), and after a
+    /// lookup it is brought up to date.
+    fn check_revocation(
+        &self,
+        token: &VerifiedToken,
+        now: UnixTime,
+        memo: Option<&AtomicU64>,
+    ) -> Result<u64, VerifyError> {
         if !self.0.config.check_revocation {
-            return Ok(());
+            return Ok(0);
         }
         let state = self.0.revocations.load();
         let state = state.as_ref().ok_or(VerifyError::NoRevocationList)?;
@@ -280,10 +292,19 @@ impl Verifier {
         if now >= exp {
             return Err(VerifyError::RevocationListExpired { exp, now });
         }
+        // Relaxed is enough: the generation only names a list, and a stale read only costs a
+        // lookup (a value is stored only after its lookup found nothing).
+        if memo.is_some_and(|m| m.load(Ordering::Relaxed) == state.generation) {
+            return Ok(state.generation);
+        }
         state
             .index
             .check(token.claims(), token.kid())
-            .map_err(VerifyError::Revoked)
+            .map_err(VerifyError::Revoked)?;
+        if let Some(m) = memo {
+            m.store(state.generation, Ordering::Relaxed);
+        }
+        Ok(state.generation)
     }
 
     /// Tells live sources that a token named a `kid` we do not have. Never blocks: the key-set
