@@ -3,14 +3,15 @@
 //!
 //! 2,000 distinct EdDSA tokens, each verified 100 times, in one seeded shuffled order, in one
 //! process, against a revocation list of 0, 10,000 and 1,000,000 entries (a quarter of each kind,
-//! none covering the tokens). Each pass builds a new verifier (default 16 MiB cache), so a token's
-//! first verify is a cold one (parse, signature, revocation, insert) and its 99 others are cache
-//! hits (expiry, revocation and key presence still checked). Passes of the list sizes alternate
-//! within each round, so the machine's noise falls on all sizes alike; the report gives, per list
-//! size, the median over rounds and the median of each round's difference to the empty list.
+//! none covering the tokens). Each round builds one new verifier per list size (default 16 MiB
+//! cache), so a token's first verify is a cold one (parse, signature, revocation, insert) and its
+//! 99 others are cache hits (expiry, revocation and key presence still checked). The verifiers
+//! take turns on each chunk of the sequence, so the machine's noise falls on all sizes alike; the
+//! report gives medians, and the median (and range) over rounds of the difference to the empty
+//! list.
 //!
-//! Options (after `--`): `--tokens N`, `--uses N`, `--rounds N`, `--size N` (only that list size,
-//! for a profile). `--test` runs a token amount of work.
+//! Options (after `--`): `--tokens N`, `--uses N`, `--rounds N`, `--chunk N`, `--size N` (only
+//! that list size, for a profile). `--test` runs a token amount of work.
 
 // A benchmark is a test harness: a failed setup should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
@@ -24,63 +25,60 @@ use common::*;
 use keymint_jwks::*;
 use keymint_verifier::Verifier;
 
-/// What one pass measured, in nanoseconds.
-#[derive(Clone, Copy)]
-struct Pass {
-    /// Every call, averaged.
-    mean: f64,
-    /// First-time (uncached) verifies, averaged.
-    cold: f64,
-    /// Cache hits, averaged.
-    cached: f64,
+/// What one round measured for one list size: every first-time (uncached) verify, and the cost
+/// per cache hit of each chunk.
+#[derive(Default)]
+struct Round {
+    /// Nanoseconds of each first-time verify.
+    cold: Vec<f64>,
+    /// Nanoseconds per cache hit, one value per chunk.
+    cached: Vec<f64>,
+    /// Nanoseconds of all calls.
+    total: f64,
+    calls: usize,
 }
 
-fn pass(signer: &Signer, tokens: &[String], seq: &[u32], list_jws: &str) -> Pass {
-    let verifier = verifier(signer, keymint_verifier::DEFAULT_CACHE_BYTES, list_jws);
-    let pass = run(&verifier, tokens, seq);
-    // Dropping a large index takes a while: outside the measurement.
-    drop(verifier);
-    pass
-}
-
-/// The measured part of a pass, apart so that a profile can single it out (`perf report
-/// --parent run`).
+/// Runs `chunk` of the sequence on `verifier`, timing each first-time verify alone and the cache
+/// hits between them together. Apart so that a profile can single it out (`run` in `perf
+/// report`).
 #[inline(never)]
-fn run(verifier: &Verifier, tokens: &[String], seq: &[u32]) -> Pass {
-    let mut seen = vec![false; tokens.len()];
-    let (mut cold_ns, mut cold_n) = (0u128, 0usize);
-    let mut warm_ns = 0u128;
+fn run(verifier: &Verifier, tokens: &[String], chunk: &[u32], seen: &mut [bool], out: &mut Round) {
+    let (mut warm_ns, mut warm_n) = (0u128, 0usize);
     let start = Instant::now();
     let mut segment = start;
-    for &i in seq {
+    for &i in chunk {
         let i = i as usize;
         let token = &tokens[i];
         if seen[i] {
             black_box(verifier.verify_at(black_box(token), NOW).unwrap());
+            warm_n += 1;
         } else {
             seen[i] = true;
             let t0 = Instant::now();
             warm_ns += (t0 - segment).as_nanos();
             black_box(verifier.verify_at(black_box(token), NOW).unwrap());
             let t1 = Instant::now();
-            cold_ns += (t1 - t0).as_nanos();
-            cold_n += 1;
+            out.cold.push((t1 - t0).as_nanos() as f64);
             segment = t1;
         }
     }
     let end = Instant::now();
     warm_ns += (end - segment).as_nanos();
-    let total = (end - start).as_nanos();
-    let warm_n = seq.len() - cold_n;
-    Pass {
-        mean: total as f64 / seq.len() as f64,
-        cold: cold_ns as f64 / cold_n.max(1) as f64,
-        cached: warm_ns as f64 / warm_n.max(1) as f64,
+    if warm_n > 0 {
+        out.cached.push(warm_ns as f64 / warm_n as f64);
     }
+    out.total += (end - start).as_nanos() as f64;
+    out.calls += chunk.len();
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     quantile(&mut v, 0.5)
+}
+
+fn range(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::MAX, f64::min);
+    let hi = v.iter().copied().fold(f64::MIN, f64::max);
+    format!("{lo:+.0}..{hi:+.0}")
 }
 
 fn main() {
@@ -88,6 +86,7 @@ fn main() {
     let n_tokens = arg("--tokens").unwrap_or(if test { 20 } else { 2000 });
     let uses = arg("--uses").unwrap_or(if test { 5 } else { 100 });
     let rounds = arg("--rounds").unwrap_or(if test { 1 } else { 5 });
+    let chunk = arg("--chunk").unwrap_or(2000);
     let sizes: Vec<usize> = match (test, arg("--size")) {
         (true, _) => vec![0, 100, 1_000],
         (false, Some(n)) => vec![n],
@@ -106,47 +105,69 @@ fn main() {
     let mut seq: Vec<u32> = (0..n_tokens as u32)
         .flat_map(|i| std::iter::repeat_n(i, uses))
         .collect();
-    Rng(0x6b65_796d_696e_74).shuffle(&mut seq);
+    Rng(0x006b_6579_6d69_6e74).shuffle(&mut seq);
 
     // results[size][round]
-    let mut results: Vec<Vec<Pass>> = vec![Vec::new(); sizes.len()];
-    for round in 0..rounds {
-        for k in 0..sizes.len() {
-            // Rotate the order of the sizes from round to round.
-            let s = (k + round) % sizes.len();
-            results[s].push(pass(&signer, &tokens, &seq, &lists[s]));
+    let mut results: Vec<Vec<Round>> = sizes.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        // New verifiers (empty caches) each round, all alive together; the sizes take turns on
+        // each chunk of the sequence, so that the machine's noise falls on all of them alike.
+        let verifiers: Vec<Verifier> = lists
+            .iter()
+            .map(|l| verifier(&signer, keymint_verifier::DEFAULT_CACHE_BYTES, l))
+            .collect();
+        let mut seen = vec![vec![false; n_tokens]; sizes.len()];
+        let mut round: Vec<Round> = sizes.iter().map(|_| Round::default()).collect();
+        for (c, part) in seq.chunks(chunk).enumerate() {
+            for k in 0..sizes.len() {
+                let s = (k + c) % sizes.len();
+                run(&verifiers[s], &tokens, part, &mut seen[s], &mut round[s]);
+            }
         }
+        for (s, r) in round.into_iter().enumerate() {
+            results[s].push(r);
+        }
+        // Dropping a large index takes a while: outside the measurement.
+        drop(verifiers);
     }
 
     println!(
-        "mix: {n_tokens} distinct EdDSA tokens x {uses} uses, shuffled (seeded), {rounds} rounds; \
-         ns per call, median over rounds; delta = median of the per-round difference to the empty \
-         list"
+        "mix: {n_tokens} distinct EdDSA tokens x {uses} uses, shuffled (seeded), {rounds} rounds, \
+         list sizes interleaved by chunks of {chunk} calls"
     );
     println!(
-        "{:>10} {:>10} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "entries", "mean", "delta", "cold", "delta", "cached", "delta", "spread"
+        "ns; mean = all calls; cold = median first-time verify; cached = median per-hit cost of a \
+         chunk; delta = median over rounds of the difference to the empty list (range)"
     );
-    let base = &results[0];
+    println!(
+        "{:>9} {:>7} {:>7} {:>13} {:>7} {:>7} {:>15} {:>7} {:>5} {:>11}",
+        "entries", "mean", "delta", "", "cold", "delta", "", "cached", "delta", ""
+    );
+    let per_round =
+        |s: usize, f: &dyn Fn(&Round) -> f64| -> Vec<f64> { results[s].iter().map(f).collect() };
+    let mean = |r: &Round| r.total / r.calls as f64;
+    let cold = |r: &Round| median(r.cold.clone());
+    let cached = |r: &Round| median(r.cached.clone());
     for (s, &n) in sizes.iter().enumerate() {
-        let r = &results[s];
-        let d =
-            |f: fn(&Pass) -> f64| median(r.iter().zip(base).map(|(a, b)| f(a) - f(b)).collect());
-        let m = |f: fn(&Pass) -> f64| median(r.iter().map(f).collect());
-        let cached: Vec<f64> = r.iter().map(|p| p.cached).collect();
-        let (lo, hi) = (
-            cached.iter().copied().fold(f64::MAX, f64::min),
-            cached.iter().copied().fold(0.0, f64::max),
-        );
+        let deltas = |f: &dyn Fn(&Round) -> f64| -> Vec<f64> {
+            per_round(s, f)
+                .iter()
+                .zip(per_round(0, f))
+                .map(|(a, b)| a - b)
+                .collect()
+        };
+        let (dm, dc, dh) = (deltas(&mean), deltas(&cold), deltas(&cached));
         println!(
-            "{n:>10} {:>10.0} {:>+12.0} {:>12.0} {:>+12.0} {:>12.0} {:>+12.0} {:>12}",
-            m(|p| p.mean),
-            d(|p| p.mean),
-            m(|p| p.cold),
-            d(|p| p.cold),
-            m(|p| p.cached),
-            d(|p| p.cached),
-            format!("{lo:.0}..{hi:.0}"),
+            "{n:>9} {:>7.0} {:>+7.0} {:>13} {:>7.0} {:>+7.0} {:>15} {:>7.0} {:>+5.0} {:>11}",
+            median(per_round(s, &mean)),
+            median(dm.clone()),
+            range(&dm),
+            median(per_round(s, &cold)),
+            median(dc.clone()),
+            range(&dc),
+            median(per_round(s, &cached)),
+            median(dh.clone()),
+            range(&dh),
         );
     }
 }
