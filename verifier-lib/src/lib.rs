@@ -104,7 +104,8 @@ pub use builder::{
 pub use error::{AccessError, BuildError, UpdateError, VerifyError};
 pub use revocation::RevocationIndex;
 pub use token::VerifiedToken;
-pub use verifier::{RevocationUpdate, Verifier};
+pub use verifier::Verifier;
+pub use verifier::update::RevocationUpdate;
 
 #[cfg(test)]
 mod tests;

@@ -83,11 +83,19 @@ impl RevocationIndex {
 pub(crate) struct RevocationState {
     pub(crate) signed: SignedRevocationList,
     pub(crate) index: RevocationIndex,
+    /// Which installation this is, unique within the verifier (never 0): a cached token remembers
+    /// the generation it was last found unrevoked in, and is looked up again only when the list
+    /// changes.
+    pub(crate) generation: u64,
 }
 
 impl RevocationState {
-    pub(crate) fn new(signed: SignedRevocationList) -> Self {
+    pub(crate) fn new(signed: SignedRevocationList, generation: u64) -> Self {
         let index = RevocationIndex::new(signed.list());
-        Self { signed, index }
+        Self {
+            signed,
+            index,
+            generation,
+        }
     }
 }

@@ -764,6 +764,53 @@ fn repeated_token_comes_from_the_cache_but_expiry_and_revocation_are_rechecked()
     assert!(matches!(v.verify_at(&t, NOW), Err(VerifyError::Revoked(_))));
 }
 
+/// A cached token remembers the list it was last found unrevoked in and skips the lookups while
+/// that list is in force (issue #14): every new list, whatever it holds, is looked up again, and
+/// a lifted revocation lets the token through again.
+#[test]
+fn a_cached_token_is_looked_up_again_in_every_new_list() {
+    let f = fixture();
+    let v = verifier(&f);
+    let t = f.ed.sign_access_token(&claims()).unwrap();
+    let jti = || {
+        vec![entry(
+            RevocationTarget::Jti(Jti::new("jti-1").unwrap()),
+            NOW,
+        )]
+    };
+    let tenant = || {
+        vec![entry(
+            RevocationTarget::Tenant(TenantId::new("acme").unwrap()),
+            NOW,
+        )]
+    };
+    v.verify_at(&t, NOW).unwrap();
+    v.verify_at(&t, NOW).unwrap();
+    // Revoked by one list, then by another of another kind, then by none.
+    v.update_revocations_at(list(&f.ed, 2, jti()).jws(), NOW)
+        .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            v.verify_at(&t, NOW),
+            Err(VerifyError::Revoked(RevocationTarget::Jti(_)))
+        ));
+    }
+    v.update_revocations_at(list(&f.ed, 3, tenant()).jws(), NOW)
+        .unwrap();
+    assert!(matches!(
+        v.verify_at(&t, NOW),
+        Err(VerifyError::Revoked(RevocationTarget::Tenant(_)))
+    ));
+    v.update_revocations_at(list(&f.ed, 4, vec![]).jws(), NOW)
+        .unwrap();
+    assert!(v.verify_at(&t, NOW).is_ok());
+    assert!(v.verify_at(&t, NOW).is_ok());
+    // Found unrevoked in list 4, then list 5 revokes it: the memo of list 4 does not carry over.
+    v.update_revocations_at(list(&f.ed, 5, jti()).jws(), NOW)
+        .unwrap();
+    assert!(matches!(v.verify_at(&t, NOW), Err(VerifyError::Revoked(_))));
+}
+
 #[test]
 fn cache_entries_go_when_their_kid_leaves_the_key_set() {
     let f = fixture();
