@@ -1,7 +1,7 @@
 //! Arbitrary text as a presented API key: a typed error, or a key whose parts re-assemble exactly.
 #![no_main]
 
-use keymint::domain::api_key::{self, assemble};
+use keymint::domain::keys::api_key::{self, assemble};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
