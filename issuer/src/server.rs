@@ -15,13 +15,13 @@ use tokio::net::TcpListener;
 use crate::config::Secrets;
 use crate::domain::admin::AdminGate;
 use crate::domain::admin::api::{AdminApi, AdminDeps};
-use crate::domain::audit::{self, AuditSink};
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::revocation;
 use crate::domain::revocation::ListFeed;
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::usage::{self, UsageLog};
 use crate::domain::{DomainError, Fault};
 use crate::http::{self, AppState};
 use crate::store::Store;
@@ -47,6 +47,8 @@ pub struct ServeConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long stored audit rows and usage rollups are kept.
+    pub audit_retention: Duration,
 }
 
 /// A running issuer's shared pieces.
@@ -134,7 +136,7 @@ pub async fn serve<S: Store>(
         cfg.list_validity,
     )
     .await?;
-    let (audit_sink, audit_rx) = AuditSink::new();
+    let uses = UsageLog::new();
     let tokens = TokenService::new(
         Arc::clone(&store),
         KeyHasher::new(&secrets.pepper),
@@ -143,7 +145,7 @@ pub async fn serve<S: Store>(
             issuer: cfg.issuer.clone(),
             max_token_ttl: cfg.max_token_ttl,
         },
-        audit_sink,
+        uses.clone(),
     );
     tokens.reload_origins(now).await?;
     tokens.reload_public_scopes().await?;
@@ -162,7 +164,11 @@ pub async fn serve<S: Store>(
         refresh: tokio::sync::Mutex::new(()),
     });
 
-    let audit_task = tokio::spawn(audit::run_writer(Arc::clone(&store), audit_rx));
+    let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
+    let usage_task = tokio::spawn(usage::run_writer(Arc::clone(&store), uses, async {
+        let _ = usage_stopped.await;
+    }));
+    let pruner = tokio::spawn(prune_old(Arc::clone(&store), cfg.audit_retention));
     let watcher = tokio::spawn(watch_changes(Arc::clone(&rt), changes_from));
     let maintenance = tokio::spawn(maintain(Arc::clone(&rt)));
 
@@ -223,10 +229,12 @@ pub async fn serve<S: Store>(
     };
     watcher.abort();
     maintenance.abort();
-    flush_usage(&rt).await;
-    // Dropping the last sink closes the audit channel; the writer flushes what is queued.
+    flush_last_used(&rt).await;
+    pruner.abort();
+    // The usage writer writes what is counted, once more, and ends.
+    let _ = stop_usage.send(());
     drop(rt);
-    let _ = tokio::time::timeout(Duration::from_secs(5), audit_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), usage_task).await;
     served
 }
 
@@ -317,13 +325,35 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
         }
         usage_tick += 1;
         if usage_tick.is_multiple_of(5) {
-            flush_usage(&rt).await;
+            flush_last_used(&rt).await;
         }
     }
 }
 
-async fn flush_usage<S: Store>(rt: &Runtime<S>) {
-    let used = rt.tokens.take_usage();
+/// Prunes audit rows and usage rollups past the retention: at start, then every hour.
+async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        match usage::prune(&*store, UnixTime::now(), retention).await {
+            Ok(p) if p.audit + p.usage > 0 => {
+                tracing::info!(
+                    audit = p.audit,
+                    usage = p.usage,
+                    "pruned rows past the audit retention"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune audit rows; will retry"),
+        }
+    }
+}
+
+/// How often retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+async fn flush_last_used<S: Store>(rt: &Runtime<S>) {
+    let used = rt.tokens.take_last_used();
     if !used.is_empty()
         && let Err(e) = rt.store.touch_keys(&used).await
     {

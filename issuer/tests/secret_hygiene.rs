@@ -114,6 +114,15 @@ fn no_secret_or_token_in_logs_or_database() {
         server_output.contains("token.issue"),
         "the audit lines are missing"
     );
+    // Issue #15: the log went to a pipe here, so it must be plain text (no ANSI colour codes).
+    assert!(
+        !server_output.contains('\u{1b}'),
+        "ANSI escape codes in a log written to a pipe: {}",
+        server_output
+            .lines()
+            .find(|l| l.contains('\u{1b}'))
+            .unwrap_or_default()
+    );
     let mut db = Vec::new();
     for f in ["keymint.db", "keymint.db-wal"] {
         if let Ok(bytes) = std::fs::read(s.dir.join(f)) {

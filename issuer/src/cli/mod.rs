@@ -219,6 +219,12 @@ fn init_logging(format: LogFormat, serving: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: in a file or a log shipper the escape codes are
+        // noise that breaks grep and every parser downstream. NO_COLOR (no-color.org) wins.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(true);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -26,6 +26,11 @@ pub(crate) struct Args {
     /// (the list format's cap, which verifiers enforce).
     #[arg(long, default_value = "24h", value_parser = duration)]
     revocation_list_validity: Duration,
+    /// How long stored audit rows (admin actions) and usage rollups (issuances and refusals per
+    /// key, client, origin and hour) are kept; older ones are pruned in the background, in small
+    /// batches. The per-issuance record is the log line, which this does not touch.
+    #[arg(long, default_value = "90d", value_parser = duration, value_name = "DURATION")]
+    audit_retention: Duration,
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]
     behind_tls_proxy: bool,
@@ -75,6 +80,13 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             "--max-token-ttl must be positive and --revocation-list-validity at least 1m".into(),
         ));
     }
+    if args.audit_retention < Duration::from_secs(3600) {
+        return Err(CliError::Usage(format!(
+            "--audit-retention {}s is under an hour: usage is counted per hour, so a shorter \
+             retention would delete the hour still being counted",
+            args.audit_retention.as_secs()
+        )));
+    }
     if args.revocation_list_validity > MAX_LIST_VALIDITY {
         return Err(CliError::Usage(format!(
             "--revocation-list-validity {}s is above the cap of {}s (7d): verifiers refuse a \
@@ -101,6 +113,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         list_validity: args.revocation_list_validity,
         tls,
         trusted_proxies: args.trusted_proxies.clone(),
+        audit_retention: args.audit_retention,
     };
     let data_dir = opened.data_dir.display().to_string();
     // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.

@@ -1,7 +1,7 @@
 //! Faults under the domain, on a real SQLite database: full (SQLITE_FULL, as on a full disk) and
 //! locked by another process beyond the busy timeout. Every admin action fails whole with
 //! `Unavailable` (503 + Retry-After at the HTTP edge, see http/tests.rs), nothing is half-written,
-//! issuance from cached keys goes on, and the issuance audit records queued meanwhile reach the
+//! issuance from cached keys goes on, and the usage counts of issuances made meanwhile reach the
 //! database once it is writable again.
 
 use crate::store::tests::tenant_of;
@@ -15,7 +15,6 @@ use keymint_jwks::{Audience, Issuer, ScopeSet, TenantId, UnixTime};
 use zeroize::Zeroizing;
 
 use crate::domain::DomainError;
-use crate::domain::audit::{self, AuditSink};
 use crate::domain::client::ClientContext;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::key_hash::{KeyHasher, Pepper};
@@ -23,6 +22,7 @@ use crate::domain::keys::{self, NewKey};
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenRequest, TokenService, TokenSettings};
+use crate::domain::usage::{self, UsageLog};
 use crate::store::{AuditQuery, SqliteStore, Store};
 
 struct World {
@@ -75,8 +75,12 @@ async fn world(name: &str, single: bool) -> World {
     let set = Arc::new(ArcSwap::from_pointee(
         signing::load(&*store, &enc).await.unwrap(),
     ));
-    let (sink, rx) = AuditSink::new();
-    tokio::spawn(audit::run_writer(Arc::clone(&store), rx));
+    let uses = UsageLog::new();
+    tokio::spawn(usage::run_writer(
+        Arc::clone(&store),
+        uses.clone(),
+        std::future::pending(),
+    ));
     let tokens = TokenService::new(
         Arc::clone(&store),
         hasher.clone(),
@@ -85,7 +89,7 @@ async fn world(name: &str, single: bool) -> World {
             issuer: Issuer::new("https://issuer.test").unwrap(),
             max_token_ttl: Duration::from_secs(3600),
         },
-        sink,
+        uses,
     );
     World {
         store,
@@ -97,6 +101,10 @@ async fn world(name: &str, single: bool) -> World {
 }
 
 async fn issue(w: &World, key: &str) -> Result<(), DomainError> {
+    issue_from(w, key, IpAddr::from([127, 0, 0, 1])).await
+}
+
+async fn issue_from(w: &World, key: &str, ip: IpAddr) -> Result<(), DomainError> {
     let request = TokenRequest {
         scope: None,
         audience: None,
@@ -105,30 +113,27 @@ async fn issue(w: &World, key: &str) -> Result<(), DomainError> {
         dpop_proof: None,
         path: "/v1/token".into(),
     };
-    let client = ClientContext {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        origin: None,
-    };
+    let client = ClientContext { ip, origin: None };
     w.tokens
         .exchange(key, &request, &client, UnixTime::now())
         .await
         .map(|_| ())
 }
 
-async fn issued_records(w: &World) -> usize {
+/// Issuances counted in the database.
+async fn issued_records(w: &World) -> i64 {
     w.store
-        .audit(&AuditQuery {
-            action: Some("token.issue".into()),
-            limit: 1000,
-            ..AuditQuery::default()
-        })
+        .usage_rows(0, 100_000)
         .await
         .unwrap()
-        .len()
+        .iter()
+        .filter(|r| r.count.action == "token.issue" && r.count.outcome == "granted")
+        .map(|r| r.count.count)
+        .sum()
 }
 
-/// Waits until the database holds `n` issuance records.
-async fn wait_for_records(w: &World, n: usize, what: &str) {
+/// Waits until the database counts `n` issuances.
+async fn wait_for_records(w: &World, n: i64, what: &str) {
     keymint_testkit::wait_until_async(what, Duration::from_secs(10), || async {
         (issued_records(w).await >= n).then_some(())
     })
@@ -136,7 +141,7 @@ async fn wait_for_records(w: &World, n: usize, what: &str) {
 }
 
 /// Collects what the code under test logs at WARN and above on this thread (a `#[tokio::test]`
-/// runs its spawned tasks on it): the audit writer's "not written" warnings are how a test knows
+/// runs its spawned tasks on it): the usage writer's "not written" warnings are how a test knows
 /// it tried, and failed, to write.
 #[derive(Clone, Default)]
 struct Warnings(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -170,7 +175,7 @@ impl std::io::Write for Warnings {
 }
 
 #[tokio::test]
-async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record() {
+async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_count() {
     let warnings = Warnings::default();
     let _capture = warnings.capture();
     let w = world("full", true).await;
@@ -178,7 +183,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record(
         .await
         .unwrap();
     issue(&w, key.expose()).await.unwrap();
-    wait_for_records(&w, 1, "the first issuance record").await;
+    wait_for_records(&w, 1, "the first issuance count").await;
 
     w.store.set_full(true).await.unwrap();
     // Fill what free pages are left, until the database refuses to grow.
@@ -214,57 +219,52 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_record(
         "{again:?}"
     );
 
-    // Fill the audit table's last page with records the size of an issuance record, so the next
-    // issuance record needs a page the database cannot have.
-    let like = w
-        .store
-        .audit(&AuditQuery {
-            action: Some("token.issue".into()),
-            limit: 1,
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap()
-        .remove(0)
-        .record;
-    let mut filler = 0;
+    // Fill the usage table's last page with rows the size of an issuance's, so the next new row
+    // needs a page the database cannot have.
+    let like = w.store.usage_rows(0, 1).await.unwrap().remove(0).count;
+    let mut filler = 0u32;
     while w
         .store
-        .insert_audit(std::slice::from_ref(&like))
+        .add_usage(&[crate::store::UsageCount {
+            client: format!("198.51.{}.{}", filler / 256, filler % 256),
+            ..like.clone()
+        }])
         .await
         .is_ok()
     {
         filler += 1;
         assert!(filler < 10_000, "the cap never bit");
     }
-    let before = issued_records(&w).await;
+    let before = issued_records(&w).await - i64::from(filler);
 
-    // Issuance goes on from the cached key; its audit records wait for space.
-    for _ in 0..3 {
-        issue(&w, key.expose()).await.unwrap();
+    // Issuance goes on from the cached key; its counts (new clients: new rows) wait for space.
+    for n in 1..=3u8 {
+        issue_from(&w, key.expose(), IpAddr::from([203, 0, 113, n]))
+            .await
+            .unwrap();
     }
-    // The writer has tried to write all three, and failed, once it warns with three queued.
+    // The writer has tried to write all three, and failed, once it warns with three rows.
     keymint_testkit::wait_until_async(
-        "the audit writer to fail to write the three records",
+        "the usage writer to fail to write the three rows",
         Duration::from_secs(5),
         || async {
             let text = warnings.text();
             text.lines()
-                .any(|l| l.contains("audit batch not written") && l.contains("queued=3"))
+                .any(|l| l.contains("usage counts not written") && l.contains("rows=3"))
                 .then_some(())
         },
     )
     .await;
     assert_eq!(
-        issued_records(&w).await,
+        issued_records(&w).await - i64::from(filler),
         before,
-        "the full database took no record"
+        "the full database took no count"
     );
     w.store.set_full(false).await.unwrap();
     wait_for_records(
         &w,
-        before + 3,
-        "queued issuance records to be written once there is space",
+        before + i64::from(filler) + 3,
+        "the counts kept to be written once there is space",
     )
     .await;
     crate::domain::revocation::revoke_key(
@@ -286,7 +286,7 @@ async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeou
         .await
         .unwrap();
     issue(&w, key.expose()).await.unwrap();
-    wait_for_records(&w, 1, "the first issuance record").await;
+    wait_for_records(&w, 1, "the first issuance count").await;
 
     // Another process takes the write lock and keeps it past keymint's 5 s busy timeout.
     let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", w.path.display()))

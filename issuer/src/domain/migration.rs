@@ -192,6 +192,7 @@ impl<'a, S: Store> Migration<'a, S> {
     ) -> Result<Copied, DomainError> {
         let target = target.0;
         let audit = self.copy_audit(target, snap.newest_audit).await?;
+        let usage = self.copy_usage(target).await?;
 
         for k in &snap.signing_keys {
             let a = self.record(format!(
@@ -270,6 +271,7 @@ impl<'a, S: Store> Migration<'a, S> {
         }
         Ok(Copied {
             audit,
+            usage,
             signing_keys: snap.signing_keys.len(),
             keys: snap.keys.len(),
             revoked_keys: snap.keys.iter().filter(|k| k.revoked_at.is_some()).count(),
@@ -350,6 +352,35 @@ impl<'a, S: Store> Migration<'a, S> {
             // Records came or went between the two passes.
             self.step = Step::Rereading;
             return Err(source_changed());
+        }
+        Ok(copied)
+    }
+
+    /// Copies the usage rollups, `audit_batch` rows at a time, in ID order. A server still
+    /// counting on the source adds to rows already copied or appends new ones: those counts are
+    /// the few seconds between the copy and the switch, and they stay in the source's log.
+    async fn copy_usage<T: Store>(&mut self, target: &T) -> Result<u64, DomainError> {
+        let (source, batch) = (self.source, self.audit_batch);
+        let mut after = 0;
+        let mut copied = 0u64;
+        loop {
+            let rows = self
+                .run(
+                    Step::Reading(Part::UsageRollups),
+                    source.usage_rows(after, batch),
+                )
+                .await?;
+            let Some(last) = rows.last().map(|r| r.id) else {
+                break;
+            };
+            let counts: Vec<_> = rows.into_iter().map(|r| r.count).collect();
+            self.run(Step::Writing(Part::UsageRollups), target.add_usage(&counts))
+                .await?;
+            copied += counts.len() as u64;
+            after = last;
+            if i64::try_from(counts.len()).unwrap_or(i64::MAX) < batch {
+                break;
+            }
         }
         Ok(copied)
     }

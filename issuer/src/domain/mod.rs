@@ -21,6 +21,7 @@ pub mod reserved;
 pub mod revocation;
 pub mod signing;
 pub mod token;
+pub mod usage;
 
 #[cfg(test)]
 mod fault_tests;

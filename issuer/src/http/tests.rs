@@ -15,7 +15,6 @@ use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
 use super::{AppState, router};
-use crate::domain::audit::AuditSink;
 use crate::domain::keys::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
 use crate::domain::revocation;
@@ -71,7 +70,6 @@ pub(super) async fn harness(name: &str) -> Harness {
         .await
         .unwrap();
     assert_eq!(view.state, "active");
-    let (audit, _rx) = AuditSink::new();
     let (ticker, hand) = crate::domain::clock::Ticker::manual();
     let tokens = TokenService::new(
         Arc::clone(&store),
@@ -81,7 +79,7 @@ pub(super) async fn harness(name: &str) -> Harness {
             issuer: issuer.clone(),
             max_token_ttl: Duration::from_secs(3600),
         },
-        audit,
+        crate::domain::usage::UsageLog::new(),
     )
     .with_ticker(ticker);
     let feed = crate::domain::revocation::ListFeed::new(list);

@@ -5,9 +5,10 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore, RefusalCount,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore,
     RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store,
-    StoreResult, StoredList, Successor, TenantSummary, Visibility,
+    StoreResult, StoredList, Successor, TenantSummary, UsageCount, UsageEntry, UsageLine,
+    Visibility,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods

@@ -9,9 +9,9 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
-    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList,
-    Successor, TenantSummary, Visibility,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
+    ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor,
+    TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
 };
 
 /// Calls `$then!` with every method of [`Store`]: `docs fn name(&self, args) -> Output;`.
@@ -121,10 +121,17 @@ macro_rules! store_methods {
             fn list_changed_since(&self, after: i64) -> StoreResult<bool>;
             /// Appends audit records in one transaction.
             fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
-            /// Adds refusal counts (one transaction), summing with the rows already there.
-            fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()>;
-            /// Refusal counts from hour `since` on, newest first, at most `limit`.
-            fn refusals(&self, since: i64, limit: i64) -> StoreResult<Vec<RefusalCount>>;
+            /// Adds usage counts (one transaction), summing with the rows already there.
+            fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()>;
+            /// `key_id`'s usage from hour `since` on, summed per client, origin, action, outcome
+            /// and reason, the largest counts first, at most `limit` lines.
+            fn usage(&self, key_id: &str, since: i64, limit: i64) -> StoreResult<Vec<UsageLine>>;
+            /// Usage rows with an ID above `after`, oldest first, at most `limit` (for `migrate`).
+            fn usage_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<UsageEntry>>;
+            /// Deletes at most `batch` audit rows older than `before`; returns how many went.
+            fn prune_audit(&self, before: i64, batch: i64) -> StoreResult<u64>;
+            /// Deletes at most `batch` usage rows of hours before `before`; returns how many went.
+            fn prune_usage(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Stored audit records matching `query`, newest first.
             fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
         }

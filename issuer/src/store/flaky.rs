@@ -8,9 +8,9 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
-    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError,
-    StoreResult, StoredList, Successor, TenantSummary, Visibility,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
+    ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList,
+    Successor, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
 };
 
 /// See the module docs.

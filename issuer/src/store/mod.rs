@@ -18,9 +18,9 @@ pub use api::Store;
 pub use flaky::FlakyStore;
 pub use postgres::PgStore;
 pub use records::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RefusalCount,
-    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantSummary,
-    Visibility,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
+    ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantSummary, UsageCount,
+    UsageEntry, UsageLine, Visibility,
 };
 pub use sqlite::SqliteStore;
 

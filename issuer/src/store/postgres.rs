@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::sql::sql_store;
-use super::{AuditRecord, Migrations, StoreError, StoreResult, unavailable};
+use super::{AuditRecord, Migrations, StoreError, StoreResult, UsageCount, unavailable};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -90,6 +90,31 @@ impl PgStore {
              SELECT at, action, outcome, reason, actor, key_id, tenant, scopes, client_ip, origin, detail
              FROM jsonb_to_recordset($1::jsonb) AS r(at bigint, action text, outcome text, reason text,
                   actor text, key_id text, tenant text, scopes text, client_ip text, origin text, detail text)",
+        )
+        .bind(json)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn upsert_usage(
+        tx: &mut Transaction<'_, Postgres>,
+        counts: &[UsageCount],
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(counts).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO key_usage (key_id, bucket, action, outcome, reason, client, origin, count, first_seen, last_seen)
+             SELECT key_id, bucket, action, outcome, reason, client, origin, count, first_seen, last_seen
+             FROM jsonb_to_recordset($1::jsonb) AS r(key_id text, bucket bigint, action text,
+                  outcome text, reason text, client text, origin text, count bigint,
+                  first_seen bigint, last_seen bigint)
+             ON CONFLICT (key_id, bucket, action, outcome, reason, client, origin) DO UPDATE SET
+               count = key_usage.count + excluded.count,
+               first_seen = CASE WHEN excluded.first_seen < key_usage.first_seen
+                            THEN excluded.first_seen ELSE key_usage.first_seen END,
+               last_seen = CASE WHEN excluded.last_seen > key_usage.last_seen
+                           THEN excluded.last_seen ELSE key_usage.last_seen END",
         )
         .bind(json)
         .execute(&mut **tx)

@@ -80,25 +80,61 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
-/// How often one kind of refusal came from one client in one hour: refusals are counted, never
-/// stored one row each.
+/// How often one key was used, or refused, from one client and origin in one hour: issuances
+/// and refusals are counted here, never stored one row each.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
-pub struct RefusalCount {
+pub struct UsageCount {
+    /// The key ID; `unknown` for an ID no key has; empty when none could be read.
+    pub key_id: String,
     /// Start of the hour (Unix seconds).
     pub bucket: i64,
     /// `token.issue`, `token.request`, `admin.auth`.
     pub action: String,
-    /// Why.
+    /// `granted` or `refused`.
+    pub outcome: String,
+    /// The refusal's reason code; empty when granted.
     pub reason: String,
-    /// The client network: an IPv4 address or an IPv6 /64 (`other` once a flush holds too many).
+    /// The client network: an IPv4 address or an IPv6 /64, or `other`.
     pub client: String,
-    /// The key ID presented, or empty.
-    pub key_id: String,
+    /// The `Origin` header, empty when none, or `other`.
+    pub origin: String,
     /// How many.
     pub count: i64,
     /// First in the hour.
     pub first_seen: i64,
     /// Last in the hour.
+    pub last_seen: i64,
+}
+
+/// A stored usage row with its ID (`migrate` copies them in ID order).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageEntry {
+    /// Row ID.
+    pub id: i64,
+    /// The row.
+    #[sqlx(flatten)]
+    pub count: UsageCount,
+}
+
+/// One line of a key's usage over a period: its hourly counts summed per client, origin, action,
+/// outcome and reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct UsageLine {
+    /// The client network: an IPv4 address or an IPv6 /64, or `other`.
+    pub client: String,
+    /// The `Origin` header, empty when none, or `other`.
+    pub origin: String,
+    /// `token.issue`, `token.request`.
+    pub action: String,
+    /// `granted` or `refused`.
+    pub outcome: String,
+    /// The refusal's reason code; empty when granted.
+    pub reason: String,
+    /// How many.
+    pub count: i64,
+    /// First seen in the period.
+    pub first_seen: i64,
+    /// Last seen in the period.
     pub last_seen: i64,
 }
 

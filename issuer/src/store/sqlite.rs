@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::sql::sql_store;
-use super::{AuditRecord, Migrations, StoreError, StoreResult};
+use super::{AuditRecord, Migrations, StoreError, StoreResult, UsageCount};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -91,6 +91,33 @@ impl SqliteStore {
                     value ->> 'key_id', value ->> 'tenant', value ->> 'scopes', value ->> 'client_ip',
                     value ->> 'origin', value ->> 'detail'
              FROM json_each($1)",
+        )
+        .bind(json)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn upsert_usage(
+        tx: &mut Transaction<'_, Sqlite>,
+        counts: &[UsageCount],
+    ) -> StoreResult<()> {
+        // One statement per batch, as for the audit rows. `WHERE true` tells SQLite's parser that
+        // the ON CONFLICT belongs to the INSERT, not to a join in the SELECT.
+        let json = serde_json::to_string(counts).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO key_usage (key_id, bucket, action, outcome, reason, client, origin, count, first_seen, last_seen)
+             SELECT value ->> 'key_id', value ->> 'bucket', value ->> 'action', value ->> 'outcome',
+                    value ->> 'reason', value ->> 'client', value ->> 'origin', value ->> 'count',
+                    value ->> 'first_seen', value ->> 'last_seen'
+             FROM json_each($1) WHERE true
+             ON CONFLICT (key_id, bucket, action, outcome, reason, client, origin) DO UPDATE SET
+               count = key_usage.count + excluded.count,
+               first_seen = CASE WHEN excluded.first_seen < key_usage.first_seen
+                            THEN excluded.first_seen ELSE key_usage.first_seen END,
+               last_seen = CASE WHEN excluded.last_seen > key_usage.last_seen
+                           THEN excluded.last_seen ELSE key_usage.last_seen END",
         )
         .bind(json)
         .execute(&mut **tx)

@@ -118,7 +118,8 @@ both_backends!(
     a_dpop_proof_id_is_claimed_once,
     the_change_feed_is_ordered_and_resumable,
     audit_filters_and_pages_newest_first,
-    refusal_counts_add_up_instead_of_growing_a_row_each,
+    usage_counts_add_up_and_prune_in_batches,
+    audit_rows_prune_by_time_in_batches,
     last_used_only_moves_forward,
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
@@ -791,29 +792,70 @@ async fn settings_upsert(s: &impl Store) {
     );
 }
 
-async fn refusal_counts_add_up_instead_of_growing_a_row_each(s: &impl Store) {
-    let count = |client: &str, n: i64, first: i64, last: i64| crate::store::RefusalCount {
-        bucket: 3600,
-        action: "token.issue".into(),
-        reason: "unknown key".into(),
-        client: client.into(),
-        key_id: "k1".into(),
-        count: n,
-        first_seen: first,
-        last_seen: last,
+async fn usage_counts_add_up_and_prune_in_batches(s: &impl Store) {
+    let count = |key: &str, bucket: i64, client: &str, n: i64, first: i64, last: i64| {
+        crate::store::UsageCount {
+            key_id: key.into(),
+            bucket,
+            action: "token.issue".into(),
+            outcome: "granted".into(),
+            reason: String::new(),
+            client: client.into(),
+            origin: String::new(),
+            count: n,
+            first_seen: first,
+            last_seen: last,
+        }
     };
-    s.add_refusals(&[count("192.0.2.1", 3, 3700, 3710)])
+    s.add_usage(&[count("k1", 3600, "192.0.2.1", 3, 3700, 3710)])
         .await
         .unwrap();
-    s.add_refusals(&[
-        count("192.0.2.1", 2, 3650, 3705),
-        count("192.0.2.2", 1, 3800, 3800),
+    s.add_usage(&[
+        count("k1", 3600, "192.0.2.1", 2, 3650, 3705),
+        count("k1", 3600, "192.0.2.2", 1, 3800, 3800),
+        count("k1", 7200, "192.0.2.1", 4, 7300, 7400),
+        count("k2", 7200, "192.0.2.9", 9, 7300, 7300),
     ])
     .await
     .unwrap();
-    let rows = s.refusals(0, 100).await.unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[0], count("192.0.2.1", 5, 3650, 3710));
-    assert_eq!(rows[1], count("192.0.2.2", 1, 3800, 3800));
-    assert!(s.refusals(7200, 100).await.unwrap().is_empty());
+    // Summed over the hours, per client: the same row added to, never a row per addition.
+    let lines = s.usage("k1", 0, 100).await.unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!((lines[0].client.as_str(), lines[0].count), ("192.0.2.1", 9));
+    assert_eq!((lines[0].first_seen, lines[0].last_seen), (3650, 7400));
+    assert_eq!((lines[1].client.as_str(), lines[1].count), ("192.0.2.2", 1));
+    assert_eq!(s.usage_rows(0, 100).await.unwrap().len(), 4);
+    // From an hour on.
+    let later = s.usage("k1", 7200, 100).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].count, 4);
+    // Pruning takes at most a batch, oldest hours only.
+    assert_eq!(s.prune_usage(7200, 1).await.unwrap(), 1);
+    assert_eq!(s.prune_usage(7200, 10).await.unwrap(), 1);
+    assert_eq!(s.prune_usage(7200, 10).await.unwrap(), 0);
+    assert_eq!(s.usage_rows(0, 100).await.unwrap().len(), 2);
+}
+
+async fn audit_rows_prune_by_time_in_batches(s: &impl Store) {
+    let rec = |at: i64| AuditRecord {
+        at,
+        action: "key.create".into(),
+        outcome: "ok".into(),
+        ..AuditRecord::default()
+    };
+    s.insert_audit(&[rec(10), rec(20), rec(30), rec(40)])
+        .await
+        .unwrap();
+    assert_eq!(s.prune_audit(35, 2).await.unwrap(), 2);
+    assert_eq!(s.prune_audit(35, 2).await.unwrap(), 1);
+    assert_eq!(s.prune_audit(35, 2).await.unwrap(), 0);
+    let left = s
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].record.at, 40);
 }

@@ -6,6 +6,7 @@ use std::fmt;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Copied {
     pub(super) audit: u64,
+    pub(super) usage: u64,
     pub(super) signing_keys: usize,
     pub(super) keys: usize,
     pub(super) revoked_keys: usize,
@@ -34,6 +35,6 @@ impl fmt::Display for Copied {
             Some(s) => write!(f, "the revocation list at serial {s}, ")?,
             None => write!(f, "no revocation list yet, ")?,
         }
-        write!(f, "{} audit records", self.audit)
+        write!(f, "{} audit records, {} usage rows", self.audit, self.usage)
     }
 }

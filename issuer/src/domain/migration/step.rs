@@ -10,6 +10,8 @@ pub enum Part {
     ChangeFeed,
     /// The audit history.
     AuditRecords,
+    /// The usage rollups.
+    UsageRollups,
     /// The API keys.
     ApiKeys,
     /// The signing keys.
@@ -29,6 +31,7 @@ impl fmt::Display for Part {
         f.write_str(match self {
             Self::ChangeFeed => "the change feed",
             Self::AuditRecords => "the audit records",
+            Self::UsageRollups => "the usage rollups",
             Self::ApiKeys => "the API keys",
             Self::SigningKeys => "the signing keys",
             Self::Revocations => "the revocations",

@@ -144,6 +144,22 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
         as_of: 55,
     };
     s.insert_list(&list).await.unwrap();
+    // Twelve usage rows: three pages of 5.
+    let usage: Vec<crate::store::UsageCount> = (0..12)
+        .map(|n| crate::store::UsageCount {
+            key_id: "k1".into(),
+            bucket: 3600,
+            action: "token.issue".into(),
+            outcome: "granted".into(),
+            reason: String::new(),
+            client: format!("192.0.2.{n}"),
+            origin: String::new(),
+            count: n + 1,
+            first_seen: 3600 + n,
+            last_seen: 3700 + n,
+        })
+        .collect();
+    s.add_usage(&usage).await.unwrap();
     let before = everything(s).await;
 
     // Pages of 5: the 26 records make six pages.
@@ -155,6 +171,7 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
         copied,
         Copied {
             audit: 26,
+            usage: 12,
             signing_keys: 1,
             keys: 2,
             revoked_keys: 1,
@@ -166,6 +183,10 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
     );
 
     let d = &dst.store;
+    let counts = |rows: Vec<crate::store::UsageEntry>| -> Vec<_> {
+        rows.into_iter().map(|r| r.count).collect()
+    };
+    assert_eq!(counts(d.usage_rows(0, 100).await.unwrap()), usage);
     assert_eq!(d.keys(None).await.unwrap(), s.keys(None).await.unwrap());
     assert_eq!(d.signing_keys().await.unwrap(), vec![sk]);
     assert_eq!(d.revocations(2000).await.unwrap(), vec![entry]);
@@ -318,6 +339,7 @@ async fn a_target_that_goes_down_is_unavailable_and_the_migration_says_during_wh
 fn the_summary_counts_in_words() {
     let c = Copied {
         audit: 5,
+        usage: 7,
         signing_keys: 1,
         keys: 3,
         revoked_keys: 1,
@@ -329,6 +351,6 @@ fn the_summary_counts_in_words() {
     assert_eq!(
         c.to_string(),
         "1 signing key, 3 API keys (1 revoked), 2 revocation entries, 1 scope, 3 settings, \
-         the revocation list at serial 4, 5 audit records"
+         the revocation list at serial 4, 5 audit records, 7 usage rows"
     );
 }

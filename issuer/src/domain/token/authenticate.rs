@@ -12,8 +12,9 @@ use super::active_key::ActiveKey;
 use crate::domain::client::ClientContext;
 use crate::domain::keys::api_key::{self, KeyKind};
 use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::usage::{Outcome, Presented, Usage};
 use crate::domain::{ClientFailure, DomainError, unix};
-use crate::store::{AuditRecord, KeyRecord, Store};
+use crate::store::{KeyRecord, Store};
 
 impl<S: Store> TokenService<S> {
     /// The key behind `credential` if it is well formed, known, its secret right, and it is
@@ -23,7 +24,7 @@ impl<S: Store> TokenService<S> {
         credential: &str,
         ip: IpAddr,
         now: UnixTime,
-        audit: &mut AuditRecord,
+        seen: &mut super::Seen,
     ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
         if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
             return Err(DomainError::RateLimited { retry_after });
@@ -32,7 +33,7 @@ impl<S: Store> TokenService<S> {
             api_key::KeyFormatError::Checksum => self.failed(ip, ClientFailure::ChecksumMismatch),
             _ => self.failed(ip, ClientFailure::MalformedKey),
         })?;
-        audit.key_id = Some(presented.key_id.to_string());
+        seen.presented = Some(presented.key_id.clone());
         let key = match self.keys.get(presented.key_id.as_str()) {
             Some(k) => k,
             None => {
@@ -62,7 +63,7 @@ impl<S: Store> TokenService<S> {
                 k
             }
         };
-        audit.tenant = Some(key.tenant.to_string());
+        seen.key = Some(Arc::clone(&key));
         let refused = if !self.hasher.verify(
             presented.key_id.as_str(),
             presented.secret.expose(),
@@ -134,14 +135,18 @@ impl<S: Store> TokenService<S> {
     /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
     /// without counting against the client.
     pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
-        self.audit.record(AuditRecord {
+        self.uses.record(&Usage {
             at: unix(now),
-            action: action.into(),
-            outcome: "refused".into(),
-            reason: Some(reason.chars().take(200).collect()),
-            client_ip: Some(client.ip.to_string()),
-            origin: client.origin.clone(),
-            ..AuditRecord::default()
+            action,
+            outcome: Outcome::Refused,
+            code: reason,
+            reason: Some(reason),
+            key: Presented::None,
+            tenant: None,
+            scopes: None,
+            client: client.ip,
+            origin: client.origin.as_deref(),
+            detail: None,
         });
         metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
             .increment(1);

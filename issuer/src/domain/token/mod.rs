@@ -20,7 +20,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub use self::request::{Asked, IssuedToken, TokenRequest, TokenSettings};
 use self::throttle::Throttle;
 use crate::domain::ClientFailure;
-use crate::domain::audit::AuditSink;
 use crate::domain::client::ClientContext;
 use crate::domain::clock::Ticker;
 use crate::domain::keys::api_key::KeyKind;
@@ -28,10 +27,11 @@ use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::limits::KeyLimits;
 use crate::domain::refusal::ClientRefusal;
 use crate::domain::signing::SigningSet;
-use crate::domain::token::active_key::KeyCache;
+use crate::domain::token::active_key::{ActiveKey, KeyCache};
 use crate::domain::unix;
+use crate::domain::usage::{Outcome, Presented, Usage, UsageLog};
 use crate::domain::{DomainError, Fault};
-use crate::store::{AuditRecord, Store};
+use crate::store::Store;
 
 /// How many keys the token endpoint keeps parsed in memory (and how many keys' rate limiters).
 const KEY_CACHE: usize = 100_000;
@@ -60,7 +60,8 @@ pub struct TokenService<S> {
     /// Key IDs the database did not know, so that guessing the same ID again costs no lookup.
     /// Bounded; an ID is forgotten when a key with it is created (the change feed says so).
     unknown: Arc<Cache<String, ()>>,
-    usage: Arc<Mutex<HashMap<ApiKeyId, i64>>>,
+    /// Last-used times waiting for the database.
+    last_used: Arc<Mutex<HashMap<ApiKeyId, i64>>>,
     /// Every origin some live publishable key allows: what a CORS preflight may be answered for.
     origins: Arc<ArcSwap<std::collections::HashSet<String>>>,
     /// The scopes an admin has marked public, re-read when a scope changes: what a publishable key
@@ -71,7 +72,7 @@ pub struct TokenService<S> {
     /// DPoP proof IDs this process has seen: refuses a local replay without a database round trip.
     /// Every proof is then claimed in the store too, which every replica shares.
     replay: Arc<keymint_verifier::dpop::ReplayCache>,
-    audit: AuditSink,
+    uses: UsageLog,
     rng: SystemRandom,
 }
 
@@ -89,12 +90,12 @@ impl<S> Clone for TokenService<S> {
             throttle: Arc::clone(&self.throttle),
             ticker: self.ticker.clone(),
             unknown: Arc::clone(&self.unknown),
-            usage: Arc::clone(&self.usage),
+            last_used: Arc::clone(&self.last_used),
             origins: Arc::clone(&self.origins),
             public_scopes: Arc::clone(&self.public_scopes),
             public_scopes_reload: Arc::clone(&self.public_scopes_reload),
             replay: Arc::clone(&self.replay),
-            audit: self.audit.clone(),
+            uses: self.uses.clone(),
             rng: self.rng.clone(),
         }
     }
@@ -115,7 +116,7 @@ impl<S: Store> TokenService<S> {
         hasher: KeyHasher,
         signing: Arc<ArcSwap<SigningSet>>,
         settings: TokenSettings,
-        audit: AuditSink,
+        uses: UsageLog,
     ) -> Self {
         Self {
             store,
@@ -129,14 +130,14 @@ impl<S: Store> TokenService<S> {
             throttle: Arc::new(Throttle::new()),
             ticker: Ticker::system(),
             unknown: Arc::new(Cache::new(UNKNOWN_CACHE)),
-            usage: Arc::new(Mutex::new(HashMap::new())),
+            last_used: Arc::new(Mutex::new(HashMap::new())),
             origins: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             public_scopes: Arc::new(ArcSwap::from_pointee(std::collections::HashSet::new())),
             public_scopes_reload: Arc::new(tokio::sync::Mutex::new(())),
             replay: Arc::new(keymint_verifier::dpop::ReplayCache::new(
                 keymint_verifier::dpop::DEFAULT_REPLAY_CAPACITY,
             )),
-            audit,
+            uses,
             rng: SystemRandom::new(),
         }
     }
@@ -161,41 +162,49 @@ impl<S: Store> TokenService<S> {
         client: &ClientContext,
         now: UnixTime,
     ) -> Result<IssuedToken, DomainError> {
-        let mut audit = AuditRecord {
-            at: unix(now),
-            action: "token.issue".into(),
-            client_ip: Some(client.ip.to_string()),
-            origin: client.origin.clone(),
-            ..AuditRecord::default()
-        };
+        let mut seen = Seen::default();
         let result = self
-            .exchange_inner(credential, request, client, now, &mut audit)
+            .exchange_inner(credential, request, client, now, &mut seen)
             .await;
-        match &result {
+        let (outcome, code, reason, scopes) = match &result {
             Ok(t) => {
-                audit.outcome = "granted".into();
-                audit.scopes = Some(t.scope.to_string());
                 metrics::counter!("keymint_tokens_issued_total", "type" => t.token_type)
                     .increment(1);
+                (Outcome::Granted, "", None, Some(t.scope.to_string()))
             }
             Err(e) => {
-                metrics::counter!("keymint_tokens_refused_total", "reason" => refusal_code(e))
-                    .increment(1);
-                audit.outcome = "refused".into();
-                audit.reason = Some(match e {
+                let code = refusal_code(e);
+                metrics::counter!("keymint_tokens_refused_total", "reason" => code).increment(1);
+                let reason = match e {
                     DomainError::InvalidClient { reason } => reason.as_str().to_owned(),
                     other => other.to_string(),
-                });
-                if audit.scopes.is_none() {
-                    audit.scopes = request
-                        .scope
-                        .as_ref()
-                        .and_then(Asked::valid)
-                        .map(ToString::to_string);
-                }
+                };
+                let asked = request
+                    .scope
+                    .as_ref()
+                    .and_then(Asked::valid)
+                    .map(ToString::to_string);
+                (Outcome::Refused, code, Some(reason), asked)
             }
-        }
-        self.audit.record(audit);
+        };
+        let key = match (&seen.key, &seen.presented) {
+            (Some(k), _) => Presented::Known(k.key_id.as_str()),
+            (None, Some(id)) => Presented::Unknown(id.as_str()),
+            (None, None) => Presented::None,
+        };
+        self.uses.record(&Usage {
+            at: unix(now),
+            action: "token.issue",
+            outcome,
+            code,
+            reason: reason.as_deref(),
+            key,
+            tenant: seen.key.as_ref().map(|k| k.tenant.as_str()),
+            scopes: scopes.as_deref(),
+            client: client.ip,
+            origin: client.origin.as_deref(),
+            detail: seen.detail.as_deref(),
+        });
         result
     }
 
@@ -205,10 +214,10 @@ impl<S: Store> TokenService<S> {
         request: &TokenRequest,
         client: &ClientContext,
         now: UnixTime,
-        audit: &mut AuditRecord,
+        seen: &mut Seen,
     ) -> Result<IssuedToken, DomainError> {
         self.check_feed(now)?;
-        let (kind, key) = self.authenticate(credential, client.ip, now, audit).await?;
+        let (kind, key) = self.authenticate(credential, client.ip, now, seen).await?;
         if !key.admits(client.ip) {
             return Err(DomainError::UnauthorizedClient(ClientRefusal::Address));
         }
@@ -235,7 +244,7 @@ impl<S: Store> TokenService<S> {
             .await?;
 
         let jti = self.new_jti()?;
-        audit.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
+        seen.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
         let claims = Claims {
             iss: self.settings.issuer.clone(),
             sub: key.key_id.clone(),
@@ -257,7 +266,7 @@ impl<S: Store> TokenService<S> {
             .sign_access_token(&claims)
             .map_err(|e| DomainError::Internal(Fault::because("signing a token", e)))?;
         if key.note_use(t) {
-            self.usage
+            self.last_used
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(key.key_id.clone(), t);
@@ -279,6 +288,17 @@ impl<S: Store> TokenService<S> {
         Jti::new(keymint_jwks::jws::encode_segment(&bytes))
             .map_err(|e| DomainError::Internal(Fault::because("a generated jti", e)))
     }
+}
+
+/// What a request turned out to present, for its audit line and usage count.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// The key ID read from the credential.
+    presented: Option<ApiKeyId>,
+    /// The key it names, once found.
+    key: Option<Arc<ActiveKey>>,
+    /// `jti=… aud=… ttl=…` of the token issued.
+    detail: Option<String>,
 }
 
 /// A small, stable set of refusal reasons for metrics (never anything a client chose).

@@ -69,9 +69,9 @@ impl<S: Store> TokenService<S> {
     }
 
     /// Takes the last-used times recorded since the previous call.
-    pub fn take_usage(&self) -> Vec<(ApiKeyId, i64)> {
+    pub fn take_last_used(&self) -> Vec<(ApiKeyId, i64)> {
         let mut usage = self
-            .usage
+            .last_used
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         usage.drain().collect()

@@ -48,54 +48,76 @@ macro_rules! sql_history {
             tx.commit().await.map_err(unavailable)
         }
 
-        async fn add_refusals(
+        async fn add_usage(
             &self,
-            counts: &[$crate::store::RefusalCount],
+            counts: &[$crate::store::UsageCount],
         ) -> $crate::store::StoreResult<()> {
             if counts.is_empty() {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            for c in counts {
-                ::sqlx::query(
-                    "INSERT INTO refusal_counts
-                       (bucket, action, reason, client, key_id, count, first_seen, last_seen)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (bucket, action, reason, client, key_id) DO UPDATE SET
-                       count = refusal_counts.count + excluded.count,
-                       first_seen = CASE WHEN excluded.first_seen < refusal_counts.first_seen
-                                    THEN excluded.first_seen ELSE refusal_counts.first_seen END,
-                       last_seen = CASE WHEN excluded.last_seen > refusal_counts.last_seen
-                                   THEN excluded.last_seen ELSE refusal_counts.last_seen END",
-                )
-                .bind(c.bucket)
-                .bind(&c.action)
-                .bind(&c.reason)
-                .bind(&c.client)
-                .bind(&c.key_id)
-                .bind(c.count)
-                .bind(c.first_seen)
-                .bind(c.last_seen)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            }
+            Self::upsert_usage(&mut tx, counts).await?;
             tx.commit().await.map_err(unavailable)
         }
 
-        async fn refusals(
+        async fn usage(
             &self,
+            key_id: &str,
             since: i64,
             limit: i64,
-        ) -> $crate::store::StoreResult<Vec<$crate::store::RefusalCount>> {
+        ) -> $crate::store::StoreResult<Vec<$crate::store::UsageLine>> {
             ::sqlx::query_as(
-                "SELECT * FROM refusal_counts WHERE bucket >= $1
-                 ORDER BY bucket DESC, count DESC LIMIT $2",
+                "SELECT client, origin, action, outcome, reason, CAST(sum(count) AS BIGINT) AS count,
+                        min(first_seen) AS first_seen, max(last_seen) AS last_seen
+                 FROM key_usage WHERE key_id = $1 AND bucket >= $2
+                 GROUP BY client, origin, action, outcome, reason
+                 ORDER BY count DESC, client, origin, action, outcome, reason LIMIT $3",
             )
+            .bind(key_id)
             .bind(since)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
+            .map_err(unavailable)
+        }
+
+        async fn usage_rows(
+            &self,
+            after: i64,
+            limit: i64,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::UsageEntry>> {
+            ::sqlx::query_as("SELECT * FROM key_usage WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)
+        }
+
+        async fn prune_audit(&self, before: i64, batch: i64) -> $crate::store::StoreResult<u64> {
+            // A bounded batch per statement, found through the `at` index: the write lock is
+            // held for one batch, never for the whole backlog.
+            ::sqlx::query(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(unavailable)
+        }
+
+        async fn prune_usage(&self, before: i64, batch: i64) -> $crate::store::StoreResult<u64> {
+            ::sqlx::query(
+                "DELETE FROM key_usage WHERE id IN
+                   (SELECT id FROM key_usage WHERE bucket < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
             .map_err(unavailable)
         }
 

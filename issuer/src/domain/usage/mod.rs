@@ -1,0 +1,181 @@
+//! Where keys are used from: every issuance and every refusal is one structured log line at once
+//! (target `keymint::audit`, with the token's `jti`: the per-token record) and a count in an
+//! hourly usage rollup (per key, client network, origin, action, outcome and reason), which
+//! [`run_writer`] writes in batches off the request path. The database grows with keys × clients
+//! × hours, never per token.
+//!
+//! Why an hour and not a minute: "where was this key used from" is answered by clients and first
+//! and last seen times, which a row keeps to the second whatever its bucket; a minute would store
+//! 60 rows an hour for a client that uses a key steadily (about 1,440 a day instead of 24), for no
+//! answer the log line does not already give.
+
+mod retention;
+mod tally;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
+pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally};
+use crate::store::Store;
+
+/// How often counted uses are written to the database: what a crash can lose from the database
+/// (the log lines were already written).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Granted or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A token was issued.
+    Granted,
+    /// The request was refused.
+    Refused,
+}
+
+impl Outcome {
+    /// As stored and logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// The key a request presented, as far as the issuer knows it.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// No key ID could be read.
+    None,
+    /// A well-formed key ID that no key has (the client chose it).
+    Unknown(&'a str),
+    /// A key that exists.
+    Known(&'a str),
+}
+
+impl<'a> Presented<'a> {
+    /// The key ID as presented, for the log line.
+    pub fn logged(self) -> Option<&'a str> {
+        match self {
+            Self::None => None,
+            Self::Unknown(id) | Self::Known(id) => Some(id),
+        }
+    }
+
+    /// The key ID a rollup row is kept under: unknown IDs are one row, not one each.
+    fn stored(self) -> &'a str {
+        match self {
+            Self::None => "",
+            Self::Unknown(_) => "unknown",
+            Self::Known(id) => id,
+        }
+    }
+}
+
+/// One use of the token endpoint (or of the admin API's authentication).
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// `token.issue`, `token.request`, `admin.auth`.
+    pub action: &'a str,
+    /// Granted or refused.
+    pub outcome: Outcome,
+    /// The refusal's reason code (a small fixed set); empty when granted.
+    pub code: &'a str,
+    /// The refusal in words, for the log line.
+    pub reason: Option<&'a str>,
+    /// The key presented.
+    pub key: Presented<'a>,
+    /// The key's tenant, once known.
+    pub tenant: Option<&'a str>,
+    /// Scopes requested or granted.
+    pub scopes: Option<&'a str>,
+    /// The client address.
+    pub client: IpAddr,
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// `jti=… aud=… ttl=…` of an issued token.
+    pub detail: Option<&'a str>,
+}
+
+/// Logs uses and counts them for the database. Cheap to clone; shared by every request.
+#[derive(Debug, Clone, Default)]
+pub struct UsageLog {
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl UsageLog {
+    /// A log with nothing counted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Logs `u` (one line) and counts it.
+    pub fn record(&self, u: &Usage<'_>) {
+        tracing::info!(
+            target: "keymint::audit",
+            at = u.at,
+            action = u.action,
+            outcome = u.outcome.as_str(),
+            reason = u.reason,
+            code = (!u.code.is_empty()).then_some(u.code),
+            key_id = u.key.logged(),
+            tenant = u.tenant,
+            scopes = u.scopes,
+            client_ip = %u.client,
+            origin = u.origin,
+            detail = u.detail,
+            "audit"
+        );
+        self.lock().add(u);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {
+        // A panic elsewhere while counting leaves counts, not broken invariants: go on.
+        self.tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes what was counted since the last call; what the database refuses is kept for the
+    /// next (within [`tally::MAX_PENDING`] rows).
+    pub async fn flush<S: Store>(&self, store: &S) {
+        let counts = self.lock().take();
+        let dropped = self.lock().take_dropped();
+        if dropped > 0 {
+            metrics::counter!("keymint_usage_dropped_total").increment(dropped);
+            tracing::warn!(target: "keymint::audit", dropped, "usage counts dropped while the database was failing (still in the log)");
+        }
+        if counts.is_empty() {
+            return;
+        }
+        if let Err(e) = store.add_usage(&counts).await {
+            tracing::warn!(target: "keymint::audit", error = %e, rows = counts.len(), "usage counts not written; will retry");
+            self.lock().restore(counts);
+        }
+    }
+}
+
+/// Writes the counted uses every [`FLUSH_INTERVAL`] until `stop` resolves, then once more.
+pub async fn run_writer<S: Store>(
+    store: Arc<S>,
+    log: UsageLog,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => log.flush(&*store).await,
+            () = &mut stop => {
+                log.flush(&*store).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Counting uses into hourly rollups with bounded cardinality.
+//!
+//! Clients choose their addresses (forwarded headers, a whole IPv6 /64), their `Origin` header and
+//! the key IDs they present. Each of those would be a new row, so every hour each key may keep
+//! [`PER_KEY_KINDS`] distinct (client, origin, action, outcome, reason) combinations apart, the
+//! key IDs nobody has (and requests with none) [`PER_UNKNOWN_KINDS`] between them, and all keys
+//! together [`MAX_KINDS`]. A use beyond its share is still counted, under client and origin
+//! `other` (and, for an unknown key, reason `other`): what a guesser or a broken client adds is
+//! one row per key and outcome, never one per request or per address.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use crate::domain::client::client_of;
+use crate::store::UsageCount;
+
+use super::{Presented, Usage};
+
+/// Rollup period: an hour (see the module docs of [`super`] for why not a minute).
+pub const BUCKET: i64 = 3600;
+/// Distinct kinds kept apart in an hour, all keys together.
+pub const MAX_KINDS: usize = 100_000;
+/// Distinct kinds one key keeps apart in an hour.
+pub const PER_KEY_KINDS: u16 = 64;
+/// Distinct kinds the unknown and unreadable key IDs keep apart in an hour, together.
+pub const PER_UNKNOWN_KINDS: u16 = 1_000;
+/// Rows waiting for the database at most (reached only while it fails); beyond, counts are
+/// dropped from the database and stay in the log.
+pub(super) const MAX_PENDING: usize = 200_000;
+/// The longest origin stored; a longer one is cut (an `Origin` header is the client's choice).
+const MAX_ORIGIN: usize = 256;
+/// The longest reason stored.
+const MAX_REASON: usize = 200;
+/// What stands for the clients and origins beyond a share.
+pub const OTHER: &str = "other";
+
+/// The rollup of the current hour's uses not yet written.
+#[derive(Debug)]
+pub struct Tally {
+    hasher: RandomState,
+    hour: i64,
+    /// Hashes of the kinds kept apart this hour.
+    admitted: HashSet<u64>,
+    /// Kinds kept apart this hour, per key (by the hash of its stored ID).
+    per_key: HashMap<u64, u16>,
+    /// Counts since the last [`Tally::take`], by the hash of their kind. Hashes are SipHash with
+    /// a random key: a client cannot aim two kinds at one hash.
+    pending: HashMap<u64, UsageCount>,
+    dropped: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            hour: i64::MIN,
+            admitted: HashSet::new(),
+            per_key: HashMap::new(),
+            pending: HashMap::new(),
+            dropped: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one use.
+    pub fn add(&mut self, u: &Usage<'_>) {
+        let bucket = u.at - u.at.rem_euclid(BUCKET);
+        if bucket > self.hour {
+            self.hour = bucket;
+            self.admitted.clear();
+            self.per_key.clear();
+        }
+        let key = u.key.stored();
+        let origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
+        let reason = cut(u.code, MAX_REASON);
+        let net = client_of(u.client).to_string();
+        let mut client = net.as_str();
+        let mut origin = origin;
+        let mut reason = reason;
+        let mut h = self.hash_of(
+            bucket,
+            key,
+            u.action,
+            u.outcome.as_str(),
+            reason,
+            client,
+            origin,
+        );
+        if !self.admitted.contains(&h) {
+            let kh = self.one_hash(key);
+            let used = self.per_key.get(&kh).copied().unwrap_or(0);
+            let share = match u.key {
+                Presented::Known(_) => PER_KEY_KINDS,
+                Presented::Unknown(_) | Presented::None => PER_UNKNOWN_KINDS,
+            };
+            let room = self.admitted.len() < MAX_KINDS
+                && used < share
+                && (used > 0 || self.per_key.len() < MAX_KINDS);
+            if room {
+                self.admitted.insert(h);
+                self.per_key.insert(kh, used + 1);
+            } else {
+                client = OTHER;
+                origin = OTHER;
+                if !matches!(u.key, Presented::Known(_)) {
+                    reason = OTHER;
+                }
+                h = self.hash_of(
+                    bucket,
+                    key,
+                    u.action,
+                    u.outcome.as_str(),
+                    reason,
+                    client,
+                    origin,
+                );
+            }
+        }
+        if let Some(c) = self.pending.get_mut(&h) {
+            c.count += 1;
+            c.first_seen = c.first_seen.min(u.at);
+            c.last_seen = c.last_seen.max(u.at);
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.dropped += 1;
+            return;
+        }
+        self.pending.insert(
+            h,
+            UsageCount {
+                key_id: key.to_owned(),
+                bucket,
+                action: u.action.to_owned(),
+                outcome: u.outcome.as_str().to_owned(),
+                reason: reason.to_owned(),
+                client: client.to_owned(),
+                origin: origin.to_owned(),
+                count: 1,
+                first_seen: u.at,
+                last_seen: u.at,
+            },
+        );
+    }
+
+    /// The counts since the last call, to be written.
+    pub fn take(&mut self) -> Vec<UsageCount> {
+        self.pending.drain().map(|(_, c)| c).collect()
+    }
+
+    /// Puts back counts the database did not take, adding to what came meanwhile (bounded like
+    /// everything else pending).
+    pub fn restore(&mut self, counts: Vec<UsageCount>) {
+        for c in counts {
+            let h = self.row_hash(&c);
+            if let Some(p) = self.pending.get_mut(&h) {
+                p.count += c.count;
+                p.first_seen = p.first_seen.min(c.first_seen);
+                p.last_seen = p.last_seen.max(c.last_seen);
+            } else if self.pending.len() < MAX_PENDING {
+                self.pending.insert(h, c);
+            } else {
+                self.dropped += u64::try_from(c.count).unwrap_or(0);
+            }
+        }
+    }
+
+    /// Uses not counted in the database because it was down for too long, since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Rows waiting.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn row_hash(&self, c: &UsageCount) -> u64 {
+        self.hash_of(
+            c.bucket, &c.key_id, &c.action, &c.outcome, &c.reason, &c.client, &c.origin,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hash_of(
+        &self,
+        bucket: i64,
+        key: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+        client: &str,
+        origin: &str,
+    ) -> u64 {
+        self.hasher
+            .hash_one((bucket, key, action, outcome, reason, client, origin))
+    }
+
+    fn one_hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}

@@ -1,0 +1,260 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use keymint_jwks::UnixTime;
+
+use super::*;
+use crate::store::{AuditQuery, AuditRecord, SqliteStore, UsageCount};
+
+fn granted<'a>(at: i64, key: &'a str, ip: &str) -> (Usage<'a>, IpAddr) {
+    let ip: IpAddr = ip.parse().unwrap();
+    (
+        Usage {
+            at,
+            action: "token.issue",
+            outcome: Outcome::Granted,
+            code: "",
+            reason: None,
+            key: Presented::Known(key),
+            tenant: Some("acme"),
+            scopes: Some("a"),
+            client: ip,
+            origin: None,
+            detail: None,
+        },
+        ip,
+    )
+}
+
+fn sorted(mut rows: Vec<UsageCount>) -> Vec<UsageCount> {
+    rows.sort_by(|a, b| {
+        (&a.key_id, a.bucket, &a.client, &a.origin, &a.reason)
+            .cmp(&(&b.key_id, b.bucket, &b.client, &b.origin, &b.reason))
+    });
+    rows
+}
+
+#[test]
+fn uses_add_up_per_key_hour_client_and_outcome() {
+    let mut t = Tally::default();
+    for at in [7200, 7250, 7210] {
+        t.add(&granted(at, "k1", "192.0.2.1").0);
+    }
+    // An IPv6 client is its /64: two addresses of one /64 are one row.
+    t.add(&granted(7300, "k1", "2001:db8::1").0);
+    t.add(&granted(7301, "k1", "2001:db8::2:3").0);
+    // Another hour is another row.
+    t.add(&granted(10_800, "k1", "192.0.2.1").0);
+    let mut refused = granted(7400, "k1", "192.0.2.1").0;
+    refused.outcome = Outcome::Refused;
+    refused.code = "invalid_scope";
+    t.add(&refused);
+    let rows = sorted(t.take());
+    let brief: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.bucket,
+                r.client.as_str(),
+                r.outcome.as_str(),
+                r.reason.as_str(),
+                r.count,
+                r.first_seen,
+                r.last_seen,
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            (7200, "192.0.2.1", "granted", "", 3, 7200, 7250),
+            (7200, "192.0.2.1", "refused", "invalid_scope", 1, 7400, 7400),
+            (7200, "2001:db8::", "granted", "", 2, 7300, 7301),
+            (10_800, "192.0.2.1", "granted", "", 1, 10_800, 10_800),
+        ]
+    );
+    assert!(t.take().is_empty(), "taken counts are gone");
+}
+
+#[test]
+fn a_key_keeps_its_share_of_clients_apart_and_counts_the_rest_as_other() {
+    let mut t = Tally::default();
+    let n = u32::from(PER_KEY_KINDS) + 36;
+    for i in 0..n {
+        t.add(
+            &granted(
+                7200,
+                "k1",
+                &std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string(),
+            )
+            .0,
+        );
+    }
+    // A second key is not squeezed out by the first one's flood.
+    t.add(&granted(7200, "k2", "192.0.2.7").0);
+    let rows = t.take();
+    let k1: Vec<_> = rows.iter().filter(|r| r.key_id == "k1").collect();
+    assert_eq!(k1.len(), usize::from(PER_KEY_KINDS) + 1);
+    let other: Vec<_> = k1.iter().filter(|r| r.client == OTHER).collect();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].count, 36);
+    assert_eq!(other[0].origin, OTHER);
+    assert_eq!(k1.iter().map(|r| r.count).sum::<i64>(), i64::from(n));
+    assert!(
+        rows.iter()
+            .any(|r| r.key_id == "k2" && r.client == "192.0.2.7")
+    );
+    // The share is per hour, not per flush: after a flush the flood is still `other`.
+    t.add(&granted(7201, "k1", "198.51.100.1").0);
+    assert_eq!(t.take()[0].client, OTHER);
+    t.add(&granted(10_800, "k1", "198.51.100.1").0);
+    assert_eq!(
+        t.take()[0].client,
+        "198.51.100.1",
+        "a new hour, a new share"
+    );
+}
+
+#[test]
+fn guessed_key_ids_and_forged_origins_fold_into_one_bounded_row() {
+    let mut t = Tally::default();
+    let n = u32::from(PER_UNKNOWN_KINDS) + 500;
+    let ids: Vec<String> = (0..n).map(|i| format!("guess{i:011}")).collect();
+    let origins: Vec<String> = (0..n).map(|i| format!("https://o{i}.example")).collect();
+    for i in 0..n as usize {
+        t.add(&Usage {
+            at: 7200,
+            action: "token.issue",
+            outcome: Outcome::Refused,
+            code: "unknown_key",
+            reason: Some("unknown key"),
+            key: Presented::Unknown(&ids[i]),
+            tenant: None,
+            scopes: None,
+            client: IpAddr::from(std::net::Ipv6Addr::from(
+                (0x2001_0db8_u128 << 96) + ((i as u128) << 64),
+            )),
+            origin: Some(&origins[i]),
+            detail: None,
+        });
+    }
+    let rows = t.take();
+    // No guessed ID is a row of its own; past the share, one `other` row holds the rest.
+    assert!(
+        rows.iter().all(|r| r.key_id == "unknown"),
+        "{:?}",
+        &rows[..2]
+    );
+    assert_eq!(rows.len(), usize::from(PER_UNKNOWN_KINDS) + 1);
+    let other: Vec<_> = rows.iter().filter(|r| r.client == OTHER).collect();
+    assert_eq!((other.len(), other[0].count), (1, 500));
+    assert_eq!(
+        (other[0].origin.as_str(), other[0].reason.as_str()),
+        (OTHER, OTHER)
+    );
+}
+
+#[test]
+fn an_hour_never_keeps_more_than_its_bound_of_kinds_apart() {
+    let mut t = Tally::default();
+    // MAX_KINDS keys, each with one client, then one more key: it has no room left apart.
+    let ids: Vec<String> = (0..=MAX_KINDS).map(|i| format!("k{i}")).collect();
+    for id in &ids {
+        t.add(&granted(7200, id, "192.0.2.1").0);
+    }
+    let rows = t.take();
+    assert_eq!(rows.len(), MAX_KINDS + 1);
+    let last = rows.iter().find(|r| r.key_id == ids[MAX_KINDS]).unwrap();
+    assert_eq!(last.client, OTHER);
+}
+
+#[test]
+fn a_long_origin_is_cut_on_a_character_boundary() {
+    let mut t = Tally::default();
+    let origin = format!("https://{}.example", "é".repeat(300));
+    let mut u = granted(7200, "k1", "192.0.2.1").0;
+    u.origin = Some(&origin);
+    t.add(&u);
+    let rows = t.take();
+    assert!(rows[0].origin.len() <= 256 && origin.starts_with(&rows[0].origin));
+}
+
+async fn store(name: &str) -> (SqliteStore, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("keymint-usage-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (SqliteStore::open(&dir.join("db")).await.unwrap(), dir)
+}
+
+#[tokio::test]
+async fn counts_the_database_refuses_are_kept_and_added_to() {
+    let (s, dir) = store("restore").await;
+    let log = UsageLog::new();
+    log.record(&granted(7200, "k1", "192.0.2.1").0);
+    log.flush(&s).await;
+    log.record(&granted(7201, "k1", "192.0.2.1").0);
+    // As the writer does when the database fails: the rows go back, later uses add to them.
+    let taken = log.lock().take();
+    log.record(&granted(7202, "k1", "192.0.2.1").0);
+    log.lock().restore(taken);
+    assert_eq!(log.lock().pending(), 1);
+    log.flush(&s).await;
+    let lines = s.usage("k1", 0, 10).await.unwrap();
+    assert_eq!(
+        (lines[0].count, lines[0].first_seen, lines[0].last_seen),
+        (3, 7200, 7202)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn retention_prunes_what_is_older_and_keeps_the_hour_it_cuts_through() {
+    let (s, dir) = store("prune").await;
+    let day: i64 = 24 * 3600;
+    let now = UnixTime(100 * 24 * 3600 + 1800);
+    let retention = Duration::from_secs(90 * 24 * 3600);
+    let cutoff = 10 * day + 1800;
+    let rec = |at: i64| AuditRecord {
+        at,
+        action: "key.create".into(),
+        outcome: "ok".into(),
+        ..AuditRecord::default()
+    };
+    // More than a batch of old admin rows, and rows either side of the cutoff.
+    let old: Vec<AuditRecord> = (0..super::PRUNE_BATCH + 5).map(rec).collect();
+    s.insert_audit(&old).await.unwrap();
+    s.insert_audit(&[rec(cutoff - 1), rec(cutoff), rec(cutoff + 1)])
+        .await
+        .unwrap();
+    let log = UsageLog::new();
+    for at in [cutoff - 3600 - 1, cutoff - 1, cutoff + 7200] {
+        log.record(&granted(at, "k1", "192.0.2.1").0);
+    }
+    log.flush(&s).await;
+    let pruned = prune(&s, now, retention).await.unwrap();
+    assert_eq!(pruned.audit, u64::try_from(old.len()).unwrap() + 1);
+    assert_eq!(
+        pruned.usage, 1,
+        "only the hour that ended before the cutoff"
+    );
+    let left: Vec<i64> = s
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.record.at)
+        .collect();
+    assert_eq!(left, [cutoff + 1, cutoff]);
+    let rows = s.usage_rows(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        prune(&s, now, retention).await.unwrap(),
+        retention::Pruned::default()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
