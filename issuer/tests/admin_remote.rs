@@ -201,3 +201,58 @@ fn admin_read_cannot_write_and_admin_keys_are_made_only_locally() {
         "customer keys never carry admin:* scopes"
     );
 }
+
+/// Issue #15: "where was this key used from, how often, and what was refused" is one call, on
+/// the data dir and over the admin API, from the usage rollups (no audit row per token).
+#[test]
+fn where_a_key_was_used_from_is_one_call_locally_and_over_the_admin_api() {
+    let s = Server::start("usage", &[]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    for _ in 0..3 {
+        assert_eq!(token_request(&s, &key, None).status, 200);
+    }
+    assert_eq!(
+        token_request(&s, &key, Some(r#"{"scope":"zzz"}"#)).status,
+        400
+    );
+    let local = |args: &[&str]| s.cli(args);
+    let report = wait_until(
+        "the usage counts to reach the database",
+        Duration::from_secs(10),
+        || {
+            let out = local(&["keys", "usage", &id, "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["granted"] == 3 && v["refused"] == 1).then_some(v)
+        },
+    );
+    let lines = report["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert_eq!(lines[0]["client"], "127.0.0.1");
+    assert_eq!(
+        (&lines[0]["outcome"], &lines[0]["count"]),
+        (&serde_json::json!("granted"), &serde_json::json!(3))
+    );
+    assert_eq!(lines[1]["reason"], "invalid_scope");
+    assert!(lines[0]["first_seen"].as_i64() <= lines[0]["last_seen"].as_i64());
+
+    // The same answer over the admin API, for a read-only admin key.
+    let admin = admin_key(&s, "admin:read");
+    let remote_report = json(&remote(&s, Some(&admin), &["keys", "usage", &id]));
+    assert_eq!(remote_report["lines"], report["lines"]);
+    assert_eq!(remote_report["key_id"], id.as_str());
+
+    // Text for a person; a key that does not exist is a clear error, not an empty report.
+    let text = local(&["keys", "usage", &id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("3 granted, 1 refused"), "{text}");
+    let missing = local(&["keys", "usage", "AAAAAAAAAAAAAAAA"]);
+    assert!(!missing.status.success());
+    let missing = remote(&s, Some(&admin), &["keys", "usage", "AAAAAAAAAAAAAAAA"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404")
+            || String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

@@ -10,7 +10,8 @@ use crate::store::{AuditQuery, Store};
 /// Arguments of `keymint audit`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Only this action (token.issue, key.create, key.revoke, ...).
+    /// Only this action (key.create, key.revoke, ...; token.issue only in rows of earlier
+    /// releases: issuances are now counted by `keymint keys usage`).
     #[arg(long)]
     action: Option<String>,
     /// Only this outcome (granted, refused, ok).

@@ -14,7 +14,7 @@ use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{self, KeyView, NewKey};
 use crate::domain::refusal::Missing;
-use crate::domain::revocation;
+use crate::domain::{revocation, usage};
 use crate::store::Store;
 
 /// `keymint keys` subcommands.
@@ -51,6 +51,19 @@ pub(crate) enum Command {
     Show {
         /// Key ID.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a key was used from, how often, and what was refused: its hourly usage counts per
+    /// client network (IPv4 address or IPv6 /64), origin, outcome and reason, the largest first.
+    Usage {
+        /// Key ID.
+        id: String,
+        /// From how long ago (`24h`, `7d`) or from a Unix time; counted from the start of its
+        /// hour.
+        #[arg(long, default_value = "7d", value_parser = since)]
+        since: Since,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -248,6 +261,15 @@ fn run_remote(url: &str, cmd: Command) -> Result<ExitCode, CliError> {
         Command::Show { id, .. } => {
             api.call("GET", &format!("/v1/admin/keys/{}", enc(&id)), None)?
         }
+        Command::Usage { id, since, .. } => api.call(
+            "GET",
+            &format!(
+                "/v1/admin/keys/{}/usage?since={}",
+                enc(&id),
+                since.at(UnixTime::now()).as_secs()
+            ),
+            None,
+        )?,
         Command::Revoke { id, .. } => {
             api.call("POST", &format!("/v1/admin/keys/{}/revoke", enc(&id)), None)?
         }
@@ -362,6 +384,11 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 .ok_or_else(|| DomainError::NotFound(Missing::Key(id.clone())))?;
             print_key(&KeyView::from_record(&rec, now), None, json);
         }
+        Command::Usage { id, since, json } => {
+            let id = key_id(&id)?;
+            let report = usage::key_usage(store, &id, since.at(now)).await?;
+            print_usage(&report, json);
+        }
         Command::Revoke { id, max_token_ttl } => {
             let id = key_id(&id)?;
             let ttl = super::max_token_ttl(store, max_token_ttl).await?;
@@ -394,4 +421,71 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: a duration back from now, or a Unix time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Since {
+    /// This long before now.
+    Ago(Duration),
+    /// This Unix time.
+    At(UnixTime),
+}
+
+impl Since {
+    fn at(self, now: UnixTime) -> UnixTime {
+        match self {
+            Self::Ago(d) => UnixTime(now.as_secs().saturating_sub(d.as_secs())),
+            Self::At(t) => t,
+        }
+    }
+}
+
+fn since(s: &str) -> Result<Since, String> {
+    match s.parse::<u64>() {
+        Ok(t) => Ok(Since::At(UnixTime(t))),
+        Err(_) => duration(s).map(Since::Ago),
+    }
+}
+
+fn print_usage(r: &usage::KeyUsage, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(r).unwrap_or_default());
+        return;
+    }
+    say!(
+        "key {} since {}: {} granted, {} refused",
+        r.key_id,
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(r.since.unsigned_abs())
+        ),
+        r.granted,
+        r.refused
+    );
+    say!(
+        "{:<40} {:<30} {:<12} {:<8} {:<20} {:>10}  LAST SEEN",
+        "CLIENT",
+        "ORIGIN",
+        "ACTION",
+        "OUTCOME",
+        "REASON",
+        "COUNT"
+    );
+    for l in &r.lines {
+        say!(
+            "{:<40} {:<30} {:<12} {:<8} {:<20} {:>10}  {}",
+            l.client,
+            if l.origin.is_empty() { "-" } else { &l.origin },
+            l.action,
+            l.outcome,
+            if l.reason.is_empty() { "-" } else { &l.reason },
+            l.count,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(l.last_seen.unsigned_abs())
+            )
+        );
+    }
+    if r.truncated {
+        say!("(only the {} largest lines are shown)", usage::MAX_LINES);
+    }
 }

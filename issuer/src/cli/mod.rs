@@ -101,7 +101,9 @@ enum Command {
     /// Create admin keys for the admin API (only on the database itself).
     #[command(subcommand, name = "admin-keys")]
     AdminKeys(admin_keys::Command),
-    /// Read the stored audit records, newest first.
+    /// Read the stored audit records (admin actions), newest first. Issuances and refusals are
+    /// counted per key, client and hour instead (`keymint keys usage KEY_ID`) and logged one line
+    /// each; per-issuance rows of earlier releases stay until --audit-retention removes them.
     Audit(audit::Args),
     /// Exchange an API key (from KEYMINT_API_KEY or stdin) for a token.
     Token(token::Args),

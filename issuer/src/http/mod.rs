@@ -109,6 +109,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         )
         .route("/v1/admin/keys/{id}", get(admin::keys::get_key::<S>))
         .route(
+            "/v1/admin/keys/{id}/usage",
+            get(admin::keys::key_usage::<S>),
+        )
+        .route(
             "/v1/admin/keys/{id}/revoke",
             post(admin::keys::revoke_key::<S>),
         )

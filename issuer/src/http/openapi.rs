@@ -23,7 +23,7 @@ use super::{admin, discovery, health, metrics, token};
         token::v1_token, token::oauth2_token, token::preflight,
         discovery::jwks, discovery::metadata, discovery::revocations, discovery::revocation_events,
         health::healthz, health::readyz, metrics::render, openapi_json,
-        admin::keys::list_keys, admin::keys::create_key, admin::keys::get_key,
+        admin::keys::list_keys, admin::keys::create_key, admin::keys::get_key, admin::keys::key_usage,
         admin::keys::revoke_key, admin::keys::rotate_key,
         admin::scopes::list_scopes, admin::scopes::put_scope,
         admin::tenants::list_tenants, admin::tenants::revoke_tenant,

@@ -411,6 +411,16 @@ impl<S: Store> AdminApi<S> {
         .await
     }
 
+    /// Where `id` was used from since `since`, how often, and what was refused.
+    pub async fn key_usage(
+        &self,
+        _: &AdminRead,
+        id: &ApiKeyId,
+        since: UnixTime,
+    ) -> Result<crate::domain::usage::KeyUsage, DomainError> {
+        crate::domain::usage::key_usage(&*self.0.store, id, since).await
+    }
+
     /// Stored audit records matching `query` (its limit capped at [`MAX_AUDIT_PAGE`]).
     pub async fn audit(
         &self,

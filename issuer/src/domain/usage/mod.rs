@@ -9,6 +9,7 @@
 //! 60 rows an hour for a client that uses a key steadily (about 1,440 a day instead of 24), for no
 //! answer the log line does not already give.
 
+mod report;
 mod retention;
 mod tally;
 
@@ -16,6 +17,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
 pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally};
 use crate::store::Store;

@@ -25,7 +25,7 @@ pub(crate) struct AuditParams {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", description = "admin:read — stored audit records, newest first; follow next_before for older pages.",
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", description = "admin:read — stored audit records (admin actions), newest first; follow next_before for older pages. Issuances and refusals are not stored one row each: they are counted in per-key usage rollups (GET /v1/admin/keys/{id}/usage) and logged one line each; rows of earlier releases stay here until --audit-retention removes them.",
     params(AuditParams),
     security(("admin_token" = [])),
     responses(

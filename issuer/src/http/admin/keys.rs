@@ -14,6 +14,7 @@ use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KeyView, NewKey};
+use crate::domain::usage::{DEFAULT_SINCE, KeyUsage};
 use crate::http::AppState;
 use crate::http::problem::{Problem, ProblemDocument};
 use crate::store::Store;
@@ -119,6 +120,42 @@ fn expose<Ser: serde::Serializer>(key: &PrintableKey, s: Ser) -> Result<Ser::Ok,
 pub(crate) struct KeysQuery {
     #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     tenant: Option<TenantId>,
+}
+
+/// `GET /v1/admin/keys/{id}/usage` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// Unix seconds (default: 7 days ago); counted from the start of its hour.
+    since: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/admin/keys/{id}/usage", tag = "keys", description = "admin:read — where the key was used from, how often, and what was refused: its hourly usage rollups since `since`, summed per client network (IPv4 address or IPv6 /64), origin, outcome and reason, the largest counts first.",
+    params(("id" = String, Path, description = "Key ID (base62)", pattern = "^[A-Za-z0-9]{1,64}$"), UsageQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = KeyUsage),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        AdminErrors,
+    ))]
+pub(crate) async fn key_usage<S: Store>(
+    State(st): State<AppState<S>>,
+    CanRead(admin): CanRead,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<UsageQuery>, QueryRejection>,
+) -> Answer<KeyUsage> {
+    let since = q?.0.since.map_or_else(usage_since_default, UnixTime);
+    Ok(Json(st.admin.key_usage(&admin, &key_id(id)?, since).await?))
+}
+
+/// Now less [`DEFAULT_SINCE`].
+fn usage_since_default() -> UnixTime {
+    UnixTime(
+        UnixTime::now()
+            .as_secs()
+            .saturating_sub(DEFAULT_SINCE.as_secs()),
+    )
 }
 
 /// `POST /v1/admin/keys/{id}/rotate` body.
