@@ -134,6 +134,11 @@ impl SqliteStore {
     async fn after_bulk_load(&self) -> StoreResult<()> {
         // A bulk load leaves a large write-ahead log; fold it into the database now rather than
         // in the middle of some later request's commit.
+        self.checkpoint().await
+    }
+
+    /// Folds the write-ahead log into the database file (and truncates the log).
+    pub async fn checkpoint(&self) -> StoreResult<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await
