@@ -8,7 +8,13 @@
 //! `cargo bench -p keymint --bench usage_growth` prints the figures quoted in
 //! docs/operations.md. Not a timed test: it asserts nothing about speed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss
+)]
 #![allow(clippy::disallowed_methods)]
 
 use std::net::IpAddr;
@@ -61,7 +67,8 @@ async fn main() {
     let clients: Vec<IpAddr> = (0..10u8).map(|c| IpAddr::from([198, 51, 100, c])).collect();
     let log = UsageLog::new();
     let started = Instant::now();
-    let hour = 1_800_000_000 - 1_800_000_000 % 3600;
+    // The start of an hour.
+    let hour: i64 = 1_800_000_000 / 3600 * 3600;
     for n in 0..1_000_000usize {
         let at = hour + i64::try_from(n / 20_000).unwrap();
         log.record(&usage(at, &keys[n % 1000], clients[(n / 1000) % 10]));
@@ -76,7 +83,10 @@ async fn main() {
     let grown = after - empty;
     println!("1,000,000 issuances, 1,000 keys x 10 clients, one hour:");
     println!("  rollup rows          {rows}");
-    println!("  database growth      {:.2} MB ({grown} bytes)", grown as f64 / 1e6);
+    println!(
+        "  database growth      {:.2} MB ({grown} bytes)",
+        grown as f64 / 1e6
+    );
     println!("  bytes per row        {}", grown / rows as u64);
     // A million issuances: the seconds are the microseconds per issuance (no log subscriber
     // here, so this is the counting and the writes alone).

@@ -23,7 +23,7 @@ use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenService, TokenSettings};
 use crate::domain::usage::{self, UsageLog};
 use crate::domain::{DomainError, Fault};
-use crate::http::{self, AppState};
+use crate::http::{self, AppParts, AppState};
 use crate::store::Store;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
@@ -182,7 +182,7 @@ pub async fn serve<S: Store>(
         max_token_ttl: cfg.max_token_ttl,
         jwks_max_age: cfg.jwks_max_age,
     }));
-    let app = http::router(AppState {
+    let app = http::router(AppState::from(AppParts {
         tokens: rt.tokens.clone(),
         signing: Arc::clone(&rt.signing),
         list: rt.list.clone(),
@@ -191,7 +191,7 @@ pub async fn serve<S: Store>(
         jwks_max_age: cfg.jwks_max_age,
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
         admin,
-    });
+    }));
     let feed = rt.list.clone();
     let served = match cfg.tls.clone() {
         None => axum::serve(

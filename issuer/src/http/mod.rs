@@ -46,8 +46,12 @@ pub use openapi::ApiDoc;
 /// The largest request body accepted (413 beyond).
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// Everything handlers need.
-pub struct AppState<S> {
+/// Everything handlers need: one shared [`AppParts`], so that handing it to a request (axum
+/// clones the state for every one) is one reference count, not a copy of every field.
+pub struct AppState<S>(Arc<AppParts<S>>);
+
+/// What [`AppState`] shares.
+pub struct AppParts<S> {
     /// The token exchange.
     pub tokens: TokenService<S>,
     /// Current signing set (JWKS).
@@ -66,18 +70,23 @@ pub struct AppState<S> {
     pub admin: Arc<AdminApi<S>>,
 }
 
+impl<S> From<AppParts<S>> for AppState<S> {
+    fn from(parts: AppParts<S>) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl<S> std::ops::Deref for AppState<S> {
+    type Target = AppParts<S>;
+
+    fn deref(&self) -> &AppParts<S> {
+        &self.0
+    }
+}
+
 impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
-        Self {
-            tokens: self.tokens.clone(),
-            signing: Arc::clone(&self.signing),
-            list: self.list.clone(),
-            store: Arc::clone(&self.store),
-            issuer: self.issuer.clone(),
-            jwks_max_age: self.jwks_max_age,
-            trusted_proxies: Arc::clone(&self.trusted_proxies),
-            admin: Arc::clone(&self.admin),
-        }
+        Self(Arc::clone(&self.0))
     }
 }
 

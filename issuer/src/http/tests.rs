@@ -14,7 +14,7 @@ use keymint_jwks::{Issuer, ScopeSet, UnixTime};
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
-use super::{AppState, router};
+use super::{AppParts, AppState, router};
 use crate::domain::keys::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
 use crate::domain::revocation;
@@ -96,7 +96,7 @@ pub(super) async fn harness(name: &str) -> Harness {
             jwks_max_age: Duration::from_secs(60),
         },
     ));
-    let state = AppState {
+    let state = AppState::from(AppParts {
         tokens,
         signing: set,
         list: feed,
@@ -105,7 +105,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         jwks_max_age: Duration::from_secs(60),
         trusted_proxies: Arc::new(vec!["10.9.0.0/16".parse().unwrap()]),
         admin,
-    };
+    });
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {
         app,
