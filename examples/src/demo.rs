@@ -190,6 +190,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         list_validity: Duration::from_secs(24 * 3600),
         tls: None,
         trusted_proxies: vec![],
+        audit_retention: keymint::domain::usage::DEFAULT_RETENTION,
     };
     tokio::spawn(keymint::server::serve(
         Arc::clone(&store),

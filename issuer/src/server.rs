@@ -18,9 +18,10 @@ use crate::domain::admin::api::{AdminApi, AdminDeps};
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::revocation;
 use crate::domain::revocation::ListFeed;
+use crate::domain::settings::{self, Settings, SharedSettings};
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
-use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::token::TokenService;
 use crate::domain::usage::{self, UsageLog};
 use crate::domain::{DomainError, Fault};
 use crate::http::{self, AppParts, AppState};
@@ -30,7 +31,9 @@ use crate::store::Store;
 /// database round trip). On Postgres a notification wakes the watcher sooner.
 pub const CHANGE_POLL: Duration = Duration::from_millis(200);
 
-/// `serve` settings.
+/// `serve` settings. The four shared ones (issuer, cache period, token lifetime, list validity)
+/// are what the command line resolved against the stored ones; [`serve`] stores them if they are
+/// not yet, and refuses them if they differ from what is stored.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Where to listen.
@@ -58,7 +61,8 @@ struct Runtime<S> {
     signing: Arc<ArcSwap<signing::SigningSet>>,
     list: ListFeed,
     tokens: TokenService<S>,
-    cfg: ServeConfig,
+    /// The shared settings in force, swapped when the change feed says an admin changed them.
+    settings: SharedSettings,
     /// Held by whoever reloads the signing set or signs the list. The watcher and the maintenance
     /// task both do; without it, a set loaded before a change could be stored after a newer one,
     /// or a list signed by a key that a concurrent reload had just replaced.
@@ -76,12 +80,13 @@ impl<S: Store> Runtime<S> {
     async fn refresh_list(&self) -> Result<(), DomainError> {
         let _one_at_a_time = self.refresh.lock().await;
         let signer = self.signing.load().active.clone();
+        let settings = self.settings.load_full();
         let list = revocation::current_list(
             &*self.store,
             &signer,
-            &self.cfg.issuer,
+            settings.issuer(),
             UnixTime::now(),
-            self.cfg.list_validity,
+            settings.list_validity(),
         )
         .await?;
         let serial = list.serial;
@@ -94,7 +99,30 @@ impl<S: Store> Runtime<S> {
     }
 
     fn retire_for(&self) -> Duration {
-        self.cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND
+        self.settings.load().max_token_ttl() + MAX_LEEWAY + PROPAGATION_BOUND
+    }
+
+    /// Adopts the stored settings after an admin changed them. The list is re-signed at once
+    /// (by the caller, after every batch of changes): under a new issuer URL, the stored list no
+    /// longer matches and `current_list` signs a new one.
+    async fn reload_settings(&self) -> Result<(), DomainError> {
+        let new = settings::load(&*self.store).await?;
+        let old = self.settings.load_full();
+        if *old == new {
+            return Ok(());
+        }
+        if new.max_token_ttl() > old.max_token_ttl() {
+            revocation::note_token_ttl(&*self.store, new.max_token_ttl()).await?;
+        }
+        tracing::info!(
+            issuer = %new.issuer(),
+            max_token_ttl = new.max_token_ttl().as_secs(),
+            jwks_max_age = new.jwks_max_age().as_secs(),
+            list_validity = new.list_validity().as_secs(),
+            "settings changed"
+        );
+        self.settings.store(Arc::new(new));
+        Ok(())
     }
 }
 
@@ -108,6 +136,14 @@ pub async fn serve<S: Store>(
 ) -> Result<(), DomainError> {
     let enc = Arc::new(secrets.encryption_key);
     let now = UnixTime::now();
+    let wanted = Settings::new(
+        cfg.issuer.clone(),
+        cfg.max_token_ttl,
+        cfg.jwks_max_age,
+        cfg.list_validity,
+    )?;
+    // Stored on a first start; refused if another replica's first start stored others meanwhile.
+    settings::establish(&*store, &wanted).await?;
     signing::ensure_active(&*store, &enc, now).await?;
     signing::maintain(
         &*store,
@@ -116,14 +152,8 @@ pub async fn serve<S: Store>(
         cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND,
     )
     .await?;
-    store.set_setting("issuer", cfg.issuer.as_str()).await?;
-    store
-        .set_setting("jwks_max_age", &cfg.jwks_max_age.as_secs().to_string())
-        .await?;
-    store
-        .set_setting("max_token_ttl", &cfg.max_token_ttl.as_secs().to_string())
-        .await?;
     revocation::note_token_ttl(&*store, cfg.max_token_ttl).await?;
+    let shared: SharedSettings = Arc::new(ArcSwap::from_pointee(wanted));
     // Read before the state below is loaded: a change another replica or the CLI makes while this
     // one starts is then applied by the watcher rather than missed until the next.
     let changes_from = store.last_change().await?;
@@ -141,10 +171,7 @@ pub async fn serve<S: Store>(
         Arc::clone(&store),
         KeyHasher::new(&secrets.pepper),
         Arc::clone(&signing_set),
-        TokenSettings {
-            issuer: cfg.issuer.clone(),
-            max_token_ttl: cfg.max_token_ttl,
-        },
+        Arc::clone(&shared),
         uses.clone(),
     );
     tokens.reload_origins(now).await?;
@@ -160,7 +187,7 @@ pub async fn serve<S: Store>(
         signing: signing_set,
         list: ListFeed::new(first_list),
         tokens,
-        cfg: cfg.clone(),
+        settings: Arc::clone(&shared),
         refresh: tokio::sync::Mutex::new(()),
     });
 
@@ -179,16 +206,14 @@ pub async fn serve<S: Store>(
         signing: Arc::clone(&rt.signing),
         list: rt.list.clone(),
         gate: AdminGate::new(&cfg.issuer, &rt.signing.load(), &rt.list.current())?,
-        max_token_ttl: cfg.max_token_ttl,
-        jwks_max_age: cfg.jwks_max_age,
+        settings: Arc::clone(&shared),
     }));
     let app = http::router(AppState::from(AppParts {
         tokens: rt.tokens.clone(),
         signing: Arc::clone(&rt.signing),
         list: rt.list.clone(),
         store: Arc::clone(&store),
-        issuer: cfg.issuer.clone(),
-        jwks_max_age: cfg.jwks_max_age,
+        settings: shared,
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
         admin,
     }));
@@ -241,6 +266,7 @@ pub async fn serve<S: Store>(
 async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
     // A failed re-read of the public scopes is retried on the next round, not forgotten.
     let mut scopes_pending = false;
+    let mut settings_pending = false;
     loop {
         rt.store.change_hint(CHANGE_POLL).await;
         let changes = match rt.store.changes_since(last).await {
@@ -254,11 +280,17 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
             }
         };
         let Some(newest) = changes.last().map(|c| c.id) else {
+            // A change of settings that could not be read last round is retried without waiting
+            // for another change.
+            if settings_pending && adopt_settings(&rt).await {
+                settings_pending = false;
+            }
             continue;
         };
         let mut signing_changed = false;
         let mut keys_changed = false;
         let mut scopes_changed = false;
+        let mut settings_changed = false;
         for c in &changes {
             match c.kind.as_str() {
                 "key" => {
@@ -267,12 +299,19 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
                 }
                 "signing_key" => signing_changed = true,
                 "scope" => scopes_changed = true,
+                "settings" => settings_changed = true,
                 _ => {}
             }
         }
         if i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE {
             rt.tokens.invalidate_all();
             scopes_changed = true;
+            settings_changed = true;
+        }
+        // Before the list is refreshed below, so that a new issuer URL re-signs it in this round.
+        settings_pending |= settings_changed;
+        if settings_pending && adopt_settings(&rt).await {
+            settings_pending = false;
         }
         scopes_pending |= scopes_changed;
         if scopes_pending {
@@ -292,6 +331,19 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
         }
         last = newest;
     }
+}
+
+/// Adopts changed settings and re-signs the list under them; whether that worked (else the
+/// watcher tries again next round).
+async fn adopt_settings<S: Store>(rt: &Runtime<S>) -> bool {
+    if let Err(e) = rt.reload_settings().await {
+        tracing::warn!(error = %e, "cannot adopt the changed settings");
+        return false;
+    }
+    if let Err(e) = rt.refresh_list().await {
+        tracing::warn!(error = %e, "cannot refresh the revocation list");
+    }
+    true
 }
 
 async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {

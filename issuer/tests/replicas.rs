@@ -270,3 +270,83 @@ fn serve_refuses_a_shared_database_without_operator_supplied_secrets() {
         "nothing may be generated for a shared database"
     );
 }
+
+/// Issue #15, point 2: a replica started with another issuer URL than the one stored is refused
+/// before it writes anything (the feed, the audit log and the lists are as they were, checked
+/// through the database), naming both URLs and the command that changes it for every replica;
+/// the one running adopts `keymint settings set` from the feed.
+#[test]
+fn a_replica_with_a_conflicting_setting_is_refused_before_writing_and_a_change_reaches_both() {
+    let Pair { a, b } = pair("settings");
+    let (_, key) = a.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let url = a
+        .env
+        .iter()
+        .find(|(k, _)| k == "KEYMINT_DATABASE_URL")
+        .unwrap()
+        .1
+        .clone();
+    let snapshot = || -> (i64, i64, i64, Vec<(String, String)>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let n = |q: &'static str| sqlx::query_scalar::<_, i64>(q);
+            (
+                n("SELECT coalesce(max(id), 0) FROM changes")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap(),
+                n("SELECT count(*) FROM audit")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap(),
+                n("SELECT coalesce(max(serial), 0) FROM revocation_lists")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap(),
+                sqlx::query_as("SELECT name, value FROM settings ORDER BY name")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap(),
+            )
+        })
+    };
+    let before = snapshot();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(temp_dir("settings-c"))
+        .args(["--issuer-url", "https://other.example"])
+        .envs(a.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "--issuer-url is http://keymint.test in the database, and https://other.example was given",
+        "keymint settings set issuer-url https://other.example --database-url postgres://",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert_eq!(snapshot(), before, "a refused start wrote to the database");
+
+    ok(&a.cli(&["settings", "set", "issuer-url", "https://auth.example"]));
+    for s in [&a, &b] {
+        wait_until("the new issuer in tokens", Duration::from_secs(5), || {
+            let r = token_request(s, &key, None);
+            let t = r.json()["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let seg = t.split('.').nth(1).unwrap_or_default();
+            let claims: serde_json::Value = keymint_jwks::jws::decode_segment(seg, "payload")
+                .ok()
+                .and_then(|p| serde_json::from_slice(&p).ok())
+                .unwrap_or_default();
+            (claims["iss"] == "https://auth.example").then_some(())
+        });
+    }
+}

@@ -38,6 +38,7 @@ mod remote;
 mod revoke;
 mod scopes;
 mod serve;
+mod settings;
 mod signing_keys;
 mod token;
 mod verify;
@@ -105,6 +106,10 @@ enum Command {
     /// counted per key, client and hour instead (`keymint keys usage KEY_ID`) and logged one line
     /// each; per-issuance rows of earlier releases stay until --audit-retention removes them.
     Audit(audit::Args),
+    /// Show or change the settings every server on the database shares (issuer URL, maximum
+    /// token lifetime, JWKS cache period, revocation list validity).
+    #[command(subcommand)]
+    Settings(settings::Command),
     /// Exchange an API key (from KEYMINT_API_KEY or stdin) for a token.
     Token(token::Args),
     /// Check a token against a key set and explain the verdict.
@@ -134,6 +139,24 @@ pub(crate) enum CliError {
         /// What to do, appended.
         advice: &'static str,
     },
+    /// `serve` given a shared setting that differs from the stored one (exit 2). Nothing was
+    /// written: the check runs before the database is migrated or touched.
+    #[error(
+        "refusing to start: --{name} is {stored} in the database, and {given} was given. Every \
+         server on this database shares it, so one start cannot change it alone. To change it \
+         (running servers adopt it within a second): `{command}`; to keep it, leave --{name} \
+         out. Nothing was written"
+    )]
+    SettingConflict {
+        /// The setting, as its flag is named.
+        name: &'static str,
+        /// The stored value.
+        stored: String,
+        /// The value given.
+        given: String,
+        /// The command that changes it.
+        command: String,
+    },
     /// What a remote issuer's admin API said.
     #[error("the issuer answered {status}: {detail}")]
     Remote {
@@ -153,7 +176,7 @@ impl From<crate::store::StoreError> for CliError {
 impl CliError {
     fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Usage(_) | Self::Config(_) => 2,
+            Self::Usage(_) | Self::Config(_) | Self::SettingConflict { .. } => 2,
             Self::Domain(e) | Self::Advised { error: e, .. } => match e {
                 DomainError::NotFound(_) => 3,
                 DomainError::Conflict(_) => 4,
@@ -244,6 +267,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Publish(args) => publish::run(&cli.global, args).await,
         Command::AdminKeys(cmd) => admin_keys::run(&cli.global, cmd).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Settings(cmd) => settings::run(&cli.global, cmd).await,
         Command::Token(args) => token::run(&cli.global, args),
         Command::Verify(args) => verify::run(args),
         Command::Migrate(args) => migrate::run(&cli.global, args).await,

@@ -7,8 +7,8 @@ use keymint_jwks::{Issuer, UnixTime};
 
 use super::{CliError, Global, open};
 use crate::domain::revocation::{self, DEFAULT_LIST_VALIDITY};
+use crate::domain::settings;
 use crate::domain::signing;
-use crate::store::Store;
 
 /// Arguments of `keymint publish`.
 #[derive(Debug, clap::Args)]
@@ -31,20 +31,20 @@ fn write_atomically(path: &Path, contents: &str) -> Result<(), CliError> {
 pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliError> {
     let opened = open(global).await?;
     let store = &*opened.store;
+    let stored = settings::stored(store).await?;
     let issuer = match args.issuer_url {
-        Some(u) => u,
-        None => store.setting("issuer").await?.ok_or_else(|| {
+        Some(u) => Issuer::new(u).map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?,
+        None => stored.issuer.ok_or_else(|| {
             CliError::Usage(
                 "no issuer known yet: pass --issuer-url (or run `keymint serve` once)".into(),
             )
         })?,
     };
-    let issuer = Issuer::new(issuer).map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?;
+    let validity = stored.list_validity.unwrap_or(DEFAULT_LIST_VALIDITY);
     let now = UnixTime::now();
     signing::ensure_active(store, &opened.secrets.encryption_key, now).await?;
     let set = signing::load(store, &opened.secrets.encryption_key).await?;
-    let list =
-        revocation::current_list(store, &set.active, &issuer, now, DEFAULT_LIST_VALIDITY).await?;
+    let list = revocation::current_list(store, &set.active, &issuer, now, validity).await?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::Usage(format!("creating {}: {e}", args.out.display())))?;
     write_atomically(&args.out.join("jwks.json"), &set.jwks_json)?;

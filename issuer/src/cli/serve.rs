@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use keymint_jwks::{Issuer, MAX_LIST_VALIDITY};
+use keymint_jwks::Issuer;
 
 use super::{CliError, Global, duration, open};
+use crate::config;
+use crate::domain::DomainError;
+use crate::domain::refusal::InvalidInput;
+use crate::domain::settings::{self, Partial, SettingName, Settings};
 use crate::server::{self, ServeConfig};
 
 /// Arguments of `keymint serve`.
@@ -16,16 +20,20 @@ pub(crate) struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", env = "KEYMINT_LISTEN")]
     listen: SocketAddr,
     /// JWKS cache period: `Cache-Control: max-age` of the JWKS, and how long a new signing key is
-    /// published before it signs.
-    #[arg(long, default_value = "5m", value_parser = duration)]
-    jwks_max_age: Duration,
-    /// The longest token lifetime any key may get.
-    #[arg(long, default_value = "1h", value_parser = duration)]
-    max_token_ttl: Duration,
-    /// Validity of each signed revocation list; it is re-signed every third of it. At most 7d
-    /// (the list format's cap, which verifiers enforce).
-    #[arg(long, default_value = "24h", value_parser = duration)]
-    revocation_list_validity: Duration,
+    /// published before it signs. Shared by every server on the database: stored on the first
+    /// start (default 5m), taken from there when omitted; a different value is refused (change
+    /// it with `keymint settings set jwks-max-age`).
+    #[arg(long, value_parser = duration)]
+    jwks_max_age: Option<Duration>,
+    /// The longest token lifetime any key may get. Shared like --jwks-max-age (first-start
+    /// default 1h; `keymint settings set max-token-ttl`).
+    #[arg(long, value_parser = duration)]
+    max_token_ttl: Option<Duration>,
+    /// Validity of each signed revocation list; it is re-signed every third of it. From 1m to 7d
+    /// (the list format's cap, which verifiers enforce). Shared like --jwks-max-age (first-start
+    /// default 24h; `keymint settings set revocation-list-validity`).
+    #[arg(long, value_parser = duration)]
+    revocation_list_validity: Option<Duration>,
     /// How long stored audit rows (admin actions) and usage rollups (issuances and refusals per
     /// key, client, origin and hour) are kept; older ones are pruned in the background, in small
     /// batches. The per-issuance record is the log line, which this does not touch.
@@ -75,11 +83,6 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
              name the proxy with --trusted-proxy CIDR"
         );
     }
-    if args.max_token_ttl.is_zero() || args.revocation_list_validity < Duration::from_secs(60) {
-        return Err(CliError::Usage(
-            "--max-token-ttl must be positive and --revocation-list-validity at least 1m".into(),
-        ));
-    }
     if args.audit_retention < Duration::from_secs(3600) {
         return Err(CliError::Usage(format!(
             "--audit-retention {}s is under an hour: usage is counted per hour, so a shorter \
@@ -87,14 +90,12 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             args.audit_retention.as_secs()
         )));
     }
-    if args.revocation_list_validity > MAX_LIST_VALIDITY {
-        return Err(CliError::Usage(format!(
-            "--revocation-list-validity {}s is above the cap of {}s (7d): verifiers refuse a \
-             revocation list valid for longer, so none would accept this issuer's lists",
-            args.revocation_list_validity.as_secs(),
-            MAX_LIST_VALIDITY.as_secs()
-        )));
-    }
+    let given = given(global, &args)?;
+    // Before anything is created, migrated or written: a refused start changes nothing.
+    let data_dir = config::data_dir(global.data_dir.as_deref())?;
+    let stored = super::settings::stored_before_open(global, &data_dir).await?;
+    let resolved = settings::resolve(&stored, &given)
+        .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
     let opened = open(global).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -103,19 +104,23 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         .local_addr()
         .map_err(|e| CliError::Usage(format!("cannot read the listen address: {e}")))?;
     let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
-    let issuer = Issuer::new(global.issuer_url.clone().unwrap_or_else(|| url.clone()))
-        .map_err(|e| CliError::Usage(format!("--issuer-url: {e}")))?;
+    // The listen URL is the issuer only on a first start without --issuer-url; afterwards the
+    // stored one holds, whatever --listen says.
+    let listen_url = Issuer::new(url.as_str())
+        .map_err(|e| CliError::Usage(format!("the listen URL {url} is no issuer: {e}")))?;
+    let run_with = Settings::with_defaults(&resolved, || listen_url).map_err(flag_error)?;
+    let issuer = run_with.issuer().clone();
     let cfg = ServeConfig {
         listen: local,
         issuer: issuer.clone(),
-        jwks_max_age: args.jwks_max_age,
-        max_token_ttl: args.max_token_ttl,
-        list_validity: args.revocation_list_validity,
+        jwks_max_age: run_with.jwks_max_age(),
+        max_token_ttl: run_with.max_token_ttl(),
+        list_validity: run_with.list_validity(),
         tls,
         trusted_proxies: args.trusted_proxies.clone(),
         audit_retention: args.audit_retention,
     };
-    let data_dir = opened.data_dir.display().to_string();
+    let data_dir_shown = opened.data_dir.display().to_string();
     // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.
     let shutdown = async {
         #[cfg(unix)]
@@ -139,14 +144,54 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         }
         tracing::info!("shutting down: draining requests");
     };
-    tracing::info!(%url, issuer = %issuer, data_dir = %data_dir, "keymint listening");
+    tracing::info!(%url, issuer = %issuer, data_dir = %data_dir_shown, "keymint listening");
     eprintln!(
-        "keymint is listening on {url} (issuer {issuer}, data in {data_dir})\n\n\
+        "keymint is listening on {url} (issuer {issuer}, data in {data_dir_shown})\n\n\
          Create a first API key (in another terminal, same --data-dir):\n  \
          keymint keys create --tenant acme --scope orders:read --audience https://api.example\n\
          Then trade it for a token:\n  \
          curl -s -X POST {url}/v1/token -H \"Authorization: Bearer $KEY\"\n"
     );
-    server::serve(opened.store, opened.secrets, cfg, listener, shutdown).await?;
+    server::serve(opened.store, opened.secrets, cfg, listener, shutdown)
+        .await
+        .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shared settings the flags name, each checked (`None`: omitted).
+fn given(global: &Global, args: &Args) -> Result<Partial, CliError> {
+    let issuer = global
+        .issuer_url
+        .as_deref()
+        .map(settings::check_issuer)
+        .transpose()
+        .map_err(flag_error)?;
+    for (name, d) in [
+        (SettingName::MaxTokenTtl, args.max_token_ttl),
+        (SettingName::JwksMaxAge, args.jwks_max_age),
+        (
+            SettingName::RevocationListValidity,
+            args.revocation_list_validity,
+        ),
+    ] {
+        if let Some(d) = d {
+            settings::check_duration(name, d).map_err(flag_error)?;
+        }
+    }
+    Ok(Partial {
+        issuer,
+        max_token_ttl: args.max_token_ttl,
+        jwks_max_age: args.jwks_max_age,
+        list_validity: args.revocation_list_validity,
+    })
+}
+
+/// A bad value, said with the flag that gave it.
+fn flag_error(e: DomainError) -> CliError {
+    match e {
+        DomainError::Invalid(InvalidInput::Setting { name, why }) => {
+            CliError::Usage(format!("--{name}: {why}"))
+        }
+        other => other.into(),
+    }
 }

@@ -19,9 +19,10 @@ use crate::domain::client::ClientContext;
 use crate::domain::keys::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
+use crate::domain::settings::Settings;
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
-use crate::domain::token::{TokenRequest, TokenService, TokenSettings};
+use crate::domain::token::{TokenRequest, TokenService};
 use crate::domain::usage::{self, UsageLog};
 use crate::store::{AuditQuery, SqliteStore, Store};
 
@@ -85,10 +86,15 @@ async fn world(name: &str, single: bool) -> World {
         Arc::clone(&store),
         hasher.clone(),
         set,
-        TokenSettings {
-            issuer: Issuer::new("https://issuer.test").unwrap(),
-            max_token_ttl: Duration::from_secs(3600),
-        },
+        Arc::new(ArcSwap::from_pointee(
+            Settings::new(
+                Issuer::new("https://issuer.test").unwrap(),
+                Duration::from_secs(3600),
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+            )
+            .unwrap(),
+        )),
         uses,
     );
     World {

@@ -48,8 +48,11 @@ use snapshot::newest_audit;
 /// The audit action of the migration's own records.
 pub const ACTION: &str = "database.migrate";
 
-/// The settings a running server records (`server.rs`), which admin commands fall back on.
-const SETTINGS: [&str; 3] = ["issuer", "jwks_max_age", "max_token_ttl"];
+/// The settings every server on a database shares (`domain::settings`), which replicas on the
+/// target must find as the source's servers ran with.
+fn shared_settings() -> [&'static str; 4] {
+    crate::domain::settings::SettingName::stored_keys()
+}
 
 /// Audit records per read and per write.
 const AUDIT_BATCH: i64 = 2000;
@@ -117,7 +120,7 @@ impl<'a, S: Store> Migration<'a, S> {
         // The store lists newest first; the copy keeps the order they were made in.
         keys.reverse();
         let mut settings = Vec::new();
-        for name in SETTINGS {
+        for name in shared_settings() {
             let value = self
                 .run(Step::Reading(Part::Settings), source.setting(name))
                 .await?;

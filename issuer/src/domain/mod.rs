@@ -2,13 +2,14 @@
 //! no SQL here: the domain talks to a [`Store`](crate::store::Store) and returns typed errors.
 //!
 //! By subdomain: [`keys`] (API keys: format, hashing, policy, rate limits), [`revocation`] (the
-//! signed list), [`signing`] (signing keys and their lifecycle), [`token`] (trading a key for a
-//! token), [`admin`] (the admin API's gate and calls) and [`migration`] (SQLite to Postgres), over
-//! the leaves [`reserved`] (names no customer may use), [`clock`], [`client`] and [`audit`].
+//! signed list), [`signing`] (signing keys and their lifecycle), [`settings`] (what every replica
+//! shares), [`token`] (trading a key for a token), [`admin`] (the admin API's gate and calls) and
+//! [`migration`] (SQLite to Postgres), over the leaves [`reserved`] (names no customer may use),
+//! [`clock`], [`client`] and [`audit`].
 
 // From the bottom up: the leaves (error, refusal, reserved, clock, client, audit), then keys,
-// revocation, signing, token, admin and migration, each using only those before it. No import
-// cycles: `issuer/tests/layering.rs` checks.
+// revocation, signing, settings, token, admin and migration, each using only those before it. No
+// import cycles: `issuer/tests/layering.rs` checks.
 pub mod admin;
 pub mod audit;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod migration;
 pub mod refusal;
 pub mod reserved;
 pub mod revocation;
+pub mod settings;
 pub mod signing;
 pub mod token;
 pub mod usage;

@@ -242,6 +242,16 @@ pub enum ConflictReason {
     /// Another process changed the key between the read and the write.
     #[error("key {0} changed meanwhile; try again")]
     KeyChanged(ApiKeyId),
+    /// `serve` given a shared setting that differs from the stored one.
+    #[error("{name} is {stored} in the database, and {given} was given")]
+    Setting {
+        /// The setting (`issuer-url`, …).
+        name: &'static str,
+        /// The stored value.
+        stored: String,
+        /// The value given.
+        given: String,
+    },
     /// `migrate` into a database that holds data.
     #[error("the target database is not empty ({0})")]
     TargetNotEmpty(String),
@@ -319,6 +329,14 @@ pub enum InvalidInput {
     /// A key lifetime of zero, or above the maximum.
     #[error("--expires-in must be between 1s and {}", humantime::format_duration(*.0))]
     KeyLifetime(Duration),
+    /// A shared setting's value out of bounds or malformed.
+    #[error("{name}: {why}")]
+    Setting {
+        /// The setting (`issuer-url`, …).
+        name: &'static str,
+        /// What is wrong with the value.
+        why: String,
+    },
     /// Rotating an admin key (only `keymint admin-keys create` makes them).
     #[error(
         "key {0} is an admin key: make its successor with `keymint admin-keys create`, then revoke it"

@@ -286,7 +286,7 @@ async fn a_revoked_admin_key_is_locked_out_once_the_list_names_it() {
     let list = crate::domain::revocation::current_list(
         &*h.store,
         &h.state.signing.load().active,
-        &h.state.issuer,
+        h.state.settings.load().issuer(),
         UnixTime::now(),
         std::time::Duration::from_secs(3600),
     )
@@ -398,7 +398,7 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
     let list = revocation::current_list(
         &*h.store,
         &set.active,
-        &h.state.issuer,
+        h.state.settings.load().issuer(),
         UnixTime::now(),
         hour,
     )

@@ -52,7 +52,10 @@ fn with_etag(
     ))]
 pub(crate) async fn jwks<S: Store>(State(st): State<AppState<S>>, headers: HeaderMap) -> Response {
     let set = st.signing.load();
-    let cache = format!("public, max-age={}", st.jwks_max_age.as_secs());
+    let cache = format!(
+        "public, max-age={}",
+        st.settings.load().jwks_max_age().as_secs()
+    );
     if not_modified(&headers, &set.etag) {
         return with_etag(
             StatusCode::NOT_MODIFIED,
@@ -98,9 +101,11 @@ pub(crate) async fn revocations<S: Store>(
     description = "RFC 8414 authorization server metadata, plus keymint_revocation_list_uri and keymint_revocation_events_uri.",
     responses((status = 200, body = Object, content_type = "application/json")))]
 pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Response {
-    let base = st.issuer.as_str().trim_end_matches('/');
+    let settings = st.settings.load();
+    let issuer = settings.issuer().as_str();
+    let base = issuer.trim_end_matches('/');
     Json(serde_json::json!({
-        "issuer": st.issuer.as_str(),
+        "issuer": issuer,
         "token_endpoint": format!("{base}/oauth2/token"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials"],

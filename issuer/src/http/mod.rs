@@ -2,17 +2,15 @@
 //! domain and map; nothing else.
 #![allow(clippy::disallowed_methods)] // HTTP is an edge: each request reads the clock once
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
-use keymint_jwks::Issuer;
+use std::sync::Arc;
 
 use crate::domain::admin::api::AdminApi;
 use crate::domain::revocation::ListFeed;
+use crate::domain::settings::SharedSettings;
 use crate::domain::signing::SigningSet;
 use crate::domain::token::TokenService;
 use crate::store::Store;
@@ -60,10 +58,9 @@ pub struct AppParts<S> {
     pub list: ListFeed,
     /// The store, for readiness.
     pub store: Arc<S>,
-    /// The issuer URL, as in `iss`.
-    pub issuer: Issuer,
-    /// `Cache-Control: max-age` of the JWKS.
-    pub jwks_max_age: Duration,
+    /// The settings in force: the issuer URL (as in `iss`, and the base of the published URLs)
+    /// and `Cache-Control: max-age` of the JWKS among them.
+    pub settings: SharedSettings,
     /// Proxies whose `X-Forwarded-For` is believed (with `--behind-tls-proxy`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The admin API.
@@ -155,6 +152,14 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/admin/signing-keys/{kid}/revoke",
             post(admin::signing_keys::revoke_signing_key::<S>),
+        )
+        .route(
+            "/v1/admin/settings",
+            get(admin::settings::get_settings::<S>),
+        )
+        .route(
+            "/v1/admin/settings/{name}",
+            put(admin::settings::put_setting::<S>),
         )
         .route("/v1/admin/audit", get(admin::audit::audit::<S>))
         .route("/healthz", get(health::healthz))

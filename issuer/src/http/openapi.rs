@@ -30,6 +30,7 @@ use super::{admin, discovery, health, metrics, token};
         admin::revocations::list_revocations, admin::revocations::revoke_token,
         admin::signing_keys::list_signing_keys, admin::signing_keys::rotate_signing_key,
         admin::signing_keys::revoke_signing_key,
+        admin::settings::get_settings, admin::settings::put_setting,
         admin::audit::audit,
     ),
     modifiers(&Security),
@@ -42,6 +43,7 @@ use super::{admin, discovery, health, metrics, token};
         (name = "tenants", description = "Admin: tenants"),
         (name = "revocations", description = "Admin: revocations"),
         (name = "signing keys", description = "Admin: token signing keys"),
+        (name = "settings", description = "Admin: the settings every replica shares"),
         (name = "audit", description = "Admin: the audit log"),
     )
 )]

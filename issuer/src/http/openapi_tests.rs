@@ -38,6 +38,8 @@ async fn the_document_is_openapi_3_1_and_served_at_openapi_json() {
         "/v1/admin/keys",
         "/v1/admin/keys/{id}/rotate",
         "/v1/admin/audit",
+        "/v1/admin/settings",
+        "/v1/admin/settings/{name}",
         "/readyz",
         "/metrics",
     ] {
@@ -74,7 +76,14 @@ async fn every_documented_operation_answers_as_documented() {
             let concrete = path
                 .replace("{id}", &customer)
                 .replace("{tenant}", "nobody")
-                .replace("{name}", "widgets")
+                .replace(
+                    "{name}",
+                    if path.starts_with("/v1/admin/settings") {
+                        "jwks-max-age"
+                    } else {
+                        "widgets"
+                    },
+                )
                 .replace("{kid}", &kid);
             let mut req = Request::builder()
                 .method(method.to_uppercase().as_str())
@@ -100,6 +109,10 @@ async fn every_documented_operation_answers_as_documented() {
                     body = Body::from(
                         r#"{"tenant":"t","scopes":["a"],"audiences":["https://api.test"]}"#,
                     );
+                }
+                ("put", "/v1/admin/settings/{name}") => {
+                    req = req.header("Content-Type", "application/json");
+                    body = Body::from(r#"{"value":"60s"}"#);
                 }
                 ("put", _) => {
                     req = req.header("Content-Type", "application/json");
@@ -140,7 +153,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert!(checked >= 26, "only {checked} operations checked");
+    assert!(checked >= 28, "only {checked} operations checked");
 }
 
 /// Every admin call can meet a malformed request (or, behind a trusted proxy, a token sent over

@@ -18,9 +18,10 @@ use super::{AppParts, AppState, router};
 use crate::domain::keys::key_hash::{KeyHasher, Pepper};
 use crate::domain::keys::{self, NewKey};
 use crate::domain::revocation;
+use crate::domain::settings::Settings;
 use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
-use crate::domain::token::{TokenService, TokenSettings};
+use crate::domain::token::TokenService;
 use crate::store::{FlakyStore, SqliteStore};
 
 const ISS: &str = "https://issuer.test";
@@ -71,14 +72,20 @@ pub(super) async fn harness(name: &str) -> Harness {
         .unwrap();
     assert_eq!(view.state, "active");
     let (ticker, hand) = crate::domain::clock::Ticker::manual();
+    let settings = Arc::new(arc_swap::ArcSwap::from_pointee(
+        Settings::new(
+            issuer.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        )
+        .unwrap(),
+    ));
     let tokens = TokenService::new(
         Arc::clone(&store),
         hasher.clone(),
         Arc::clone(&set),
-        TokenSettings {
-            issuer: issuer.clone(),
-            max_token_ttl: Duration::from_secs(3600),
-        },
+        Arc::clone(&settings),
         crate::domain::usage::UsageLog::new(),
     )
     .with_ticker(ticker);
@@ -92,8 +99,7 @@ pub(super) async fn harness(name: &str) -> Harness {
             list: feed.clone(),
             gate: crate::domain::admin::AdminGate::new(&issuer, &set.load(), &feed.current())
                 .unwrap(),
-            max_token_ttl: Duration::from_secs(3600),
-            jwks_max_age: Duration::from_secs(60),
+            settings: Arc::clone(&settings),
         },
     ));
     let state = AppState::from(AppParts {
@@ -101,8 +107,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         signing: set,
         list: feed,
         store: Arc::clone(&store),
-        issuer,
-        jwks_max_age: Duration::from_secs(60),
+        settings,
         trusted_proxies: Arc::new(vec!["10.9.0.0/16".parse().unwrap()]),
         admin,
     });

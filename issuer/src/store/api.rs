@@ -22,8 +22,22 @@ macro_rules! store_methods {
             fn ping(&self) -> StoreResult<()>;
             /// A setting.
             fn setting(&self, name: &str) -> StoreResult<Option<String>>;
-            /// Sets a setting.
+            /// Sets a setting (bookkeeping such as the token-lifetime high-water mark; the shared
+            /// server settings go through [`put_settings`](Store::put_settings)).
             fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+            /// Stores each setting not stored yet, in one transaction, leaving stored ones as they
+            /// are (a server's first start; concurrent first starts agree on whoever came first).
+            fn init_settings(&self, values: &[(&str, &str)]) -> StoreResult<()>;
+            /// Changes shared settings: the values, an admin audit record and a `settings` change
+            /// for the running servers, in one transaction. With `entry_span`, every revocation
+            /// entry still listed at `audit.at` is kept until at least `revoked_at + entry_span`
+            /// (a longer token lifetime), and the change feed says the list changed.
+            fn put_settings(
+                &self,
+                values: &[(&str, &str)],
+                entry_span: Option<i64>,
+                audit: &AuditRecord
+            ) -> StoreResult<()>;
             /// Inserts a new API key.
             fn insert_key(&self, key: &KeyRecord, audit: &AuditRecord) -> StoreResult<()>;
             /// Inserts many API keys in one transaction, with one audit record (bulk seeding).

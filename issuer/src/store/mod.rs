@@ -22,7 +22,7 @@ pub use records::{
     ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantSummary, UsageCount,
     UsageEntry, UsageLine, Visibility,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{PeekAt, SqliteStore};
 
 /// The error underneath a [`StoreError`], kept whole (sqlx's own source chain included) but
 /// without naming sqlx outside `store/`.

@@ -62,6 +62,35 @@ impl PgStore {
         })
     }
 
+    /// The stored settings, read without running the migrations or writing anything: `serve`
+    /// checks its flags against them first, so that a refused start leaves the database as it
+    /// was. No `settings` table yet: nothing stored (a first start).
+    pub async fn peek_settings(url: &str) -> StoreResult<Vec<(String, String)>> {
+        let options: PgConnectOptions = url.parse().map_err(unavailable)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.application_name("keymint"))
+            .await
+            .map_err(unavailable)?;
+        let read = async {
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass('settings') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .map_err(unavailable)?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as("SELECT name, value FROM settings")
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)
+        };
+        let rows = read.await;
+        pool.close().await;
+        rows
+    }
+
     /// Waits for a notification on the change channel or `max`, whichever comes first.
     pub(super) async fn wait_for_change(&self, max: Duration) {
         self.hints.listening.get_or_init(|| {

@@ -13,6 +13,15 @@ use super::{AuditRecord, Migrations, StoreError, StoreResult, UsageCount};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Where [`SqliteStore::peek_settings`] looks.
+#[derive(Debug, Clone, Copy)]
+pub enum PeekAt<'a> {
+    /// A database file.
+    Path(&'a Path),
+    /// A `sqlite:` URL.
+    Url(&'a str),
+}
+
 /// SQLite-backed [`Store`](super::Store).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -52,6 +61,56 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
         Self::connect(options).await
+    }
+
+    /// The stored settings of the database at `path` (or a `sqlite:` URL), read without writing:
+    /// `serve` checks its flags against them before anything else, so a refused start leaves the
+    /// files as they were. No file, or no `settings` table yet: nothing stored (a first start).
+    ///
+    /// With no write-ahead log beside the database (the last process closed it cleanly), the file
+    /// is opened `immutable`: a read-only open in WAL mode would otherwise create the `-wal` and
+    /// `-shm` files. With a log (a server still running, or one that was killed), it is opened
+    /// read-only: the database and its log stay as they are; SQLite may rebuild the `-shm` index,
+    /// which holds no data.
+    pub async fn peek_settings(path_or_url: PeekAt<'_>) -> StoreResult<Vec<(String, String)>> {
+        let options = match path_or_url {
+            PeekAt::Path(p) => SqliteConnectOptions::new().filename(p),
+            PeekAt::Url(u) => SqliteConnectOptions::from_str(u).map_err(unavailable)?,
+        };
+        let path = options.get_filename().to_owned();
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let options = options
+            .create_if_missing(false)
+            .read_only(true)
+            .immutable(!Path::new(&wal).exists())
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        let read = async {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')",
+            )
+            .fetch_one(&pool)
+            .await
+            .map_err(unavailable)?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as("SELECT name, value FROM settings")
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)
+        };
+        let rows = read.await;
+        pool.close().await;
+        rows
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {

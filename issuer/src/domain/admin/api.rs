@@ -15,6 +15,7 @@ use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::{self, KeyView, NewKey};
 use crate::domain::refusal::Missing;
 use crate::domain::revocation::{self, ListFeed};
+use crate::domain::settings::{self, Partial, SettingName, SettingsView, SharedSettings};
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::signing::{self, SigningSet};
 use crate::domain::unix;
@@ -116,16 +117,27 @@ pub struct AdminDeps<S> {
     pub list: ListFeed,
     /// Verifies admin tokens.
     pub gate: AdminGate,
-    /// The longest token lifetime in force (how long revocation entries stay listed).
-    pub max_token_ttl: Duration,
-    /// How long a rotated-in signing key is published before it signs.
-    pub jwks_max_age: Duration,
+    /// The settings in force: the issuer URL (admin tokens' issuer and audience), the longest
+    /// token lifetime (how long revocation entries stay listed) and the JWKS cache period (how
+    /// long a rotated-in signing key is published before it signs).
+    pub settings: SharedSettings,
 }
 
 impl<S: Store> AdminApi<S> {
     /// The admin API over these pieces.
     pub fn new(deps: AdminDeps<S>) -> Self {
         Self(deps)
+    }
+
+    /// The longest token lifetime in force, read once (a guard held across an await would pin
+    /// the old settings).
+    fn max_token_ttl(&self) -> Duration {
+        self.0.settings.load().max_token_ttl()
+    }
+
+    /// The JWKS cache period in force.
+    fn jwks_max_age(&self) -> Duration {
+        self.0.settings.load().jwks_max_age()
     }
 
     /// Checks an admin token (from `Authorization: Bearer`) for `admin:read`.
@@ -163,9 +175,10 @@ impl<S: Store> AdminApi<S> {
     ) -> Result<Granted, DomainError> {
         let set = self.0.signing.load();
         let list = self.0.list.current();
+        let settings = self.0.settings.load();
         self.0
             .gate
-            .authorize(token, need, &set, &list, client_ip, now)
+            .authorize(token, need, settings.issuer(), &set, &list, client_ip, now)
     }
 
     /// Keys, optionally of one tenant, newest first.
@@ -223,7 +236,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             id,
             now,
-            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.max_token_ttl()).await?,
             admin.admin().actor(),
         )
         .await
@@ -253,7 +266,7 @@ impl<S: Store> AdminApi<S> {
                 &*self.0.store,
                 id,
                 now,
-                revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+                revocation::covered_ttl(&*self.0.store, self.max_token_ttl()).await?,
                 admin.admin().actor(),
             )
             .await?;
@@ -318,7 +331,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             tenant,
             now,
-            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.max_token_ttl()).await?,
             admin.admin().actor(),
         )
         .await
@@ -356,7 +369,7 @@ impl<S: Store> AdminApi<S> {
             &*self.0.store,
             jti,
             now,
-            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.max_token_ttl()).await?,
             admin.admin().actor(),
         )
         .await
@@ -386,7 +399,7 @@ impl<S: Store> AdminApi<S> {
             &self.0.enc,
             alg,
             now,
-            self.0.jwks_max_age,
+            self.jwks_max_age(),
             admin.admin().actor(),
         )
         .await?;
@@ -405,7 +418,7 @@ impl<S: Store> AdminApi<S> {
             &self.0.enc,
             kid,
             now,
-            revocation::covered_ttl(&*self.0.store, self.0.max_token_ttl).await?,
+            revocation::covered_ttl(&*self.0.store, self.max_token_ttl()).await?,
             admin.admin().actor(),
         )
         .await
@@ -436,5 +449,22 @@ impl<S: Store> AdminApi<S> {
             None
         };
         Ok(AuditPage { items, next_before })
+    }
+
+    /// The stored shared settings.
+    pub async fn settings(&self, _: &AdminRead) -> Result<SettingsView, DomainError> {
+        Ok(SettingsView::from(&settings::stored(&*self.0.store).await?))
+    }
+
+    /// Changes one shared setting; every replica adopts it from the change feed.
+    pub async fn set_setting(
+        &self,
+        admin: &AdminWrite,
+        name: SettingName,
+        value: &str,
+        now: UnixTime,
+    ) -> Result<SettingsView, DomainError> {
+        let value = Partial::one(name, value)?;
+        settings::change(&*self.0.store, name, &value, now, admin.admin().actor()).await
     }
 }

@@ -11,7 +11,9 @@ pub mod api;
 
 pub use crate::domain::reserved::{ADMIN_PATH, READ, WRITE};
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use keymint_jwks::{Issuer, RevocationListError, Scope, ScopeSet, TenantId, UnixTime};
@@ -95,11 +97,17 @@ pub enum Granted {
 }
 
 /// Verifies admin tokens against the issuer's own JWKS and revocation list, kept in step with
-/// whatever this replica serves.
+/// whatever this replica serves, for the issuer URL in force.
 pub struct AdminGate {
+    current: ArcSwap<IssuerGate>,
+}
+
+/// The gate for one issuer URL: a verifier pinned to it and its admin audience.
+struct IssuerGate {
+    issuer: Issuer,
     verifier: Verifier,
     /// ETag of the JWKS and serial of the list the verifier holds.
-    applied: Mutex<(std::sync::Arc<str>, i64)>,
+    applied: Mutex<(Arc<str>, i64)>,
 }
 
 impl std::fmt::Debug for AdminGate {
@@ -111,33 +119,51 @@ impl std::fmt::Debug for AdminGate {
 impl AdminGate {
     /// A gate for `issuer`, starting from the current signing set and list.
     pub fn new(issuer: &Issuer, set: &SigningSet, list: &StoredList) -> Result<Self, DomainError> {
-        let verifier = Verifier::builder(issuer.clone(), admin_audience(issuer)?)
-            .jwks(set.published.clone())
-            .revocation_list(list.jws.clone())
-            .build()
-            .map_err(|e| DomainError::Internal(Fault::because("admin verifier", e)))?;
         Ok(Self {
-            verifier,
-            applied: Mutex::new((set.etag.clone(), list.serial)),
+            current: ArcSwap::from_pointee(IssuerGate::new(issuer, set, list)?),
         })
     }
 
-    /// Checks `token` (from `Authorization: Bearer`) for `need`, against `set` and `list` as
-    /// served now.
+    /// The gate for `issuer`. After an admin changed the issuer URL, the verifier is rebuilt for
+    /// the new one as soon as the list at hand is signed under it (the change watcher re-signs it
+    /// right after adopting the change); until then the gate in force stays, for a poll or so.
+    fn for_issuer(&self, issuer: &Issuer, set: &SigningSet, list: &StoredList) -> Arc<IssuerGate> {
+        let gate = self.current.load_full();
+        if gate.issuer == *issuer {
+            return gate;
+        }
+        match IssuerGate::new(issuer, set, list) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                self.current.store(Arc::clone(&new));
+                new
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "admin gate waits for a list under the new issuer");
+                gate
+            }
+        }
+    }
+
+    /// Checks `token` (from `Authorization: Bearer`) for `need`, against `issuer`, `set` and
+    /// `list` as served now.
+    #[allow(clippy::too_many_arguments)] // each is what this replica serves now, read once
     pub fn authorize(
         &self,
         token: Option<&str>,
         need: Access,
+        issuer: &Issuer,
         set: &SigningSet,
         list: &StoredList,
         client_ip: std::net::IpAddr,
         now: UnixTime,
     ) -> Result<Granted, DomainError> {
-        self.sync(set, list);
+        let gate = self.for_issuer(issuer, set, list);
+        gate.sync(set, list);
         let Some(token) = token else {
             return Err(DomainError::AdminUnauthenticated(AdminAuthRefusal::NoToken));
         };
-        let verified = self.verifier.verify_at(token, now).map_err(|e| match e {
+        let verified = gate.verifier.verify_at(token, now).map_err(|e| match e {
             VerifyError::SourcesUnavailable { .. } => {
                 DomainError::Internal(Fault::because("admin verifier", e))
             }
@@ -166,6 +192,21 @@ impl AdminGate {
         Ok(match need {
             Access::Read => Granted::Read(AdminRead(admin)),
             Access::Write => Granted::Write(AdminWrite(admin)),
+        })
+    }
+}
+
+impl IssuerGate {
+    fn new(issuer: &Issuer, set: &SigningSet, list: &StoredList) -> Result<Self, DomainError> {
+        let verifier = Verifier::builder(issuer.clone(), admin_audience(issuer)?)
+            .jwks(set.published.clone())
+            .revocation_list(list.jws.clone())
+            .build()
+            .map_err(|e| DomainError::Internal(Fault::because("admin verifier", e)))?;
+        Ok(Self {
+            issuer: issuer.clone(),
+            verifier,
+            applied: Mutex::new((set.etag.clone(), list.serial)),
         })
     }
 

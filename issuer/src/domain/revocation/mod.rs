@@ -77,7 +77,7 @@ pub fn drop_after(revoked_at: UnixTime, max_token_ttl: Duration) -> UnixTime {
 }
 
 /// The setting where every server records the longest token lifetime it was ever started with.
-const TTL_HIGH_WATER: &str = "max_token_ttl_high";
+pub const TTL_HIGH_WATER: &str = "max_token_ttl_high";
 
 /// Raises the recorded longest token lifetime any server on this database may issue to `own`
 /// (at `serve` start).
@@ -230,7 +230,11 @@ pub async fn current_list<S: Store>(
     if let Some(l) = &latest {
         let refresh = i64::try_from(validity.as_secs() / 3).unwrap_or(i64::MAX);
         let fresh = t < l.iat.saturating_add(refresh) && t >= l.iat;
-        if fresh && signed_by(l, signer) && !store.list_changed_since(l.as_of).await? {
+        if fresh
+            && signed_by(l, signer)
+            && issued_by(l, issuer)
+            && !store.list_changed_since(l.as_of).await?
+        {
             return Ok(l.clone());
         }
     }
@@ -286,6 +290,22 @@ async fn in_force<S: Store>(store: &S, signer: &Signer) -> Result<bool, DomainEr
         .any(|k| k.kid == *kid && k.state == SigningKeyState::Active))
 }
 
+/// Whether `list` was signed under `issuer`. After an admin changed the issuer URL, the stored
+/// list names the old one, and verifiers configured for the new one refuse it: it is replaced at
+/// once rather than when it would have been refreshed anyway. (A replica that has not adopted the
+/// change yet may sign one more under the old URL; the others replace it in their next round.)
+fn issued_by(list: &StoredList, issuer: &Issuer) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    jws::Compact::split(&list.jws, usize::MAX)
+        .ok()
+        .and_then(|c| c.decode_payload().ok())
+        .and_then(|p| serde_json::from_slice::<Iss>(&p).ok())
+        .is_some_and(|p| p.iss == issuer.as_str())
+}
+
 /// Whether `list` carries `signer`'s key ID.
 fn signed_by(list: &StoredList, signer: &Signer) -> bool {
     jws::Compact::split(&list.jws, usize::MAX)
@@ -301,6 +321,38 @@ mod tests {
     fn drop_after_covers_propagation_lifetime_and_leeway() {
         let t = drop_after(UnixTime(1000), Duration::from_secs(3600));
         assert_eq!(t, UnixTime(1000 + 5 + 3600 + 300));
+    }
+
+    #[tokio::test]
+    async fn a_list_signed_under_another_issuer_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("keymint-list-iss-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::SqliteStore::open(&dir.join("db"))
+            .await
+            .unwrap();
+        let enc = crate::domain::signing::secret_box::EncryptionKey::new(&zeroize::Zeroizing::new(
+            [7; 32],
+        ))
+        .unwrap();
+        let now = UnixTime(1_700_000_000);
+        crate::domain::signing::ensure_active(&store, &enc, now)
+            .await
+            .unwrap();
+        let signer = crate::domain::signing::load(&store, &enc)
+            .await
+            .unwrap()
+            .active;
+        let day = Duration::from_secs(86_400);
+        let old = Issuer::new("http://127.0.0.1:8080").unwrap();
+        let new = Issuer::new("https://issuer.example").unwrap();
+        let first = current_list(&store, &signer, &old, now, day).await.unwrap();
+        let same = current_list(&store, &signer, &old, now, day).await.unwrap();
+        assert_eq!(same.serial, first.serial, "a fresh list is kept");
+        let moved = current_list(&store, &signer, &new, now, day).await.unwrap();
+        assert_eq!(moved.serial, first.serial + 1);
+        assert!(issued_by(&moved, &new) && !issued_by(&first, &new));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Issue #13: a replica started with `--max-token-ttl 1h` revoking a key made entries that

@@ -13,11 +13,11 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{ApiKeyId, Audience, Claims, ClientId, Jti, UnixTime};
+use keymint_jwks::{ApiKeyId, Claims, ClientId, Jti, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub use self::request::{Asked, IssuedToken, TokenRequest, TokenSettings};
+pub use self::request::{Asked, IssuedToken, TokenRequest};
 use self::throttle::Throttle;
 use crate::domain::ClientFailure;
 use crate::domain::client::ClientContext;
@@ -26,6 +26,7 @@ use crate::domain::keys::api_key::KeyKind;
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::limits::KeyLimits;
 use crate::domain::refusal::ClientRefusal;
+use crate::domain::settings::{Settings, SharedSettings};
 use crate::domain::signing::SigningSet;
 use crate::domain::token::active_key::{ActiveKey, KeyCache};
 use crate::domain::unix;
@@ -44,9 +45,9 @@ pub struct TokenService<S> {
     store: Arc<S>,
     hasher: KeyHasher,
     signing: Arc<ArcSwap<SigningSet>>,
-    settings: TokenSettings,
-    /// `<issuer>/v1/admin`, derived once from the issuer rather than on every request.
-    admin_audience: Option<Audience>,
+    /// The issuer URL and the longest token lifetime (with the admin audience derived from the
+    /// issuer once), swapped when an admin changes them.
+    settings: SharedSettings,
     keys: Arc<KeyCache>,
     /// When the change watcher last read the feed (Unix seconds; 0 while none runs, as in
     /// one-shot commands and router tests).
@@ -82,8 +83,7 @@ impl<S> Clone for TokenService<S> {
             store: Arc::clone(&self.store),
             hasher: self.hasher.clone(),
             signing: Arc::clone(&self.signing),
-            settings: self.settings.clone(),
-            admin_audience: self.admin_audience.clone(),
+            settings: Arc::clone(&self.settings),
             keys: Arc::clone(&self.keys),
             feed_read_at: Arc::clone(&self.feed_read_at),
             limits: Arc::clone(&self.limits),
@@ -115,14 +115,13 @@ impl<S: Store> TokenService<S> {
         store: Arc<S>,
         hasher: KeyHasher,
         signing: Arc<ArcSwap<SigningSet>>,
-        settings: TokenSettings,
+        settings: SharedSettings,
         uses: UsageLog,
     ) -> Self {
         Self {
             store,
             hasher,
             signing,
-            admin_audience: crate::domain::reserved::admin_audience(&settings.issuer).ok(),
             settings,
             keys: Arc::new(KeyCache::new(KEY_CACHE)),
             feed_read_at: Arc::new(AtomicI64::new(0)),
@@ -149,9 +148,9 @@ impl<S: Store> TokenService<S> {
         self
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &TokenSettings {
-        &self.settings
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
     }
 
     /// Exchanges a presented key for a token. Every outcome is audited.
@@ -217,13 +216,15 @@ impl<S: Store> TokenService<S> {
         seen: &mut Seen,
     ) -> Result<IssuedToken, DomainError> {
         self.check_feed(now)?;
+        // One consistent set for the whole request, even if an admin changes them meanwhile.
+        let settings = self.settings.load_full();
         let (kind, key) = self.authenticate(credential, client.ip, now, seen).await?;
         if !key.admits(client.ip) {
             return Err(DomainError::UnauthorizedClient(ClientRefusal::Address));
         }
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;
-        let binding = dpop_binding::binding(&self.settings.issuer, request, now)?;
+        let binding = dpop_binding::binding(settings.issuer(), request, now)?;
         let mut scope = grant::scope(&key, request.scope.as_ref())?;
         if kind == KeyKind::Publishable {
             scope = grant::public_only(scope, request.scope.as_ref(), &self.public_scopes.load())?;
@@ -231,10 +232,10 @@ impl<S: Store> TokenService<S> {
         let aud = grant::audience(
             &key,
             request.audience.as_ref(),
-            self.admin_audience.as_ref(),
+            Some(settings.admin_audience()),
         )?;
         let t = unix(now);
-        let ttl = grant::lifetime(&key, request.ttl, self.settings.max_token_ttl, t)?;
+        let ttl = grant::lifetime(&key, request.ttl, settings.max_token_ttl(), t)?;
         if ttl == 0 {
             return Err(self.failed(client.ip, ClientFailure::ExpiredKey));
         }
@@ -246,7 +247,7 @@ impl<S: Store> TokenService<S> {
         let jti = self.new_jti()?;
         seen.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
         let claims = Claims {
-            iss: self.settings.issuer.clone(),
+            iss: settings.issuer().clone(),
             sub: key.key_id.clone(),
             aud,
             exp: UnixTime(now.as_secs() + ttl),

@@ -1,8 +1,6 @@
 //! What a token request asks for, parsed at the edge, and what it gets.
 
-use std::time::Duration;
-
-use keymint_jwks::{Audience, Issuer, Jkt, ScopeSet};
+use keymint_jwks::{Audience, Jkt, ScopeSet};
 
 /// What a client asked for, each field parsed once at the edge ([`TokenRequest::parse`]). Every
 /// field may only narrow what the key allows.
@@ -97,13 +95,4 @@ impl std::fmt::Debug for IssuedToken {
             .field("cors_origin", &self.cors_origin)
             .finish()
     }
-}
-
-/// Server-wide token settings.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// `iss`.
-    pub issuer: Issuer,
-    /// The server's maximum token lifetime (`--max-token-ttl`).
-    pub max_token_ttl: Duration,
 }

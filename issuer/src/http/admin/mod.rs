@@ -1,11 +1,12 @@
-//! `/v1/admin/…`: keys, scopes, tenants, revocations, signing keys and the audit log, for admin
-//! tokens (from admin keys, audience `<issuer>/v1/admin`). `admin:read` lists and reads;
-//! `admin:write` also creates, rotates and revokes. Errors are RFC 9457 problem documents.
+//! `/v1/admin/…`: keys, scopes, tenants, revocations, signing keys, settings and the audit log,
+//! for admin tokens (from admin keys, audience `<issuer>/v1/admin`). `admin:read` lists and
+//! reads; `admin:write` also creates, rotates, revokes and changes settings. Errors are RFC 9457 problem documents.
 
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod revocations;
 pub(crate) mod scopes;
+pub(crate) mod settings;
 pub(crate) mod signing_keys;
 pub(crate) mod tenants;
 

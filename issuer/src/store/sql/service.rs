@@ -35,6 +35,62 @@ macro_rules! sql_service {
             Ok(())
         }
 
+        async fn init_settings(&self, values: &[(&str, &str)]) -> $crate::store::StoreResult<()> {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            for (name, value) in values {
+                ::sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(*name)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)
+        }
+
+        async fn put_settings(
+            &self,
+            values: &[(&str, &str)],
+            entry_span: Option<i64>,
+            audit: &$crate::store::AuditRecord,
+        ) -> $crate::store::StoreResult<()> {
+            let mut tx = self.begin_write().await?;
+            let mut names = Vec::with_capacity(values.len());
+            for (name, value) in values {
+                ::sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(*name)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                names.push(*name);
+            }
+            Self::audit_in(&mut tx, audit).await?;
+            Self::change_in(&mut tx, "settings", &names.join(","), audit.at).await?;
+            if let Some(span) = entry_span {
+                // Entries already dropped stay dropped: the tokens they covered had expired.
+                let extended = ::sqlx::query(
+                    "UPDATE revocations SET drop_after = revoked_at + $1
+                     WHERE drop_after > $2 AND drop_after < revoked_at + $1",
+                )
+                .bind(span)
+                .bind(audit.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                if extended.rows_affected() > 0 {
+                    Self::change_in(&mut tx, "revocation", "drop_after", audit.at).await?;
+                }
+            }
+            tx.commit().await.map_err(unavailable)
+        }
+
         async fn claim_dpop_proof(
             &self,
             id: &str,
