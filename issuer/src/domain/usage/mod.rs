@@ -9,14 +9,15 @@
 //! 60 rows an hour for a client that uses a key steadily (about 1,440 a day instead of 24), for no
 //! answer the log line does not already give.
 
+mod event;
 mod report;
 mod retention;
 mod tally;
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use self::event::{Outcome, Presented, Usage};
 pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
 pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally};
@@ -25,82 +26,6 @@ use crate::store::Store;
 /// How often counted uses are written to the database: what a crash can lose from the database
 /// (the log lines were already written).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Granted or refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A token was issued.
-    Granted,
-    /// The request was refused.
-    Refused,
-}
-
-impl Outcome {
-    /// As stored and logged.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Granted => "granted",
-            Self::Refused => "refused",
-        }
-    }
-}
-
-/// The key a request presented, as far as the issuer knows it.
-#[derive(Debug, Clone, Copy)]
-pub enum Presented<'a> {
-    /// No key ID could be read.
-    None,
-    /// A well-formed key ID that no key has (the client chose it).
-    Unknown(&'a str),
-    /// A key that exists.
-    Known(&'a str),
-}
-
-impl<'a> Presented<'a> {
-    /// The key ID as presented, for the log line.
-    pub fn logged(self) -> Option<&'a str> {
-        match self {
-            Self::None => None,
-            Self::Unknown(id) | Self::Known(id) => Some(id),
-        }
-    }
-
-    /// The key ID a rollup row is kept under: unknown IDs are one row, not one each.
-    fn stored(self) -> &'a str {
-        match self {
-            Self::None => "",
-            Self::Unknown(_) => "unknown",
-            Self::Known(id) => id,
-        }
-    }
-}
-
-/// One use of the token endpoint (or of the admin API's authentication).
-#[derive(Debug, Clone, Copy)]
-pub struct Usage<'a> {
-    /// When (Unix seconds).
-    pub at: i64,
-    /// `token.issue`, `token.request`, `admin.auth`.
-    pub action: &'a str,
-    /// Granted or refused.
-    pub outcome: Outcome,
-    /// The refusal's reason code (a small fixed set); empty when granted.
-    pub code: &'a str,
-    /// The refusal in words, for the log line.
-    pub reason: Option<&'a str>,
-    /// The key presented.
-    pub key: Presented<'a>,
-    /// The key's tenant, once known.
-    pub tenant: Option<&'a str>,
-    /// Scopes requested or granted.
-    pub scopes: Option<&'a str>,
-    /// The client address.
-    pub client: IpAddr,
-    /// The `Origin` header.
-    pub origin: Option<&'a str>,
-    /// `jti=… aud=… ttl=…` of an issued token.
-    pub detail: Option<&'a str>,
-}
 
 /// Logs uses and counts them for the database. Cheap to clone; shared by every request.
 #[derive(Debug, Clone, Default)]

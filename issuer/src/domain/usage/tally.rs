@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, RandomState};
 use crate::domain::client::client_of;
 use crate::store::UsageCount;
 
-use super::{Presented, Usage};
+use super::event::{Presented, Usage};
 
 /// Rollup period: an hour (see the module docs of [`super`] for why not a minute).
 pub const BUCKET: i64 = 3600;
