@@ -218,7 +218,7 @@ fn where_a_key_was_used_from_is_one_call_locally_and_over_the_admin_api() {
     let local = |args: &[&str]| s.cli(args);
     let report = wait_until(
         "the usage counts to reach the database",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || {
             let out = local(&["keys", "usage", &id, "--json"]);
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

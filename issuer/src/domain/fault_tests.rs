@@ -140,7 +140,7 @@ async fn issued_records(w: &World) -> i64 {
 
 /// Waits until the database counts `n` issuances.
 async fn wait_for_records(w: &World, n: i64, what: &str) {
-    keymint_testkit::wait_until_async(what, Duration::from_secs(10), || async {
+    keymint_testkit::wait_until_async(what, Duration::from_secs(20), || async {
         (issued_records(w).await >= n).then_some(())
     })
     .await;
@@ -252,7 +252,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_count()
     // The writer has tried to write all three, and failed, once it warns with three rows.
     keymint_testkit::wait_until_async(
         "the usage writer to fail to write the three rows",
-        Duration::from_secs(5),
+        Duration::from_secs(15),
         || async {
             let text = warnings.text();
             text.lines()

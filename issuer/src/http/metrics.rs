@@ -1,12 +1,14 @@
 //! `GET /metrics` (Prometheus text) and the request-timing middleware.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -63,17 +65,46 @@ pub(crate) async fn render() -> Response {
 
 /// Counts and times every request by route (the route pattern, never the raw path or query).
 pub(crate) async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("keymint_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("keymint_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (count, time) = series(route, &method, res.status().as_u16());
+    count.increment(1);
+    time.record(started.elapsed().as_secs_f64());
     res
+}
+
+/// The series of every (route, method, status) seen, looked up once: building a series' labels
+/// and finding it in the recorder's registry cost more than the rest of the middleware together,
+/// on every request. By route first, so that a lookup borrows the route instead of copying it.
+type Series = HashMap<String, HashMap<(Method, u16), (Counter, Histogram)>>;
+static SERIES: LazyLock<RwLock<Series>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+/// Series kept per route; beyond (a client inventing methods), they are looked up each time.
+const MAX_SERIES: usize = 64;
+
+fn series(route: &str, method: &Method, status: u16) -> (Counter, Histogram) {
+    let key = (method.clone(), status);
+    if let Some(found) = SERIES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(route)
+        .and_then(|by| by.get(&key))
+    {
+        return found.clone();
+    }
+    let made = (
+        metrics::counter!("keymint_http_requests_total", "route" => route.to_owned(), "method" => method.as_str().to_owned(), "status" => status.to_string()),
+        metrics::histogram!("keymint_http_request_duration_seconds", "route" => route.to_owned()),
+    );
+    let mut all = SERIES
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Routes are the router's patterns (and `unmatched`): a fixed set.
+    let by = all.entry(route.to_owned()).or_default();
+    if by.len() < MAX_SERIES {
+        by.insert(key, made.clone());
+    }
+    made
 }

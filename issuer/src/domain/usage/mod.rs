@@ -24,8 +24,12 @@ pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS
 use crate::store::Store;
 
 /// How often counted uses are written to the database: what a crash can lose from the database
-/// (the log lines were already written).
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// (the log lines were already written). A key in steady use is one row upserted per interval, so
+/// under load from many keys a longer interval is fewer writes for the same counts.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// Rows per statement: the transient memory of a write (the rows as JSON, SQLite's parse of it)
+/// stays small however many rows are pending.
+const FLUSH_CHUNK: usize = 1_000;
 
 /// Logs uses and counts them for the database. Cheap to clone; shared by every request.
 #[derive(Debug, Clone, Default)]
@@ -67,7 +71,7 @@ impl UsageLog {
     }
 
     /// Writes what was counted since the last call; what the database refuses is kept for the
-    /// next (within [`tally::MAX_PENDING`] rows).
+    /// next (up to 200,000 pending rows).
     pub async fn flush<S: Store>(&self, store: &S) {
         let counts = self.lock().take();
         let dropped = self.lock().take_dropped();
@@ -75,12 +79,15 @@ impl UsageLog {
             metrics::counter!("keymint_usage_dropped_total").increment(dropped);
             tracing::warn!(target: "keymint::audit", dropped, "usage counts dropped while the database was failing (still in the log)");
         }
-        if counts.is_empty() {
-            return;
-        }
-        if let Err(e) = store.add_usage(&counts).await {
-            tracing::warn!(target: "keymint::audit", error = %e, rows = counts.len(), "usage counts not written; will retry");
-            self.lock().restore(counts);
+        let mut rest = counts.as_slice();
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(rest.len().min(FLUSH_CHUNK));
+            if let Err(e) = store.add_usage(chunk).await {
+                tracing::warn!(target: "keymint::audit", error = %e, rows = rest.len(), "usage counts not written; will retry");
+                self.lock().restore(rest.to_vec());
+                return;
+            }
+            rest = after;
         }
     }
 }
