@@ -252,6 +252,8 @@ fn init_logging(
     let (writer, guard) = if serving {
         let (w, g) = tracing_appender::non_blocking::NonBlockingBuilder::default()
             .lossy(false)
+            // 8,192 lines queued at most (the default, 128,000, preallocates 4 MB).
+            .buffered_lines_limit(8_192)
             .thread_name("keymint-log")
             .finish(std::io::BufWriter::with_capacity(
                 64 * 1024,

@@ -116,10 +116,13 @@ impl SqliteStore {
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
         // A 1 MiB page cache per connection (SQLite's default is 2 MiB): the token path reads keys
         // from the issuer's own cache, so the pages that matter are the few the appends touch, and
-        // eight pooled connections then hold at most 8 MiB however large the audit table grows.
+        // four pooled connections then hold at most 4 MiB however large the tables grow. Four, not
+        // more: SQLite has one writer at a time, the token path reads a key once and then from
+        // the issuer's cache, and each connection is a thread with its own page cache and
+        // allocator arena (measured: eight held about 10 MB under load from 10,000 keys).
         let options = options.pragma("cache_size", "-1024");
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
