@@ -228,6 +228,16 @@ pub enum AccessError {
     },
 }
 
+impl AccessError {
+    /// A stable machine-readable code, shared with the Node and Python verifiers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::WrongTenant { .. } => "wrong_tenant",
+        }
+    }
+}
+
 /// Why a verifier could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -358,4 +368,45 @@ pub enum UpdateError {
         /// The `kid` the offered list is signed with.
         kid: Kid,
     },
+}
+
+impl UpdateError {
+    /// A stable machine-readable code for logs, metrics and the conformance corpus
+    /// (`tests/fixtures/conformance/README.md`), shared with the Node and Python verifiers.
+    pub fn code(&self) -> &'static str {
+        use keymint_jwks::jws::JwsError;
+        use keymint_jwks::strict_json::JsonError;
+        match self {
+            Self::Read { .. } => "list_unreadable",
+            Self::List(e) => match e {
+                RevocationListError::Jws(j) => match j {
+                    JwsError::Header(JsonError::DuplicateMember { .. }) => "list_duplicate_member",
+                    JwsError::ForbiddenHeader(_) | JwsError::UnknownCritical => {
+                        "list_forbidden_header"
+                    }
+                    JwsError::SignatureLength { .. } => "list_bad_signature",
+                    _ => "list_malformed",
+                },
+                RevocationListError::Payload(JsonError::DuplicateMember { .. }) => {
+                    "list_duplicate_member"
+                }
+                RevocationListError::Payload(_) => "list_malformed",
+                RevocationListError::WrongType => "list_wrong_typ",
+                RevocationListError::UnknownKid(_) => "list_unknown_kid",
+                RevocationListError::AlgorithmMismatch => "list_alg_mismatch",
+                RevocationListError::BadSignature => "list_bad_signature",
+                RevocationListError::UnsupportedVersion(_) => "list_unsupported_version",
+                RevocationListError::WrongIssuer { .. } => "list_wrong_issuer",
+                RevocationListError::BadValidity { .. } => "list_bad_validity",
+                _ => "list_malformed",
+            },
+            Self::Expired { .. } => "list_expired",
+            Self::IssuedInFuture { .. } => "list_iat_in_future",
+            Self::ValidityTooLong { .. } => "list_validity_too_long",
+            Self::IssuedBeforeInForce { .. } => "list_replayed",
+            Self::Rollback { .. } => "list_rollback",
+            Self::SerialConflict { .. } => "list_serial_conflict",
+            Self::SignedByRevokedKey { .. } => "list_signed_by_revoked_key",
+        }
+    }
 }

@@ -281,8 +281,7 @@ mod tests {
     fn concurrent_writers_lose_nothing_and_keep_each_ones_order() {
         let sink = Sink::default();
         let (log, guard) =
-            BatchedLog::spawn_with(Box::new(sink.clone()), Duration::from_millis(1), 4096)
-                .unwrap();
+            BatchedLog::spawn_with(Box::new(sink.clone()), Duration::from_millis(1), 4096).unwrap();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let log = log.clone();
@@ -302,7 +301,11 @@ mod tests {
         for l in text.lines() {
             let (t, i) = l.split_once(' ').unwrap();
             let t: usize = t.parse().unwrap();
-            assert_eq!(i.parse::<u32>().unwrap(), next[t], "thread {t} out of order");
+            assert_eq!(
+                i.parse::<u32>().unwrap(),
+                next[t],
+                "thread {t} out of order"
+            );
             next[t] += 1;
         }
         assert_eq!(next, [5000; 4]);
