@@ -20,3 +20,4 @@ export {
 } from './verifier.js';
 export { MAX_LIST_VALIDITY_SECS, PROPAGATION_BOUND } from './revocation-list.js';
 export { accessTokenHash, normalizeHtu } from './dpop-proof.js';
+export { LiveSources, discoverSources, type LiveSourcesOptions, type Source } from './sources/live-sources.js';
