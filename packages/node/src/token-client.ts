@@ -61,7 +61,7 @@ interface DpopKey {
 }
 
 export class TokenClient {
-  private current: (IssuedToken & { readonly refreshAt: number }) | undefined;
+  private current: { readonly token: IssuedToken; readonly refreshAt: number } | undefined;
   private inflight: Promise<IssuedToken> | undefined;
   private dpopKey: Promise<DpopKey> | undefined;
   private readonly f: typeof fetch;
@@ -77,7 +77,7 @@ export class TokenClient {
   /** A valid token: the cached one, or a new one when it is close to expiry. */
   async token(): Promise<IssuedToken> {
     const c = this.current;
-    if (c !== undefined && this.now() < c.refreshAt) return c;
+    if (c !== undefined && this.now() < c.refreshAt) return c.token;
     this.inflight ??= this.fetchToken().finally(() => {
       this.inflight = undefined;
     });
@@ -154,13 +154,13 @@ export class TokenClient {
     // Measured from when the request was sent, so the cached token never outlives the real one.
     const lifeMs = expiresIn * 1000;
     const before = Math.min((this.opts.refreshBeforeSecs ?? 60) * 1000, lifeMs / 2);
-    const token = {
+    const token: IssuedToken = {
       accessToken,
       tokenType: typeof json.token_type === 'string' ? json.token_type : 'Bearer',
       expiresAt: sentAt + lifeMs,
       scope: typeof json.scope === 'string' ? json.scope : undefined,
     };
-    this.current = { ...token, refreshAt: sentAt + lifeMs - before };
+    this.current = { token, refreshAt: sentAt + lifeMs - before };
     return token;
   }
 }
