@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+
+import { LiveSources, Verifier, VerifyError } from '../src/index.js';
+import { AUDIENCE, ISSUER, TestKey, jwks } from './support/issuer-double.js';
+
+async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const s = createServer(handler).listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => { s.closeAllConnections(); s.close(); } };
+}
+
+describe('live sources', () => {
+  it('uses ETags, refetches once per cooldown on unknown kids, re-offers a refused list, and pushes lists', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    const hits = { jwks: 0, jwks304: 0, list: 0, listIfNoneMatch: [] as (string | undefined)[] };
+    let list = k.list({ iat: now, exp: now + 3600, serial: 1 });
+    let sse: ServerResponse | undefined;
+    const srv = await serve((req, res) => {
+      if (req.url === '/jwks') {
+        hits.jwks++;
+        if (req.headers['if-none-match'] === '"k1"') {
+          hits.jwks304++;
+          res.writeHead(304).end();
+        } else res.writeHead(200, { etag: '"k1"', 'cache-control': 'max-age=60' }).end(jwks(k));
+      } else if (req.url === '/list') {
+        hits.list++;
+        hits.listIfNoneMatch.push(req.headers['if-none-match']);
+        res.writeHead(200, { etag: `"${list.length}"` }).end(list);
+      } else if (req.url === '/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': hello\n\n');
+        sse = res;
+      } else res.writeHead(404).end();
+    });
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE });
+    const live = LiveSources.start(v, { jwks: { url: `${srv.url}/jwks` }, revocations: { url: `${srv.url}/list` }, events: `${srv.url}/events`, minRefreshSecs: 0.05, maxRefreshSecs: 0.1, kidCooldownSecs: 60 });
+    // Until the key set arrives, the verifier vouches for nothing (the check runs before any await).
+    const early = v.verify(k.token({ iat: now, exp: now + 600, nbf: now }));
+    assert.equal(await early.catch((e: VerifyError) => e.code), 'sources_unavailable');
+    try {
+      await live.ready();
+      const token = k.token({ iat: now, exp: now + 600, nbf: now });
+      assert.equal((await v.verify(token)).claims.tenant, 'acme');
+      // Unknown kids: one refetch per cooldown, however many tokens name them.
+      const before = live.stats.kidRefetches;
+      for (let i = 0; i < 20; i++) await v.verify(new TestKey().token()).catch(() => undefined);
+      await until('one kid refetch', 2000, () => live.stats.kidRefetches === before + 1);
+      await until('a 304', 2000, () => hits.jwks304 >= 1);
+      assert.equal(live.stats.kidRefetches, before + 1);
+      // The push channel installs a list at once.
+      await until('the push channel', 2000, () => sse !== undefined && live.pushing);
+      const revoking = k.list({ iat: now, exp: now + 3600, serial: 2, entries: [{ kind: 'key', id: 'k7Gx2', revoked_at: now, drop_after: now + 60 }] });
+      sse?.write(`event: revocations\nid: 2\ndata: ${revoking}\n\n`);
+      await until('the pushed revocation', 2000, async () => (await v.verify(token).catch((e: VerifyError) => e.code)) === 'revoked');
+      // A refused list (rollback) does not advance the ETag: it is fetched again, not 304'd.
+      list = k.list({ iat: now, exp: now + 3600, serial: 1, entries: [{ kind: 'jti', id: 'x', revoked_at: now, drop_after: now + 60 }] });
+      const n = hits.list;
+      await until('two more list fetches', 3000, () => hits.list >= n + 2);
+      const last = hits.listIfNoneMatch.slice(-2);
+      assert.ok(last.every((t) => t !== `"${list.length}"`), 'the refused list was answered by ETag');
+      assert.equal(v.revocationSerial, 2n);
+    } finally {
+      live.stop();
+      srv.close();
+    }
+  });
+
+  it('fails closed once the key set could not be refreshed for maxStale', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    let up = true;
+    const srv = await serve((req, res) => {
+      if (!up) res.writeHead(500).end();
+      else if (req.url === '/jwks') res.writeHead(200).end(jwks(k));
+      else res.writeHead(200).end(k.list({ iat: now, exp: now + 3600 }));
+    });
+    let clock = now;
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE, now: () => clock });
+    const live = LiveSources.start(v, { jwks: { url: `${srv.url}/jwks` }, revocations: { url: `${srv.url}/list` }, minRefreshSecs: 0.05, maxRefreshSecs: 0.05, maxStaleSecs: 120 });
+    try {
+      await live.ready();
+      up = false;
+      const token = k.token({ iat: now, exp: now + 600, nbf: now });
+      await new Promise((r) => setTimeout(r, 200));
+      clock = now + 100; // stale if error: the set in force still serves
+      assert.equal((await v.verify(token)).claims.sub, 'k7Gx2');
+      clock = now + 121;
+      assert.equal(await v.verify(token).catch((e: VerifyError) => e.code), 'sources_unavailable');
+    } finally {
+      live.stop();
+      srv.close();
+    }
+  });
+});
