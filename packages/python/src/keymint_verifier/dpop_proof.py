@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import base64url, jws, strict_json
-from .keys import KeySetError, jwk_from_members
+from .errors import KeySetError
+from .keys import jwk_from_members
 
 TYP_DPOP = "dpop+jwt"
 MAX_PROOF_LEN = 4096
