@@ -1,0 +1,117 @@
+"""Live sources against a local HTTP server: ETag, cache period, unknown-kid cooldown, a refused
+list fetched again (its ETag does not advance), stale-if-error up to max_stale."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from keymint_verifier import Verifier, VerifyError
+from keymint_verifier.errors import BuildError
+from keymint_verifier.sources import LiveConfig, LiveSources
+from support import AUD, ISS, Signer, jwks_json
+
+
+class Origin:
+    def __init__(self) -> None:
+        self.docs: dict[str, tuple[str, str]] = {}  # path → (etag, body)
+        self.hits: dict[str, list[str | None]] = {}  # path → If-None-Match seen
+        self.down = False
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                inm = self.headers.get("If-None-Match")
+                origin.hits.setdefault(self.path, []).append(inm)
+                if origin.down or self.path not in origin.docs:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                etag, body = origin.docs[self.path]
+                if inm == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("ETag", etag)
+                self.send_header("Cache-Control", "max-age=1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    o = Origin()
+    yield o
+    o.server.shutdown()
+
+
+def wait_for(cond: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.01)
+
+
+def test_sources_follow_the_rules(origin: Origin) -> None:
+    a, b = Signer.ed25519(), Signer.ed25519()
+    now = int(time.time())
+    origin.docs["/jwks"] = ('"k1"', jwks_json(a))
+    origin.docs["/list"] = ('"1"', a.list(1, iat=now))
+    clock = [now]
+    v = Verifier(issuer=ISS, audiences=[AUD], now=lambda: clock[0])
+    cfg = LiveConfig(f"{origin.base}/jwks", f"{origin.base}/list", min_refresh=0.2, max_refresh=1, kid_cooldown=60, max_stale=100)
+    with pytest.raises(VerifyError) as e:
+        LiveSources(v, cfg)  # attached, not started: nothing is vouched for yet
+        v.verify(a.token(iat=now, nbf=now, exp=now + 60))
+    assert e.value.code == "sources_unavailable"
+    with LiveSources(v, cfg) as live:
+        assert live.wait_ready(5)
+        v.verify(a.token(iat=now, nbf=now, exp=now + 60))
+        # Cache period and ETag: the next polls are conditional.
+        wait_for(lambda: '"k1"' in origin.hits["/jwks"])
+        # Unknown kid: one refetch, then the cooldown holds however many arrive.
+        before = live.stats.jwks_kid_refetches
+        for _ in range(20):
+            with pytest.raises(VerifyError):
+                v.verify(b.token(iat=now, nbf=now, exp=now + 60))
+        wait_for(lambda: live.stats.jwks_kid_refetches == before + 1)
+        time.sleep(0.3)
+        assert live.stats.jwks_kid_refetches == before + 1
+        # A list signed by a key not yet in the set is refused, fetched again (no 304), and
+        # installed once the key set has it.
+        origin.docs["/list"] = ('"2"', b.list(2, iat=now))
+        wait_for(lambda: live.stats.last_refusal == "list_unknown_kid")
+        wait_for(lambda: origin.hits["/list"].count('"1"') >= 1 and origin.hits["/list"][-1] == '"1"')
+        origin.docs["/jwks"] = ('"k2"', jwks_json(a, b))
+        wait_for(lambda: v.revocation_serial == 2)
+        # Stale-if-error: the origin goes down; the set in force serves until max_stale.
+        origin.down = True
+        fails = live.stats.jwks_failures
+        wait_for(lambda: live.stats.jwks_failures > fails)
+        v.verify(a.token(iat=now, nbf=now, exp=now + 600))
+        clock[0] = now + 200
+        with pytest.raises(VerifyError) as e:
+            v.verify(a.token(iat=now + 200, nbf=now + 200, exp=now + 600))
+        assert e.value.code == "sources_unavailable" and e.value.unavailable
+
+
+def test_plain_http_only_to_loopback() -> None:
+    v = Verifier(issuer=ISS, audiences=[AUD])
+    with pytest.raises(BuildError):
+        LiveSources(v, LiveConfig("http://keys.example/jwks", "https://x.example/list"))
