@@ -45,6 +45,8 @@ struct Corpus {
     dir: PathBuf,
     keys: std::rc::Rc<Keys>,
     cases: Vec<(String, Value)>,
+    /// Appended to every case name (the signing algorithm of functions run once per key).
+    suffix: &'static str,
 }
 
 fn b64(s: &str) -> String {
@@ -182,7 +184,7 @@ impl Corpus {
         }
         let n = self.cases.len() + 1;
         self.cases.push((
-            format!("{n:03}-{name}.json"),
+            format!("{n:03}-{name}{}.json", self.suffix),
             json!({"description": description, "verifier": verifier, "jwks": jwks, "steps": steps}),
         ));
     }
@@ -220,6 +222,7 @@ fn main() -> Res<()> {
         dir,
         keys: std::rc::Rc::new(keys),
         cases: Vec::new(),
+        suffix: "",
     };
     for sub in ["cases", "jwks", "lists"] {
         let d = c.dir.join(sub);
@@ -235,30 +238,41 @@ fn main() -> Res<()> {
     )?;
     let base = list(&c.keys.ed, &list_payload(100, T0, T0 + DAY, json!([])))?;
     c.write("lists/base.jws", &base)?;
-    let revocations = list(
-        &c.keys.ed,
-        &list_payload(
-            101,
-            T0 + 50,
-            T0 + 50 + DAY,
-            json!([
-                entry("key", REVOKED_SUB, T0 + 40),
-                entry("jti", "jti-revoked-0001", T0 + 40),
-                entry("tenant", "evil-corp", T0 + 40),
-                entry("kid", &kid_of(&c.keys.es), T0 + 40),
-            ]),
-        ),
-    )?;
-    c.write("lists/revocations.jws", &revocations)?;
+    // One list per algorithm: signed by that algorithm's key, revoking the other key's kid, so the
+    // tokens of the key under test are revoked only by the entry a case is about.
+    for (name, signer, other) in [
+        ("eddsa", &c.keys.ed, &c.keys.es),
+        ("es256", &c.keys.es, &c.keys.ed),
+    ] {
+        let revocations = list(
+            signer,
+            &list_payload(
+                101,
+                T0 + 50,
+                T0 + 50 + DAY,
+                json!([
+                    entry("key", REVOKED_SUB, T0 + 40),
+                    entry("jti", "jti-revoked-0001", T0 + 40),
+                    entry("tenant", "evil-corp", T0 + 40),
+                    entry("kid", &kid_of(other), T0 + 40),
+                ]),
+            ),
+        )?;
+        c.write(&format!("lists/revocations-{name}.jws"), &revocations)?;
+    }
 
     tokens_good(&mut c)?;
     tokens_shape(&mut c)?;
     tokens_header(&mut c)?;
     tokens_claims(&mut c)?;
-    tokens_time(&mut c)?;
-    tokens_revoked(&mut c)?;
-    tokens_dpop(&mut c)?;
-    tokens_policy(&mut c)?;
+    for (suffix, alg) in [("-eddsa", Algorithm::EdDsa), ("-es256", Algorithm::Es256)] {
+        c.suffix = suffix;
+        tokens_time(&mut c, alg)?;
+        tokens_revoked(&mut c, alg)?;
+        tokens_dpop(&mut c, alg)?;
+        tokens_policy(&mut c, alg)?;
+    }
+    c.suffix = "";
     lists(&mut c)?;
 
     for (name, case) in &c.cases {
@@ -721,10 +735,15 @@ fn tokens_claims(c: &mut Corpus) -> Res<()> {
     Ok(())
 }
 
-fn tokens_time(c: &mut Corpus) -> Res<()> {
+fn tokens_time(c: &mut Corpus, alg: Algorithm) -> Res<()> {
     let keys = std::rc::Rc::clone(&c.keys);
+    let s = if alg == Algorithm::EdDsa {
+        &keys.ed
+    } else {
+        &keys.es
+    };
     let add = |c: &mut Corpus, name: &str, desc: &str, claims: Value, expect: Value| -> Res<()> {
-        let t = token(&keys.ed, &claims)?;
+        let t = token(s, &claims)?;
         c.add(name, desc, one_token(&t, expect));
         Ok(())
     };
@@ -791,7 +810,7 @@ fn tokens_time(c: &mut Corpus) -> Res<()> {
     }
     // A smaller leeway.
     let t = token(
-        &keys.ed,
+        s,
         &with(
             claims(),
             &[
@@ -809,7 +828,7 @@ fn tokens_time(c: &mut Corpus) -> Res<()> {
         one_token(&t, invalid("expired")),
     );
     // A verified token expires later: the answer follows the clock, not a cache.
-    let t = token(&keys.ed, &claims())?;
+    let t = token(s, &claims())?;
     c.add(
         "time-valid-then-expired",
         "a token accepted at one time is refused after exp + leeway",
@@ -822,8 +841,13 @@ fn tokens_time(c: &mut Corpus) -> Res<()> {
     Ok(())
 }
 
-fn tokens_revoked(c: &mut Corpus) -> Res<()> {
+fn tokens_revoked(c: &mut Corpus, alg: Algorithm) -> Res<()> {
     let keys = std::rc::Rc::clone(&c.keys);
+    let (s, other, revocations) = if alg == Algorithm::EdDsa {
+        (&keys.ed, &keys.es, "lists/revocations-eddsa.jws")
+    } else {
+        (&keys.es, &keys.ed, "lists/revocations-es256.jws")
+    };
     let after = T0 + 60;
     let rev = |c: &mut Corpus, name: &str, desc: &str, t: &str, expect: Value| {
         c.add(
@@ -831,12 +855,12 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
             desc,
             vec![
                 installed(T0 + 1, "lists/base.jws"),
-                installed(T0 + 55, "lists/revocations.jws"),
+                installed(T0 + 55, revocations),
                 verify(after, t, expect),
             ],
         );
     };
-    let k = &keys.ed;
+    let k = s;
     let by_key = token(
         k,
         &with(
@@ -855,7 +879,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         invalid("revoked"),
     );
     let by_key_late = token(
-        &keys.ed,
+        s,
         &with(
             claims(),
             &[
@@ -873,10 +897,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         &by_key_late,
         invalid("revoked"),
     );
-    let by_jti = token(
-        &keys.ed,
-        &with(claims(), &[("jti", json!("jti-revoked-0001"))]),
-    )?;
+    let by_jti = token(s, &with(claims(), &[("jti", json!("jti-revoked-0001"))]))?;
     rev(
         c,
         "revoked-jti",
@@ -884,10 +905,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         &by_jti,
         invalid("revoked"),
     );
-    let other_jti = token(
-        &keys.ed,
-        &with(claims(), &[("jti", json!("jti-revoked-0002"))]),
-    )?;
+    let other_jti = token(s, &with(claims(), &[("jti", json!("jti-revoked-0002"))]))?;
     rev(
         c,
         "revoked-jti-other",
@@ -903,7 +921,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         (T0 + 50, json!({"valid": {"tenant": "evil-corp"}})),
     ] {
         let t = token(
-            &keys.ed,
+            s,
             &with(
                 claims(),
                 &[
@@ -921,7 +939,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
             expect,
         );
     }
-    let by_kid = token(&keys.es, &claims())?;
+    let by_kid = token(other, &claims())?;
     rev(
         c,
         "revoked-kid",
@@ -929,7 +947,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         &by_kid,
         invalid("revoked"),
     );
-    let untouched = token(&keys.ed, &claims())?;
+    let untouched = token(s, &claims())?;
     rev(
         c,
         "revoked-none-applies",
@@ -939,7 +957,7 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
     );
     // Revocation reaches a token already verified (and perhaps cached).
     let t = token(
-        &keys.ed,
+        s,
         &with(
             claims(),
             &[
@@ -954,19 +972,19 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
         vec![
             installed(T0 + 1, "lists/base.jws"),
             verify(T0 + 20, &t, valid_sub(REVOKED_SUB)),
-            installed(T0 + 55, "lists/revocations.jws"),
+            installed(T0 + 55, revocations),
             verify(after, &t, invalid("revoked")),
         ],
     );
     // No list / expired list: fail closed.
-    let t = token(&keys.ed, &claims())?;
+    let t = token(s, &claims())?;
     c.add(
         "no-list",
         "without a revocation list nothing is accepted",
         vec![verify(NOW, &t, invalid("no_revocation_list"))],
     );
     let long = token(
-        &keys.ed,
+        s,
         &with(
             claims(),
             &[
@@ -997,11 +1015,16 @@ fn tokens_revoked(c: &mut Corpus) -> Res<()> {
     Ok(())
 }
 
-fn tokens_dpop(c: &mut Corpus) -> Res<()> {
+fn tokens_dpop(c: &mut Corpus, alg: Algorithm) -> Res<()> {
     let keys = std::rc::Rc::clone(&c.keys);
+    let s = if alg == Algorithm::EdDsa {
+        &keys.ed
+    } else {
+        &keys.es
+    };
     for (name, holder) in [("eddsa", &keys.dpop_ed), ("es256", &keys.dpop_es)] {
         let jkt = holder.kid().as_str().to_owned();
-        let bound = token(&keys.ed, &with(claims(), &[("cnf", json!({"jkt": jkt}))]))?;
+        let bound = token(s, &with(claims(), &[("cnf", json!({"jkt": jkt}))]))?;
         let ath = dpop::access_token_hash(&bound);
         let proof = |htm: &str, htu: &str, iat: u64, jti: &str, ath: Option<&str>| {
             dpop::make_proof(
@@ -1154,7 +1177,7 @@ fn tokens_dpop(c: &mut Corpus) -> Res<()> {
             ],
         );
         // A proof for an unbound token.
-        let plain = token(&keys.ed, &claims())?;
+        let plain = token(s, &claims())?;
         let p = proof(
             "POST",
             HTU,
@@ -1174,9 +1197,14 @@ fn tokens_dpop(c: &mut Corpus) -> Res<()> {
     Ok(())
 }
 
-fn tokens_policy(c: &mut Corpus) -> Res<()> {
+fn tokens_policy(c: &mut Corpus, alg: Algorithm) -> Res<()> {
     let keys = std::rc::Rc::clone(&c.keys);
-    let t = token(&keys.ed, &claims())?;
+    let s = if alg == Algorithm::EdDsa {
+        &keys.ed
+    } else {
+        &keys.es
+    };
+    let t = token(s, &claims())?;
     let policy = |scopes: Value, tenant: Option<&str>, expect: Value| {
         let mut req = json!({"scopes": scopes});
         if let (Some(o), Some(tn)) = (req.as_object_mut(), tenant) {
