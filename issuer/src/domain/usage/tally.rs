@@ -9,6 +9,7 @@
 //! one row per key and outcome, never one per request or per address.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::hash::{BuildHasher, RandomState};
 
 use crate::domain::client::client_of;
@@ -47,6 +48,8 @@ pub struct Tally {
     /// a random key: a client cannot aim two kinds at one hash.
     pending: HashMap<u64, UsageCount>,
     dropped: u64,
+    /// The client's network as text, rebuilt for every use without allocating.
+    scratch: String,
 }
 
 impl Default for Tally {
@@ -58,6 +61,7 @@ impl Default for Tally {
             per_key: HashMap::new(),
             pending: HashMap::new(),
             dropped: 0,
+            scratch: String::with_capacity(48),
         }
     }
 }
@@ -74,11 +78,14 @@ impl Tally {
         let key = u.key.stored();
         let origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
         let reason = cut(u.code, MAX_REASON);
-        let net = client_of(u.client).to_string();
-        let mut client = net.as_str();
+        self.scratch.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(self.scratch, "{}", client_of(u.client));
+        let mut client = self.scratch.as_str();
         let mut origin = origin;
         let mut reason = reason;
-        let mut h = self.hash_of(
+        let mut h = hash_of(
+            &self.hasher,
             bucket,
             key,
             u.action,
@@ -87,8 +94,16 @@ impl Tally {
             client,
             origin,
         );
+        // The common case first: this kind is already counting (so it was admitted this hour:
+        // the bucket is part of the hash).
+        if let Some(c) = self.pending.get_mut(&h) {
+            c.count += 1;
+            c.first_seen = c.first_seen.min(u.at);
+            c.last_seen = c.last_seen.max(u.at);
+            return;
+        }
         if !self.admitted.contains(&h) {
-            let kh = self.one_hash(key);
+            let kh = self.hasher.hash_one(key);
             let used = self.per_key.get(&kh).copied().unwrap_or(0);
             let share = match u.key {
                 Presented::Known(_) => PER_KEY_KINDS,
@@ -106,7 +121,8 @@ impl Tally {
                 if !matches!(u.key, Presented::Known(_)) {
                     reason = OTHER;
                 }
-                h = self.hash_of(
+                h = hash_of(
+                    &self.hasher,
                     bucket,
                     key,
                     u.action,
@@ -177,29 +193,32 @@ impl Tally {
     }
 
     fn row_hash(&self, c: &UsageCount) -> u64 {
-        self.hash_of(
-            c.bucket, &c.key_id, &c.action, &c.outcome, &c.reason, &c.client, &c.origin,
+        hash_of(
+            &self.hasher,
+            c.bucket,
+            &c.key_id,
+            &c.action,
+            &c.outcome,
+            &c.reason,
+            &c.client,
+            &c.origin,
         )
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn hash_of(
-        &self,
-        bucket: i64,
-        key: &str,
-        action: &str,
-        outcome: &str,
-        reason: &str,
-        client: &str,
-        origin: &str,
-    ) -> u64 {
-        self.hasher
-            .hash_one((bucket, key, action, outcome, reason, client, origin))
-    }
-
-    fn one_hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
-    }
+/// A kind's hash: SipHash with the tally's random key.
+#[allow(clippy::too_many_arguments)]
+fn hash_of(
+    hasher: &RandomState,
+    bucket: i64,
+    key: &str,
+    action: &str,
+    outcome: &str,
+    reason: &str,
+    client: &str,
+    origin: &str,
+) -> u64 {
+    hasher.hash_one((bucket, key, action, outcome, reason, client, origin))
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
