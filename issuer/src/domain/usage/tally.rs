@@ -76,14 +76,12 @@ impl Tally {
             self.per_key.clear();
         }
         let key = u.key.stored();
-        let origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
-        let reason = cut(u.code, MAX_REASON);
+        let mut origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
+        let mut reason = cut(u.code, MAX_REASON);
         self.scratch.clear();
         // Writing to a String cannot fail.
         let _ = write!(self.scratch, "{}", client_of(u.client));
         let mut client = self.scratch.as_str();
-        let mut origin = origin;
-        let mut reason = reason;
         let mut h = hash_of(
             &self.hasher,
             bucket,
@@ -97,9 +95,7 @@ impl Tally {
         // The common case first: this kind is already counting (so it was admitted this hour:
         // the bucket is part of the hash).
         if let Some(c) = self.pending.get_mut(&h) {
-            c.count += 1;
-            c.first_seen = c.first_seen.min(u.at);
-            c.last_seen = c.last_seen.max(u.at);
+            seen(c, u.at);
             return;
         }
         if !self.admitted.contains(&h) {
@@ -134,9 +130,7 @@ impl Tally {
             }
         }
         if let Some(c) = self.pending.get_mut(&h) {
-            c.count += 1;
-            c.first_seen = c.first_seen.min(u.at);
-            c.last_seen = c.last_seen.max(u.at);
+            seen(c, u.at);
             return;
         }
         if self.pending.len() >= MAX_PENDING {
@@ -204,6 +198,13 @@ impl Tally {
             &c.origin,
         )
     }
+}
+
+/// One more use of a kind already counting.
+fn seen(c: &mut UsageCount, at: i64) {
+    c.count += 1;
+    c.first_seen = c.first_seen.min(at);
+    c.last_seen = c.last_seen.max(at);
 }
 
 /// A kind's hash: SipHash with the tally's random key.
