@@ -191,6 +191,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         tls: None,
         trusted_proxies: vec![],
         audit_retention: keymint::domain::usage::DEFAULT_RETENTION,
+        scanner_keys: None,
     };
     tokio::spawn(keymint::server::serve(
         Arc::clone(&store),

@@ -16,6 +16,8 @@ use crate::config::Secrets;
 use crate::domain::admin::AdminGate;
 use crate::domain::admin::api::{AdminApi, AdminDeps};
 use crate::domain::keys::key_hash::KeyHasher;
+use crate::domain::leaks::LeakDesk;
+use crate::domain::leaks::scanner_keys::ScannerKeyring;
 use crate::domain::revocation;
 use crate::domain::revocation::ListFeed;
 use crate::domain::settings::{self, Settings, SharedSettings};
@@ -52,6 +54,8 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long stored audit rows and usage rollups are kept.
     pub audit_retention: Duration,
+    /// The secret scanner's public keys: reports are accepted when set.
+    pub scanner_keys: Option<Arc<ScannerKeyring>>,
 }
 
 /// A running issuer's shared pieces.
@@ -213,9 +217,15 @@ pub async fn serve<S: Store>(
         signing: Arc::clone(&rt.signing),
         list: rt.list.clone(),
         store: Arc::clone(&store),
-        settings: shared,
+        settings: Arc::clone(&shared),
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
         admin,
+        leaks: Arc::new(LeakDesk::new(
+            Arc::clone(&store),
+            KeyHasher::new(&secrets.pepper),
+            cfg.scanner_keys.clone(),
+            Arc::clone(&shared),
+        )),
     }));
     let feed = rt.list.clone();
     let served = match cfg.tls.clone() {

@@ -9,7 +9,7 @@ use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::DomainError;
-use crate::domain::keys::api_key::{KeyEnv, KeyKind};
+use crate::domain::keys::api_key::{self, KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{self, KeyView, NewKey};
@@ -22,6 +22,15 @@ use crate::store::Store;
 pub(crate) enum Command {
     /// Create a secret API key; the key is printed once.
     Create(CreateArgs),
+    /// Check a candidate key read from stdin, offline (no database, no network): whether it is a
+    /// well-formed keymint key (shape and CRC32 checksum), and if so its key ID, kind and
+    /// environment. Exit 0 when well formed, 1 when not (mistyped, truncated or made up). Says
+    /// nothing about whether the key exists or works: that needs the issuer.
+    Check {
+        /// Print JSON: {"valid", "key_id", "kind", "env"} or {"valid": false, "reason"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create many keys from one template (load tests): writes the first --keep keys to a 0600
     /// file, one per line.
     #[command(hide = true)]
@@ -253,6 +262,7 @@ fn run_remote(url: &str, cmd: Command) -> Result<ExitCode, CliError> {
                 "keys seed works on a local database only".into(),
             ));
         }
+        Command::Check { .. } => return Err(CliError::Usage("keys check is offline".into())),
         Command::Create(a) => api.call("POST", "/v1/admin/keys", Some(&a.to_json()))?,
         Command::List { tenant, .. } => match tenant {
             Some(t) => api.call("GET", &format!("/v1/admin/keys?tenant={}", enc(&t)), None)?,
@@ -289,6 +299,10 @@ fn run_remote(url: &str, cmd: Command) -> Result<ExitCode, CliError> {
 }
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliError> {
+    if let Command::Check { json } = cmd {
+        // Offline by design: before the remote issuer or the database is looked at.
+        return Ok(check(&mut std::io::stdin().lock(), json));
+    }
     if let Some(url) = &global.issuer_url {
         return run_remote(url, cmd);
     }
@@ -296,6 +310,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
     let store = &*opened.store;
     let now = UnixTime::now();
     match cmd {
+        Command::Check { .. } => return Err(CliError::Usage("keys check is offline".into())),
         Command::Seed {
             count,
             keep,
@@ -421,6 +436,52 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest input `keys check` reads: a key is 77 characters; anything much longer is not one.
+const CHECK_INPUT_MAX: u64 = 4096;
+
+/// `keys check`: reads one candidate from `input` (surrounding whitespace ignored) and prints
+/// the verdict. Never prints the secret part, whatever the input.
+fn check(input: &mut impl std::io::Read, json: bool) -> ExitCode {
+    use std::io::Read as _;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let verdict = match input.take(CHECK_INPUT_MAX).read_to_string(&mut text) {
+        Ok(_) => api_key::parse(text.trim()).map_err(|e| match e {
+            api_key::KeyFormatError::Checksum => {
+                "the checksum does not match: mistyped, truncated or made up"
+            }
+            _ => "not a keymint API key (km_{sk|pk}_{live|test}_<key ID>_<secret+checksum>)",
+        }),
+        Err(_) => Err("stdin is not UTF-8 text"),
+    };
+    match verdict {
+        Ok(key) => {
+            let kind = match key.kind {
+                KeyKind::Secret => "secret",
+                KeyKind::Publishable => "publishable",
+            };
+            if json {
+                print_json(&serde_json::json!({
+                    "valid": true, "key_id": key.key_id.as_str(), "kind": kind, "env": key.env.as_str(),
+                }));
+            } else {
+                say!("well-formed keymint key");
+                say!("key_id: {}", key.key_id);
+                say!("kind:   {kind}");
+                say!("env:    {}", key.env.as_str());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            if json {
+                print_json(&serde_json::json!({"valid": false, "reason": reason}));
+            } else {
+                eprintln!("keymint: {reason}");
+            }
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `--since`: a duration back from now, or a Unix time.

@@ -191,6 +191,7 @@ impl CliError {
                 | DomainError::RateLimited { .. }
                 | DomainError::AdminUnauthenticated(_)
                 | DomainError::AdminForbidden { .. }
+                | DomainError::ReportRefused(_)
                 | DomainError::Corrupt(_)
                 | DomainError::Internal(_) => 70,
             },

@@ -9,6 +9,7 @@ use keymint_jwks::Issuer;
 use super::{CliError, Global, duration, open};
 use crate::config;
 use crate::domain::DomainError;
+use crate::domain::leaks::scanner_keys::{ScannerKeySource, ScannerKeyring};
 use crate::domain::refusal::InvalidInput;
 use crate::domain::settings::{self, Partial, SettingName, Settings};
 use crate::server::{self, ServeConfig};
@@ -58,6 +59,13 @@ pub(crate) struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "PEM")]
     tls_key: Option<std::path::PathBuf>,
+    /// Accept leaked-key reports from GitHub's secret scanning partner program at
+    /// POST /v1/secret-scanning/github, verified against the scanner's public-key document: a
+    /// file, or an HTTPS URL (GitHub's: https://api.github.com/meta/public_keys/secret_scanning),
+    /// read again when a report names a key it does not list. Without it, reports are refused.
+    #[arg(long, env = "KEYMINT_SECRET_SCANNING_KEYS", value_name = "FILE|URL",
+          value_parser = |s: &str| ScannerKeySource::parse(s))]
+    secret_scanning_keys: Option<ScannerKeySource>,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliError> {
@@ -90,6 +98,16 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             args.audit_retention.as_secs()
         )));
     }
+    // A keys file that does not read is an operator's mistake: said now, before anything is
+    // written.
+    let scanner_keys = match args.secret_scanning_keys.clone() {
+        Some(source) => Some(std::sync::Arc::new(
+            ScannerKeyring::load(source)
+                .await
+                .map_err(|e| CliError::Usage(format!("--secret-scanning-keys: {e}")))?,
+        )),
+        None => None,
+    };
     let given = given(global, &args)?;
     // Before anything is created, migrated or written: a refused start changes nothing.
     let data_dir = config::data_dir(global.data_dir.as_deref())?;
@@ -119,6 +137,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         tls,
         trusted_proxies: args.trusted_proxies.clone(),
         audit_retention: args.audit_retention,
+        scanner_keys,
     };
     let data_dir_shown = opened.data_dir.display().to_string();
     // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::refusal::{
     AdminAuthRefusal, ClientRefusal, ConflictReason, DpopRefusal, InvalidInput, Missing,
-    RequestRefusal, ScopeRefusal, TargetRefusal,
+    RequestRefusal, ScanRefusal, ScopeRefusal, TargetRefusal,
 };
 use crate::store::StoreError;
 
@@ -49,6 +49,10 @@ pub enum DomainError {
         /// The scope needed.
         needed: &'static str,
     },
+    /// A secret-scanning report refused before anything in it was looked at (401; 404 when
+    /// reports are not enabled).
+    #[error(transparent)]
+    ReportRefused(ScanRefusal),
     /// An admin command named something that does not exist.
     #[error("{0} not found")]
     NotFound(Missing),

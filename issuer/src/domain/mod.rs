@@ -16,6 +16,7 @@ pub mod client;
 pub mod clock;
 mod error;
 pub mod keys;
+pub mod leaks;
 pub mod migration;
 pub mod refusal;
 pub mod reserved;

@@ -112,6 +112,40 @@ impl AdminAuthRefusal {
     }
 }
 
+/// Why a secret-scanning report was refused before anything in it was looked at. The answer is
+/// the same whatever the report names: only a report the scanner signed learns whether a string
+/// is a real key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanRefusal {
+    /// This issuer was started without `--secret-scanning-keys`.
+    #[error("secret-scanning reports are not enabled on this issuer")]
+    NotEnabled,
+    /// No signature or no key identifier header.
+    #[error(
+        "the report is not signed (Github-Public-Key-Identifier and Github-Public-Key-Signature)"
+    )]
+    Unsigned,
+    /// A key identifier the scanner's public-key document does not list.
+    #[error("the report is signed by a key the scanner does not publish")]
+    UnknownScannerKey,
+    /// The signature does not verify over the body.
+    #[error("the report's signature does not verify")]
+    BadSignature,
+}
+
+impl ScanRefusal {
+    /// The reason code of the audit line and the refusal metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotEnabled => "scanning_not_enabled",
+            Self::Unsigned => "unsigned_report",
+            Self::UnknownScannerKey => "unknown_scanner_key",
+            Self::BadSignature => "bad_report_signature",
+        }
+    }
+}
+
 /// Why a request was malformed (`invalid_request`). On the token endpoints these words also go to
 /// the audit log, so they never echo what the client sent beyond a parameter name keymint knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +304,12 @@ pub enum ConflictReason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidInput {
+    /// A leak policy that is neither `revoke` nor `flag`.
+    #[error("on_leak must be revoke or flag")]
+    OnLeak,
+    /// A secret-scanning report whose body (signed by the scanner) does not parse.
+    #[error(transparent)]
+    Report(crate::domain::leaks::report::ReportError),
     /// The scopes given do not parse.
     #[error("--scope: {0}")]
     Scopes(keymint_jwks::ScopeError),

@@ -108,6 +108,14 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
                 e.to_string().into(),
             )
         },
+        DomainError::ReportRefused(r @ crate::domain::refusal::ScanRefusal::NotEnabled) => {
+            row(StatusCode::NOT_FOUND, "not_found", r.to_string().into())
+        }
+        DomainError::ReportRefused(r) => row(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            r.to_string().into(),
+        ),
         DomainError::NotFound(_) => row(StatusCode::NOT_FOUND, "not_found", e.to_string().into()),
         DomainError::Conflict(r) => row(StatusCode::CONFLICT, "conflict", r.to_string().into()),
         DomainError::Unavailable(_) => {

@@ -9,6 +9,7 @@ use axum::routing::{get, post, put};
 use std::sync::Arc;
 
 use crate::domain::admin::api::AdminApi;
+use crate::domain::leaks::LeakDesk;
 use crate::domain::revocation::ListFeed;
 use crate::domain::settings::SharedSettings;
 use crate::domain::signing::SigningSet;
@@ -22,6 +23,7 @@ mod discovery;
 mod error;
 mod error_table;
 mod health;
+mod leaks;
 mod metrics;
 mod openapi;
 mod problem;
@@ -31,6 +33,8 @@ mod token;
 mod admin_tests;
 #[cfg(test)]
 mod dpop_tests;
+#[cfg(test)]
+mod leaks_tests;
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
@@ -65,6 +69,8 @@ pub struct AppParts<S> {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The admin API.
     pub admin: Arc<AdminApi<S>>,
+    /// Secret-scanning reports.
+    pub leaks: Arc<LeakDesk<S>>,
 }
 
 impl<S> From<AppParts<S>> for AppState<S> {
@@ -161,7 +167,15 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/admin/settings/{name}",
             put(admin::settings::put_setting::<S>),
         )
+        .route(
+            "/v1/admin/tenants/{tenant}/policy",
+            get(admin::tenants::get_policy::<S>).put(admin::tenants::put_policy::<S>),
+        )
         .route("/v1/admin/audit", get(admin::audit::audit::<S>))
+        .route(
+            "/v1/secret-scanning/github",
+            post(leaks::github_report::<S>).layer(DefaultBodyLimit::max(leaks::MAX_REPORT)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics::render))

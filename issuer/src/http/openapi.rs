@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, discovery, health, metrics, token};
+use super::{admin, discovery, health, leaks, metrics, token};
 
 /// The document.
 #[derive(OpenApi)]
@@ -27,6 +27,8 @@ use super::{admin, discovery, health, metrics, token};
         admin::keys::revoke_key, admin::keys::rotate_key,
         admin::scopes::list_scopes, admin::scopes::put_scope,
         admin::tenants::list_tenants, admin::tenants::revoke_tenant,
+        admin::tenants::get_policy, admin::tenants::put_policy,
+        leaks::github_report,
         admin::revocations::list_revocations, admin::revocations::revoke_token,
         admin::signing_keys::list_signing_keys, admin::signing_keys::rotate_signing_key,
         admin::signing_keys::revoke_signing_key,
@@ -45,6 +47,7 @@ use super::{admin, discovery, health, metrics, token};
         (name = "signing keys", description = "Admin: token signing keys"),
         (name = "settings", description = "Admin: the settings every replica shares"),
         (name = "audit", description = "Admin: the audit log"),
+        (name = "secret scanning", description = "Leaked-key reports from a secret scanner"),
     )
 )]
 pub struct ApiDoc;

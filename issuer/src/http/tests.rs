@@ -107,9 +107,15 @@ pub(super) async fn harness(name: &str) -> Harness {
         signing: set,
         list: feed,
         store: Arc::clone(&store),
-        settings,
+        settings: Arc::clone(&settings),
         trusted_proxies: Arc::new(vec!["10.9.0.0/16".parse().unwrap()]),
         admin,
+        leaks: Arc::new(crate::domain::leaks::LeakDesk::new(
+            Arc::clone(&store),
+            hasher.clone(),
+            Some(Arc::new(super::leaks_tests::test_keyring())),
+            Arc::clone(&settings),
+        )),
     });
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {

@@ -7,8 +7,8 @@ use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore,
     RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store,
-    StoreResult, StoredList, Successor, TenantSummary, UsageCount, UsageEntry, UsageLine,
-    Visibility,
+    StoreResult, StoredList, Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry,
+    UsageLine, Visibility,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods

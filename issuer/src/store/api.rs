@@ -11,7 +11,7 @@ use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor,
-    TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
+    TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
 };
 
 /// Calls `$then!` with every method of [`Store`]: `docs fn name(&self, args) -> Output;`.
@@ -146,6 +146,27 @@ macro_rules! store_methods {
             fn prune_audit(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Deletes at most `batch` usage rows of hours before `before`; returns how many went.
             fn prune_usage(&self, before: i64, batch: i64) -> StoreResult<u64>;
+            /// Every tenant's stored policy (tenants without one have the defaults).
+            fn tenant_policies(&self) -> StoreResult<Vec<TenantPolicyRecord>>;
+            /// One tenant's stored policy, if it has one.
+            fn tenant_policy(&self, tenant: &str) -> StoreResult<Option<TenantPolicyRecord>>;
+            /// Stores a tenant's policy (and the admin audit record, in the same transaction).
+            fn put_tenant_policy(
+                &self,
+                policy: &TenantPolicyRecord,
+                audit: Option<&AuditRecord>
+            ) -> StoreResult<()>;
+            /// The answer given to the secret-scanning report with this body digest, if one was.
+            fn leak_report(&self, digest: &str) -> StoreResult<Option<String>>;
+            /// Remembers the answer to a report, keeping only the newest `keep` reports.
+            /// `Unchanged` if another process recorded the same report first.
+            fn record_leak_report(
+                &self,
+                digest: &str,
+                at: i64,
+                answer: &str,
+                keep: i64
+            ) -> StoreResult<Applied>;
             /// Stored audit records matching `query`, newest first.
             fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
         }

@@ -10,7 +10,7 @@ use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList,
-    Successor, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
+    Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
 };
 
 /// See the module docs.

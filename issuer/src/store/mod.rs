@@ -19,8 +19,8 @@ pub use flaky::FlakyStore;
 pub use postgres::PgStore;
 pub use records::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
-    ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantSummary, UsageCount,
-    UsageEntry, UsageLine, Visibility,
+    ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantPolicyRecord, TenantSummary,
+    UsageCount, UsageEntry, UsageLine, Visibility,
 };
 pub use sqlite::{PeekAt, SqliteStore};
 

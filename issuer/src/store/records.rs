@@ -315,6 +315,17 @@ pub struct TenantSummary {
     pub active_keys: i64,
 }
 
+/// What a tenant wants done when one of its keys is reported leaked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct TenantPolicyRecord {
+    /// Tenant.
+    pub tenant: String,
+    /// `revoke` (revoke the key at once) or `flag` (only audit the report).
+    pub on_leak: String,
+    /// When it was last set (Unix seconds).
+    pub updated_at: i64,
+}
+
 /// Signing key lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningKeyState {

@@ -13,6 +13,8 @@ use crate::domain::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
 use crate::domain::keys::api_key::PrintableKey;
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::leaks;
+use crate::domain::leaks::policy::{OnLeak, TenantPolicy};
 use crate::domain::refusal::Missing;
 use crate::domain::revocation::{self, ListFeed};
 use crate::domain::settings::{self, Partial, SettingName, SettingsView, SharedSettings};
@@ -335,6 +337,26 @@ impl<S: Store> AdminApi<S> {
             admin.admin().actor(),
         )
         .await
+    }
+
+    /// A tenant's policy (the defaults when none was set).
+    pub async fn tenant_policy(
+        &self,
+        _: &AdminRead,
+        tenant: &TenantId,
+    ) -> Result<TenantPolicy, DomainError> {
+        leaks::policy::get(&*self.0.store, tenant).await
+    }
+
+    /// Sets what a secret-scanning report of one of `tenant`'s keys does.
+    pub async fn set_tenant_policy(
+        &self,
+        admin: &AdminWrite,
+        tenant: &TenantId,
+        on_leak: OnLeak,
+        now: UnixTime,
+    ) -> Result<TenantPolicy, DomainError> {
+        leaks::policy::set(&*self.0.store, tenant, on_leak, now, admin.admin().actor()).await
     }
 
     /// Revocation entries in force.

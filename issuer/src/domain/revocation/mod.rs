@@ -108,7 +108,7 @@ pub async fn covered_ttl<S: Store>(store: &S, own: Duration) -> Result<Duration,
 }
 
 /// The entry for `target`, revoked `now`.
-pub(super) fn record(
+pub(crate) fn record(
     target: RevocationTarget,
     now: UnixTime,
     max_token_ttl: Duration,

@@ -313,6 +313,7 @@ fn refusal_code(e: &DomainError) -> &'static str {
         DomainError::UnauthorizedClient(_) => "unauthorized_client",
         DomainError::RateLimited { .. } => "rate_limited",
         DomainError::Unavailable(_) => "unavailable",
+        DomainError::ReportRefused(r) => r.code(),
         DomainError::AdminUnauthenticated(_)
         | DomainError::AdminForbidden { .. }
         | DomainError::NotFound(_)

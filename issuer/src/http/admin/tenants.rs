@@ -1,11 +1,13 @@
-//! `/v1/admin/tenants`: tenants with their key counts, and revoking a whole tenant.
+//! `/v1/admin/tenants`: tenants with their key counts, revoking a whole tenant, and a tenant's
+//! policy for leaked keys.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use keymint_jwks::{TenantId, UnixTime};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, Done, invalid};
+use crate::domain::leaks::policy::{OnLeak, TenantPolicy};
 use crate::http::AppState;
 use crate::store::{Store, TenantSummary};
 
@@ -43,4 +45,52 @@ pub(crate) async fn revoke_tenant<S: Store>(
         ok: true,
         revoked_keys: Some(n),
     }))
+}
+
+/// `PUT /v1/admin/tenants/{tenant}/policy` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutPolicy {
+    /// What a secret-scanning report of one of the tenant's keys does: `revoke` (the default)
+    /// or `flag` (an audit record only; the key keeps working).
+    on_leak: String,
+}
+
+#[utoipa::path(get, path = "/v1/admin/tenants/{tenant}/policy", tag = "tenants", description = "admin:read — the tenant's policy (the defaults when none was set).",
+    params(("tenant" = String, Path, description = "Tenant", pattern = "^[A-Za-z0-9._:@-]{1,128}$")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = TenantPolicy),
+        AdminErrors,
+    ))]
+pub(crate) async fn get_policy<S: Store>(
+    State(st): State<AppState<S>>,
+    CanRead(admin): CanRead,
+    tenant: Result<Path<String>, PathRejection>,
+) -> Answer<TenantPolicy> {
+    let tenant = TenantId::new(tenant?.0).map_err(|e| invalid("tenant", e))?;
+    Ok(Json(st.admin.tenant_policy(&admin, &tenant).await?))
+}
+
+#[utoipa::path(put, path = "/v1/admin/tenants/{tenant}/policy", tag = "tenants", description = "admin:write — set what a secret-scanning report of one of the tenant's keys does: revoke it at once (the default) or only flag it.",
+    params(("tenant" = String, Path, description = "Tenant", pattern = "^[A-Za-z0-9._:@-]{1,128}$")),
+    request_body = PutPolicy,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = TenantPolicy),
+        AdminErrors,
+    ))]
+pub(crate) async fn put_policy<S: Store>(
+    State(st): State<AppState<S>>,
+    CanWrite(admin): CanWrite,
+    tenant: Result<Path<String>, PathRejection>,
+    body: Result<Json<PutPolicy>, JsonRejection>,
+) -> Answer<TenantPolicy> {
+    let tenant = TenantId::new(tenant?.0).map_err(|e| invalid("tenant", e))?;
+    let on_leak = OnLeak::parse(&body?.0.on_leak)?;
+    Ok(Json(
+        st.admin
+            .set_tenant_policy(&admin, &tenant, on_leak, UnixTime::now())
+            .await?,
+    ))
 }

@@ -16,7 +16,7 @@
 //!
 //! The statements live with their concept, each module a macro stamped into the one `Store` impl
 //! below: [`keys`], [`revocations`], [`signing_keys`], [`scopes`], [`history`] (change feed and
-//! audit records) and [`service`] (ping, settings, DPoP proof IDs); the transaction helpers they
+//! audit records), [`leaks`] (secret-scanning reports) and [`service`] (ping, settings, DPoP proof IDs); the transaction helpers they
 //! share are here.
 //!
 //! A macro rather than generic code, because sqlx's per-database bounds cannot be written once
@@ -24,6 +24,7 @@
 
 pub(super) mod history;
 pub(super) mod keys;
+pub(super) mod leaks;
 pub(super) mod revocations;
 pub(super) mod scopes;
 pub(super) mod service;
@@ -176,6 +177,7 @@ macro_rules! sql_store {
             $crate::store::sql::scopes::sql_scopes!();
             $crate::store::sql::history::sql_history!();
             $crate::store::sql::service::sql_service!();
+            $crate::store::sql::leaks::sql_leaks!();
         }
     };
 }
