@@ -41,6 +41,7 @@ mod scopes;
 mod serve;
 mod settings;
 mod signing_keys;
+mod tenants;
 mod token;
 mod verify;
 
@@ -95,6 +96,9 @@ enum Command {
     /// Revoke a single token or a whole tenant.
     #[command(subcommand)]
     Revoke(revoke::Command),
+    /// List tenants; show or set a tenant's policy for leaked keys.
+    #[command(subcommand)]
+    Tenants(tenants::Command),
     /// List and rotate the token signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(signing_keys::Command),
@@ -287,6 +291,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Keys(cmd) => keys::run(&cli.global, cmd).await,
         Command::Revoke(cmd) => revoke::run(&cli.global, cmd).await,
         Command::Scopes(cmd) => scopes::run(&cli.global, cmd).await,
+        Command::Tenants(cmd) => tenants::run(&cli.global, cmd).await,
         Command::SigningKeys(cmd) => signing_keys::run(&cli.global, cmd).await,
         Command::Publish(args) => publish::run(&cli.global, args).await,
         Command::AdminKeys(cmd) => admin_keys::run(&cli.global, cmd).await,

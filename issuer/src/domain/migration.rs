@@ -139,6 +139,12 @@ impl<'a, S: Store> Migration<'a, S> {
             scopes: self
                 .run(Step::Reading(Part::Scopes), source.scopes())
                 .await?,
+            policies: self
+                .run(
+                    Step::Reading(Part::TenantPolicies),
+                    source.tenant_policies(),
+                )
+                .await?,
             settings,
             list: self
                 .run(Step::Reading(Part::RevocationList), source.latest_list())
@@ -244,6 +250,17 @@ impl<'a, S: Store> Migration<'a, S> {
             self.run(
                 Step::Writing(Part::Scopes),
                 target.put_scope(&s.name, s.visibility, &a),
+            )
+            .await?;
+        }
+        for p in &snap.policies {
+            let a = AuditRecord {
+                tenant: Some(p.tenant.clone()),
+                ..self.record(format!("copied tenant policy, on_leak={}", p.on_leak))
+            };
+            self.run(
+                Step::Writing(Part::TenantPolicies),
+                target.put_tenant_policy(p, Some(&a)),
             )
             .await?;
         }

@@ -297,28 +297,6 @@ async fn a_signed_but_malformed_report_is_400_and_an_oversized_one_413() {
 }
 
 #[tokio::test]
-async fn the_seen_report_table_keeps_only_the_newest() {
-    let h = harness("leak-bound").await;
-    for i in 0..5 {
-        let _ = h
-            .store
-            .record_leak_report(&format!("d{i}"), i, "[]", 3)
-            .await
-            .unwrap();
-    }
-    assert_eq!(h.store.leak_report("d0").await.unwrap(), None);
-    assert_eq!(h.store.leak_report("d1").await.unwrap(), None);
-    assert_eq!(
-        h.store.leak_report("d4").await.unwrap().as_deref(),
-        Some("[]")
-    );
-    assert_eq!(
-        h.store.leak_report("d2").await.unwrap().as_deref(),
-        Some("[]")
-    );
-}
-
-#[tokio::test]
 async fn a_database_down_is_503_and_a_redelivery_then_acts() {
     let h = harness("leak-down").await;
     let body = report_body(&[&h.key]);

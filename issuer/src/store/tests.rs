@@ -8,7 +8,8 @@ use keymint_jwks::{ApiKeyId, Kid, RevocationTarget, Scope, TenantId};
 
 use super::{
     Applied, AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
-    SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor, Visibility,
+    SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor, TenantPolicyRecord,
+    Visibility,
 };
 
 /// A signing key ID for a test.
@@ -124,6 +125,7 @@ both_backends!(
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
     an_active_key_is_revoked_and_replaced_in_one_transaction,
+    leak_reports_are_remembered_within_a_bound_and_policies_upsert,
 );
 
 /// Found in review: the emergency revocation promoted (or inserted) the successor and revoked
@@ -858,4 +860,37 @@ async fn audit_rows_prune_by_time_in_batches(s: &impl Store) {
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].record.at, 40);
+}
+
+async fn leak_reports_are_remembered_within_a_bound_and_policies_upsert(s: &impl Store) {
+    for i in 0..5 {
+        let first = s
+            .record_leak_report(&format!("d{i}"), i, &format!("[{i}]"), 3)
+            .await
+            .unwrap();
+        assert_eq!(first, Applied::Changed);
+    }
+    // The same report again: not recorded twice, the first answer stays.
+    assert_eq!(
+        s.record_leak_report("d4", 9, "[other]", 3).await.unwrap(),
+        Applied::Unchanged
+    );
+    assert_eq!(s.leak_report("d4").await.unwrap().as_deref(), Some("[4]"));
+    assert_eq!(s.leak_report("d2").await.unwrap().as_deref(), Some("[2]"));
+    // Only the newest three are kept.
+    assert_eq!(s.leak_report("d1").await.unwrap(), None);
+    assert_eq!(s.leak_report("d0").await.unwrap(), None);
+
+    assert_eq!(s.tenant_policy("acme").await.unwrap(), None);
+    let mut p = TenantPolicyRecord {
+        tenant: "acme".into(),
+        on_leak: "flag".into(),
+        updated_at: 10,
+    };
+    s.put_tenant_policy(&p, None).await.unwrap();
+    p.on_leak = "revoke".into();
+    p.updated_at = 20;
+    s.put_tenant_policy(&p, None).await.unwrap();
+    assert_eq!(s.tenant_policy("acme").await.unwrap(), Some(p.clone()));
+    assert_eq!(s.tenant_policies().await.unwrap(), vec![p]);
 }

@@ -390,8 +390,10 @@ mod tests {
             let r = ring.verify(Some("nope"), Some("AAAA"), b"body").await;
             assert_eq!(r, Err(ScanRefusal::UnknownScannerKey));
         }
-        // A document that no longer reads leaves the keys in force.
+        // A document that no longer reads (the file is gone) leaves the keys in force.
         hand.advance(REFRESH_COOLDOWN);
+        let r = ring.verify(Some("nope"), Some("AAAA"), b"body").await;
+        assert_eq!(r, Err(ScanRefusal::UnknownScannerKey));
         let r = ring.verify(Some(&current), Some("AAAA"), b"body").await;
         assert_eq!(r, Err(ScanRefusal::BadSignature));
         assert_eq!(

@@ -8,7 +8,7 @@ use crate::domain::refusal::InvalidInput;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::store::{
     AuditQuery, KeyRecord, RevocationRecord, ScopeRecord, SigningKeyRecord, Store, StoreResult,
-    StoredList,
+    StoredList, TenantPolicyRecord,
 };
 
 /// Everything read from the source before anything is written.
@@ -19,6 +19,7 @@ pub struct Snapshot {
     pub(super) signing_keys: Vec<SigningKeyRecord>,
     pub(super) revocations: Vec<RevocationRecord>,
     pub(super) scopes: Vec<ScopeRecord>,
+    pub(super) policies: Vec<TenantPolicyRecord>,
     pub(super) settings: Vec<(&'static str, String)>,
     pub(super) list: Option<StoredList>,
     /// To tell, at the end, whether anything wrote to the source meanwhile.

@@ -20,6 +20,8 @@ pub enum Part {
     Revocations,
     /// The scopes.
     Scopes,
+    /// The tenants' policies.
+    TenantPolicies,
     /// The server settings.
     Settings,
     /// The newest signed revocation list.
@@ -36,6 +38,7 @@ impl fmt::Display for Part {
             Self::SigningKeys => "the signing keys",
             Self::Revocations => "the revocations",
             Self::Scopes => "the scopes",
+            Self::TenantPolicies => "the tenant policies",
             Self::Settings => "the settings",
             Self::RevocationList => "the revocation list",
         })

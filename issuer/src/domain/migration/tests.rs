@@ -160,6 +160,12 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
         })
         .collect();
     s.add_usage(&usage).await.unwrap();
+    let policy = crate::store::TenantPolicyRecord {
+        tenant: "acme".into(),
+        on_leak: "flag".into(),
+        updated_at: 1500,
+    };
+    s.put_tenant_policy(&policy, None).await.unwrap();
     let before = everything(s).await;
 
     // Pages of 5: the 26 records make six pages.
@@ -188,6 +194,7 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
     };
     assert_eq!(counts(d.usage_rows(0, 100).await.unwrap()), usage);
     assert_eq!(d.keys(None).await.unwrap(), s.keys(None).await.unwrap());
+    assert_eq!(d.tenant_policies().await.unwrap(), vec![policy]);
     assert_eq!(d.signing_keys().await.unwrap(), vec![sk]);
     assert_eq!(d.revocations(2000).await.unwrap(), vec![entry]);
     assert_eq!(
@@ -220,6 +227,7 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
             "copied 2 API keys",
             "copied revocation entry jti j1",
             "copied scope, public=true",
+            "copied tenant policy, on_leak=flag",
         ]
     );
     assert!(after[before.len()..].iter().all(|r| r.action == ACTION));

@@ -1,0 +1,180 @@
+//! Leaked keys from outside: `keymint keys check` offline, and secret-scanning reports to a real
+//! `keymint serve` (started with the recorded public-key document) revoking or flagging keys by
+//! the tenant's policy, set with the CLI.
+#![allow(clippy::disallowed_methods)]
+// tests read the clock: they are the edge
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+use support::*;
+
+const AUD: &str = "https://api.example";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/secret-scanning"
+);
+const SCANNER_KEY_ID: &str = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
+
+/// `keymint keys check [--json]` with `input` on stdin, against a data dir that does not exist.
+fn check(input: &str, json: bool) -> std::process::Output {
+    let nowhere = temp_dir("check").join("absent");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["keys", "check", "--data-dir"]).arg(&nowhere);
+    if json {
+        cmd.arg("--json");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!nowhere.exists(), "keys check must not create a database");
+    out
+}
+
+#[test]
+fn keys_check_names_a_well_formed_key_offline_and_refuses_a_mistyped_one() {
+    let s = Server::start("check", &[]);
+    let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let out = check(&format!("{key}\n"), true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"valid": true, "key_id": id, "kind": "secret", "env": "live"})
+    );
+    let text = check(&key, false);
+    assert!(text.status.success());
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert!(shown.contains(&id) && shown.contains("secret") && shown.contains("live"));
+    let secret = &key[key.len() - 49..];
+    assert!(!shown.contains(secret), "the secret part is never printed");
+
+    let mut typo = key.clone().into_bytes();
+    typo[40] = if typo[40] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).unwrap();
+    for (input, why) in [
+        (typo.as_str(), "checksum"),
+        ("hello", "not a keymint API key"),
+        ("", "not a keymint API key"),
+    ] {
+        let out = check(input, false);
+        assert_eq!(out.status.code(), Some(1), "{input:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+        assert!(!err.contains(secret) && out.stdout.is_empty());
+    }
+    let out = check(&typo, true);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+}
+
+fn sign(body: &str) -> String {
+    let pem = std::fs::read_to_string(format!("{FIXTURES}/scanner-key.pk8.pem")).unwrap();
+    let der = pem::parse(pem).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der.contents(), &rng).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(pair.sign(&rng, body.as_bytes()).unwrap())
+}
+
+fn report(s: &Server, keys: &[&str], signature: Option<String>) -> Reply {
+    let body = serde_json::to_string(
+        &keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({"token": k, "type": "keymint_api_key",
+                "url": "https://github.com/octo/leaky/blob/main/.env", "source": "content"})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let sig = signature.unwrap_or_else(|| sign(&body));
+    reply(
+        s.post("/v1/secret-scanning/github")
+            .set("Content-Type", "application/json")
+            .set("Github-Public-Key-Identifier", SCANNER_KEY_ID)
+            .set("Github-Public-Key-Signature", &sig)
+            .send_string(&body),
+    )
+}
+
+#[test]
+fn a_signed_report_revokes_a_key_unless_its_tenants_policy_is_flag_set_with_the_cli() {
+    let doc = format!("{FIXTURES}/public-keys.json");
+    let s = Server::start("leaks", &["--secret-scanning-keys", &doc]);
+    let (_, revoke_me) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let (_, flag_me) = s.create_key(&["--tenant", "calm", "--scope", "a", "--audience", AUD]);
+    let out = s.cli(&["tenants", "policy", "calm", "--on-leak", "flag", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["on_leak"], "flag");
+
+    let forged = report(&s, &[&revoke_me], Some(sign("something else")));
+    assert_eq!(forged.status, 401, "{}", forged.text);
+    assert_eq!(token_request(&s, &revoke_me, None).status, 200);
+
+    let r = report(&s, &[&revoke_me, &flag_me], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let labels: Vec<_> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["label"].clone())
+        .collect();
+    assert_eq!(labels, ["true_positive", "true_positive"]);
+    // The server's key cache learns of the revocation through the change feed, like any other.
+    wait_until(
+        "the issuer to refuse the reported key",
+        Duration::from_secs(5),
+        || (token_request(&s, &revoke_me, None).status == 401).then_some(()),
+    );
+    assert_eq!(token_request(&s, &flag_me, None).status, 200);
+    let audit = s.cli(&["audit"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        text.contains("key.leak_revoke") && text.contains("key.leak_flag"),
+        "{text}"
+    );
+    assert!(text.contains("https://github.com/octo/leaky/blob/main/.env"));
+    wait_until("the refusal audit line", Duration::from_secs(5), || {
+        s.all_output()
+            .contains("bad_report_signature")
+            .then_some(())
+    });
+    let logs = s.all_output();
+    assert!(
+        !logs.contains(&revoke_me) && !logs.contains(&flag_me),
+        "no key in the logs"
+    );
+}
