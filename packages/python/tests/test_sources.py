@@ -3,6 +3,7 @@ list fetched again (its ETag does not advance), stale-if-error up to max_stale."
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from keymint_verifier import Verifier, VerifyError
 from keymint_verifier.errors import BuildError
 from keymint_verifier.sources import LiveConfig, LiveSources
-from support import AUD, ISS, Signer, jwks_json
+from support import AUD, ISS, Signer, default_claims, entry, jwks_json
 
 
 class Origin:
@@ -115,3 +116,31 @@ def test_plain_http_only_to_loopback() -> None:
     v = Verifier(issuer=ISS, audiences=[AUD])
     with pytest.raises(BuildError):
         LiveSources(v, LiveConfig("http://keys.example/jwks", "https://x.example/list"))
+
+
+def test_sources_from_files_install_a_rewritten_list_and_refuse_a_rolled_back_one(tmp_path: Any) -> None:
+    a = Signer.ed25519()
+    now = int(time.time())
+    jwks, lst = tmp_path / "jwks.json", tmp_path / "revocations.jws"
+    jwks.write_text(jwks_json(a))
+    lst.write_text(a.list(1, iat=now))
+    v = Verifier(issuer=ISS, audiences=[AUD])
+    token = a.token(iat=now, nbf=now, exp=now + 60)
+    cfg = LiveConfig(str(jwks), str(lst), min_refresh=0.05, max_refresh=0.2, kid_cooldown=60, max_stale=100)
+    with LiveSources(v, cfg) as live:
+        assert live.wait_ready(5)
+        assert v.revocation_serial == 1
+        v.verify(token)
+        sub = default_claims()["sub"]
+        # A new file (as `keymint publish` writes it) is read and installed: the key is revoked.
+        lst.write_text(a.list(2, entries=[entry("key", sub, revoked_at=now - 1)], iat=now))
+        os.utime(lst, (now + 5, now + 5))
+        wait_for(lambda: v.revocation_serial == 2)
+        with pytest.raises(VerifyError) as e:
+            v.verify(token)
+        assert e.value.code == "revoked"
+        # An older serial in the file is refused; the newer list stays in force.
+        lst.write_text(a.list(1, iat=now))
+        os.utime(lst, (now + 10, now + 10))
+        wait_for(lambda: live.stats.last_refusal is not None)
+        assert v.revocation_serial == 2
