@@ -18,6 +18,7 @@ use crate::domain::admin::api::{AdminApi, AdminDeps};
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::leaks::LeakDesk;
 use crate::domain::leaks::scanner_keys::ScannerKeyring;
+use crate::domain::leaks::webhook::{Deliverer, Schedule};
 use crate::domain::revocation;
 use crate::domain::revocation::ListFeed;
 use crate::domain::settings::{self, Settings, SharedSettings};
@@ -200,6 +201,12 @@ pub async fn serve<S: Store>(
         let _ = usage_stopped.await;
     }));
     let pruner = tokio::spawn(prune_old(Arc::clone(&store), cfg.audit_retention));
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let webhooks = tokio::spawn(
+        Deliverer::new(Arc::clone(&store), Arc::clone(&rt.enc), Schedule::default()).run(async {
+            let _ = webhooks_stopped.await;
+        }),
+    );
     let watcher = tokio::spawn(watch_changes(Arc::clone(&rt), changes_from));
     let maintenance = tokio::spawn(maintain(Arc::clone(&rt)));
 
@@ -266,6 +273,9 @@ pub async fn serve<S: Store>(
     maintenance.abort();
     flush_last_used(&rt).await;
     pruner.abort();
+    // An attempt in flight ends first (its outcome is recorded); the rest wait in the database.
+    let _ = stop_webhooks.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), webhooks).await;
     // The usage writer writes what is counted, once more, and ends.
     let _ = stop_usage.send(());
     drop(rt);

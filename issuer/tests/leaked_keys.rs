@@ -178,3 +178,86 @@ fn a_signed_report_revokes_a_key_unless_its_tenants_policy_is_flag_set_with_the_
         "no key in the logs"
     );
 }
+
+/// A loopback receiver answering 200 to every POST; the bodies and signature headers it got.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut sig) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("keymint-signature:") {
+                    sig = line["keymint-signature:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send((String::from_utf8_lossy(&body).into_owned(), sig));
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn the_tenants_webhook_set_with_the_cli_hears_of_a_revoked_key_with_a_signed_call() {
+    let doc = format!("{FIXTURES}/public-keys.json");
+    let s = Server::start("leakhook", &["--secret-scanning-keys", &doc]);
+    let (id, key) = s.create_key(&["--tenant", "hooked", "--scope", "a", "--audience", AUD]);
+    let (url, calls) = webhook_receiver();
+    let out = s.cli(&[
+        "tenants",
+        "policy",
+        "hooked",
+        "--webhook-url",
+        &url,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = v["webhook_secret"].as_str().unwrap().to_owned();
+    let shown = s.cli(&["tenants", "policy", "hooked", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&shown.stdout).contains(&secret),
+        "shown once"
+    );
+
+    let r = report(&s, &[&key], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (body, sig) = calls
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no webhook call");
+    let call: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(call["key_id"], id.as_str());
+    assert_eq!(call["action"], "revoked");
+    let (t, v1) = sig.split_once(",v1=").unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
+        format!("{t}.{body}").as_bytes(),
+    );
+    let want: String = mac.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(v1, want);
+    assert!(
+        !s.all_output().contains(&secret),
+        "the webhook secret is never logged"
+    );
+}

@@ -6,7 +6,7 @@ use keymint_jwks::{TenantId, UnixTime};
 
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, open, print_json};
-use crate::domain::leaks::policy::{self, OnLeak, TenantPolicy};
+use crate::domain::leaks::policy::{self, OnLeak, PolicyChange, TenantPolicy, WebhookChange};
 use crate::store::Store;
 
 /// `keymint tenants` subcommands.
@@ -26,6 +26,13 @@ pub(crate) enum Command {
         /// (the default) or only flag it (an audit record; the key keeps working).
         #[arg(long, value_enum)]
         on_leak: Option<OnLeak>,
+        /// Tell the tenant's owner of each leaked key: a signed POST to this URL (HTTPS; HTTP
+        /// only to loopback). A new HMAC secret is printed once.
+        #[arg(long, value_name = "URL", conflicts_with = "no_webhook")]
+        webhook_url: Option<String>,
+        /// Stop calling the tenant's webhook.
+        #[arg(long)]
+        no_webhook: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -61,6 +68,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             Command::Policy {
                 tenant,
                 on_leak: None,
+                webhook_url: None,
+                no_webhook: false,
                 ..
             } => api.call(
                 "GET",
@@ -69,13 +78,26 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             )?,
             Command::Policy {
                 tenant,
-                on_leak: Some(on_leak),
+                on_leak,
+                webhook_url,
+                no_webhook,
                 ..
-            } => api.call(
-                "PUT",
-                &format!("/v1/admin/tenants/{}/policy", enc(&tenant)),
-                Some(&serde_json::json!({ "on_leak": on_leak.as_str() })),
-            )?,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(o) = on_leak {
+                    body.insert("on_leak".into(), o.as_str().into());
+                }
+                if no_webhook {
+                    body.insert("webhook_url".into(), "".into());
+                } else if let Some(u) = webhook_url {
+                    body.insert("webhook_url".into(), u.into());
+                }
+                api.call(
+                    "PUT",
+                    &format!("/v1/admin/tenants/{}/policy", enc(&tenant)),
+                    Some(&serde_json::Value::Object(body)),
+                )?
+            }
         });
         return Ok(ExitCode::SUCCESS);
     }
@@ -97,14 +119,24 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         Command::Policy {
             tenant,
             on_leak,
+            webhook_url,
+            no_webhook,
             json,
         } => {
             let tenant = tenant_id(tenant)?;
-            let shown = match on_leak {
-                Some(on_leak) => {
-                    policy::set(store, &tenant, on_leak, now, (&actor()).into()).await?
-                }
-                None => policy::get(store, &tenant).await?,
+            let change = PolicyChange {
+                on_leak,
+                webhook: match (webhook_url, no_webhook) {
+                    (_, true) => Some(WebhookChange::Remove),
+                    (Some(u), false) => Some(WebhookChange::parse(&u)?),
+                    (None, false) => None,
+                },
+            };
+            let shown = if change.on_leak.is_none() && change.webhook.is_none() {
+                policy::get(store, &tenant).await?
+            } else {
+                let enc = &opened.secrets.encryption_key;
+                policy::set(store, enc, &tenant, &change, now, (&actor()).into()).await?
             };
             print_policy(&shown, json);
         }

@@ -307,9 +307,13 @@ pub enum InvalidInput {
     /// A leak policy that is neither `revoke` nor `flag`.
     #[error("on_leak must be revoke or flag")]
     OnLeak,
-    /// A secret-scanning report whose body (signed by the scanner) does not parse.
-    #[error(transparent)]
-    Report(crate::domain::leaks::report::ReportError),
+    /// A webhook URL that is not HTTPS (or HTTP to loopback).
+    #[error("the webhook URL must be https:// (http:// only to a loopback host)")]
+    WebhookUrl,
+    /// A secret-scanning report whose body (signed by the scanner) does not parse: the
+    /// parser's words.
+    #[error("{0}")]
+    Report(String),
     /// The scopes given do not parse.
     #[error("--scope: {0}")]
     Scopes(keymint_jwks::ScopeError),

@@ -257,10 +257,18 @@ async fn a_tenant_whose_policy_is_flag_gets_an_audit_record_and_keeps_its_key() 
     let h = harness("leak-flag").await;
     let rec = h.store.key(&key_id_of(&h.key)).await.unwrap().unwrap();
     let tenant = TenantId::new(rec.tenant.as_str()).unwrap();
+    let change = policy::PolicyChange {
+        on_leak: Some(OnLeak::Flag),
+        webhook: None,
+    };
+    let enc =
+        crate::domain::signing::secret_box::EncryptionKey::new(&zeroize::Zeroizing::new([3; 32]))
+            .unwrap();
     policy::set(
         &*h.store,
+        &enc,
         &tenant,
-        OnLeak::Flag,
+        &change,
         UnixTime::now(),
         "test".into(),
     )

@@ -8,7 +8,7 @@ use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore,
     RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store,
     StoreResult, StoredList, Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry,
-    UsageLine, Visibility,
+    UsageLine, Visibility, WebhookDelivery,
 };
 
 /// SQLite or Postgres. An enum rather than a trait object (the [`Store`] trait's async methods

@@ -12,6 +12,7 @@ use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor,
     TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
+    WebhookDelivery,
 };
 
 /// Calls `$then!` with every method of [`Store`]: `docs fn name(&self, args) -> Output;`.
@@ -167,6 +168,16 @@ macro_rules! store_methods {
                 answer: &str,
                 keep: i64
             ) -> StoreResult<Applied>;
+            /// Queues a webhook call.
+            fn enqueue_webhook(&self, d: &WebhookDelivery) -> StoreResult<()>;
+            /// Pending webhook calls due at `now`, oldest first, at most `limit`.
+            fn due_webhooks(&self, now: i64, limit: i64) -> StoreResult<Vec<WebhookDelivery>>;
+            /// Takes a due call for one attempt: pushes its `next_at` from `seen` to `until`, only if
+            /// it is still pending at `seen` (so that of several replicas one tries it).
+            fn claim_webhook(&self, id: i64, seen: i64, until: i64) -> StoreResult<Applied>;
+            /// Records an attempt's outcome (`state`, `attempts`, `next_at`, `last_error` from `d`)
+            /// and deletes finished calls beyond the newest `keep`.
+            fn finish_webhook(&self, d: &WebhookDelivery, keep: i64) -> StoreResult<()>;
             /// Stored audit records matching `query`, newest first.
             fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
         }

@@ -11,6 +11,7 @@ use super::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList,
     Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
+    WebhookDelivery,
 };
 
 /// See the module docs.

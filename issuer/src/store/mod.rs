@@ -20,7 +20,7 @@ pub use postgres::PgStore;
 pub use records::{
     Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantPolicyRecord, TenantSummary,
-    UsageCount, UsageEntry, UsageLine, Visibility,
+    UsageCount, UsageEntry, UsageLine, Visibility, WebhookDelivery,
 };
 pub use sqlite::{PeekAt, SqliteStore};
 

@@ -324,6 +324,34 @@ pub struct TenantPolicyRecord {
     pub on_leak: String,
     /// When it was last set (Unix seconds).
     pub updated_at: i64,
+    /// Where the tenant's owner hears of a leaked key.
+    pub webhook_url: Option<String>,
+    /// The webhook's HMAC secret, sealed under the encryption key (never shown).
+    #[serde(skip)]
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
+/// A call to a tenant's webhook, due or done.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WebhookDelivery {
+    /// Row ID (0 before it is stored).
+    pub id: i64,
+    /// Tenant.
+    pub tenant: String,
+    /// Where it goes.
+    pub url: String,
+    /// The JSON body (no secret in it).
+    pub body: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (Unix seconds).
+    pub next_at: i64,
+    /// When it was enqueued.
+    pub created_at: i64,
+    /// What the last failed attempt said.
+    pub last_error: Option<String>,
 }
 
 /// Signing key lifecycle.

@@ -886,6 +886,8 @@ async fn leak_reports_are_remembered_within_a_bound_and_policies_upsert(s: &impl
         tenant: "acme".into(),
         on_leak: "flag".into(),
         updated_at: 10,
+        webhook_url: None,
+        webhook_secret: None,
     };
     s.put_tenant_policy(&p, None).await.unwrap();
     p.on_leak = "revoke".into();

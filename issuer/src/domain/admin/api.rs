@@ -14,7 +14,7 @@ use crate::domain::keys::api_key::PrintableKey;
 use crate::domain::keys::key_hash::KeyHasher;
 use crate::domain::keys::{self, KeyView, NewKey};
 use crate::domain::leaks;
-use crate::domain::leaks::policy::{OnLeak, TenantPolicy};
+use crate::domain::leaks::policy::{PolicyChange, TenantPolicy};
 use crate::domain::refusal::Missing;
 use crate::domain::revocation::{self, ListFeed};
 use crate::domain::settings::{self, Partial, SettingName, SettingsView, SharedSettings};
@@ -348,15 +348,23 @@ impl<S: Store> AdminApi<S> {
         leaks::policy::get(&*self.0.store, tenant).await
     }
 
-    /// Sets what a secret-scanning report of one of `tenant`'s keys does.
+    /// Changes what a secret-scanning report of one of `tenant`'s keys does, and who is told.
     pub async fn set_tenant_policy(
         &self,
         admin: &AdminWrite,
         tenant: &TenantId,
-        on_leak: OnLeak,
+        change: &PolicyChange,
         now: UnixTime,
     ) -> Result<TenantPolicy, DomainError> {
-        leaks::policy::set(&*self.0.store, tenant, on_leak, now, admin.admin().actor()).await
+        leaks::policy::set(
+            &*self.0.store,
+            &self.0.enc,
+            tenant,
+            change,
+            now,
+            admin.admin().actor(),
+        )
+        .await
     }
 
     /// Revocation entries in force.

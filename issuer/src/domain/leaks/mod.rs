@@ -20,6 +20,9 @@
 pub mod policy;
 pub mod report;
 pub mod scanner_keys;
+pub mod webhook;
+#[cfg(test)]
+mod webhook_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -108,8 +111,8 @@ impl<S: Store> LeakDesk<S> {
             tracing::info!(target: "keymint::audit", %client_ip, report = %digest, "secret-scanning report delivered again: answered as the first time, nothing done");
             return Ok(answer);
         }
-        let reported =
-            report::parse(body).map_err(|e| DomainError::Invalid(InvalidInput::Report(e)))?;
+        let reported = report::parse(body)
+            .map_err(|e| DomainError::Invalid(InvalidInput::Report(e.to_string())))?;
         let mut verdicts = Vec::with_capacity(reported.len());
         for r in &reported {
             let label = self.judge(r, client_ip, now).await?;
@@ -170,10 +173,33 @@ impl<S: Store> LeakDesk<S> {
         } else if key.expires_at <= unix(now) {
             audit.outcome = "expired".into();
         } else {
-            match policy::on_leak(&*self.store, &key.tenant).await? {
-                OnLeak::Flag => audit.action = "key.leak_flag".into(),
-                OnLeak::Revoke => return self.revoke(&presented.key_id, &key, audit, now).await,
-            }
+            let tenant_policy = self.store.tenant_policy(&key.tenant).await?;
+            let action = match policy::on_leak(tenant_policy.as_ref()) {
+                OnLeak::Flag => {
+                    audit.action = "key.leak_flag".into();
+                    self.store
+                        .insert_audit(std::slice::from_ref(&audit))
+                        .await?;
+                    crate::domain::audit::log(&audit);
+                    "flagged"
+                }
+                OnLeak::Revoke => {
+                    self.revoke(&presented.key_id, &key, audit, now).await?;
+                    "revoked"
+                }
+            };
+            // After the revocation is committed: the owner's call never delays it.
+            let event = webhook::LeakEvent {
+                kind: "key.leaked",
+                action,
+                key_id: &key.key_id,
+                tenant: &key.tenant,
+                found_at: r.url(),
+                source: r.source(),
+                reported_at: unix(now),
+            };
+            webhook::enqueue(&*self.store, tenant_policy.as_ref(), &event, now).await?;
+            return Ok(Label::TruePositive);
         }
         self.store
             .insert_audit(std::slice::from_ref(&audit))
@@ -188,7 +214,7 @@ impl<S: Store> LeakDesk<S> {
         key: &KeyRecord,
         mut audit: AuditRecord,
         now: UnixTime,
-    ) -> Result<Label, DomainError> {
+    ) -> Result<(), DomainError> {
         audit.action = "key.leak_revoke".into();
         let own = self.settings.load().max_token_ttl();
         let ttl = revocation::covered_ttl(&*self.store, own).await?;
@@ -203,6 +229,6 @@ impl<S: Store> LeakDesk<S> {
         }
         crate::domain::audit::log(&audit);
         tracing::warn!(key_id = %key.key_id, tenant = %key.tenant, "a leaked key was reported by the secret scanner");
-        Ok(Label::TruePositive)
+        Ok(())
     }
 }

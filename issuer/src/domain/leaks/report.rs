@@ -46,6 +46,16 @@ impl Reported {
         &self.token
     }
 
+    /// Where it was found (cut to a bounded length).
+    pub fn url(&self) -> &str {
+        cut(&self.url)
+    }
+
+    /// The scanner's `source` (cut to a bounded length).
+    pub fn source(&self) -> &str {
+        cut(&self.source)
+    }
+
     /// Where it was found, for the audit record: `<url> (<source>)`, cut to a bounded length.
     pub fn location(&self) -> String {
         let mut s = cut(&self.url).to_owned();

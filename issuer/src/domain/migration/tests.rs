@@ -164,6 +164,8 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
         tenant: "acme".into(),
         on_leak: "flag".into(),
         updated_at: 1500,
+        webhook_url: Some("https://hooks.example/k".into()),
+        webhook_secret: Some(vec![1, 2, 3]),
     };
     s.put_tenant_policy(&policy, None).await.unwrap();
     let before = everything(s).await;

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use keymint_jwks::{TenantId, UnixTime};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, Done, invalid};
-use crate::domain::leaks::policy::{OnLeak, TenantPolicy};
+use crate::domain::leaks::policy::{OnLeak, PolicyChange, TenantPolicy, WebhookChange};
 use crate::http::AppState;
 use crate::store::{Store, TenantSummary};
 
@@ -52,8 +52,14 @@ pub(crate) async fn revoke_tenant<S: Store>(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PutPolicy {
     /// What a secret-scanning report of one of the tenant's keys does: `revoke` (the default)
-    /// or `flag` (an audit record only; the key keeps working).
-    on_leak: String,
+    /// or `flag` (an audit record only; the key keeps working). Left out: unchanged.
+    #[serde(default)]
+    on_leak: Option<String>,
+    /// A webhook told of each leaked key (HTTPS; HTTP only to loopback): a new secret is made
+    /// and returned in this answer only. An empty string removes the webhook; left out:
+    /// unchanged.
+    #[serde(default)]
+    webhook_url: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/admin/tenants/{tenant}/policy", tag = "tenants", description = "admin:read — the tenant's policy (the defaults when none was set).",
@@ -72,7 +78,7 @@ pub(crate) async fn get_policy<S: Store>(
     Ok(Json(st.admin.tenant_policy(&admin, &tenant).await?))
 }
 
-#[utoipa::path(put, path = "/v1/admin/tenants/{tenant}/policy", tag = "tenants", description = "admin:write — set what a secret-scanning report of one of the tenant's keys does: revoke it at once (the default) or only flag it.",
+#[utoipa::path(put, path = "/v1/admin/tenants/{tenant}/policy", tag = "tenants", description = "admin:write — set what a secret-scanning report of one of the tenant's keys does (revoke it at once, the default, or only flag it) and the webhook told of it (its new secret is in this answer only).",
     params(("tenant" = String, Path, description = "Tenant", pattern = "^[A-Za-z0-9._:@-]{1,128}$")),
     request_body = PutPolicy,
     security(("admin_token" = [])),
@@ -87,10 +93,18 @@ pub(crate) async fn put_policy<S: Store>(
     body: Result<Json<PutPolicy>, JsonRejection>,
 ) -> Answer<TenantPolicy> {
     let tenant = TenantId::new(tenant?.0).map_err(|e| invalid("tenant", e))?;
-    let on_leak = OnLeak::parse(&body?.0.on_leak)?;
+    let body = body?.0;
+    let change = PolicyChange {
+        on_leak: body.on_leak.as_deref().map(OnLeak::parse).transpose()?,
+        webhook: match body.webhook_url.as_deref() {
+            None => None,
+            Some("") => Some(WebhookChange::Remove),
+            Some(url) => Some(WebhookChange::parse(url)?),
+        },
+    };
     Ok(Json(
         st.admin
-            .set_tenant_policy(&admin, &tenant, on_leak, UnixTime::now())
+            .set_tenant_policy(&admin, &tenant, &change, UnixTime::now())
             .await?,
     ))
 }
