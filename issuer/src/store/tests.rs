@@ -9,7 +9,7 @@ use keymint_jwks::{ApiKeyId, Kid, RevocationTarget, Scope, TenantId};
 use super::{
     Applied, AuditQuery, AuditRecord, KeyRecord, PgStore, RevocationRecord, SigningKeyRecord,
     SigningKeyState, SqliteStore, Store, StoreError, StoredList, Successor, TenantPolicyRecord,
-    Visibility,
+    Visibility, WebhookDelivery,
 };
 
 /// A signing key ID for a test.
@@ -126,6 +126,7 @@ both_backends!(
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
     an_active_key_is_revoked_and_replaced_in_one_transaction,
     leak_reports_are_remembered_within_a_bound_and_policies_upsert,
+    a_webhook_call_is_claimed_once_and_finished_calls_are_bounded,
 );
 
 /// Found in review: the emergency revocation promoted (or inserted) the successor and revoked
@@ -895,4 +896,55 @@ async fn leak_reports_are_remembered_within_a_bound_and_policies_upsert(s: &impl
     s.put_tenant_policy(&p, None).await.unwrap();
     assert_eq!(s.tenant_policy("acme").await.unwrap(), Some(p.clone()));
     assert_eq!(s.tenant_policies().await.unwrap(), vec![p]);
+}
+
+async fn a_webhook_call_is_claimed_once_and_finished_calls_are_bounded(s: &impl Store) {
+    let call = |n: i64| WebhookDelivery {
+        id: 0,
+        tenant: "acme".into(),
+        url: "https://hooks.example/h".into(),
+        body: format!("{{\"n\":{n}}}"),
+        state: "pending".into(),
+        attempts: 0,
+        next_at: 100 + n,
+        created_at: 100,
+        last_error: None,
+    };
+    for n in 0..4 {
+        s.enqueue_webhook(&call(n)).await.unwrap();
+    }
+    assert!(s.due_webhooks(99, 10).await.unwrap().is_empty());
+    let due = s.due_webhooks(101, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.next_at).collect::<Vec<_>>(),
+        [100, 101]
+    );
+    let first = due[0].clone();
+    // Two replicas race for it: one wins.
+    assert_eq!(
+        s.claim_webhook(first.id, 100, 160).await.unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        s.claim_webhook(first.id, 100, 160).await.unwrap(),
+        Applied::Unchanged
+    );
+    assert_eq!(
+        s.due_webhooks(101, 10).await.unwrap().len(),
+        1,
+        "held by its lease"
+    );
+    // Every call finishes (finishing also trims finished calls to the newest `keep`); none is due again.
+    for mut d in s
+        .due_webhooks(1000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .chain([first])
+    {
+        d.state = "delivered".into();
+        d.attempts = 1;
+        s.finish_webhook(&d, 2).await.unwrap();
+    }
+    assert!(s.due_webhooks(10_000, 10).await.unwrap().is_empty());
 }
