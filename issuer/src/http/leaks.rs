@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use keymint_jwks::UnixTime;
 
 use super::AppState;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemDocument};
 use crate::domain::DomainError;
 use crate::domain::leaks::Signed;
 use crate::store::Store;
@@ -35,6 +35,54 @@ pub(crate) struct VerdictBody {
     label: String,
 }
 
+/// The refusals of a report (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ReportErrors {
+    /// A signed report whose body is not an array of {token, type, url, source}.
+    #[response(
+        status = 400,
+        description = "a signed report whose body is not an array of {token, type, url, source}",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(#[to_schema] ProblemDocument),
+    /// Unsigned, badly signed, or signed by a key the scanner does not publish.
+    #[response(
+        status = 401,
+        description = "unsigned, badly signed, or signed by a key the scanner does not publish",
+        content_type = "application/problem+json"
+    )]
+    Unsigned(#[to_schema] ProblemDocument),
+    /// Reports are not enabled.
+    #[response(
+        status = 404,
+        description = "reports are not enabled (no --secret-scanning-keys)",
+        content_type = "application/problem+json"
+    )]
+    NotEnabled(#[to_schema] ProblemDocument),
+    /// Over the size bound.
+    #[response(
+        status = 413,
+        description = "body over 256 KiB",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(#[to_schema] ProblemDocument),
+    /// Too many refused reports from this client.
+    #[response(
+        status = 429,
+        description = "too many refused reports from this client (Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    TooMany(#[to_schema] ProblemDocument),
+    /// The database is unavailable.
+    #[response(
+        status = 503,
+        description = "database unavailable (Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(#[to_schema] ProblemDocument),
+}
+
 #[utoipa::path(post, path = "/v1/secret-scanning/github", tag = "secret scanning",
     description = "A secret-scanning report in GitHub's partner-program format: a JSON array of {token, type, url, source}, signed (ECDSA P-256, SHA-256, DER, base64) in Github-Public-Key-Signature by the key Github-Public-Key-Identifier names in the scanner's public-key document (--secret-scanning-keys). Each real, live key is revoked at once (or only flagged, by the tenant's policy) and audited with the report's url. The same report delivered again gets the same answer and changes nothing.",
     request_body(content = String, content_type = "application/json"),
@@ -44,12 +92,7 @@ pub(crate) struct VerdictBody {
     ),
     responses(
         (status = 200, body = Vec<VerdictBody>),
-        (status = 400, description = "A signed report whose body is not an array of {token, type, url, source}"),
-        (status = 401, description = "Unsigned, badly signed, or signed by a key the scanner does not publish"),
-        (status = 404, description = "Reports are not enabled (no --secret-scanning-keys)"),
-        (status = 413, description = "Body over 256 KiB"),
-        (status = 429, description = "Too many refused reports from this client"),
-        (status = 503, description = "The database is unavailable"),
+        ReportErrors,
     ))]
 pub(crate) async fn github_report<S: Store>(
     State(st): State<AppState<S>>,
