@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,8 @@ def free_port() -> int:
 
 
 class Issuer:
-    def __init__(self) -> None:
+    def __init__(self, serve_args: Sequence[str] = ()) -> None:
+        """Starts ``keymint serve`` on a free loopback port, ``serve_args`` added to its options."""
         self.bin = keymint_bin()
         if not self.bin.is_file():
             raise AssertionError(f"keymint binary not found at {self.bin}: build it or set KEYMINT_BIN")
@@ -40,7 +42,7 @@ class Issuer:
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = open(Path(self.data_dir) / "serve.log", "wb")
         self.proc = subprocess.Popen(
-            [str(self.bin), "serve", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}"],
+            [str(self.bin), "serve", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}", *serve_args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
