@@ -179,8 +179,11 @@ fn a_signed_report_revokes_a_key_unless_its_tenants_policy_is_flag_set_with_the_
     );
 }
 
-/// A loopback receiver answering 200 to every POST; the bodies and signature headers it got.
-fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+/// A loopback receiver answering 500 while `failing` is set and 200 otherwise; the bodies,
+/// signature headers and whether it answered 200, for every call.
+fn webhook_receiver(
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (String, std::sync::mpsc::Receiver<(String, String, bool)>) {
     use std::io::{BufRead, BufReader, Read};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -205,9 +208,17 @@ fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send((String::from_utf8_lossy(&body).into_owned(), sig));
+            let ok = !failing.load(std::sync::atomic::Ordering::SeqCst);
+            let status = if ok {
+                "200 OK"
+            } else {
+                "500 Internal Server Error"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            let _ = tx.send((String::from_utf8_lossy(&body).into_owned(), sig, ok));
         }
     });
     (url, rx)
@@ -218,7 +229,7 @@ fn the_tenants_webhook_set_with_the_cli_hears_of_a_revoked_key_with_a_signed_cal
     let doc = format!("{FIXTURES}/public-keys.json");
     let s = Server::start("leakhook", &["--secret-scanning-keys", &doc]);
     let (id, key) = s.create_key(&["--tenant", "hooked", "--scope", "a", "--audience", AUD]);
-    let (url, calls) = webhook_receiver();
+    let (url, calls) = webhook_receiver(Default::default());
     let out = s.cli(&[
         "tenants",
         "policy",
@@ -242,7 +253,7 @@ fn the_tenants_webhook_set_with_the_cli_hears_of_a_revoked_key_with_a_signed_cal
 
     let r = report(&s, &[&key], None);
     assert_eq!(r.status, 200, "{}", r.text);
-    let (body, sig) = calls
+    let (body, sig, _) = calls
         .recv_timeout(Duration::from_secs(10))
         .expect("no webhook call");
     let call: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -260,4 +271,43 @@ fn the_tenants_webhook_set_with_the_cli_hears_of_a_revoked_key_with_a_signed_cal
         !s.all_output().contains(&secret),
         "the webhook secret is never logged"
     );
+}
+
+#[test]
+fn a_webhook_call_failing_before_a_restart_is_delivered_by_the_restarted_issuer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let doc = format!("{FIXTURES}/public-keys.json");
+    let mut first = Server::start("leakrestart", &["--secret-scanning-keys", &doc]);
+    let (id, key) = first.create_key(&["--tenant", "restart", "--scope", "a", "--audience", AUD]);
+    let failing = std::sync::Arc::new(AtomicBool::new(true));
+    let (url, calls) = webhook_receiver(std::sync::Arc::clone(&failing));
+    let out = first.cli(&["tenants", "policy", "restart", "--webhook-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report(&first, &[&key], None).status, 200);
+    // The first attempt fails (500); then the issuer stops, with the call still pending.
+    let (body, _, ok) = calls
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no first attempt");
+    assert!(!ok);
+    first.stop();
+    // From now on the receiver answers 200: whatever succeeds was sent by the restarted issuer.
+    failing.store(false, Ordering::SeqCst);
+    let second = Server::start_in(first.dir.clone(), &["--secret-scanning-keys", &doc]);
+    let delivered = loop {
+        let (b, _, ok) = calls
+            .recv_timeout(Duration::from_secs(15))
+            .expect("the restarted issuer did not retry the call");
+        if ok {
+            break b;
+        }
+    };
+    assert_eq!(delivered, body, "the same call, from the database");
+    let call: serde_json::Value = serde_json::from_str(&delivered).unwrap();
+    assert_eq!(call["key_id"], id.as_str());
+    // `second` goes first: both remove the shared directory when dropped.
+    drop(second);
 }

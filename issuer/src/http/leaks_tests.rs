@@ -318,3 +318,82 @@ async fn a_database_down_is_503_and_a_redelivery_then_acts() {
     assert_eq!(answer[0]["label"], "true_positive");
     assert!(revoked(&h, &h.key).await);
 }
+
+#[tokio::test]
+async fn the_admin_api_sets_a_tenants_policy_and_webhook_and_shows_the_secret_once() {
+    let h = harness("leak-admin-policy").await;
+    let (_, write) = super::admin_tests::admin_token(&h, "admin:write").await;
+    let (_, read) = super::admin_tests::admin_token(&h, "admin:read").await;
+    let put = |token: &str, json: &str| {
+        Request::put("/v1/admin/tenants/acme/policy")
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(Body::from(json.to_owned()))
+            .unwrap()
+    };
+    let get = |token: &str| {
+        Request::get("/v1/admin/tenants/acme/policy")
+            .header("Authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = send(&h.app, get(&read)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["on_leak"], "revoke");
+    assert!(body.get("updated_at").is_none(), "the default until set");
+
+    let (status, _, _) = send(&h.app, put(&read, r#"{"on_leak":"flag"}"#)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "admin:read may not change it"
+    );
+    for bad in [
+        r#"{"on_leak":"ignore"}"#,
+        r#"{"webhook_url":"http://hooks.example/h"}"#,
+        r#"{"on_leak":"flag","surprise":1}"#,
+    ] {
+        let (status, _, body) = send(&h.app, put(&write, bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _, body) = send(
+        &h.app,
+        put(
+            &write,
+            r#"{"on_leak":"flag","webhook_url":"https://hooks.example/h"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["on_leak"], "flag");
+    assert_eq!(body["webhook_url"], "https://hooks.example/h");
+    let secret = body["webhook_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("kmwh_") && secret.len() > 40);
+    let (_, _, shown) = send(&h.app, get(&read)).await;
+    assert_eq!(shown["on_leak"], "flag");
+    assert!(shown.get("webhook_secret").is_none(), "shown once");
+    assert!(!shown.to_string().contains(&secret));
+    // Only on_leak: the webhook stays; "" removes it.
+    let (_, _, body) = send(&h.app, put(&write, r#"{"on_leak":"revoke"}"#)).await;
+    assert_eq!(body["webhook_url"], "https://hooks.example/h");
+    let (_, _, body) = send(&h.app, put(&write, r#"{"webhook_url":""}"#)).await;
+    assert!(body.get("webhook_url").is_none());
+    let q = AuditQuery {
+        action: Some("tenant.policy".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    let records = h.store.audit(&q).await.unwrap();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| {
+        r.record
+            .actor
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("admin-key:")
+    }));
+    assert!(
+        !format!("{records:?}").contains(&secret),
+        "the secret is not audited"
+    );
+}

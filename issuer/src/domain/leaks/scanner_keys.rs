@@ -342,6 +342,33 @@ mod tests {
     }
 
     #[test]
+    fn githubs_own_recorded_document_and_signed_report_verify() {
+        let doc = std::fs::read(format!("{FIXTURES}/github-public-keys.json")).unwrap();
+        let keys = ScannerKeys::from_document(&doc).unwrap();
+        let body = std::fs::read(format!("{FIXTURES}/github-report.json")).unwrap();
+        let sig = std::fs::read_to_string(format!("{FIXTURES}/github-report.sig")).unwrap();
+        let id = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+        assert_eq!(keys.verify(id, &sig, &body), Ok(()));
+        // One byte of the body, the other key, or one character of the signature: refused.
+        let mut changed = body.clone();
+        changed[3] ^= 1;
+        assert_eq!(
+            keys.verify(id, &sig, &changed),
+            Err(ScanRefusal::BadSignature)
+        );
+        let other = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
+        assert_eq!(
+            keys.verify(other, &sig, &body),
+            Err(ScanRefusal::BadSignature)
+        );
+        let flipped = format!("N{}", &sig[1..]);
+        assert_eq!(
+            keys.verify(id, &flipped, &body),
+            Err(ScanRefusal::BadSignature)
+        );
+    }
+
+    #[test]
     fn urls_must_be_https_except_to_loopback_and_anything_else_is_a_file() {
         assert!(matches!(
             ScannerKeySource::parse("https://api.github.com/meta/public_keys/secret_scanning"),
