@@ -191,6 +191,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         tls: None,
         trusted_proxies: vec![],
         audit_retention: keymint::domain::usage::DEFAULT_RETENTION,
+        usage_flush: keymint::domain::usage::FLUSH_INTERVAL,
         scanner_keys: None,
     };
     tokio::spawn(keymint::server::serve(

