@@ -11,7 +11,7 @@ use super::TokenService;
 use super::active_key::ActiveKey;
 use crate::domain::client::ClientContext;
 use crate::domain::keys::api_key::{self, KeyKind};
-use crate::domain::keys::limits::{KeyLimits, RateSetting};
+use crate::domain::keys::limits::{KeyLimits, RateSetting, RateSpec};
 use crate::domain::usage::{Outcome, Presented, Usage};
 use crate::domain::{ClientFailure, DomainError, unix};
 use crate::store::{KeyRecord, Store};
@@ -58,7 +58,9 @@ impl<S: Store> TokenService<S> {
                     // (a key is read once, then cached), so a new key works at once.
                     self.reload_public_scopes().await?;
                 }
-                let k = Arc::new(ActiveKey::from_record(record, |r| self.limits_for(r))?);
+                let k = Arc::new(ActiveKey::from_record(record, |r, spec| {
+                    self.limits_for(r, spec)
+                })?);
                 self.keys.insert(&k, generation);
                 k
             }
@@ -67,12 +69,10 @@ impl<S: Store> TokenService<S> {
         let refused = if !self.hasher.verify(
             presented.key_id.as_str(),
             presented.secret.expose(),
-            &key.record.secret_hash,
+            &key.secret_hash,
         ) {
             Some(ClientFailure::WrongSecret)
-        } else if key.record.kind != presented.kind.as_str()
-            || key.record.env != presented.env.as_str()
-        {
+        } else if key.kind != presented.kind || key.env != presented.env {
             Some(ClientFailure::KindOrEnvMismatch)
         } else if key.record.revoked_at.is_some() {
             Some(ClientFailure::RevokedKey)
@@ -89,8 +89,8 @@ impl<S: Store> TokenService<S> {
 
     /// The limiters for `record`: the ones already counting for this key if its limit has not
     /// changed, new ones otherwise.
-    fn limits_for(&self, record: &KeyRecord) -> Arc<KeyLimits> {
-        let rate = RateSetting::of(record.rate_limit.as_deref());
+    fn limits_for(&self, record: &KeyRecord, spec: RateSpec) -> Arc<KeyLimits> {
+        let rate = RateSetting::Limit(spec);
         let per_client = ActiveKey::limited_per_client(record);
         if let Some(l) = self.limits.get(&record.key_id)
             && l.serve(rate, per_client)

@@ -149,13 +149,7 @@ mod tests {
                 revoked_at: None,
                 rotated_to: None,
             },
-            |_| {
-                std::sync::Arc::new(crate::domain::keys::limits::KeyLimits::new(
-                    crate::domain::keys::limits::RateSetting::Unlimited,
-                    false,
-                    &crate::domain::clock::Ticker::manual().0,
-                ))
-            },
+            |_, _| unreachable!("the key has no rate limit"),
         )
         .unwrap()
     }
