@@ -296,7 +296,7 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
     let mut settings_pending = false;
     loop {
         rt.store.change_hint(CHANGE_POLL).await;
-        let changes = match rt.store.changes_since(last).await {
+        let page = match rt.store.changes_since(last).await {
             Ok(c) => {
                 rt.tokens.feed_read(UnixTime::now());
                 c
@@ -306,6 +306,7 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
                 continue;
             }
         };
+        let changes = page.changes;
         let Some(newest) = changes.last().map(|c| c.id) else {
             // A change of settings that could not be read last round is retried without waiting
             // for another change.
@@ -330,7 +331,20 @@ async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
                 _ => {}
             }
         }
-        if i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE {
+        // More changes than a page, or changes pruned before this process read them (it could
+        // not reach the database for longer than the feed's retention): what they named is not
+        // known, so everything cached from the database is read again.
+        if page.pruned_past
+            || i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE
+        {
+            if page.pruned_past {
+                tracing::warn!(
+                    after = last,
+                    "changes this server had not read were pruned; reloading keys, scopes, settings and signing keys"
+                );
+                keys_changed = true;
+                signing_changed = true;
+            }
             rt.tokens.invalidate_all();
             scopes_changed = true;
             settings_changed = true;
@@ -409,7 +423,8 @@ async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
     }
 }
 
-/// Prunes audit rows and usage rollups past the retention: at start, then every hour.
+/// Prunes audit rows and usage rollups past the retention, and the change feed past its own
+/// ([`crate::domain::feed::FEED_RETENTION`]): at start, then every hour.
 async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
@@ -424,6 +439,11 @@ async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune audit rows; will retry"),
+        }
+        match crate::domain::feed::prune(&*store, UnixTime::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(changes = n, "pruned the change feed's old rows"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the change feed; will retry"),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod client;
 pub mod clock;
 mod error;
+pub mod feed;
 pub mod keys;
 pub mod leaks;
 pub mod migration;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, PgStore,
+    Applied, AuditEntry, AuditQuery, AuditRecord, ChangePage, Claim, KeyRecord, PgStore,
     RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, SqliteStore, Store,
     StoreResult, StoredList, Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry,
     UsageLine, Visibility, WebhookDelivery,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
+    Applied, AuditEntry, AuditQuery, AuditRecord, ChangePage, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, StoreResult, StoredList, Successor,
     TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
     WebhookDelivery,
@@ -130,10 +130,16 @@ macro_rules! store_methods {
             /// The newest change ID.
             fn last_change(&self) -> StoreResult<i64>;
             /// Changes after `after`, oldest first, at most [`FEED_PAGE`](super::FEED_PAGE) of them: read on from the last.
-            fn changes_since(&self, after: i64) -> StoreResult<Vec<Change>>;
+            /// Says so when changes after `after` may have been pruned.
+            fn changes_since(&self, after: i64) -> StoreResult<ChangePage>;
             /// Whether anything that changes the revocation list (a revocation or a signing-key change)
-            /// came after change `after`, however many other changes came too.
+            /// came after change `after`, however many other changes came too (true as well when
+            /// changes after `after` may have been pruned).
             fn list_changed_since(&self, after: i64) -> StoreResult<bool>;
+            /// Deletes at most `batch` of the oldest changes made before `before`, never the
+            /// newest change (its ID is what [`last_change`](Store::last_change) answers); returns
+            /// how many went.
+            fn prune_changes(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Appends audit records in one transaction.
             fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
             /// Adds usage counts (one transaction), summing with the rows already there.

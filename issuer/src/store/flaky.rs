@@ -8,7 +8,7 @@ use std::time::Duration;
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
 
 use super::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
+    Applied, AuditEntry, AuditQuery, AuditRecord, ChangePage, Claim, KeyRecord, RevocationRecord,
     ScopeRecord, SigningKeyRecord, SigningKeyState, Store, StoreError, StoreResult, StoredList,
     Successor, TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
     WebhookDelivery,

@@ -18,9 +18,10 @@ pub use api::Store;
 pub use flaky::FlakyStore;
 pub use postgres::PgStore;
 pub use records::{
-    Applied, AuditEntry, AuditQuery, AuditRecord, Change, Claim, KeyRecord, RevocationRecord,
-    ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList, TenantPolicyRecord, TenantSummary,
-    UsageCount, UsageEntry, UsageLine, Visibility, WebhookDelivery,
+    Applied, AuditEntry, AuditQuery, AuditRecord, Change, ChangePage, Claim, KeyRecord,
+    RevocationRecord, ScopeRecord, SigningKeyRecord, SigningKeyState, StoredList,
+    TenantPolicyRecord, TenantSummary, UsageCount, UsageEntry, UsageLine, Visibility,
+    WebhookDelivery,
 };
 pub use sqlite::{PeekAt, SqliteStore};
 

@@ -439,6 +439,17 @@ pub struct Change {
     pub target: String,
 }
 
+/// A read of the change feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangePage {
+    /// Changes after the one asked from, oldest first.
+    pub changes: Vec<Change>,
+    /// Changes after the one asked from may have been pruned before this read (the reader was
+    /// away longer than the feed's retention): what they said is unknown, so the reader must
+    /// re-read everything it derives from the feed.
+    pub pruned_past: bool,
+}
+
 /// One audit record. Never holds a secret or a whole token.
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema,

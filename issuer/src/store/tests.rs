@@ -124,6 +124,7 @@ both_backends!(
     last_used_only_moves_forward,
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
+    the_change_feed_prunes_a_prefix_and_its_readers_see_the_gap,
     an_active_key_is_revoked_and_replaced_in_one_transaction,
     leak_reports_are_remembered_within_a_bound_and_policies_upsert,
     a_webhook_call_is_claimed_once_and_finished_calls_are_bounded,
@@ -224,7 +225,7 @@ async fn a_list_change_behind_more_than_a_page_of_other_changes_is_seen(s: &impl
             .changed()
     );
     assert!(s.list_changed_since(start).await.unwrap());
-    let page = s.changes_since(start).await.unwrap();
+    let page = s.changes_since(start).await.unwrap().changes;
     assert_eq!(
         i64::try_from(page.len()).unwrap(),
         super::FEED_PAGE,
@@ -233,6 +234,61 @@ async fn a_list_change_behind_more_than_a_page_of_other_changes_is_seen(s: &impl
     assert!(page.iter().all(|c| c.kind != "revocation"));
     let last = s.last_change().await.unwrap();
     assert!(!s.list_changed_since(last).await.unwrap());
+}
+
+/// The change feed is pruned oldest first, a batch at a time, never its newest row; a reader
+/// (the change watcher, or a stored list's `as_of`) from before the pruned changes is told so
+/// instead of being told "nothing changed".
+async fn the_change_feed_prunes_a_prefix_and_its_readers_see_the_gap(s: &impl Store) {
+    let start = s.last_change().await.unwrap();
+    for (n, at) in [10, 20, 30, 40, 50].into_iter().enumerate() {
+        s.put_scope(
+            &scope_of(&format!("feed-{n}")),
+            Visibility::Private,
+            &audit("scope.put", at),
+        )
+        .await
+        .unwrap();
+    }
+    let all = s.changes_since(start).await.unwrap();
+    assert!(!all.pruned_past);
+    let ids: Vec<i64> = all.changes.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 5);
+    let reader_at = ids[0];
+    assert!(
+        !s.list_changed_since(reader_at).await.unwrap(),
+        "scopes only"
+    );
+
+    // Before 35: the changes at 10, 20, 30; two per batch.
+    assert_eq!(s.prune_changes(35, 2).await.unwrap(), 2);
+    assert_eq!(s.prune_changes(35, 2).await.unwrap(), 1);
+    assert_eq!(s.prune_changes(35, 2).await.unwrap(), 0);
+    let left = s.changes_since(start).await.unwrap();
+    assert_eq!(
+        left.changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+        ids[3..]
+    );
+    assert!(left.pruned_past, "changes after {start} were pruned");
+    // A reader that had read the first change missed the second and third.
+    let behind = s.changes_since(reader_at).await.unwrap();
+    assert!(behind.pruned_past);
+    assert!(
+        s.list_changed_since(reader_at).await.unwrap(),
+        "a list as of a pruned change must be re-signed"
+    );
+    // A reader that had read the third missed nothing.
+    let caught_up = s.changes_since(ids[2]).await.unwrap();
+    assert!(!caught_up.pruned_past);
+    assert_eq!(caught_up.changes.len(), 2);
+    assert!(!s.list_changed_since(ids[2]).await.unwrap());
+
+    // However old, the newest change stays: its ID is the feed's position.
+    assert_eq!(s.prune_changes(i64::MAX, 100).await.unwrap(), 1);
+    assert_eq!(s.prune_changes(i64::MAX, 100).await.unwrap(), 0);
+    assert_eq!(s.last_change().await.unwrap(), ids[4]);
+    let newest = s.changes_since(ids[4]).await.unwrap();
+    assert!(newest.changes.is_empty() && !newest.pruned_past);
 }
 
 /// On Postgres a change written by another process wakes a waiting change watcher at once
@@ -702,7 +758,7 @@ async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
         .unwrap(),
         Applied::Changed
     );
-    let changes = s.changes_since(start).await.unwrap();
+    let changes = s.changes_since(start).await.unwrap().changes;
     assert_eq!(
         changes
             .iter()
@@ -713,8 +769,11 @@ async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
     assert!(changes.windows(2).all(|w| w[0].id < w[1].id));
     let last = s.last_change().await.unwrap();
     assert_eq!(last, changes[2].id);
-    assert!(s.changes_since(last).await.unwrap().is_empty());
-    assert_eq!(s.changes_since(changes[0].id).await.unwrap().len(), 2);
+    assert!(s.changes_since(last).await.unwrap().changes.is_empty());
+    assert_eq!(
+        s.changes_since(changes[0].id).await.unwrap().changes.len(),
+        2
+    );
 }
 
 async fn audit_filters_and_pages_newest_first(s: &impl Store) {

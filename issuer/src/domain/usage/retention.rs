@@ -37,22 +37,26 @@ pub async fn prune<S: Store>(
     let cutoff = unix(now).saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
     // An hour is kept while any second of it is within the retention.
     let bucket_cutoff = cutoff - cutoff.rem_euclid(BUCKET);
-    let mut pruned = Pruned::default();
+    Ok(Pruned {
+        audit: in_batches(|| store.prune_audit(cutoff, PRUNE_BATCH)).await?,
+        usage: in_batches(|| store.prune_usage(bucket_cutoff, PRUNE_BATCH)).await?,
+    })
+}
+
+/// Runs `batch` (a delete of at most [`PRUNE_BATCH`] rows that says how many went) until a batch
+/// comes back short, pausing between batches; the total deleted.
+pub(crate) async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<u64>>,
+{
+    let mut total = 0;
     loop {
-        let n = store.prune_audit(cutoff, PRUNE_BATCH).await?;
-        pruned.audit += n;
+        let n = batch().await?;
+        total += n;
         if n < PRUNE_BATCH.unsigned_abs() {
-            break;
+            return Ok(total);
         }
         tokio::time::sleep(BETWEEN_BATCHES).await;
     }
-    loop {
-        let n = store.prune_usage(bucket_cutoff, PRUNE_BATCH).await?;
-        pruned.usage += n;
-        if n < PRUNE_BATCH.unsigned_abs() {
-            break;
-        }
-        tokio::time::sleep(BETWEEN_BATCHES).await;
-    }
-    Ok(pruned)
 }

@@ -16,24 +16,74 @@ macro_rules! sql_history {
         async fn changes_since(
             &self,
             after: i64,
-        ) -> $crate::store::StoreResult<Vec<$crate::store::Change>> {
-            ::sqlx::query_as("SELECT id, kind, target FROM changes WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after)
-                .bind($crate::store::FEED_PAGE)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)
+        ) -> $crate::store::StoreResult<$crate::store::ChangePage> {
+            let changes: Vec<$crate::store::Change> = ::sqlx::query_as(
+                "SELECT id, kind, target FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind($crate::store::FEED_PAGE)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            // Pruning removes the oldest changes, so the feed is whole after `after` exactly when
+            // its oldest change is at most `after + 1`. Only a page that does not start right
+            // after `after` needs the second look (Postgres IDs can also skip a number when a
+            // transaction rolls back: then the reader re-reads once for nothing).
+            let pruned_past = match changes.first() {
+                Some(first) if first.id > after.saturating_add(1) => {
+                    let oldest: Option<i64> = ::sqlx::query_scalar("SELECT min(id) FROM changes")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    oldest.is_some_and(|o| o > after.saturating_add(1))
+                }
+                _ => false,
+            };
+            Ok($crate::store::ChangePage {
+                changes,
+                pruned_past,
+            })
         }
 
         async fn list_changed_since(&self, after: i64) -> $crate::store::StoreResult<bool> {
             ::sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM changes
-                 WHERE id > $1 AND kind IN ('revocation', 'signing_key'))",
+                 WHERE id > $1 AND kind IN ('revocation', 'signing_key'))
+                 OR coalesce((SELECT min(id) FROM changes), 0) > $2",
             )
             .bind(after)
+            .bind(after.saturating_add(1))
             .fetch_one(&self.pool)
             .await
             .map_err(unavailable)
+        }
+
+        async fn prune_changes(&self, before: i64, batch: i64) -> $crate::store::StoreResult<u64> {
+            // The oldest `batch` changes by ID (the primary key: no scan), cut at the first one
+            // made at or after `before` and before the newest. A prefix by ID, so that a reader
+            // can tell from the oldest ID left whether it missed any (`changes_since`).
+            let rows: Vec<(i64, i64)> = ::sqlx::query_as(
+                "SELECT id, at FROM changes
+                 WHERE id < (SELECT max(id) FROM changes) ORDER BY id LIMIT $1",
+            )
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            let Some(upto) = rows
+                .iter()
+                .take_while(|(_, at)| *at < before)
+                .map(|(id, _)| *id)
+                .last()
+            else {
+                return Ok(0);
+            };
+            ::sqlx::query("DELETE FROM changes WHERE id <= $1")
+                .bind(upto)
+                .execute(&self.pool)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(unavailable)
         }
 
         async fn insert_audit(
