@@ -74,9 +74,9 @@ impl<S: Store> TokenService<S> {
             Some(ClientFailure::WrongSecret)
         } else if key.kind != presented.kind || key.env != presented.env {
             Some(ClientFailure::KindOrEnvMismatch)
-        } else if key.record.revoked_at.is_some() {
+        } else if key.revoked {
             Some(ClientFailure::RevokedKey)
-        } else if key.record.expires_at <= unix(now) {
+        } else if key.expires_at <= unix(now) {
             Some(ClientFailure::ExpiredKey)
         } else {
             None

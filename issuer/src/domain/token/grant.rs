@@ -69,7 +69,7 @@ pub(super) fn audience(
 ) -> Result<Audience, DomainError> {
     // A malformed audience is one the key does not have.
     let asked = asked.map(Asked::valid);
-    if key.record.is_admin {
+    if key.is_admin {
         let admin = admin.ok_or_else(|| {
             DomainError::Internal(Fault::new("the issuer URL gives no admin audience"))
         })?;
@@ -108,11 +108,11 @@ pub(super) fn lifetime(
     let requested = match asked {
         Some(0) => return Err(DomainError::InvalidRequest(RequestRefusal::ZeroTtl)),
         Some(ttl) => ttl,
-        None => u64::try_from(key.record.default_ttl).unwrap_or(0),
+        None => u64::try_from(key.default_ttl).unwrap_or(0),
     };
-    let until_key_expiry = u64::try_from(key.record.expires_at - now).unwrap_or(0);
+    let until_key_expiry = u64::try_from(key.expires_at - now).unwrap_or(0);
     Ok(requested
-        .min(u64::try_from(key.record.max_ttl).unwrap_or(0))
+        .min(u64::try_from(key.max_ttl).unwrap_or(0))
         .min(server_max.as_secs())
         .min(until_key_expiry))
 }
