@@ -28,7 +28,11 @@ struct Pair {
 }
 
 fn pair(name: &str) -> Pair {
-    let env = pg_env(&fresh_pg_database());
+    pair_on(name, &fresh_pg_database())
+}
+
+fn pair_on(name: &str, database_url: &str) -> Pair {
+    let env = pg_env(database_url);
     let args = ["--issuer-url", ISSUER, "--jwks-max-age", "2s"];
     // One after the other, as a rolling deploy would: the first creates the signing key.
     let a = Server::start_with_env(temp_dir(&format!("{name}-a")), &args, &env);
@@ -349,4 +353,47 @@ fn a_replica_with_a_conflicting_setting_is_refused_before_writing_and_a_change_r
             (claims["iss"] == "https://auth.example").then_some(())
         });
     }
+}
+
+/// The change feed keeps a day (the hourly task prunes older changes). A replica that could not
+/// read it while changes it had not read were pruned (cut off from the database for a day; here:
+/// stopped with SIGSTOP while the feed is pruned under it) is told so when it reads again, and
+/// reads its keys again: a key revoked meanwhile is refused, not served from its cache.
+#[test]
+fn a_replica_that_missed_pruned_changes_reloads_and_refuses_a_key_revoked_meanwhile() {
+    let url = fresh_pg_database();
+    let p = pair_on("pruned", &url);
+    let (id, key) =
+        p.a.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let r = token_request(&p.b, &key, None);
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    p.b.signal("STOP");
+    ok(&p.a.cli(&["keys", "revoke", &id]));
+    // A later change, so that the revocation is not the newest change (which pruning keeps).
+    p.a.create_key(&["--tenant", "other", "--scope", "a", "--audience", AUD]);
+    // What the hourly task does to changes older than a day.
+    pg_execute(
+        &url,
+        "DELETE FROM changes WHERE id < (SELECT max(id) FROM changes)",
+    );
+    p.b.signal("CONT");
+
+    let took = within(Duration::from_secs(5), || {
+        token_request(&p.b, &key, None).status == 401
+    });
+    assert!(
+        took.is_some(),
+        "the replica went on minting for a key revoked in changes it never read"
+    );
+    // Its log is written in batches and read by a thread: wait for the line.
+    let said = within(Duration::from_secs(5), || {
+        p.b.all_output()
+            .contains("changes this server had not read were pruned")
+    });
+    assert!(
+        said.is_some(),
+        "the replica must say why it reloads:\n{}",
+        p.b.all_output()
+    );
 }

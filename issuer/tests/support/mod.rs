@@ -151,6 +151,16 @@ impl Server {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the server process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Sends SIGTERM and waits up to `limit`; the exit code if it exited.
     pub(crate) fn terminate_and_wait(&mut self, limit: Duration) -> Option<i32> {
         let _ = Command::new("kill")
@@ -310,6 +320,20 @@ pub(crate) fn fresh_pg_database() -> String {
     });
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
+}
+
+/// Runs one SQL statement on `database_url` (a test reaching under the server, as an operator
+/// or a background task would).
+pub(crate) fn pg_execute(database_url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    });
 }
 
 /// The environment for a keymint process on a shared Postgres database: its URL and the two
