@@ -32,6 +32,7 @@ macro_rules! say {
 mod admin_keys;
 mod audit;
 mod keys;
+mod log_format;
 mod log_writer;
 mod migrate;
 mod publish;
@@ -268,18 +269,22 @@ fn init_logging(format: LogFormat, serving: bool) -> Option<log_writer::FlushGua
             None,
         ),
     };
+    // Colour only for a person at a terminal: in a file or a log shipper the escape codes are
+    // noise that breaks grep and every parser downstream. NO_COLOR (no-color.org) wins.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        // Colour only for a person at a terminal: in a file or a log shipper the escape codes are
-        // noise that breaks grep and every parser downstream. NO_COLOR (no-color.org) wins.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
+        .with_ansi(ansi)
         .with_target(true);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The same lines, written faster: the audit line of every issuance goes through here.
+        LogFormat::Text if !ansi => builder
+            .fmt_fields(log_format::FastFields)
+            .with_timer(log_format::CachedSecondClock)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
     guard
