@@ -102,6 +102,16 @@ impl Server {
         let url = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("server did not start");
+        // The banner comes once the socket is bound, before the server has stored its settings,
+        // signing keys and first revocation list: a test that reads the database at once could
+        // see a replica's start-up writes land later (seen in CI). A request is answered only
+        // once all that is done, so wait for one (over plain HTTP; the HTTPS test's own first
+        // request waits the same way, with its certificate).
+        if url.starts_with("http://") {
+            wait_until("the server's first answer", Duration::from_secs(20), || {
+                ureq::get(&format!("{url}/healthz")).call().ok().map(|_| ())
+            });
+        }
         Self {
             url,
             dir,
