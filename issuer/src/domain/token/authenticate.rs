@@ -66,6 +66,7 @@ impl<S: Store> TokenService<S> {
             }
         };
         seen.key = Some(Arc::clone(&key));
+        key.warm();
         let refused = if !self.hasher.verify(
             presented.key_id.as_str(),
             presented.secret.expose(),
