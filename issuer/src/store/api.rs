@@ -197,7 +197,7 @@ macro_rules! declare_store {
         /// [`PgStore`](super::PgStore), and [`DbStore`](super::DbStore) (either, chosen by the
         /// database URL at run time).
         ///
-        /// Every admin mutation takes its [`AuditRecord`] and writes it, and a [`Change`], in the same
+        /// Every admin mutation takes its [`AuditRecord`] and writes it, and a [`Change`](super::Change), in the same
         /// transaction as the change itself.
         pub trait Store: Send + Sync + 'static {
             $($(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> impl Future<Output = $out> + Send;)*
