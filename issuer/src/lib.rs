@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+#[cfg(test)]
+mod log_capture;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -175,24 +175,10 @@ fn calendar(secs: u64) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// Captures what a subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::log_capture::LogBuffer;
 
     fn lines(fast: bool, emit: impl Fn()) -> String {
-        let out = Captured::default();
+        let out = LogBuffer::default();
         let sink = out.clone();
         let builder = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -203,7 +189,7 @@ mod tests {
         } else {
             tracing::subscriber::with_default(builder.finish(), emit);
         }
-        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        out.text()
     }
 
     #[test]

@@ -147,44 +147,12 @@ async fn wait_for_records(w: &World, n: i64, what: &str) {
     .await;
 }
 
-/// Collects what the code under test logs at WARN and above on this thread (a `#[tokio::test]`
-/// runs its spawned tasks on it): the usage writer's "not written" warnings are how a test knows
-/// it tried, and failed, to write.
-#[derive(Clone, Default)]
-struct Warnings(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Warnings {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_max_level(tracing::Level::WARN)
-                .with_writer(move || sink.clone())
-                .finish(),
-        )
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Warnings {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_count() {
-    let warnings = Warnings::default();
-    let _capture = warnings.capture();
+    // What the code under test logs at WARN and above: the usage writer's "not written"
+    // warnings are how this test knows it tried, and failed, to write.
+    let warnings = crate::log_capture::LogBuffer::default();
+    let _capture = warnings.capture(tracing::Level::WARN);
     let w = world("full", true).await;
     let (view, key) = keys::create(&*w.store, &w.hasher, &new_key("acme"), UnixTime::now(), "t")
         .await

@@ -334,29 +334,13 @@ async fn the_admin_tenant_and_admin_keys_stay_out_of_customer_operations() {
     assert_eq!(status, StatusCode::OK, "the admin key still works");
 }
 
-/// Collects what `tracing` writes while a guard from [`capture_log`] lives on this thread.
-#[derive(Clone, Default)]
-pub(super) struct LogBuffer(pub(super) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(super) use crate::log_capture::LogBuffer;
 
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// Captures what is logged at INFO and above on this thread while the guard lives.
 pub(super) fn capture_log() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     let buf = LogBuffer::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
+    let guard = buf.capture(tracing::Level::INFO);
+    (buf, guard)
 }
 
 /// Seen in CI (schemathesis, 17 ERROR lines): right after an emergency signing-key revocation the
@@ -410,7 +394,7 @@ async fn the_admin_gate_rides_out_a_list_that_arrives_before_its_signing_key() {
     let (status, _, body) = send(&h.app, get("/v1/admin/keys", Some(&read))).await;
     drop(guard);
     assert_eq!(status, StatusCode::OK, "the list in force stays: {body}");
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     assert!(!log.contains("ERROR"), "{log}");
 
     h.state.signing.store(std::sync::Arc::new(set));

@@ -29,7 +29,7 @@ async fn a_bogus_admin_token_is_audited_with_the_client_address_and_throttled_li
     drop(guard);
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(headers.contains_key("retry-after"));
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("admin.auth") && l.contains("198.51.100.77"))
@@ -86,7 +86,7 @@ async fn token_requests_refused_before_any_lookup_are_audited_and_throttled() {
             StatusCode::UNAUTHORIZED
         ]
     );
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     for reason in [
         "no credentials",
         "query parameters",
@@ -192,7 +192,7 @@ async fn a_missing_scope_is_audited_but_not_counted_as_a_guess() {
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     drop(guard);
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     assert_eq!(
         log.lines()
             .filter(|l| l.contains("admin.auth") && l.contains("198.51.100.79"))
