@@ -20,6 +20,7 @@
 pub mod policy;
 pub mod report;
 pub mod scanner_keys;
+mod transport;
 pub mod webhook;
 #[cfg(test)]
 mod webhook_tests;

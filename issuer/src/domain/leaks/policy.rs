@@ -82,12 +82,7 @@ impl WebhookChange {
     /// leaked key and the call is signed, but a plain-text hop would still expose it).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let url = url::Url::parse(s).map_err(|_| DomainError::Invalid(InvalidInput::WebhookUrl))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
+        let loopback = super::transport::is_loopback_host(&url);
         match url.scheme() {
             "https" if url.host().is_some() => Ok(Self::Set(url)),
             "http" if loopback => Ok(Self::Set(url)),

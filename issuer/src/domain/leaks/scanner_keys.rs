@@ -162,12 +162,7 @@ impl ScannerKeySource {
             return Ok(Self::File(PathBuf::from(s)));
         }
         let url = url::Url::parse(s).map_err(|e| format!("{s}: {e}"))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
+        let loopback = super::transport::is_loopback_host(&url);
         if url.scheme() != "https" && !loopback {
             return Err(format!(
                 "{s}: the scanner's public keys decide which reports revoke keys: fetch them over HTTPS"
