@@ -1,5 +1,5 @@
-//! The bare signer (`bare-signer.rs`, the same code) built with keymint's allocator, mimalloc,
-//! with the features `issuer/Cargo.toml` gives it (`no_thp`). It is not a bar's baseline: it is the
+//! The bare signer (`bare-signer.rs`, the same code) built with keymint's allocator: mimalloc from
+//! the same workspace dependency entry, so the same features. It is not a bar's baseline: it is the
 //! reference that separates the allocator from keymint's own work in the token endpoint's p99.
 //! Under the benchmark's load the bare signer on glibc's malloc often settles into a tighter
 //! latency tail (p99 about 2 × p50) than on mimalloc (about 3 ×), with the same handler and the
