@@ -6,24 +6,17 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, header};
+use ipnet::IpNet;
 
 use crate::domain::client::ClientContext;
-
-/// Proxies whose `X-Forwarded-For` is believed.
-#[derive(Debug, Clone)]
-pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<ipnet::IpNet>>);
 
 /// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
 /// header before reaching the first trusted proxy is never believed.
-fn client_ip(
-    headers: &HeaderMap,
-    ext: &axum::http::Extensions,
-    peer: std::net::IpAddr,
-) -> std::net::IpAddr {
-    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
+fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: std::net::IpAddr) -> std::net::IpAddr {
+    if trusted.is_empty() {
         return peer;
-    };
+    }
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -54,10 +47,14 @@ fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
 /// http` at any hop): then a key or token in it crossed a network in clear text. The header is
 /// ignored from anyone but a trusted proxy; a client that writes `http` into it itself only
 /// refuses its own request. Every route that takes a credential refuses such a request.
-pub(crate) fn arrived_in_clear(headers: &HeaderMap, ext: &axum::http::Extensions) -> bool {
-    let Some(TrustedProxies(trusted)) = ext.get::<TrustedProxies>() else {
+pub(crate) fn arrived_in_clear(
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+    trusted: &[IpNet],
+) -> bool {
+    if trusted.is_empty() {
         return false;
-    };
+    }
     let peer = peer_of(ext);
     if !trusted.iter().any(|n| n.contains(&peer)) {
         return false;
@@ -70,9 +67,15 @@ pub(crate) fn arrived_in_clear(headers: &HeaderMap, ext: &axum::http::Extensions
         .any(|p| p.trim().eq_ignore_ascii_case("http"))
 }
 
-/// Who is calling: the client address (see [`client_ip`]) and the `Origin` header.
-pub(crate) fn client_of(headers: &HeaderMap, ext: &axum::http::Extensions) -> ClientContext {
-    let ip = client_ip(headers, ext, peer_of(ext));
+/// Who is calling: the client address (see [`client_ip`]) and the `Origin` header. `trusted` is
+/// the server's own list (`--trusted-proxy`), read from the state rather than put into every
+/// request's extensions.
+pub(crate) fn client_of(
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+    trusted: &[IpNet],
+) -> ClientContext {
+    let ip = client_ip(headers, trusted, peer_of(ext));
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())

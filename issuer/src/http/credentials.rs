@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
+use ipnet::IpNet;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -31,15 +32,15 @@ pub(crate) struct TokenCall {
     pub(crate) client: ClientContext,
 }
 
-fn over_tls(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
-    if arrived_in_clear(req.headers(), req.extensions()) {
+fn over_tls(req: &Request, trusted: &[IpNet], scheme: Scheme) -> Result<(), HttpError> {
+    if arrived_in_clear(req.headers(), req.extensions(), trusted) {
         return Err(HttpError::invalid_request(scheme, RequestRefusal::InClear));
     }
     Ok(())
 }
 
-fn client(req: &Request) -> ClientContext {
-    client_of(req.headers(), req.extensions())
+fn client(req: &Request, trusted: &[IpNet]) -> ClientContext {
+    client_of(req.headers(), req.extensions(), trusted)
 }
 
 fn no_query(req: &Request, scheme: Scheme) -> Result<(), HttpError> {
@@ -103,10 +104,16 @@ impl<S: Store> FromRequest<AppState<S>> for V1Call {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, st: &AppState<S>) -> Result<Self, HttpError> {
-        let client = client(&req);
-        audited(st, "token.request", Scheme::Bearer, client, parse_v1(req))
-            .await
-            .map(Self)
+        let client = client(&req, &st.trusted_proxies);
+        audited(
+            st,
+            "token.request",
+            Scheme::Bearer,
+            client,
+            parse_v1(req, &st.trusted_proxies),
+        )
+        .await
+        .map(Self)
     }
 }
 
@@ -140,11 +147,14 @@ async fn audited<S: Store>(
 }
 
 /// The credential and the request, or why not.
-async fn parse_v1(req: Request) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
+async fn parse_v1(
+    req: Request,
+    trusted: &[IpNet],
+) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
     {
         let scheme = Scheme::Bearer;
         no_query(&req, scheme)?;
-        over_tls(&req, scheme)?;
+        over_tls(&req, trusted, scheme)?;
         let path = req.uri().path().to_owned();
         // Take what is needed from the headers before the body consumes the request (no copy of
         // the whole header map on the token path).
@@ -238,13 +248,13 @@ impl<S: Store> FromRequest<AppState<S>> for OAuth2Call {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, st: &AppState<S>) -> Result<Self, HttpError> {
-        let client = client(&req);
+        let client = client(&req, &st.trusted_proxies);
         audited(
             st,
             "token.request",
             Scheme::Basic,
             client,
-            parse_oauth2(req),
+            parse_oauth2(req, &st.trusted_proxies),
         )
         .await
         .map(Self)
@@ -252,11 +262,14 @@ impl<S: Store> FromRequest<AppState<S>> for OAuth2Call {
 }
 
 /// The credential and the request, or why not.
-async fn parse_oauth2(req: Request) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
+async fn parse_oauth2(
+    req: Request,
+    trusted: &[IpNet],
+) -> Result<(Zeroizing<String>, TokenRequest), HttpError> {
     {
         let scheme = Scheme::Basic;
         no_query(&req, scheme)?;
-        over_tls(&req, scheme)?;
+        over_tls(&req, trusted, scheme)?;
         let path = req.uri().path().to_owned();
         let content_type = content_type(req.headers());
         let dpop_proof = dpop_header(req.headers());

@@ -99,7 +99,8 @@ pub(crate) async fn github_report<S: Store>(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let client = super::client_address::client_of(&parts.headers, &parts.extensions);
+    let client =
+        super::client_address::client_of(&parts.headers, &parts.extensions, &st.trusted_proxies);
     if let Some(retry_after) = st.tokens.blocked(client.ip) {
         return Problem(DomainError::RateLimited { retry_after }).into_response();
     }

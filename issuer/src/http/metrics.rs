@@ -4,12 +4,16 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -63,17 +67,76 @@ pub(crate) async fn render() -> Response {
     res
 }
 
+/// What every matched route runs behind, as one service level: the body limit (413 beyond
+/// [`MAX_BODY`](super::MAX_BODY), unless a route sets its own) inside the request metrics.
+/// Each `Router::layer` or `from_fn` level costs every request a boxed clone of the service
+/// below it and a boxed future in axum's routing; this one is a single level, applied with
+/// `route_layer`, whose future is not boxed.
+#[derive(Clone, Copy)]
+pub(crate) struct EdgeLayer;
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Track<<DefaultBodyLimit as Layer<S>>::Service>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track(DefaultBodyLimit::max(super::MAX_BODY).layer(inner))
+    }
+}
+
 /// Counts and times every request by route (the route pattern, never the raw path or query).
-pub(crate) async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let started = Instant::now();
-    let res = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (count, time) = series(route, &method, res.status().as_u16());
-    count.increment(1);
-    time.record(started.elapsed().as_secs_f64());
-    res
+#[derive(Clone)]
+pub(crate) struct Track<S>(S);
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        Tracked {
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: req.method().clone(),
+            started: Instant::now(),
+            inner: self.0.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Track`]'s future: the inner one, then the request's count and duration.
+    pub(crate) struct Tracked<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+        method: Method,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx));
+        if let Ok(res) = &res {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let (count, time) = series(route, this.method, res.status().as_u16());
+            count.increment(1);
+            time.record(this.started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(res)
+    }
 }
 
 /// The series of every (route, method, status) seen, looked up once: building a series' labels

@@ -180,10 +180,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::openapi_json))
-        .route_layer(axum::middleware::from_fn(metrics::track))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::Extension(client_address::TrustedProxies(Arc::clone(
-            &state.trusted_proxies,
-        ))))
+        // One level for every route, not one per concern: see `EdgeLayer`.
+        .route_layer(metrics::EdgeLayer)
         .with_state(state)
 }

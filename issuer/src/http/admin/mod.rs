@@ -41,11 +41,16 @@ async fn admin_call<S: Store, T>(
     st: &AppState<S>,
     authorize: impl FnOnce(&AdminApi<S>, Option<&str>, std::net::IpAddr) -> Result<T, DomainError>,
 ) -> Result<T, Problem> {
-    let client = super::client_address::client_of(&parts.headers, &parts.extensions);
+    let client =
+        super::client_address::client_of(&parts.headers, &parts.extensions, &st.trusted_proxies);
     if let Some(retry_after) = st.tokens.blocked(client.ip) {
         return Err(Problem(DomainError::RateLimited { retry_after }));
     }
-    let checked = if super::client_address::arrived_in_clear(&parts.headers, &parts.extensions) {
+    let checked = if super::client_address::arrived_in_clear(
+        &parts.headers,
+        &parts.extensions,
+        &st.trusted_proxies,
+    ) {
         Err(DomainError::InvalidRequest(
             RequestRefusal::AdminTokenInClear,
         ))
