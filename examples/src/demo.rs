@@ -200,6 +200,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         cfg,
         issuer_listener,
         std::future::pending(),
+        || {},
     ));
 
     // The page's origins: the allowed one, and a foreign one that no key allows.

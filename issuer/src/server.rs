@@ -133,13 +133,17 @@ impl<S: Store> Runtime<S> {
     }
 }
 
-/// Prepares state (first signing key, first list) and serves until `shutdown` resolves.
+/// Prepares state (first signing key, first list) and serves until `shutdown` resolves. `ready`
+/// runs once everything is prepared, just before the first connection is accepted: a start that
+/// fails on the way (settings another replica stored, a database that went away) never announces
+/// itself as listening.
 pub async fn serve<S: Store>(
     store: Arc<S>,
     secrets: Secrets,
     cfg: ServeConfig,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(),
 ) -> Result<(), DomainError> {
     let enc = Arc::new(secrets.encryption_key);
     let now = UnixTime::now();
@@ -242,6 +246,7 @@ pub async fn serve<S: Store>(
         )),
     }));
     let feed = rt.list.clone();
+    ready();
     let served = match cfg.tls.clone() {
         None => axum::serve(
             listener,
@@ -459,3 +464,6 @@ async fn flush_last_used<S: Store>(rt: &Runtime<S>) {
         tracing::warn!(error = %e, "cannot record last-used times");
     }
 }
+
+#[cfg(test)]
+mod tests;

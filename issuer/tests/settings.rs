@@ -69,8 +69,8 @@ fn refused_start(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
     (status.code(), stderr)
 }
 
-/// Waits until `s` answers: the listening line comes before the first start has stored its
-/// settings, and a server stopped before that has stored nothing.
+/// Waits until `s` answers. The listening line already comes only once the start has stored its
+/// settings; this also proves the server serves before a test stops it.
 fn serving(s: &Server) {
     wait_until("the server to answer", Duration::from_secs(10), || {
         (reply(s.get("/healthz").call()).status == 200).then_some(())

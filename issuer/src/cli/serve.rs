@@ -176,17 +176,26 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         }
         tracing::info!("shutting down: draining requests");
     };
-    tracing::info!(%url, issuer = %issuer, data_dir = %data_dir_shown, "keymint listening");
-    eprintln!(
-        "keymint is listening on {url} (issuer {issuer}, data in {data_dir_shown})\n\n\
-         Create a first API key (in another terminal, same --data-dir):\n  \
-         keymint keys create --tenant acme --scope orders:read --audience https://api.example\n\
-         Then trade it for a token:\n  \
-         curl -s -X POST {url}/v1/token -H \"Authorization: Bearer $KEY\"\n"
-    );
-    server::serve(opened.store, opened.secrets, cfg, listener, shutdown)
-        .await
-        .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
+    let announce = || {
+        tracing::info!(%url, issuer = %issuer, data_dir = %data_dir_shown, "keymint listening");
+        eprintln!(
+            "keymint is listening on {url} (issuer {issuer}, data in {data_dir_shown})\n\n\
+             Create a first API key (in another terminal, same --data-dir):\n  \
+             keymint keys create --tenant acme --scope orders:read --audience https://api.example\n\
+             Then trade it for a token:\n  \
+             curl -s -X POST {url}/v1/token -H \"Authorization: Bearer $KEY\"\n"
+        );
+    };
+    server::serve(
+        opened.store,
+        opened.secrets,
+        cfg,
+        listener,
+        shutdown,
+        announce,
+    )
+    .await
+    .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
     Ok(ExitCode::SUCCESS)
 }
 
