@@ -5,7 +5,8 @@
 //!
 //! - [`FastFields`] writes a string field that needs no escaping (printable ASCII without `"` or
 //!   `\`: key IDs, tenants, scopes, reason codes, `jti`s) as `name="value"` directly, which is what
-//!   `Debug` would have written; anything else goes to the default formatter.
+//!   `Debug` would have written, and any other field but the message as `name=` and its `Debug`,
+//!   which is what the default formatter writes without colours; the rest goes to it.
 //! - [`CachedSecondClock`] formats the date and time of day once a second per thread and only the
 //!   microseconds per line.
 //!
@@ -45,6 +46,25 @@ pub(super) struct FastVisitor<'a> {
 }
 
 impl FastVisitor<'_> {
+    /// Starts a field as the default visitor does: a space unless it is the first, then `name=`.
+    /// False when an earlier write failed.
+    fn begin(&mut self, name: &str) -> bool {
+        if self.result.is_err() {
+            return false;
+        }
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_str(name)
+                .and_then(|()| self.writer.write_char('='));
+        }
+        self.result.is_ok()
+    }
+
     fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() {
             return;
@@ -58,6 +78,12 @@ impl FastVisitor<'_> {
     }
 }
 
+/// Fields the default visitor treats specially: the message (ANSI escapes sanitized), raw
+/// identifiers (`r#type` written as `type`) and, with its `tracing-log` feature, `log.*` metadata.
+fn special(name: &str) -> bool {
+    name == "message" || name.starts_with("r#") || name.starts_with("log.")
+}
+
 /// Whether `{value:?}` is `"value"`: printable ASCII, no quote, no backslash.
 fn plain(value: &str) -> bool {
     value
@@ -68,21 +94,13 @@ fn plain(value: &str) -> bool {
 impl Visit for FastVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let name = field.name();
-        if name == "message" || name.starts_with("r#") || !plain(value) {
+        if special(name) || !plain(value) {
             return self.delegate(|d| d.record_str(field, value));
         }
-        if self.result.is_err() {
-            return;
-        }
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
-        if self.result.is_ok() {
+        if self.begin(name) {
             self.result = self
                 .writer
-                .write_str(name)
-                .and_then(|()| self.writer.write_str("=\""))
+                .write_char('"')
                 .and_then(|()| self.writer.write_str(value))
                 .and_then(|()| self.writer.write_char('"'));
         }
@@ -92,8 +110,17 @@ impl Visit for FastVisitor<'_> {
         self.delegate(|d| d.record_error(field, value));
     }
 
+    /// Numbers, booleans and `%`/`?` fields (the audit line's `at` and `client_ip`) come here too.
+    /// Without colours the default visitor writes `name=` and the value's `Debug`, through two
+    /// styled (empty) paints per field: written directly here.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.delegate(|d| d.record_debug(field, value));
+        let name = field.name();
+        if special(name) {
+            return self.delegate(|d| d.record_debug(field, value));
+        }
+        if self.begin(name) {
+            self.result = write!(self.writer, "{value:?}");
+        }
     }
 }
 
@@ -213,6 +240,9 @@ mod tests {
                 client_ip = %ip,
                 debug = ?("x", 1),
                 ok = true,
+                delta = -3_i64,
+                ratio = 0.5_f64,
+                big = u128::MAX,
                 "audit"
             );
             tracing::warn!(error = %"disk full", rows = 3_u64, "usage counts not written");
