@@ -243,6 +243,21 @@ fn metrics_count_issued_and_refused_tokens_by_reason_and_time_requests_by_route(
 }
 
 #[test]
+fn methods_a_client_invents_share_one_metrics_label() {
+    let s = Server::start("metrics-methods", &[]);
+    for method in ["FOOBAR1", "FOOBAR2", "FOOBAR3"] {
+        let r = reply(ureq::request(method, &format!("{}/v1/token", s.url)).call());
+        assert_eq!(r.status, 405, "{method}");
+    }
+    let m = reply(s.get("/metrics").call());
+    assert_eq!(m.status, 200);
+    // Named as sent, each invented method would be a series for the life of the process.
+    assert!(!m.text.contains("FOOBAR"), "{}", m.text);
+    let line = "keymint_http_requests_total{route=\"/v1/token\",method=\"other\",status=\"405\"} 3";
+    assert!(m.text.contains(line), "missing {line:?} in\n{}", m.text);
+}
+
+#[test]
 fn sigterm_drains_and_ends_event_streams_cleanly() {
     let mut s = Server::start("sigterm", &[]);
     // An open push stream must not keep the server from stopping.

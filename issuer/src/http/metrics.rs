@@ -1,7 +1,7 @@
 //! `GET /metrics` (Prometheus text) and the request-timing middleware.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, OnceLock, RwLock};
+use std::cell::RefCell;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use std::future::Future;
@@ -131,43 +131,80 @@ where
         let res = std::task::ready!(this.inner.poll(cx));
         if let Ok(res) = &res {
             let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            let (count, time) = series(route, this.method, res.status().as_u16());
-            count.increment(1);
-            time.record(this.started.elapsed().as_secs_f64());
+            observe(
+                route,
+                this.method,
+                res.status().as_u16(),
+                this.started.elapsed().as_secs_f64(),
+            );
         }
         Poll::Ready(res)
     }
 }
 
-/// The series of every (route, method, status) seen, looked up once: building a series' labels
-/// and finding it in the recorder's registry cost more than the rest of the middleware together,
-/// on every request. By route first, so that a lookup borrows the route instead of copying it.
-type Series = HashMap<String, HashMap<(Method, u16), (Counter, Histogram)>>;
-static SERIES: LazyLock<RwLock<Series>> = LazyLock::new(|| RwLock::new(HashMap::new()));
-/// Series kept per route; beyond (a client inventing methods), they are looked up each time.
+/// The method as a label: the methods of RFC 9110 by name, any other `other`. A client may send
+/// any token as a method (a 405 answers it, and is counted): named as sent, each one would be
+/// a new series in the recorder and in every scrape for the life of the process.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
+/// One (route, method, status) series, as a worker thread keeps it.
+struct Cached {
+    route: Box<str>,
+    method: &'static str,
+    status: u16,
+    count: Counter,
+    time: Histogram,
+}
+
+/// Series kept per worker thread; beyond, they are looked up in the recorder each time (the
+/// labels are bounded: the router's patterns and `unmatched`, ten method labels, the statuses
+/// the server answers).
 const MAX_SERIES: usize = 64;
 
-fn series(route: &str, method: &Method, status: u16) -> (Counter, Histogram) {
-    let key = (method.clone(), status);
-    if let Some(found) = SERIES
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(route)
-        .and_then(|by| by.get(&key))
-    {
-        return found.clone();
-    }
-    let made = (
-        metrics::counter!("keymint_http_requests_total", "route" => route.to_owned(), "method" => method.as_str().to_owned(), "status" => status.to_string()),
-        metrics::histogram!("keymint_http_request_duration_seconds", "route" => route.to_owned()),
-    );
-    let mut all = SERIES
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Routes are the router's patterns (and `unmatched`): a fixed set.
-    let by = all.entry(route.to_owned()).or_default();
-    if by.len() < MAX_SERIES {
-        by.insert(key, made.clone());
-    }
-    made
+thread_local! {
+    /// The series this thread has counted, found by a scan (a handful of entries):
+    /// building a series' labels and finding it in the recorder's registry cost more than the
+    /// rest of the middleware together, and a map shared by the workers behind a lock (tried
+    /// before) moved its lock's cache line between the cores on every request.
+    static SERIES: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Counts one answered request and its duration.
+fn observe(route: &str, method: &Method, status: u16, seconds: f64) {
+    let method = method_label(method);
+    SERIES.with_borrow_mut(|cached| {
+        if let Some(s) = cached
+            .iter()
+            .find(|s| s.status == status && s.method == method && *s.route == *route)
+        {
+            s.count.increment(1);
+            s.time.record(seconds);
+            return;
+        }
+        let made = Cached {
+            route: route.into(),
+            method,
+            status,
+            count: metrics::counter!("keymint_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
+            time: metrics::histogram!("keymint_http_request_duration_seconds", "route" => route.to_owned()),
+        };
+        made.count.increment(1);
+        made.time.record(seconds);
+        if cached.len() < MAX_SERIES {
+            cached.push(made);
+        }
+    });
 }
