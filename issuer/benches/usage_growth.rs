@@ -50,7 +50,7 @@ fn usage<'a>(at: i64, key: &'a str, client: IpAddr) -> Usage<'a> {
         scopes: Some("orders:read"),
         client,
         origin: None,
-        detail: None,
+        issued: None,
     }
 }
 

@@ -29,7 +29,7 @@ impl From<IssuedToken> for TokenResponse {
             access_token: t.access_token,
             token_type: t.token_type,
             expires_in: t.expires_in,
-            scope: t.scope.to_string(),
+            scope: t.scope,
             cors_origin: t.cors_origin,
         }
     }

@@ -222,9 +222,8 @@ impl Server {
             "the marker issuance in the log",
             Duration::from_secs(5),
             || {
-                self.all_output()
-                    .contains(&format!("jti={jti}"))
-                    .then_some(())
+                // `jti=<id>` in text, `"jti":"<id>"` in JSON: 22 random characters either way.
+                self.all_output().contains(jti.as_str()).then_some(())
             },
         );
         jti

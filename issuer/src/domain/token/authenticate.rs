@@ -147,7 +147,7 @@ impl<S: Store> TokenService<S> {
             scopes: None,
             client: client.ip,
             origin: client.origin.as_deref(),
-            detail: None,
+            issued: None,
         });
         metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
             .increment(1);

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{ApiKeyId, Claims, ClientId, Jti, UnixTime};
+use keymint_jwks::{ApiKeyId, Audience, Claims, ClientId, Jti, UnixTime};
 use quick_cache::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -30,7 +30,7 @@ use crate::domain::settings::{Settings, SharedSettings};
 use crate::domain::signing::SigningSet;
 use crate::domain::token::active_key::{ActiveKey, KeyCache};
 use crate::domain::unix;
-use crate::domain::usage::{Outcome, Presented, Usage, UsageLog};
+use crate::domain::usage::{Issued, Outcome, Presented, Usage, UsageLog};
 use crate::domain::{DomainError, Fault};
 use crate::store::Store;
 
@@ -162,13 +162,14 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
     ) -> Result<IssuedToken, DomainError> {
         let mut seen = Seen::default();
+        let asked;
         let result = self
             .exchange_inner(credential, request, client, now, &mut seen)
             .await;
         let (outcome, code, reason, scopes) = match &result {
             Ok(t) => {
                 issued_counter(t.token_type).increment(1);
-                (Outcome::Granted, "", None, Some(t.scope.to_string()))
+                (Outcome::Granted, "", None, Some(t.scope.as_str()))
             }
             Err(e) => {
                 let code = refusal_code(e);
@@ -177,12 +178,12 @@ impl<S: Store> TokenService<S> {
                     DomainError::InvalidClient { reason } => reason.as_str().to_owned(),
                     other => other.to_string(),
                 };
-                let asked = request
+                asked = request
                     .scope
                     .as_ref()
                     .and_then(Asked::valid)
                     .map(ToString::to_string);
-                (Outcome::Refused, code, Some(reason), asked)
+                (Outcome::Refused, code, Some(reason), asked.as_deref())
             }
         };
         let key = match (&seen.key, &seen.presented) {
@@ -198,10 +199,14 @@ impl<S: Store> TokenService<S> {
             reason: reason.as_deref(),
             key,
             tenant: seen.key.as_ref().map(|k| k.tenant.as_str()),
-            scopes: scopes.as_deref(),
+            scopes,
             client: client.ip,
             origin: client.origin.as_deref(),
-            detail: seen.detail.as_deref(),
+            issued: seen.issued.as_ref().map(|(jti, aud, ttl)| Issued {
+                jti: jti.as_str(),
+                aud: aud.as_str(),
+                ttl: *ttl,
+            }),
         });
         result
     }
@@ -244,7 +249,6 @@ impl<S: Store> TokenService<S> {
             .await?;
 
         let jti = self.new_jti()?;
-        seen.detail = Some(format!("jti={jti} aud={aud} ttl={ttl}"));
         let claims = Claims {
             iss: settings.issuer().clone(),
             sub: key.key_id.clone(),
@@ -271,17 +275,20 @@ impl<S: Store> TokenService<S> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(key.key_id.clone(), t);
         }
+        let token_type = if claims.cnf.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        // Moved out of the signed claims for the audit line rather than copied or formatted
+        // before signing: nothing per request that the line does not need.
+        seen.issued = Some((claims.jti, claims.aud, ttl));
         Ok(IssuedToken {
             access_token,
             expires_in: ttl,
-            token_type: if claims.cnf.is_some() {
-                "DPoP"
-            } else {
-                "Bearer"
-            },
-            // Moved out of the signed claims rather than cloned before: a copy of the set per
-            // request for nothing.
-            scope: claims.scope,
+            token_type,
+            // Written once, for both the answer and the audit line.
+            scope: claims.scope.to_string(),
             cors_origin,
         })
     }
@@ -303,8 +310,8 @@ pub(super) struct Seen {
     presented: Option<ApiKeyId>,
     /// The key it names, once found.
     key: Option<Arc<ActiveKey>>,
-    /// `jti=… aud=… ttl=…` of the token issued.
-    detail: Option<String>,
+    /// The `jti`, audience and lifetime of the token issued.
+    issued: Option<(Jti, Audience, u64)>,
 }
 
 /// A small, stable set of refusal reasons for metrics (never anything a client chose).
@@ -349,14 +356,13 @@ fn issued_counter(token_type: &'static str) -> &'static metrics::Counter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use keymint_jwks::ScopeSet;
 
     #[test]
     fn debug_of_an_issued_token_leaves_the_token_out() {
         let t = IssuedToken {
             access_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJrMSJ9.c2lnbmF0dXJl".into(),
             expires_in: 600,
-            scope: ScopeSet::parse("a").unwrap(),
+            scope: "a".into(),
             token_type: "Bearer",
             cors_origin: None,
         };

@@ -77,8 +77,8 @@ pub struct IssuedToken {
     pub access_token: String,
     /// The real lifetime in seconds.
     pub expires_in: u64,
-    /// The granted scopes.
-    pub scope: ScopeSet,
+    /// The granted scopes, space separated (as in the token).
+    pub scope: String,
     /// `Bearer`, or `DPoP` for a sender-constrained token.
     pub token_type: &'static str,
     /// The browser origin to answer CORS for, when the key allows it.

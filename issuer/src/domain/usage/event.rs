@@ -74,6 +74,17 @@ pub struct Usage<'a> {
     pub client: IpAddr,
     /// The `Origin` header.
     pub origin: Option<&'a str>,
-    /// `jti=… aud=… ttl=…` of an issued token.
-    pub detail: Option<&'a str>,
+    /// What was issued, when a token was.
+    pub issued: Option<Issued<'a>>,
+}
+
+/// The token a granted request was given, for its log line: the per-token record.
+#[derive(Debug, Clone, Copy)]
+pub struct Issued<'a> {
+    /// The token's `jti`.
+    pub jti: &'a str,
+    /// Its audience.
+    pub aud: &'a str,
+    /// Its lifetime in seconds.
+    pub ttl: u64,
 }

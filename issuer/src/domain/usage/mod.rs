@@ -17,7 +17,7 @@ mod tally;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use self::event::{Outcome, Presented, Usage};
+pub use self::event::{Issued, Outcome, Presented, Usage};
 pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub(crate) use self::retention::in_batches;
 pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
@@ -63,7 +63,11 @@ impl UsageLog {
             scopes = u.scopes,
             client_ip = %u.client,
             origin = u.origin,
-            detail = u.detail,
+            // Written as it is (`jti=…`, not quoted): base64url the issuer generated, so a
+            // search for `jti=<id>` finds the line in either log format's text.
+            jti = u.issued.map(|i| tracing::field::display(i.jti)),
+            aud = u.issued.map(|i| i.aud),
+            ttl = u.issued.map(|i| i.ttl),
             "audit"
         );
         self.lock().add(u);

@@ -22,7 +22,7 @@ fn granted<'a>(at: i64, key: &'a str, ip: &str) -> (Usage<'a>, IpAddr) {
             scopes: Some("a"),
             client: ip,
             origin: None,
-            detail: None,
+            issued: None,
         },
         ip,
     )
@@ -137,7 +137,7 @@ fn guessed_key_ids_and_forged_origins_fold_into_one_bounded_row() {
                 (0x2001_0db8_u128 << 96) + ((i as u128) << 64),
             )),
             origin: Some(&origins[i]),
-            detail: None,
+            issued: None,
         });
     }
     let rows = t.take();
