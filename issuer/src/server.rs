@@ -1,6 +1,7 @@
-//! `keymint serve`: wiring the store, the domain and HTTP together, plus the background work:
-//! applying changes made by other processes within a second, the signing-key lifecycle, re-signing
-//! the revocation list, and batched writes of last-used times and audit records.
+//! `keymint serve`: wiring the store, the domain and HTTP together, and starting the background
+//! work ([`background`]): applying changes made by other processes within a second, the
+//! signing-key lifecycle, re-signing the revocation list, retention, and batched writes of
+//! last-used times and usage counts.
 #![allow(clippy::disallowed_methods)] // the server is an edge: its background tasks read the clock
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ use crate::domain::usage::{self, UsageLog};
 use crate::domain::{DomainError, Fault};
 use crate::http::{self, AppParts, AppState};
 use crate::store::Store;
+
+use self::background::{flush_last_used, maintain, prune_old, watch_changes};
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
 /// database round trip). On Postgres a notification wakes the watcher sooner.
@@ -295,175 +298,6 @@ pub async fn serve<S: Store>(
     served
 }
 
-async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
-    // A failed re-read of the public scopes is retried on the next round, not forgotten.
-    let mut scopes_pending = false;
-    let mut settings_pending = false;
-    loop {
-        rt.store.change_hint(CHANGE_POLL).await;
-        let page = match rt.store.changes_since(last).await {
-            Ok(c) => {
-                rt.tokens.feed_read(UnixTime::now());
-                c
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the change feed");
-                continue;
-            }
-        };
-        let changes = page.changes;
-        let Some(newest) = changes.last().map(|c| c.id) else {
-            // A change of settings that could not be read last round is retried without waiting
-            // for another change.
-            if settings_pending && adopt_settings(&rt).await {
-                settings_pending = false;
-            }
-            continue;
-        };
-        let mut signing_changed = false;
-        let mut keys_changed = false;
-        let mut scopes_changed = false;
-        let mut settings_changed = false;
-        for c in &changes {
-            match c.kind.as_str() {
-                "key" => {
-                    rt.tokens.invalidate(&c.target);
-                    keys_changed = true;
-                }
-                "signing_key" => signing_changed = true,
-                "scope" => scopes_changed = true,
-                "settings" => settings_changed = true,
-                _ => {}
-            }
-        }
-        // More changes than a page, or changes pruned before this process read them (it could
-        // not reach the database for longer than the feed's retention): what they named is not
-        // known, so everything cached from the database is read again.
-        if page.pruned_past
-            || i64::try_from(changes.len()).unwrap_or(i64::MAX) >= crate::store::FEED_PAGE
-        {
-            if page.pruned_past {
-                tracing::warn!(
-                    after = last,
-                    "changes this server had not read were pruned; reloading keys, scopes, settings and signing keys"
-                );
-                keys_changed = true;
-                signing_changed = true;
-            }
-            rt.tokens.invalidate_all();
-            scopes_changed = true;
-            settings_changed = true;
-        }
-        // Before the list is refreshed below, so that a new issuer URL re-signs it in this round.
-        settings_pending |= settings_changed;
-        if settings_pending && adopt_settings(&rt).await {
-            settings_pending = false;
-        }
-        scopes_pending |= scopes_changed;
-        if scopes_pending {
-            match rt.tokens.reload_public_scopes().await {
-                Ok(()) => scopes_pending = false,
-                Err(e) => tracing::warn!(error = %e, "cannot reload public scopes"),
-            }
-        }
-        if keys_changed && let Err(e) = rt.tokens.reload_origins(UnixTime::now()).await {
-            tracing::warn!(error = %e, "cannot reload publishable-key origins");
-        }
-        if signing_changed && let Err(e) = rt.reload_signing().await {
-            tracing::error!(error = %e, "cannot reload signing keys");
-        }
-        if let Err(e) = rt.refresh_list().await {
-            tracing::warn!(error = %e, "cannot refresh the revocation list");
-        }
-        last = newest;
-    }
-}
-
-/// Adopts changed settings and re-signs the list under them; whether that worked (else the
-/// watcher tries again next round).
-async fn adopt_settings<S: Store>(rt: &Runtime<S>) -> bool {
-    if let Err(e) = rt.reload_settings().await {
-        tracing::warn!(error = %e, "cannot adopt the changed settings");
-        return false;
-    }
-    if let Err(e) = rt.refresh_list().await {
-        tracing::warn!(error = %e, "cannot refresh the revocation list");
-    }
-    true
-}
-
-async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut usage_tick = 0u32;
-    loop {
-        tick.tick().await;
-        match signing::maintain(&*rt.store, &rt.enc, UnixTime::now(), rt.retire_for()).await {
-            Ok(true) => {
-                if let Err(e) = rt.reload_signing().await {
-                    tracing::error!(error = %e, "cannot reload signing keys");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "signing key maintenance failed"),
-        }
-        if let Err(e) = rt.refresh_list().await {
-            tracing::warn!(error = %e, "cannot refresh the revocation list");
-        }
-        // The active key's age, read from the signing set in force.
-        let set = rt.signing.load();
-        let active = set.active.key().kid();
-        if let Some(since) = set
-            .records
-            .iter()
-            .find(|r| r.kid == *active)
-            .map(|r| r.activate_at)
-        {
-            let age = crate::domain::unix(UnixTime::now()).saturating_sub(since);
-            metrics::gauge!("keymint_signing_key_age_seconds").set(age as f64);
-        }
-        usage_tick += 1;
-        if usage_tick.is_multiple_of(5) {
-            flush_last_used(&rt).await;
-        }
-    }
-}
-
-/// Prunes audit rows and usage rollups past the retention, and the change feed past its own
-/// ([`crate::domain::feed::FEED_RETENTION`]): at start, then every hour.
-async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
-    let mut tick = tokio::time::interval(PRUNE_EVERY);
-    loop {
-        tick.tick().await;
-        match usage::prune(&*store, UnixTime::now(), retention).await {
-            Ok(p) if p.audit + p.usage > 0 => {
-                tracing::info!(
-                    audit = p.audit,
-                    usage = p.usage,
-                    "pruned rows past the audit retention"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune audit rows; will retry"),
-        }
-        match crate::domain::feed::prune(&*store, UnixTime::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(changes = n, "pruned the change feed's old rows"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the change feed; will retry"),
-        }
-    }
-}
-
-/// How often retention runs.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-async fn flush_last_used<S: Store>(rt: &Runtime<S>) {
-    let used = rt.tokens.take_last_used();
-    if !used.is_empty()
-        && let Err(e) = rt.store.touch_keys(&used).await
-    {
-        tracing::warn!(error = %e, "cannot record last-used times");
-    }
-}
-
+mod background;
 #[cfg(test)]
 mod tests;
