@@ -102,7 +102,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         Tracked {
             route: req.extensions().get::<MatchedPath>().cloned(),
-            method: req.method().clone(),
+            method: method_label(req.method()),
             started: Instant::now(),
             inner: self.0.call(req),
         }
@@ -115,7 +115,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         route: Option<MatchedPath>,
-        method: Method,
+        method: &'static str,
         started: Instant,
     }
 }
@@ -183,8 +183,7 @@ thread_local! {
 }
 
 /// Counts one answered request and its duration.
-fn observe(route: &str, method: &Method, status: u16, seconds: f64) {
-    let method = method_label(method);
+fn observe(route: &str, method: &'static str, status: u16, seconds: f64) {
     SERIES.with_borrow_mut(|cached| {
         if let Some(s) = cached
             .iter()
