@@ -1,5 +1,5 @@
 //! `keymint serve`: wiring the store, the domain and HTTP together, and starting the background
-//! work ([`background`]): applying changes made by other processes within a second, the
+//! work (in `server/background.rs`): applying changes made by other processes within a second, the
 //! signing-key lifecycle, re-signing the revocation list, retention, and batched writes of
 //! last-used times and usage counts.
 #![allow(clippy::disallowed_methods)] // the server is an edge: its background tasks read the clock
