@@ -109,10 +109,13 @@ impl ScopeSet {
 
     /// Parses `"a b c"`. The empty string is the empty set; repeated scopes collapse.
     pub fn parse(s: &str) -> Result<Self, ScopeError> {
-        let mut set = Vec::new();
         if s.is_empty() {
-            return Ok(Self(set));
+            return Ok(Self(Vec::new()));
         }
+        // Sized once: a vector grown by pushes is then shrunk by a reallocation (the verifier
+        // parses the scope claim of every fresh token; the issuer a key's scopes per grant).
+        let parts = s.bytes().filter(|&b| b == b' ').count() + 1;
+        let mut set = Vec::with_capacity(parts.min(Self::MAX_SCOPES));
         for (index, part) in s.split(' ').enumerate() {
             if part.is_empty() {
                 return Err(ScopeError::Separator);

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId};
 use quick_cache::sync::Cache;
 
+use super::grant_text::GrantText;
 use crate::domain::keys::api_key::{KEY_ID_LEN, KeyEnv, KeyKind};
 use crate::domain::keys::limits::{KeyLimits, RateSetting, RateSpec};
 use crate::domain::refusal::ClientRefusal;
@@ -20,9 +21,10 @@ use crate::store::KeyRecord;
 ///
 /// With load spread over 10,000 keys each cache line of a key a request touches is a cache miss
 /// (`perf` showed those misses as a few per cent of the token endpoint's CPU): what every request
-/// reads is held inline (the secret's hash, kind, environment, state and lifetimes) and first, in
-/// declaration order (`repr(C)`), so that it spans a few adjacent lines rather than being spread
-/// through a record of strings; a key without a rate limit has no limiter to read.
+/// reads is held inline (the secret's hash, kind, environment, state, lifetimes, and the tenant,
+/// audiences and scopes a token copies) and first, in declaration order (`repr(C)`), so that it
+/// spans a few adjacent lines of one block rather than being spread through blocks of strings; a
+/// key without a rate limit has no limiter to read.
 #[derive(Debug)]
 #[repr(C)]
 pub(super) struct ActiveKey {
@@ -37,16 +39,17 @@ pub(super) struct ActiveKey {
     /// Shared with the token service's limiter cache, which outlives this entry; none for a key
     /// without a rate limit (nothing to count, nothing to read per request).
     pub(super) limits: Option<Arc<KeyLimits>>,
-    pub(super) key_id: ApiKeyId,
-    pub(super) tenant: TenantId,
-    pub(super) scopes: ScopeSet,
-    pub(super) audiences: Vec<Audience>,
+    /// Read by every request (if only to find it empty).
     pub(super) allow_ips: Vec<IpNet>,
-    pub(super) allow_origins: Vec<String>,
     pub(super) kind: KeyKind,
     pub(super) env: KeyEnv,
     pub(super) revoked: bool,
     pub(super) is_admin: bool,
+    /// The tenant, audiences and scopes, inline.
+    pub(super) grant: GrantText,
+    // Not read by a request that is granted from a server (see `exchange_inner`).
+    pub(super) key_id: ApiKeyId,
+    pub(super) allow_origins: Vec<String>,
 }
 
 /// Last-used times are kept to this precision in the database: a key's first use is written at
@@ -84,14 +87,16 @@ impl ActiveKey {
             kind: KeyKind::parse(&record.kind).ok_or_else(|| corrupt("kind"))?,
             env: KeyEnv::parse(&record.env).ok_or_else(|| corrupt("env"))?,
             key_id: ApiKeyId::new(record.key_id.as_str()).map_err(|_| corrupt("key_id"))?,
-            tenant: TenantId::new(record.tenant.as_str()).map_err(|_| corrupt("tenant"))?,
-            scopes: ScopeSet::parse(&record.scopes).map_err(|_| corrupt("scopes"))?,
-            audiences: record
-                .audiences
-                .split_whitespace()
-                .map(Audience::new)
-                .collect::<Result<_, _>>()
-                .map_err(|_| corrupt("audiences"))?,
+            grant: GrantText::new(
+                &TenantId::new(record.tenant.as_str()).map_err(|_| corrupt("tenant"))?,
+                &record
+                    .audiences
+                    .split_whitespace()
+                    .map(Audience::new)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| corrupt("audiences"))?,
+                &ScopeSet::parse(&record.scopes).map_err(|_| corrupt("scopes"))?,
+            ),
             allow_ips: record
                 .allow_ips
                 .split_whitespace()
@@ -113,21 +118,12 @@ impl ActiveKey {
         })
     }
 
-    /// Reads the first byte of each piece of the key's text that granting a token copies
-    /// (tenant, audiences, scopes), before the secret's HMAC. With load spread over many keys
-    /// each is a cache miss; read together here the CPU waits for them at once, while the HMAC
-    /// runs, rather than one after another through the grant. (The key ID is not read: the
-    /// token takes the one the client presented.)
+    /// Reads the key's lines a granted token copies (its tenant, audiences and scopes, inline)
+    /// before the secret's HMAC: with load spread over many keys each is a cache miss, and read
+    /// here the CPU waits for them while the HMAC runs rather than in the grant. (The key ID is
+    /// not read: the token takes the one the client presented.)
     pub(super) fn warm(&self) {
-        let first = |s: &str| s.as_bytes().first().copied().unwrap_or(0);
-        let mut x = first(self.tenant.as_str());
-        for a in self.audiences.iter().take(4) {
-            x ^= first(a.as_str());
-        }
-        for s in self.scopes.iter().take(4) {
-            x ^= first(s.as_str());
-        }
-        std::hint::black_box(x);
+        std::hint::black_box(self.grant.warm());
     }
 
     /// Whether `ip` may use this key (no CIDRs: any).

@@ -10,19 +10,24 @@ use crate::domain::DomainError;
 use crate::domain::Fault;
 use crate::domain::refusal::{RequestRefusal, ScopeRefusal, TargetRefusal};
 use crate::domain::token::active_key::ActiveKey;
+use crate::domain::token::grant_text::Parts;
 
 /// The scopes asked for (all of the key's when none), if the key holds them all.
 pub(super) fn scope(
-    key: &ActiveKey,
+    key: Parts<'_>,
     asked: Option<&Asked<ScopeSet>>,
 ) -> Result<ScopeSet, DomainError> {
+    let held = || {
+        key.scope_set()
+            .map_err(|e| DomainError::Internal(Fault::because("a cached key's scopes", e)))
+    };
     match asked {
-        None => Ok(key.scopes.clone()),
+        None => held(),
         Some(Asked::Malformed(why)) => Err(DomainError::InvalidScope(ScopeRefusal::Malformed(
             why.clone(),
         ))),
         Some(Asked::Valid(asked)) => {
-            if key.scopes.is_superset(asked) {
+            if held()?.is_superset(asked) {
                 Ok(asked.clone())
             } else {
                 Err(DomainError::InvalidScope(ScopeRefusal::BeyondTheKey))
@@ -64,6 +69,7 @@ pub(super) fn public_only(
 /// say.
 pub(super) fn audience(
     key: &ActiveKey,
+    held: Parts<'_>,
     asked: Option<&Asked<Audience>>,
     admin: Option<&Audience>,
 ) -> Result<Audience, DomainError> {
@@ -81,12 +87,13 @@ pub(super) fn audience(
     }
     let chosen = match asked {
         Some(a) => a
-            .and_then(|a| key.audiences.iter().find(|k| *k == a))
+            .filter(|a| held.audiences().any(|k| k == a.as_str()))
             .cloned()
             .ok_or_else(|| DomainError::InvalidTarget(TargetRefusal::NotTheKeys)),
-        None => match key.audiences.as_slice() {
-            [only] => Ok(only.clone()),
-            _ => Err(DomainError::InvalidTarget(TargetRefusal::NoneNamed)),
+        None => match held.only_audience() {
+            Some(only) => Audience::new(only)
+                .map_err(|e| DomainError::Internal(Fault::because("a cached key's audience", e))),
+            None => Err(DomainError::InvalidTarget(TargetRefusal::NoneNamed)),
         },
     }?;
     // Checked on what would be granted, not on what was asked: a key created with the admin
@@ -181,18 +188,19 @@ mod tests {
     #[test]
     fn scope_is_the_keys_when_none_is_asked_and_never_more_than_the_keys() {
         let k = key("a b c", "https://api.test", false);
-        assert_eq!(scope(&k, None).unwrap(), k.scopes);
-        assert_eq!(scope(&k, sc("").as_ref()).unwrap(), k.scopes);
+        let all = ScopeSet::parse("a b c").unwrap();
+        assert_eq!(scope(k.grant.parts(), None).unwrap(), all);
+        assert_eq!(scope(k.grant.parts(), sc("").as_ref()).unwrap(), all);
         assert_eq!(
-            scope(&k, sc("b").as_ref()).unwrap(),
+            scope(k.grant.parts(), sc("b").as_ref()).unwrap(),
             ScopeSet::parse("b").unwrap()
         );
         assert!(matches!(
-            scope(&k, sc("b d").as_ref()),
+            scope(k.grant.parts(), sc("b d").as_ref()),
             Err(DomainError::InvalidScope(_))
         ));
         assert!(matches!(
-            scope(&k, sc("b \"").as_ref()),
+            scope(k.grant.parts(), sc("b \"").as_ref()),
             Err(DomainError::InvalidScope(_))
         ));
     }
@@ -203,13 +211,20 @@ mod tests {
         let two = key("a", "https://api.test https://other.test", false);
         let admin = admin_aud();
         assert_eq!(
-            audience(&one, None, Some(&admin)).unwrap().as_str(),
+            audience(&one, one.grant.parts(), None, Some(&admin))
+                .unwrap()
+                .as_str(),
             "https://api.test"
         );
         assert_eq!(
-            audience(&two, au(Some("https://other.test")).as_ref(), Some(&admin))
-                .unwrap()
-                .as_str(),
+            audience(
+                &two,
+                two.grant.parts(),
+                au(Some("https://other.test")).as_ref(),
+                Some(&admin)
+            )
+            .unwrap()
+            .as_str(),
             "https://other.test"
         );
         for (k, asked) in [
@@ -219,7 +234,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    audience(k, au(asked).as_ref(), Some(&admin)),
+                    audience(k, k.grant.parts(), au(asked).as_ref(), Some(&admin)),
                     Err(DomainError::InvalidTarget(_))
                 ),
                 "{asked:?}"
@@ -231,20 +246,39 @@ mod tests {
         for asked in [None, Some(admin.as_str())] {
             assert!(
                 matches!(
-                    audience(&sneaky, au(asked).as_ref(), Some(&admin)),
+                    audience(
+                        &sneaky,
+                        sneaky.grant.parts(),
+                        au(asked).as_ref(),
+                        Some(&admin)
+                    ),
                     Err(DomainError::InvalidTarget(_))
                 ),
                 "{asked:?}"
             );
         }
         let ak = key("admin:read", "https://api.test", true);
-        assert_eq!(audience(&ak, None, Some(&admin)).unwrap(), admin);
         assert_eq!(
-            audience(&ak, au(Some(admin.as_str())).as_ref(), Some(&admin)).unwrap(),
+            audience(&ak, ak.grant.parts(), None, Some(&admin)).unwrap(),
+            admin
+        );
+        assert_eq!(
+            audience(
+                &ak,
+                ak.grant.parts(),
+                au(Some(admin.as_str())).as_ref(),
+                Some(&admin)
+            )
+            .unwrap(),
             admin
         );
         assert!(matches!(
-            audience(&ak, au(Some("https://api.test")).as_ref(), Some(&admin)),
+            audience(
+                &ak,
+                ak.grant.parts(),
+                au(Some("https://api.test")).as_ref(),
+                Some(&admin)
+            ),
             Err(DomainError::InvalidTarget(_))
         ));
     }

@@ -4,6 +4,7 @@ mod active_key;
 mod authenticate;
 mod dpop_binding;
 mod grant;
+mod grant_text;
 mod request;
 pub mod throttle;
 mod watch;
@@ -200,7 +201,7 @@ impl<S: Store> TokenService<S> {
             code,
             reason: reason.as_deref(),
             key,
-            tenant: seen.key.as_ref().map(|k| k.tenant.as_str()),
+            tenant: seen.key.as_ref().map(|k| k.grant.tenant()),
             scopes,
             client: client.ip,
             origin: client.origin.as_deref(),
@@ -231,12 +232,15 @@ impl<S: Store> TokenService<S> {
         let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         key.check_rate(&client.ip)?;
         let binding = dpop_binding::binding(settings.issuer(), request, now)?;
-        let mut scope = grant::scope(&key, request.scope.as_ref())?;
+        // The key's tenant, audiences and scopes, held inline in the cached key.
+        let held = key.grant.parts();
+        let mut scope = grant::scope(held, request.scope.as_ref())?;
         if kind == KeyKind::Publishable {
             scope = grant::public_only(scope, request.scope.as_ref(), &self.public_scopes.load())?;
         }
         let aud = grant::audience(
             &key,
+            held,
             request.audience.as_ref(),
             Some(settings.admin_audience()),
         )?;
@@ -245,9 +249,11 @@ impl<S: Store> TokenService<S> {
         if ttl == 0 {
             return Err(self.failed(client.ip, ClientFailure::ExpiredKey));
         }
-        // Last of the checks: only a request that will be granted claims its proof's ID.
+        // Last of the checks: only a request that will be granted claims its proof's ID. The
+        // holder is the key ID as presented (see `sub` below).
+        let holder = seen.presented.as_ref().unwrap_or(&key.key_id);
         let cnf = binding
-            .claim(&*self.store, &self.replay, key.key_id.as_str(), now)
+            .claim(&*self.store, &self.replay, holder.as_str(), now)
             .await?;
 
         let jti = self.new_jti()?;
@@ -266,7 +272,9 @@ impl<S: Store> TokenService<S> {
                 .map_err(|e| DomainError::Internal(Fault::because("client_id", e)))?,
             sub,
             scope,
-            tenant: key.tenant.clone(),
+            tenant: held
+                .tenant_id()
+                .map_err(|e| DomainError::Internal(Fault::because("a cached key's tenant", e)))?,
             cnf,
         };
         let access_token = self
