@@ -22,6 +22,7 @@ pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub(crate) use self::retention::in_batches;
 pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
 pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally};
+use crate::domain::client::{IpText, client_of};
 use crate::store::Store;
 
 /// How often counted uses are written to the database by default (`serve --usage-flush-interval`):
@@ -51,6 +52,11 @@ impl UsageLog {
 
     /// Logs `u` (one line) and counts it.
     pub fn record(&self, u: &Usage<'_>) {
+        // The address as text once, for the line and (as the client's network, which for an
+        // IPv4 client is the address itself) for the count, before taking the tally's lock.
+        let ip = IpText::of(u.client);
+        let network = client_of(u.client);
+        let network = (network != u.client).then(|| IpText::of(network));
         tracing::info!(
             target: "keymint::audit",
             at = u.at,
@@ -61,7 +67,7 @@ impl UsageLog {
             key_id = u.key.logged(),
             tenant = u.tenant,
             scopes = u.scopes,
-            client_ip = %u.client,
+            client_ip = tracing::field::display(ip.as_str()),
             origin = u.origin,
             // Written as it is (`jti=…`, not quoted): base64url the issuer generated, so a
             // search for `jti=<id>` finds the line in either log format's text.
@@ -70,7 +76,8 @@ impl UsageLog {
             ttl = u.issued.map(|i| i.ttl),
             "audit"
         );
-        self.lock().add(u);
+        self.lock()
+            .add_from(u, network.as_ref().unwrap_or(&ip).as_str());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {

@@ -9,10 +9,9 @@
 //! one row per key and outcome, never one per request or per address.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::hash::{BuildHasher, RandomState};
 
-use crate::domain::client::client_of;
+use crate::domain::client::{IpText, client_of};
 use crate::store::UsageCount;
 
 use super::event::{Presented, Usage};
@@ -56,8 +55,6 @@ pub struct Tally {
     /// until [`Tally::take`] fills them in).
     rows: Vec<UsageCount>,
     dropped: u64,
-    /// The client's network as text, rebuilt for every use without allocating.
-    scratch: String,
 }
 
 impl Default for Tally {
@@ -70,7 +67,6 @@ impl Default for Tally {
             pending: HashMap::new(),
             rows: Vec::new(),
             dropped: 0,
-            scratch: String::with_capacity(48),
         }
     }
 }
@@ -78,6 +74,12 @@ impl Default for Tally {
 impl Tally {
     /// Counts one use.
     pub fn add(&mut self, u: &Usage<'_>) {
+        self.add_from(u, IpText::of(client_of(u.client)).as_str());
+    }
+
+    /// Counts one use from `client`, the text of `u`'s client (`client_of`) the caller has
+    /// already written.
+    pub(super) fn add_from(&mut self, u: &Usage<'_>, client: &str) {
         let bucket = u.at - u.at.rem_euclid(BUCKET);
         if bucket > self.hour {
             self.hour = bucket;
@@ -87,10 +89,7 @@ impl Tally {
         let key = u.key.stored();
         let mut origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
         let mut reason = cut(u.code, MAX_REASON);
-        self.scratch.clear();
-        // Writing to a String cannot fail.
-        let _ = write!(self.scratch, "{}", client_of(u.client));
-        let mut client = self.scratch.as_str();
+        let mut client = client;
         let mut h = hash_of(
             &self.hasher,
             bucket,
