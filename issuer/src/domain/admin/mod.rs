@@ -8,6 +8,7 @@
 //! locks it out of the admin API like any other key.
 
 pub mod api;
+mod views;
 
 pub use crate::domain::reserved::{ADMIN_PATH, READ, WRITE};
 
