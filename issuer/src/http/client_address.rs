@@ -13,6 +13,12 @@ use crate::domain::client::ClientContext;
 /// The client address: the peer, or, when the peer is a trusted proxy, the right-most address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
 /// header before reaching the first trusted proxy is never believed.
+///
+/// Every address is canonical: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack
+/// listener on `[::]` reports every IPv4 peer, and how some proxies write the header) is its IPv4
+/// address. Otherwise no IPv4 rule would ever match it: not a key's `--allow-ip 10.0.0.0/8`, which
+/// would refuse every client, and not `--trusted-proxy 10.0.0.0/8`, which would make every client
+/// look like the proxy (one throttle budget for all of them).
 fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: std::net::IpAddr) -> std::net::IpAddr {
     if trusted.is_empty() {
         return peer;
@@ -27,6 +33,7 @@ fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: std::net::IpAddr) -> 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
+        .map(|ip: std::net::IpAddr| ip.to_canonical())
         .collect();
     hops.into_iter()
         .rev()
@@ -35,12 +42,14 @@ fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: std::net::IpAddr) -> 
 }
 
 /// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
-/// the `ConnectInfo` extractor itself falls back).
+/// the `ConnectInfo` extractor itself falls back), canonical (see [`client_ip`]).
 fn peer_of(ext: &axum::http::Extensions) -> std::net::IpAddr {
     ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| {
+            a.ip().to_canonical()
+        })
 }
 
 /// Whether a trusted proxy says the request reached it over plain HTTP (`X-Forwarded-Proto:

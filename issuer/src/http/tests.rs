@@ -389,6 +389,62 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     );
 }
 
+/// On a dual-stack listener (`--listen [::]:…`) every IPv4 peer arrives as `::ffff:a.b.c.d`. It is
+/// the IPv4 address for every rule: a key allowed for an IPv4 address admits it, and a trusted
+/// proxy given as an IPv4 network is trusted (its forwarded address counts, also when the proxy
+/// writes it in mapped form).
+#[tokio::test]
+async fn an_ipv4_mapped_peer_is_its_ipv4_address_for_allow_lists_and_trusted_proxies() {
+    let h = harness("mapped").await;
+    let now = UnixTime::now();
+    let (_, key) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey {
+            allow_ips: vec!["203.0.113.7/32".parse().unwrap()],
+            ..NewKey::for_tests()
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let mapped = |v4: [u8; 4]| {
+        let ip = std::net::Ipv4Addr::from(v4).to_ipv6_mapped();
+        router(h.state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 4000))))
+    };
+    let req = |xff: Option<&str>| {
+        let r =
+            Request::post("/v1/token").header("Authorization", format!("Bearer {}", key.expose()));
+        let r = match xff {
+            Some(x) => r.header("X-Forwarded-For", x),
+            None => r,
+        };
+        r.body(Body::empty()).unwrap()
+    };
+    // The allowed client itself, connected over the dual-stack socket.
+    assert_eq!(
+        send(&mapped([203, 0, 113, 7]), req(None)).await.0,
+        StatusCode::OK
+    );
+    // Another IPv4 client over the same socket is still refused.
+    assert_eq!(
+        send(&mapped([198, 51, 100, 1]), req(None)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The trusted proxy (10.9.0.0/16) over the dual-stack socket: its header is believed, in
+    // either form.
+    let proxy = mapped([10, 9, 0, 1]);
+    assert_eq!(
+        send(&proxy, req(Some("203.0.113.7"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&proxy, req(Some("::ffff:203.0.113.7"))).await.0,
+        StatusCode::OK
+    );
+}
+
 /// Issue #13: every guess of an unknown key ID cost a database query. A key ID the database did
 /// not know is remembered (bounded), so guessing it again costs nothing but the guess; creating a
 /// key with that ID (the change feed's invalidation) makes it known again.
