@@ -53,6 +53,19 @@ pub enum ConfigError {
         /// Which secret.
         name: &'static str,
     },
+    /// The data dir's database exists but the secret file made with it does not.
+    #[error(
+        "{path} is missing, but the database it belongs to exists: every stored key was made \
+         under it. Restore {path} from the backup of this data dir (or set {name} or \
+         {name}_FILE to it); a new one would make every API key fail (pepper) or the signing \
+         keys unreadable (encryption key). To start afresh instead, use an empty data dir"
+    )]
+    LostSecret {
+        /// Which secret.
+        name: &'static str,
+        /// The file expected.
+        path: String,
+    },
     /// A secret file is readable by others.
     #[error("{path} is readable by group or others; run `chmod 600 {path}`")]
     Permissions {
@@ -104,15 +117,28 @@ pub struct Secrets {
 
 /// Loads (or, when `create_in` is given, creates) the secrets.
 pub fn load_secrets(create_in: Option<&Path>) -> Result<Secrets, ConfigError> {
+    load(create_in, true)
+}
+
+/// Loads the secrets of a database that already exists: from the environment, else from the files
+/// in `dir`, which must be there. A missing file is not created: a new pepper or encryption key
+/// would quietly make every stored key or signing key unusable.
+pub fn load_existing_secrets(dir: &Path) -> Result<Secrets, ConfigError> {
+    load(Some(dir), false)
+}
+
+fn load(dir: Option<&Path>, create: bool) -> Result<Secrets, ConfigError> {
     let enc = secret(
         "KEYMINT_ENCRYPTION_KEY",
         "KEYMINT_ENCRYPTION_KEY_FILE",
-        create_in.map(|d| d.join("encryption.key")),
+        dir.map(|d| d.join("encryption.key")),
+        create,
     )?;
     let pepper = secret(
         "KEYMINT_PEPPER",
         "KEYMINT_PEPPER_FILE",
-        create_in.map(|d| d.join("pepper.key")),
+        dir.map(|d| d.join("pepper.key")),
+        create,
     )?;
     Ok(Secrets {
         encryption_key: EncryptionKey::new(&enc).map_err(|_| ConfigError::BadSecret {
@@ -140,6 +166,7 @@ fn secret(
     env: &'static str,
     env_file: &'static str,
     default_file: Option<PathBuf>,
+    create: bool,
 ) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
     if let Ok(v) = std::env::var(env) {
         let v = Zeroizing::new(v);
@@ -151,6 +178,12 @@ fn secret(
         (Some(path), _) => path,
         (None, Some(path)) => {
             if !path.exists() {
+                if !create {
+                    return Err(ConfigError::LostSecret {
+                        name: env,
+                        path: path.display().to_string(),
+                    });
+                }
                 create_secret_file(&path)?;
             }
             path

@@ -275,6 +275,50 @@ fn serve_refuses_a_shared_database_without_operator_supplied_secrets() {
     );
 }
 
+/// A replica given another `KEYMINT_PEPPER` than the others (a stale secret in one deploy) would
+/// have served, refusing every customer's key as a wrong secret. The database keeps a fingerprint
+/// of the secrets it was first used with, so that replica is refused at start, naming the pepper;
+/// the replica with the right secrets goes on serving.
+#[test]
+fn a_replica_with_another_pepper_is_refused_at_start_and_the_others_keep_serving() {
+    let Pair { a, b: _b } = pair("other-pepper");
+    let (_, key) = a.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    let dir = temp_dir("other-pepper-c");
+    let env = a.env.iter().map(|(k, v)| {
+        if k == "KEYMINT_PEPPER" {
+            (
+                k.clone(),
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            )
+        } else {
+            (k.clone(), v.clone())
+        }
+    });
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer-url",
+            ISSUER,
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .envs(env)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the pepper given")
+            && err.contains("not the one this database was first used with"),
+        "{err}"
+    );
+    assert!(!err.contains("internal error"), "{err}");
+    assert_eq!(token_request(&a, &key, None).status, 200);
+}
+
 /// Issue #15, point 2: a replica started with another issuer URL than the one stored is refused
 /// before it writes anything (the feed, the audit log and the lists are as they were, checked
 /// through the database), naming both URLs and the command that changes it for every replica;

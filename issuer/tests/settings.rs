@@ -314,3 +314,89 @@ fn out_of_range_audit_flags_are_refused_before_the_data_dir_is_created() {
         assert!(!dir.exists(), "{flags:?} created {}", dir.display());
     }
 }
+
+/// Writes `text` as a secret file (mode 0600, as keymint makes them).
+fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+}
+
+/// A data dir whose `pepper.key` went missing (a database restored without it) used to get a new
+/// pepper quietly: every customer's key then failed as a wrong secret while the server looked
+/// healthy. Now the start is refused, naming the file, and no new one is made; the same for any
+/// other command on that data dir.
+#[test]
+fn a_data_dir_that_lost_its_pepper_file_refuses_to_start_and_makes_no_new_one() {
+    let mut s = Server::start("secret-lost", &[]);
+    serving(&s);
+    s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    s.stop();
+    let pepper = s.dir.join("pepper.key");
+    std::fs::remove_file(&pepper).unwrap();
+
+    let (code, stderr) = refused_start(&s.dir, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    for needle in [
+        pepper.display().to_string().as_str(),
+        "is missing",
+        "Restore",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert!(!pepper.exists(), "a new pepper was made");
+
+    let out = cli(&s.dir, &["keys", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!pepper.exists(), "a new pepper was made");
+}
+
+/// A database remembers a fingerprint of the secrets it was first used with: a start given
+/// another pepper or another encryption key is refused before anything is written, naming which;
+/// with its own secrets back it starts and its keys work.
+#[test]
+fn a_start_with_another_pepper_or_encryption_key_is_refused_and_changes_nothing() {
+    let mut s = Server::start("secret-other", &[]);
+    serving(&s);
+    let (_, key) = s.create_key(&["--tenant", "acme", "--scope", "a", "--audience", AUD]);
+    s.stop();
+    let before = database_files(&s.dir);
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
+    for (file, needle) in [
+        ("pepper.key", "the pepper given"),
+        ("encryption.key", "the encryption key given"),
+    ] {
+        let path = s.dir.join(file);
+        let own = std::fs::read_to_string(&path).unwrap();
+        write_secret(&path, other);
+        let (code, stderr) = refused_start(&s.dir, &[]);
+        assert_eq!(code, Some(2), "{stderr}");
+        for n in [
+            needle,
+            "not the one this database was first used with",
+            "Nothing was written",
+        ] {
+            assert!(stderr.contains(n), "{n:?} not in {stderr}");
+        }
+        assert!(!stderr.contains("internal error"), "{stderr}");
+        write_secret(&path, &own);
+    }
+    let after = database_files(&s.dir);
+    for name in ["keymint.db", "keymint.db-wal"] {
+        assert!(
+            after.get(name) == before.get(name),
+            "a refused start changed {name}"
+        );
+    }
+
+    let s2 = Server::start_in(s.dir.clone(), &[]);
+    serving(&s2);
+    token(&s2, &key);
+}

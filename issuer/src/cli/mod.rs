@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, ConfigError, Secrets};
 use crate::domain::DomainError;
 use crate::domain::keys::key_hash::KeyHasher;
-use crate::store::{DbStore, PgStore, SqliteStore};
+use crate::domain::settings::secrets::{Fingerprints, SecretMismatch};
+use crate::store::{DbStore, PeekAt, PgStore, SqliteStore};
 
 /// `println!` for a command's output. When whoever reads it has gone (`keymint keys list | head`),
 /// the command has done its work and ends quietly with success, rather than panicking on the
@@ -321,23 +322,49 @@ impl Opened {
     }
 }
 
-/// Opens the database and loads the secrets named by the global options.
+/// Opens the database and loads the secrets named by the global options, refusing secrets the
+/// database was not made with (`domain::settings::secrets`) before anything is written.
 pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
     let data_dir = config::data_dir(global.data_dir.as_deref())?;
     config::ensure_data_dir(&data_dir)?;
-    let store = open_store(global.database_url.as_deref(), &data_dir).await?;
+    let shared = global
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     // Replicas must share the secrets, so on a shared database nothing is generated: the
     // operator supplies them (KEYMINT_ENCRYPTION_KEY / KEYMINT_PEPPER or the *_FILE variants).
-    let secrets = if store.is_shared() {
+    // Nor for an embedded database that exists: its secret files were made with it.
+    let embedded = data_dir.join("keymint.db");
+    let secrets = if shared {
         config::load_secrets(None)?
+    } else if SqliteStore::exists(match global.database_url.as_deref() {
+        Some(url) => PeekAt::Url(url),
+        None => PeekAt::Path(&embedded),
+    })? {
+        config::load_existing_secrets(&data_dir)?
     } else {
         config::load_secrets(Some(&data_dir))?
     };
+    let fingerprints = Fingerprints::of(&secrets.pepper, &secrets.encryption_key);
+    fingerprints
+        .check(&settings::peek(global, &data_dir).await?)
+        .map_err(secret_refusal)?;
+    let store = open_store(global.database_url.as_deref(), &data_dir).await?;
+    fingerprints.bind(&store).await?.map_err(secret_refusal)?;
     Ok(Opened {
         store: Arc::new(store),
         secrets,
         data_dir,
     })
+}
+
+/// A secret the database was not made with, said with what to do (exit 2).
+fn secret_refusal(e: SecretMismatch) -> CliError {
+    CliError::Usage(format!(
+        "refusing to start: {e}. Give it the secrets it was made with (restore the data dir's \
+         files from its backup; every replica on a shared database needs the same values). \
+         Nothing was written"
+    ))
 }
 
 /// Opens the database a URL names (the embedded SQLite file in `data_dir` when there is none).

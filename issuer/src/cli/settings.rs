@@ -123,7 +123,16 @@ pub(crate) async fn stored_before_open(
     global: &Global,
     data_dir: &Path,
 ) -> Result<Partial, CliError> {
-    let rows = match global.database_url.as_deref() {
+    Ok(Partial::from_rows(&peek(global, data_dir).await?)?)
+}
+
+/// Every settings row of the database the options name, read without writing anything (none for
+/// a database that does not exist yet).
+pub(crate) async fn peek(
+    global: &Global,
+    data_dir: &Path,
+) -> Result<Vec<(String, String)>, CliError> {
+    Ok(match global.database_url.as_deref() {
         Some(url) if url.starts_with("sqlite:") => {
             SqliteStore::peek_settings(PeekAt::Url(url)).await?
         }
@@ -136,8 +145,7 @@ pub(crate) async fn stored_before_open(
             ));
         }
         None => SqliteStore::peek_settings(PeekAt::Path(&data_dir.join("keymint.db"))).await?,
-    };
-    Ok(Partial::from_rows(&rows)?)
+    })
 }
 
 /// A conflict between a flag and the stored value, said with the command that changes it;

@@ -49,9 +49,12 @@ use snapshot::newest_audit;
 pub const ACTION: &str = "database.migrate";
 
 /// The settings every server on a database shares (`domain::settings`), which replicas on the
-/// target must find as the source's servers ran with.
-fn shared_settings() -> [&'static str; 4] {
+/// target must find as the source's servers ran with, and the fingerprints of the secrets the
+/// move carries (`domain::settings::secrets`), so that a replica given other secrets refuses.
+fn shared_settings() -> impl Iterator<Item = &'static str> {
     crate::domain::settings::SettingName::stored_keys()
+        .into_iter()
+        .chain(crate::domain::settings::secrets::STORED)
 }
 
 /// Audit records per read and per write.

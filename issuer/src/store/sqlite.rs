@@ -63,6 +63,16 @@ impl SqliteStore {
         Self::connect(options).await
     }
 
+    /// Whether the database file at `path` (or a `sqlite:` URL) exists: a data dir whose database
+    /// exists must not get new secrets.
+    pub fn exists(path_or_url: PeekAt<'_>) -> StoreResult<bool> {
+        let options = match path_or_url {
+            PeekAt::Path(p) => SqliteConnectOptions::new().filename(p),
+            PeekAt::Url(u) => SqliteConnectOptions::from_str(u).map_err(unavailable)?,
+        };
+        Ok(options.get_filename().is_file())
+    }
+
     /// The stored settings of the database at `path` (or a `sqlite:` URL), read without writing:
     /// `serve` checks its flags against them before anything else, so a refused start leaves the
     /// files as they were. No file, or no `settings` table yet: nothing stored (a first start).

@@ -17,6 +17,16 @@ impl Pepper {
     pub fn new(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
     }
+
+    /// A public fingerprint (128 bits of an HMAC-SHA256 of a fixed label under the pepper,
+    /// base64url), stored in the database so that a server given another pepper refuses to start
+    /// rather than refusing every key (`domain::settings::secrets`). It tells nothing about the
+    /// 256-bit pepper itself.
+    pub fn fingerprint(&self) -> String {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0[..]);
+        let tag = hmac::sign(&key, b"keymint secret fingerprint v1\0pepper");
+        keymint_jwks::jws::encode_segment(tag.as_ref().get(..16).unwrap_or_default())
+    }
 }
 
 impl fmt::Debug for Pepper {

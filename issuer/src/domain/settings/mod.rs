@@ -14,6 +14,8 @@
 //! rotation scheduled with another server's JWKS cache period, break verifiers quietly; a refused
 //! start is loud and changes nothing.
 
+pub mod secrets;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -8,7 +8,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 /// The 32-byte key-encryption key. `Debug` is redacted.
-pub struct EncryptionKey(LessSafeKey);
+pub struct EncryptionKey {
+    key: LessSafeKey,
+    /// See [`EncryptionKey::fingerprint`]; computed from the bytes, which the key does not keep.
+    fingerprint: String,
+}
 
 impl fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,7 +36,22 @@ impl EncryptionKey {
     /// From 32 secret bytes.
     pub fn new(bytes: &Zeroizing<[u8; 32]>) -> Result<Self, SealError> {
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes[..]).map_err(|_| SealError::Open)?;
-        Ok(Self(LessSafeKey::new(unbound)))
+        let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes[..]);
+        let tag = ring::hmac::sign(&mac, b"keymint secret fingerprint v1\0encryption key");
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+            fingerprint: keymint_jwks::jws::encode_segment(
+                tag.as_ref().get(..16).unwrap_or_default(),
+            ),
+        })
+    }
+
+    /// A public fingerprint (128 bits of an HMAC-SHA256 of a fixed label under the key, base64url),
+    /// stored in the database so that a server given another key refuses to start rather than
+    /// failing to decrypt its signing keys (`domain::settings::secrets`). It tells nothing about
+    /// the key.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Encrypts `plaintext`, binding it to `kid`. Output: nonce || ciphertext || tag.
@@ -42,7 +61,7 @@ impl EncryptionKey {
             .fill(&mut nonce)
             .map_err(|_| SealError::Rng)?;
         let mut buf = plaintext.to_vec();
-        self.0
+        self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(kid.as_bytes()),
@@ -63,7 +82,7 @@ impl EncryptionKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut buf = Zeroizing::new(ciphertext.to_vec());
         let plain = self
-            .0
+            .key
             .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
             .map_err(|_| SealError::Open)?;
         Ok(Zeroizing::new(plain.to_vec()))
