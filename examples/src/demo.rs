@@ -193,6 +193,7 @@ pub async fn start(page_port: u16) -> Result<Demo, BoxError> {
         audit_retention: keymint::domain::usage::DEFAULT_RETENTION,
         usage_flush: keymint::domain::usage::FLUSH_INTERVAL,
         scanner_keys: None,
+        connections: Default::default(),
     };
     tokio::spawn(keymint::server::serve(
         Arc::clone(&store),

@@ -32,6 +32,10 @@ use crate::http::{self, AppParts, AppState};
 use crate::store::Store;
 
 use self::background::{flush_last_used, maintain, prune_old, watch_changes};
+pub use self::connections::{ConnectionLimits, HEADER_READ_TIMEOUT};
+use self::connections::{Connections, LimitAcceptor, Refused};
+
+mod connections;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
 /// database round trip). On Postgres a notification wakes the watcher sooner.
@@ -62,6 +66,8 @@ pub struct ServeConfig {
     pub usage_flush: Duration,
     /// The secret scanner's public keys: reports are accepted when set.
     pub scanner_keys: Option<Arc<ScannerKeyring>>,
+    /// How many connections may be open, in total and per client.
+    pub connections: ConnectionLimits,
 }
 
 /// A running issuer's shared pieces.
@@ -249,41 +255,60 @@ pub async fn serve<S: Store>(
         )),
     }));
     let feed = rt.list.clone();
+    let connections = Connections::new(cfg.connections, Arc::new(cfg.trusted_proxies.clone()));
+    let audit = rt.tokens.clone();
+    let refused: Arc<dyn Fn(std::net::IpAddr, Refused) + Send + Sync> = Arc::new(move |ip, why| {
+        let reason = match why {
+            Refused::Total => "too_many_connections",
+            Refused::PerClient => "too_many_connections_from_client",
+        };
+        let client = crate::domain::client::ClientContext { ip, origin: None };
+        audit.note_refusal("connection", &client, reason, UnixTime::now());
+    });
+    let handle = axum_server::Handle::new();
+    let on_shutdown = handle.clone();
+    let std_listener = listener
+        .into_std()
+        .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?;
+    let server = axum_server::from_tcp(std_listener)
+        .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?
+        .handle(handle);
     ready();
+    tokio::spawn(async move {
+        shutdown.await;
+        // Push streams never end on their own; closing the feed ends them so shutdown completes.
+        feed.close();
+        on_shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = match cfg.tls.clone() {
-        None => axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Push streams never end on their own; closing the feed ends them so shutdown completes.
-            feed.close();
-        })
-        .await
-        .map_err(|e| DomainError::Internal(Fault::because("server", e))),
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let on_shutdown = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                feed.close();
-                on_shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            let std_listener = listener
-                .into_std()
-                .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?;
-            axum_server::from_tcp_rustls(
-                std_listener,
-                axum_server::tls_rustls::RustlsConfig::from_config(tls),
-            )
-            .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?
-            .handle(handle)
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .map_err(|e| DomainError::Internal(Fault::because("server", e)))
+        None => {
+            let mut server = server.acceptor(LimitAcceptor::new(
+                axum_server::accept::DefaultAcceptor::new(),
+                connections,
+                refused,
+            ));
+            // Idle keep-alive connections and heads trickled a byte at a time are closed.
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            server.serve(make).await
         }
-    };
+        Some(tls) => {
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(tls),
+            );
+            let mut server = server.acceptor(LimitAcceptor::new(tls, connections, refused));
+            // Idle keep-alive connections and heads trickled a byte at a time are closed.
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            server.serve(make).await
+        }
+    }
+    .map_err(|e| DomainError::Internal(Fault::because("server", e)));
     watcher.abort();
     maintenance.abort();
     flush_last_used(&rt).await;

@@ -272,3 +272,67 @@ fn sigterm_drains_and_ends_event_streams_cleanly() {
     assert_eq!(status, Some(0), "did not exit cleanly on SIGTERM");
     reader.join().unwrap();
 }
+
+/// Sends `request` on a new connection to `s` and reads until `want` shows (returned with the
+/// stream, still open) or the connection ends (what was read, as an error).
+fn open_until(s: &Server, request: &str, want: &str) -> Result<std::net::TcpStream, String> {
+    use std::io::{Read, Write};
+    let addr = s.url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // A refused connection may be closed before the request is even written.
+    let _ = c.write_all(request.as_bytes());
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return Err(String::from_utf8_lossy(&seen).into_owned()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if String::from_utf8_lossy(&seen).contains(want) {
+            return Ok(c);
+        }
+    }
+}
+
+/// Without a bound, one client holding a few thousand push streams or idle connections used up
+/// the process's open files, and no one else could connect. A client holds at most
+/// `--max-connections-per-client` open connections: one more is closed at once, with an audit line
+/// naming the client; once one of its connections closes, it may open another.
+#[test]
+fn a_client_holds_at_most_its_share_of_connections_and_a_refused_one_is_audited() {
+    let s = Server::start("conn-cap", &["--max-connections-per-client", "2"]);
+    let stream = open_until(
+        &s,
+        "GET /v1/revocations/events HTTP/1.1\r\nHost: t\r\n\r\n",
+        "event: revocations",
+    )
+    .expect("a push stream");
+    let idle = open_until(&s, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK")
+        .expect("a keep-alive connection");
+
+    let third = open_until(&s, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK");
+    assert!(third.is_err(), "a third connection was served");
+    let line = wait_until(
+        "the refusal's audit line",
+        std::time::Duration::from_secs(10),
+        || {
+            s.all_output()
+                .lines()
+                .find(|l| l.contains("too_many_connections_from_client"))
+                .map(str::to_owned)
+        },
+    );
+    assert!(line.contains("client_ip=127.0.0.1"), "{line}");
+    assert!(line.contains("action=\"connection\""), "{line}");
+
+    // The idle one closes: its place is free again (once the server has seen it go).
+    drop(idle);
+    wait_until(
+        "a connection in the freed place",
+        std::time::Duration::from_secs(10),
+        || open_until(&s, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK").ok(),
+    );
+    drop(stream);
+}

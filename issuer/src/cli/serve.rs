@@ -13,7 +13,7 @@ use crate::domain::leaks::scanner_keys::{ScannerKeySource, ScannerKeyring};
 use crate::domain::refusal::InvalidInput;
 use crate::domain::settings::{self, Partial, SettingName, Settings};
 use crate::domain::usage;
-use crate::server::{self, ServeConfig};
+use crate::server::{self, ConnectionLimits, ServeConfig};
 
 /// Arguments of `keymint serve`.
 #[derive(Debug, clap::Args)]
@@ -46,6 +46,17 @@ pub(crate) struct Args {
     /// key in use is one row written per interval.
     #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
     usage_flush_interval: Duration,
+    /// How many connections may be open at once, all clients together; beyond, a new one is
+    /// closed as soon as it is accepted (audited as `too_many_connections`). Keep it under the
+    /// process's open-file limit (`ulimit -n`) less a few hundred.
+    #[arg(long, default_value_t = ConnectionLimits::default().total, value_name = "N")]
+    max_connections: usize,
+    /// How many connections one client (an IPv4 address or an IPv6 /64) may hold open at once
+    /// (push streams and keep-alive connections included); beyond, a new one is closed at once
+    /// (audited as `too_many_connections_from_client`). A --trusted-proxy is bound by
+    /// --max-connections only.
+    #[arg(long, default_value_t = ConnectionLimits::default().per_client, value_name = "N")]
+    max_connections_per_client: usize,
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]
     behind_tls_proxy: bool,
@@ -151,6 +162,10 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         audit_retention: args.audit_retention,
         usage_flush: args.usage_flush_interval,
         scanner_keys,
+        connections: ConnectionLimits {
+            total: args.max_connections,
+            per_client: args.max_connections_per_client,
+        },
     };
     let data_dir_shown = opened.data_dir.display().to_string();
     // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.

@@ -57,6 +57,7 @@ fn config(listener: &tokio::net::TcpListener) -> ServeConfig {
         audit_retention: Duration::from_secs(86_400),
         usage_flush: Duration::from_secs(30),
         scanner_keys: None,
+        connections: Default::default(),
     }
 }
 
