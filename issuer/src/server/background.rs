@@ -9,8 +9,8 @@ use std::time::Duration;
 use keymint_jwks::UnixTime;
 
 use super::Runtime;
-use crate::domain::signing;
 use crate::domain::usage;
+use crate::domain::{revocation, signing};
 use crate::store::Store;
 
 pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
@@ -162,6 +162,11 @@ pub(super) async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune audit rows; will retry"),
+        }
+        match revocation::prune_dropped(&*store, UnixTime::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "pruned revocation entries no list carries"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune revocation entries; will retry"),
         }
         match crate::domain::feed::prune(&*store, UnixTime::now()).await {
             Ok(0) => {}

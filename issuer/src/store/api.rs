@@ -153,6 +153,9 @@ macro_rules! store_methods {
             fn prune_audit(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Deletes at most `batch` usage rows of hours before `before`; returns how many went.
             fn prune_usage(&self, before: i64, batch: i64) -> StoreResult<u64>;
+            /// Deletes at most `batch` revocation entries whose `drop_after` is before `before`
+            /// (no list has carried them since); returns how many went.
+            fn prune_revocations(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Every tenant's stored policy (tenants without one have the defaults).
             fn tenant_policies(&self) -> StoreResult<Vec<TenantPolicyRecord>>;
             /// One tenant's stored policy, if it has one.

@@ -564,6 +564,22 @@ async fn revocations_leave_the_list_after_drop_after(s: &impl Store) {
     assert_eq!(s.revocations(299).await.unwrap().len(), 1);
     assert_eq!(s.revocations(299).await.unwrap()[0].drop_after, 300);
     assert!(s.revocations(300).await.unwrap().is_empty());
+    // Pruning takes entries dropped before the cutoff, at most a batch at a time.
+    for (n, drop_after) in [(2, 150), (3, 160), (4, 400)] {
+        let _ = s
+            .add_revocation(
+                &entry("jti", &format!("j{n}"), 40, drop_after),
+                &audit("token.revoke", 40),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.prune_revocations(301, 2).await.unwrap(), 2);
+    assert_eq!(s.prune_revocations(301, 2).await.unwrap(), 1);
+    assert_eq!(s.prune_revocations(301, 2).await.unwrap(), 0);
+    let left = s.revocations(0).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].drop_after, 400);
 }
 
 async fn one_list_per_serial_and_the_newest_wins(s: &impl Store) {

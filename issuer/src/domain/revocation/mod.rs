@@ -79,6 +79,22 @@ pub fn drop_after(revoked_at: UnixTime, max_token_ttl: Duration) -> UnixTime {
 /// The setting where every server records the longest token lifetime it was ever started with.
 pub const TTL_HIGH_WATER: &str = "max_token_ttl_high";
 
+/// How long an entry stays stored after its `drop_after`, though no list carries it any more: a
+/// replica whose clock is behind still signs it into its lists until its own clock gets there.
+pub const KEEP_DROPPED: Duration = Duration::from_secs(24 * 3600);
+
+/// Deletes the entries dropped from the list more than [`KEEP_DROPPED`] before `now`, in batches;
+/// how many went. Without it the table kept every revocation ever made (every token and tenant
+/// revocation, one row per key of a revoked tenant), and signing a list read past all of them.
+pub async fn prune_dropped<S: Store>(store: &S, now: UnixTime) -> Result<u64, DomainError> {
+    let keep = i64::try_from(KEEP_DROPPED.as_secs()).unwrap_or(i64::MAX);
+    let before = unix(now).saturating_sub(keep);
+    crate::domain::usage::in_batches(|| {
+        store.prune_revocations(before, crate::domain::usage::PRUNE_BATCH)
+    })
+    .await
+}
+
 /// Raises the recorded longest token lifetime any server on this database may issue to `own`
 /// (at `serve` start).
 pub async fn note_token_ttl<S: Store>(store: &S, own: Duration) -> Result<(), DomainError> {
@@ -352,6 +368,52 @@ mod tests {
         let moved = current_list(&store, &signer, &new, now, day).await.unwrap();
         assert_eq!(moved.serial, first.serial + 1);
         assert!(issued_by(&moved, &new) && !issued_by(&first, &new));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The table kept every entry ever made. Entries dropped from the list more than a day ago
+    /// are deleted; one dropped less than a day ago, or still listed, stays.
+    #[tokio::test]
+    async fn entries_dropped_from_the_list_over_a_day_ago_are_pruned() {
+        use crate::store::{AuditRecord, RevocationRecord};
+        let dir = std::env::temp_dir().join(format!("keymint-rev-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::SqliteStore::open(&dir.join("db"))
+            .await
+            .unwrap();
+        const NOW: i64 = 1_800_000_000;
+        const DAY: i64 = 86_400;
+        // Dropped a day and a second ago, exactly a day ago, an hour ago; still listed.
+        let ends = [NOW - DAY - 1, NOW - DAY, NOW - 3600, NOW + 3600];
+        for (n, drop_after) in ends.into_iter().enumerate() {
+            let entry = RevocationRecord {
+                target: keymint_jwks::RevocationTarget::Jti(Jti::new(format!("jti{n}")).unwrap()),
+                revoked_at: drop_after - 4000,
+                drop_after,
+            };
+            let audit = AuditRecord {
+                at: entry.revoked_at,
+                action: "revocation.add".into(),
+                outcome: "ok".into(),
+                ..AuditRecord::default()
+            };
+            let _added = store.add_revocation(&entry, &audit).await.unwrap();
+        }
+        assert_eq!(
+            prune_dropped(&store, UnixTime(NOW.unsigned_abs()))
+                .await
+                .unwrap(),
+            1
+        );
+        let left: Vec<i64> = store
+            .revocations(i64::MIN)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.drop_after)
+            .collect();
+        assert_eq!(left, vec![NOW - DAY, NOW - 3600, NOW + 3600]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

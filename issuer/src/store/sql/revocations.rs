@@ -33,6 +33,24 @@ macro_rules! sql_revocations {
             rows.into_iter().map(TryInto::try_into).collect()
         }
 
+        async fn prune_revocations(
+            &self,
+            before: i64,
+            batch: i64,
+        ) -> $crate::store::StoreResult<u64> {
+            // A bounded batch per statement, found through the `drop_after` index.
+            ::sqlx::query(
+                "DELETE FROM revocations WHERE (kind, target) IN
+                   (SELECT kind, target FROM revocations WHERE drop_after < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(unavailable)
+        }
+
         async fn latest_list(
             &self,
         ) -> $crate::store::StoreResult<Option<$crate::store::StoredList>> {
