@@ -93,28 +93,9 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-/// The issuer's routes.
-pub fn router<S: Store>(state: AppState<S>) -> Router {
-    metrics::install();
+/// The admin API's routes, each refusal after the token check audited (`admin::audit_refusals`).
+fn admin_routes<S: Store>(state: &AppState<S>) -> Router<AppState<S>> {
     Router::new()
-        .route(
-            "/v1/token",
-            post(token::v1_token::<S>).options(token::preflight::<S>),
-        )
-        .route(
-            "/oauth2/token",
-            post(token::oauth2_token::<S>).options(token::preflight::<S>),
-        )
-        .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::metadata::<S>),
-        )
-        .route("/v1/revocations", get(discovery::revocations::<S>))
-        .route(
-            "/v1/revocations/events",
-            get(discovery::revocation_events::<S>),
-        )
         .route(
             "/v1/admin/keys",
             get(admin::keys::list_keys::<S>).post(admin::keys::create_key::<S>),
@@ -172,6 +153,35 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(admin::tenants::get_policy::<S>).put(admin::tenants::put_policy::<S>),
         )
         .route("/v1/admin/audit", get(admin::audit::audit::<S>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::audit_refusals::<S>,
+        ))
+}
+
+/// The issuer's routes.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    metrics::install();
+    Router::new()
+        .route(
+            "/v1/token",
+            post(token::v1_token::<S>).options(token::preflight::<S>),
+        )
+        .route(
+            "/oauth2/token",
+            post(token::oauth2_token::<S>).options(token::preflight::<S>),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata::<S>),
+        )
+        .route("/v1/revocations", get(discovery::revocations::<S>))
+        .route(
+            "/v1/revocations/events",
+            get(discovery::revocation_events::<S>),
+        )
+        .merge(admin_routes(&state))
         .route(
             "/v1/secret-scanning/github",
             post(leaks::github_report::<S>).layer(DefaultBodyLimit::max(leaks::MAX_REPORT)),

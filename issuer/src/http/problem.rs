@@ -47,6 +47,15 @@ impl From<PathRejection> for Problem {
     }
 }
 
+/// What a problem document said, kept with the response for the audit line.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    /// The stable code.
+    pub(crate) code: &'static str,
+    /// The detail, for people.
+    pub(crate) detail: String,
+}
+
 /// An RFC 9457 problem document (for the OpenAPI document; [`Document`] is what is written).
 #[derive(Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -85,6 +94,12 @@ impl IntoResponse for Problem {
             code: row.code,
         };
         let mut res = (row.status, Json(doc)).into_response();
+        // For the admin API's refusal audit (`admin::audit_refusals`), which sees only the
+        // response.
+        res.extensions_mut().insert(Refusal {
+            code: row.code,
+            detail: row.detail.to_string(),
+        });
         let h = res.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -203,3 +203,69 @@ async fn a_missing_scope_is_audited_but_not_counted_as_a_guess() {
     let (status, _, _) = send(&admin, admin_get(&read)).await;
     assert_eq!(status, StatusCode::OK, "not blocked");
 }
+
+/// Found in review: an admin call refused after its token was accepted (a reserved scope asked
+/// for a customer key, a revocation of a key that does not exist, a malformed body) left no
+/// trace. Each is one audit line with the route, the admin key, the client's address, the code and
+/// why; an accepted call is none, and a refused token is still audited where it is checked.
+#[tokio::test]
+async fn admin_calls_refused_after_the_token_check_are_audited_with_the_admin_key_and_address() {
+    let h = harness("admin-call-refused").await;
+    let (admin_id, token) = admin_token(&h, "admin:read admin:write").await;
+    let from = app_from(&h.state, [192, 0, 2, 44]);
+    let post = |path: &str, body: &str| {
+        Request::post(path)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (log, guard) = capture_log();
+    let (reserved, _, _) = send(
+        &from,
+        post(
+            "/v1/admin/keys",
+            r#"{"tenant":"acme","scopes":["admin:write"],"audiences":["https://api.test"]}"#,
+        ),
+    )
+    .await;
+    let (unknown, _, _) = send(&from, post("/v1/admin/keys/AAAAAAAAAAAAAAAA/revoke", "")).await;
+    let (malformed, _, _) = send(&from, post("/v1/admin/keys", "{")).await;
+    let (listed, _, _) = send(&from, admin_get(&token)).await;
+    drop(guard);
+    assert_eq!(
+        (reserved, unknown, malformed, listed),
+        (
+            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
+            StatusCode::OK
+        )
+    );
+    let log = log.text();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("outcome=\"refused\""))
+        .collect();
+    assert_eq!(refused.len(), 3, "{log}");
+    for (line, route, code) in [
+        (refused[0], "POST /v1/admin/keys", "invalid_request"),
+        (refused[1], "POST /v1/admin/keys/{id}/revoke", "not_found"),
+        (refused[2], "POST /v1/admin/keys", "invalid_request"),
+    ] {
+        for needle in [
+            format!("action=\"{route}\""),
+            format!("code=\"{code}\""),
+            "client_ip=192.0.2.44".to_owned(),
+            admin_id.clone(),
+        ] {
+            assert!(line.contains(&needle), "{needle} not in {line}");
+        }
+    }
+    assert!(
+        refused[0].contains("admin:"),
+        "the reason names the scope: {}",
+        refused[0]
+    );
+    assert!(!log.contains(&token), "the token itself is never logged");
+}

@@ -153,6 +153,34 @@ impl<S: Store> TokenService<S> {
             .increment(1);
     }
 
+    /// An admin call refused after its token was accepted (a malformed body, a reserved scope,
+    /// an unknown key, a conflict): an audit line naming the admin key, the client, the code and
+    /// why, counted under the admin key; not a failed authentication.
+    pub fn note_admin_refusal(
+        &self,
+        action: &str,
+        client: &ClientContext,
+        admin_key: &str,
+        code: &str,
+        reason: &str,
+        now: UnixTime,
+    ) {
+        self.uses.record(&Usage {
+            at: unix(now),
+            action,
+            outcome: Outcome::Refused,
+            code,
+            reason: Some(reason),
+            key: Presented::Known(admin_key),
+            tenant: None,
+            scopes: None,
+            client: client.ip,
+            origin: client.origin.as_deref(),
+            issued: None,
+        });
+        metrics::counter!("keymint_requests_refused_total", "action" => "admin.call").increment(1);
+    }
+
     /// Counts a failed authentication against `ip` and says why it failed.
     pub(super) fn failed(&self, ip: IpAddr, reason: ClientFailure) -> DomainError {
         self.throttle.failed(ip, self.ticker.now());

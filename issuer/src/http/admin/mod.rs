@@ -10,11 +10,15 @@ pub(crate) mod settings;
 pub(crate) mod signing_keys;
 pub(crate) mod tenants;
 
+use std::sync::{Arc, OnceLock};
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
 use keymint_jwks::ApiKeyId;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -22,7 +26,7 @@ use zeroize::Zeroizing;
 use keymint_jwks::UnixTime;
 
 use super::AppState;
-use super::problem::{Problem, ProblemDocument};
+use super::problem::{Problem, ProblemDocument, Refusal};
 use crate::domain::DomainError;
 use crate::domain::admin::api::AdminApi;
 use crate::domain::admin::{AdminRead, AdminWrite};
@@ -85,6 +89,51 @@ async fn admin_call<S: Store, T>(
     })
 }
 
+/// Who passed the admin check on this request: set by [`CanRead`] and [`CanWrite`], read by
+/// [`audit_refusals`] once the answer is known.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Caller(Arc<OnceLock<String>>);
+
+impl Caller {
+    fn note(parts: &Parts, admin: &crate::domain::admin::Admin) {
+        if let Some(c) = parts.extensions.get::<Self>() {
+            let _ = c.0.set(admin.key_id.clone());
+        }
+    }
+}
+
+/// Every admin call refused after its token was accepted (a malformed body or parameter, a
+/// reserved scope, an unknown key, a conflict) is one audit line: the route, the admin key, the
+/// client's address, the problem's code and detail. Refusals of the token itself are audited
+/// where it is checked ([`admin_call`]). Layered on the admin routes only: the token endpoint
+/// pays nothing for it.
+pub(crate) async fn audit_refusals<S: Store>(
+    State(st): State<AppState<S>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = Caller::default();
+    req.extensions_mut().insert(caller.clone());
+    let action = match req.extensions().get::<MatchedPath>() {
+        Some(path) => format!("{} {}", req.method(), path.as_str()),
+        None => format!("{} /v1/admin", req.method()),
+    };
+    let client =
+        super::client_address::client_of(req.headers(), req.extensions(), &st.trusted_proxies);
+    let res = next.run(req).await;
+    if res.status().is_client_error()
+        && let Some(admin) = caller.0.get()
+    {
+        let (code, detail) = res
+            .extensions()
+            .get::<Refusal>()
+            .map_or(("refused", ""), |r| (r.code, r.detail.as_str()));
+        st.tokens
+            .note_admin_refusal(&action, &client, admin, code, detail, UnixTime::now());
+    }
+    res
+}
+
 /// A handler argument that proves `admin:read` (see [`admin_call`]).
 pub(crate) struct CanRead(pub(crate) AdminRead);
 
@@ -95,11 +144,12 @@ impl<S: Store> FromRequestParts<AppState<S>> for CanRead {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
-        admin_call(parts, st, |api, token, ip| {
+        let read = admin_call(parts, st, |api, token, ip| {
             api.authorize_read(token, ip, UnixTime::now())
         })
-        .await
-        .map(Self)
+        .await?;
+        Caller::note(parts, read.admin());
+        Ok(Self(read))
     }
 }
 
@@ -107,11 +157,12 @@ impl<S: Store> FromRequestParts<AppState<S>> for CanWrite {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Problem> {
-        admin_call(parts, st, |api, token, ip| {
+        let write = admin_call(parts, st, |api, token, ip| {
             api.authorize_write(token, ip, UnixTime::now())
         })
-        .await
-        .map(Self)
+        .await?;
+        Caller::note(parts, write.admin());
+        Ok(Self(write))
     }
 }
 
