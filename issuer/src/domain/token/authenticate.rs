@@ -67,11 +67,12 @@ impl<S: Store> TokenService<S> {
         };
         seen.key = Some(Arc::clone(&key));
         key.warm();
-        let refused = if !self.hasher.verify(
+        seen.verified = self.hasher.verify(
             presented.key_id.as_str(),
             presented.secret.expose(),
             &key.secret_hash,
-        ) {
+        );
+        let refused = if !seen.verified {
             Some(ClientFailure::WrongSecret)
         } else if key.kind != presented.kind || key.env != presented.env {
             Some(ClientFailure::KindOrEnvMismatch)

@@ -189,7 +189,8 @@ impl<S: Store> TokenService<S> {
         };
         let key = match (&seen.key, &seen.presented) {
             // The ID as presented is the key's own (the cache matched it byte for byte).
-            (Some(_), Some(id)) => Presented::Known(id.as_str()),
+            (Some(_), Some(id)) if seen.verified => Presented::Known(id.as_str()),
+            (Some(_), Some(id)) => Presented::Claimed(id.as_str()),
             (Some(k), None) => Presented::Known(k.key_id.as_str()),
             (None, Some(id)) => Presented::Unknown(id.as_str()),
             (None, None) => Presented::None,
@@ -324,6 +325,8 @@ pub(super) struct Seen {
     presented: Option<ApiKeyId>,
     /// The key it names, once found.
     key: Option<Arc<ActiveKey>>,
+    /// Whether the presented secret was the key's.
+    verified: bool,
     /// The `jti`, audience and lifetime of the token issued.
     issued: Option<(Jti, Audience, u64)>,
 }

@@ -28,8 +28,13 @@ pub enum Presented<'a> {
     None,
     /// A well-formed key ID that no key has (the client chose it).
     Unknown(&'a str),
-    /// A key that exists.
+    /// A key that exists, its secret verified (a granted request, or one refused for what the
+    /// key's holder asked).
     Known(&'a str),
+    /// A key that exists, presented with a wrong secret: anyone can write a key ID (they are not
+    /// secret), so these count under the key in a share of their own and cannot crowd its
+    /// holder's clients out of the rollups.
+    Claimed(&'a str),
 }
 
 impl<'a> Presented<'a> {
@@ -37,7 +42,7 @@ impl<'a> Presented<'a> {
     pub fn logged(self) -> Option<&'a str> {
         match self {
             Self::None => None,
-            Self::Unknown(id) | Self::Known(id) => Some(id),
+            Self::Unknown(id) | Self::Known(id) | Self::Claimed(id) => Some(id),
         }
     }
 
@@ -46,7 +51,7 @@ impl<'a> Presented<'a> {
         match self {
             Self::None => "",
             Self::Unknown(_) => "unknown",
-            Self::Known(id) => id,
+            Self::Known(id) | Self::Claimed(id) => id,
         }
     }
 }

@@ -21,7 +21,9 @@ pub use self::event::{Issued, Outcome, Presented, Usage};
 pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub(crate) use self::retention::in_batches;
 pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
-pub use self::tally::{BUCKET, MAX_KINDS, OTHER, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally};
+pub use self::tally::{
+    BUCKET, MAX_KINDS, OTHER, PER_CLAIMED_KINDS, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally,
+};
 use crate::domain::client::{IpText, client_of};
 use crate::store::Store;
 

@@ -4,7 +4,9 @@
 //! the key IDs they present. Each of those would be a new row, so every hour each key may keep
 //! [`PER_KEY_KINDS`] distinct (client, origin, action, outcome, reason) combinations apart, the
 //! key IDs nobody has (and requests with none) [`PER_UNKNOWN_KINDS`] between them, and all keys
-//! together [`MAX_KINDS`]. A use beyond its share is still counted, under client and origin
+//! together [`MAX_KINDS`]. Requests that name a key but not its secret (key IDs are not secret)
+//! have a share of their own per key, [`PER_CLAIMED_KINDS`], so that someone who knows a key's ID
+//! cannot fill its holder's share with forged origins and push its real clients into `other`. A use beyond its share is still counted, under client and origin
 //! `other` (and, for an unknown key, reason `other`): what a guesser or a broken client adds is
 //! one row per key and outcome, never one per request or per address.
 
@@ -22,6 +24,9 @@ pub const BUCKET: i64 = 3600;
 pub const MAX_KINDS: usize = 100_000;
 /// Distinct kinds one key keeps apart in an hour.
 pub const PER_KEY_KINDS: u16 = 64;
+/// Distinct kinds one key keeps apart in an hour among requests that presented its ID with a
+/// wrong secret (anyone can): a share of their own, beside [`PER_KEY_KINDS`].
+pub const PER_CLAIMED_KINDS: u16 = 16;
 /// Distinct kinds the unknown and unreadable key IDs keep apart in an hour, together.
 pub const PER_UNKNOWN_KINDS: u16 = 1_000;
 /// Rows waiting for the database at most (reached only while it fails); beyond, counts are
@@ -107,10 +112,13 @@ impl Tally {
             return;
         }
         if !self.admitted.contains(&h) {
-            let kh = self.hasher.hash_one(key);
+            // A key's holder and those who only wrote its ID have separate shares.
+            let claimed = matches!(u.key, Presented::Claimed(_));
+            let kh = self.hasher.hash_one((key, claimed));
             let used = self.per_key.get(&kh).copied().unwrap_or(0);
             let share = match u.key {
                 Presented::Known(_) => PER_KEY_KINDS,
+                Presented::Claimed(_) => PER_CLAIMED_KINDS,
                 Presented::Unknown(_) | Presented::None => PER_UNKNOWN_KINDS,
             };
             let room = self.admitted.len() < MAX_KINDS
@@ -122,7 +130,7 @@ impl Tally {
             } else {
                 client = OTHER;
                 origin = OTHER;
-                if !matches!(u.key, Presented::Known(_)) {
+                if matches!(u.key, Presented::Unknown(_) | Presented::None) {
                     reason = OTHER;
                 }
                 h = hash_of(

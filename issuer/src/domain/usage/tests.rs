@@ -156,6 +156,51 @@ fn guessed_key_ids_and_forged_origins_fold_into_one_bounded_row() {
     );
 }
 
+/// Found in review: key IDs are not secret, so anyone could send a key's ID with a wrong secret
+/// from 64 forged origins and fill the key's share: its real clients then fell into `other` for
+/// the hour. Such refusals have a share of their own; the holder's clients keep theirs.
+#[test]
+fn wrong_secret_refusals_cannot_crowd_the_holders_clients_out_of_the_rollups() {
+    let mut t = Tally::default();
+    let origins: Vec<String> = (0..200).map(|i| format!("https://o{i}.example")).collect();
+    for origin in &origins {
+        t.add(&Usage {
+            at: 7200,
+            action: "token.issue",
+            outcome: Outcome::Refused,
+            code: "wrong_secret",
+            reason: Some("wrong secret"),
+            key: Presented::Claimed("k1"),
+            tenant: Some("acme"),
+            scopes: None,
+            client: "198.51.100.1".parse().unwrap(),
+            origin: Some(origin),
+            issued: None,
+        });
+    }
+    for n in 0..PER_KEY_KINDS {
+        t.add(&granted(7200, "k1", &format!("192.0.2.{n}")).0);
+    }
+    let rows = t.take();
+    let (refused, granted): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.outcome == "refused");
+    // Every client of the holder has its own row...
+    assert_eq!(granted.len(), usize::from(PER_KEY_KINDS));
+    assert!(
+        granted
+            .iter()
+            .all(|r| r.client != OTHER && r.key_id == "k1")
+    );
+    // ...and the forged origins were a share of their own, the rest one `other` row (its reason
+    // code kept: it is the issuer's, not the client's).
+    assert_eq!(refused.len(), usize::from(PER_CLAIMED_KINDS) + 1);
+    let other: Vec<_> = refused.iter().filter(|r| r.origin == OTHER).collect();
+    assert_eq!(other.len(), 1);
+    assert_eq!(
+        (other[0].count, other[0].reason.as_str()),
+        (200 - i64::from(PER_CLAIMED_KINDS), "wrong_secret")
+    );
+}
+
 #[test]
 fn an_hour_never_keeps_more_than_its_bound_of_kinds_apart() {
     let mut t = Tally::default();
