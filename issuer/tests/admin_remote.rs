@@ -257,3 +257,57 @@ fn where_a_key_was_used_from_is_one_call_locally_and_over_the_admin_api() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// `keys list` pages through the key table (locally, and over the admin API following its
+/// `Link: rel="next"`), so more keys than one page holds (1000) are all listed, each once, in the
+/// same order both ways.
+#[test]
+fn keys_list_lists_more_keys_than_a_page_holds_locally_and_remotely() {
+    let s = Server::start("admin-remote-pages", &[]);
+    let read = admin_key(&s, "admin:read");
+    let keys_out = s.dir.join("seeded.keys");
+    let out = s.cli(&[
+        "keys",
+        "seed",
+        "--count",
+        "1500",
+        "--keep",
+        "0",
+        "--keys-out",
+        keys_out.to_str().unwrap(),
+        "--tenant",
+        "bulk",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let local = ids(&json(&s.cli(&["keys", "list", "--json"])));
+    let remote = ids(&json(&remote(&s, Some(&read), &["keys", "list"])));
+    // The 1500 seeded keys and the admin key.
+    assert_eq!(local.len(), 1501);
+    assert_eq!(
+        local
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        1501
+    );
+    assert_eq!(remote, local);
+    let bulk = ids(&json(
+        &s.cli(&["keys", "list", "--json", "--tenant", "bulk"]),
+    ));
+    assert_eq!(bulk.len(), 1500);
+}

@@ -9,6 +9,7 @@ use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::DomainError;
+use crate::domain::admin::api::{KEYS_PAGE, keys_page};
 use crate::domain::keys::api_key::{self, KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
@@ -265,8 +266,8 @@ fn run_remote(url: &str, cmd: Command) -> Result<ExitCode, CliError> {
         Command::Check { .. } => return Err(CliError::Usage("keys check is offline".into())),
         Command::Create(a) => api.call("POST", "/v1/admin/keys", Some(&a.to_json()))?,
         Command::List { tenant, .. } => match tenant {
-            Some(t) => api.call("GET", &format!("/v1/admin/keys?tenant={}", enc(&t)), None)?,
-            None => api.call("GET", "/v1/admin/keys", None)?,
+            Some(t) => api.get_all_pages(&format!("/v1/admin/keys?tenant={}", enc(&t)))?,
+            None => api.get_all_pages("/v1/admin/keys")?,
         },
         Command::Show { id, .. } => {
             api.call("GET", &format!("/v1/admin/keys/{}", enc(&id)), None)?
@@ -367,10 +368,9 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 .map(TenantId::new)
                 .transpose()
                 .map_err(|e| CliError::Usage(format!("--tenant: {e}")))?;
-            let rows = store.keys(tenant.as_ref()).await?;
-            let views: Vec<KeyView> = rows.iter().map(|r| KeyView::from_record(r, now)).collect();
+            // A page at a time, printed as it comes: a million keys are never in memory at once.
             if json {
-                print_json(&serde_json::to_value(&views).unwrap_or_default());
+                say!("[");
             } else {
                 say!(
                     "{:<18} {:<8} {:<20} {:<12} SCOPES",
@@ -379,16 +379,35 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     "TENANT",
                     "EXPIRES"
                 );
-                for v in views {
-                    say!(
-                        "{:<18} {:<8} {:<20} {:<12} {}",
-                        v.key_id,
-                        v.state,
-                        v.tenant,
-                        v.expires_at,
-                        v.scopes.join(" ")
-                    );
+            }
+            let mut after = None;
+            let mut first = true;
+            loop {
+                let page =
+                    keys_page(store, tenant.as_ref(), after.as_ref(), KEYS_PAGE, now).await?;
+                for v in &page.keys {
+                    if json {
+                        let item = serde_json::to_string_pretty(v).unwrap_or_default();
+                        say!("{}{item}", if first { "" } else { "," });
+                    } else {
+                        say!(
+                            "{:<18} {:<8} {:<20} {:<12} {}",
+                            v.key_id,
+                            v.state,
+                            v.tenant,
+                            v.expires_at,
+                            v.scopes.join(" ")
+                        );
+                    }
+                    first = false;
                 }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            if json {
+                say!("]");
             }
         }
         Command::Show { id, json } => {

@@ -70,6 +70,44 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// `GET path` and every page its `Link: <…>; rel="next"` names after it, the arrays joined.
+    pub(crate) fn get_all_pages(&self, path: &str) -> Result<serde_json::Value, CliError> {
+        let mut all = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(path) = next.take() {
+            let answer = self
+                .agent
+                .get(&format!("{}{path}", self.base))
+                .set("Authorization", &format!("Bearer {}", self.token.as_str()))
+                .call();
+            next = answer
+                .as_ref()
+                .ok()
+                .and_then(|r| r.header("link"))
+                .and_then(next_link);
+            match read(answer)? {
+                serde_json::Value::Array(items) => all.extend(items),
+                other => return Ok(other),
+            }
+        }
+        Ok(serde_json::Value::Array(all))
+    }
+}
+
+/// The path of the `rel="next"` link in a `Link` header (RFC 8288), if it names one on this
+/// issuer (a path, never another host).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
+        (next && target.starts_with('/') && !target.starts_with("//")).then(|| target.to_owned())
+    })
+}
+
 /// The JSON of a 2xx answer, or the error an RFC 9457 problem (or RFC 6749 error) describes.
 fn read(answer: Result<ureq::Response, ureq::Error>) -> Result<serde_json::Value, CliError> {
     match answer {
@@ -129,7 +167,23 @@ pub(crate) fn refuse_plain_http(base: &str) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    use super::refuse_plain_http;
+    use super::{next_link, refuse_plain_http};
+
+    #[test]
+    fn the_next_link_is_a_path_on_the_same_issuer() {
+        assert_eq!(
+            next_link("</v1/admin/keys?limit=2&after=1.abc>; rel=\"next\"").as_deref(),
+            Some("/v1/admin/keys?limit=2&after=1.abc")
+        );
+        assert_eq!(
+            next_link("</a>; rel=\"prev\", </b>; rel=\"next\"").as_deref(),
+            Some("/b")
+        );
+        // Never another host, and nothing without rel="next".
+        assert_eq!(next_link("<https://evil.example/x>; rel=\"next\""), None);
+        assert_eq!(next_link("<//evil.example/x>; rel=\"next\""), None);
+        assert_eq!(next_link("</x>"), None);
+    }
 
     #[test]
     fn the_admin_key_goes_only_over_https_or_to_loopback() {

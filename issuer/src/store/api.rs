@@ -47,6 +47,14 @@ macro_rules! store_methods {
             fn key(&self, key_id: &ApiKeyId) -> StoreResult<Option<KeyRecord>>;
             /// API keys, optionally of one tenant, newest first.
             fn keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<KeyRecord>>;
+            /// At most `limit` API keys, optionally of one tenant, newest first (then by key ID),
+            /// starting after the key `after` names by its creation time and ID.
+            fn keys_page(
+                &self,
+                tenant: Option<&TenantId>,
+                after: Option<(i64, &str)>,
+                limit: i64
+            ) -> StoreResult<Vec<KeyRecord>>;
             /// Tenants named by customer (non-admin) keys, with their key counts at `now`.
             fn tenants(&self, now: i64) -> StoreResult<Vec<TenantSummary>>;
             /// Revokes a key and records the revocation entry. False if the key does not exist or was

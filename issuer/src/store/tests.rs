@@ -109,6 +109,7 @@ macro_rules! both_backends {
 
 both_backends!(
     keys_round_trip_and_list_by_tenant,
+    keys_page_through_in_the_lists_order,
     revoking_a_key_happens_once_and_records_its_entry,
     rotation_cuts_the_old_expiry_and_inserts_the_successor_atomically,
     revoking_a_tenant_revokes_each_key_and_lists_them,
@@ -410,6 +411,49 @@ async fn keys_round_trip_and_list_by_tenant(s: &impl Store) {
             .collect::<Vec<_>>(),
         [("acme", 1, 1), ("beta", 1, 1)]
     );
+}
+
+/// Keys a page at a time, in the list's order (newest first, then by ID), each key once, with a
+/// tenant filter, whatever the page size.
+async fn keys_page_through_in_the_lists_order(s: &impl Store) {
+    // Two keys share a creation time: the ID decides between them.
+    for (id, tenant, at) in [
+        ("k1", "acme", 10),
+        ("k2", "beta", 20),
+        ("k3", "acme", 20),
+        ("k4", "acme", 30),
+        ("k5", "beta", 40),
+    ] {
+        let mut k = key(id, tenant);
+        k.created_at = at;
+        s.insert_key(&k, &audit("key.create", at)).await.unwrap();
+    }
+    let ids = |v: &[KeyRecord]| v.iter().map(|k| k.key_id.clone()).collect::<Vec<_>>();
+    let all = ids(&s.keys(None).await.unwrap());
+    assert_eq!(all, ["k5", "k4", "k2", "k3", "k1"]);
+    for size in 1..=6 {
+        let mut seen = Vec::new();
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let page = s
+                .keys_page(None, after.as_ref().map(|(c, k)| (*c, k.as_str())), size)
+                .await
+                .unwrap();
+            seen.extend(ids(&page));
+            match page.last() {
+                Some(last) if page.len() == usize::try_from(size).unwrap() => {
+                    after = Some((last.created_at, last.key_id.clone()));
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(seen, all, "pages of {size}");
+    }
+    let acme = s
+        .keys_page(Some(&tenant_of("acme")), Some((30, "k4")), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&acme), ["k3", "k1"]);
 }
 
 async fn revoking_a_key_happens_once_and_records_its_entry(s: &impl Store) {

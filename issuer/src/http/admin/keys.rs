@@ -6,10 +6,12 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use keymint_jwks::{Audience, ScopeSet, TenantId, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, key_id, optional};
+use crate::domain::admin::api::{KEYS_PAGE, KeyCursor};
 use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
@@ -120,6 +122,12 @@ fn expose<Ser: serde::Serializer>(key: &PrintableKey, s: Ser) -> Result<Ser::Ok,
 pub(crate) struct KeysQuery {
     #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     tenant: Option<TenantId>,
+    /// Keys per page (default and most: 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Where the page starts: the cursor of the previous page's `Link: rel="next"`.
+    #[param(pattern = "^-?[0-9]{1,18}[.][A-Za-z0-9]{1,64}$")]
+    after: Option<String>,
 }
 
 /// `GET /v1/admin/keys/{id}/usage` query.
@@ -169,23 +177,45 @@ pub(crate) struct RotateKey {
     revoke_old: bool,
 }
 
-#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys", description = "admin:read — API keys, optionally of one tenant, newest first.",
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys", description = "admin:read — API keys, optionally of one tenant, newest first, a page at a time (at most 1000): when more follow, `Link: <…>; rel=\"next\"` (RFC 8288) names the next page.",
     params(KeysQuery),
     security(("admin_token" = [])),
     responses(
-        (status = 200, body = Vec<KeyView>),
+        (status = 200, body = Vec<KeyView>, headers(("link" = String, description = "`<next page URL>; rel=\"next\"` when more keys follow"))),
         AdminErrors,
     ))]
 pub(crate) async fn list_keys<S: Store>(
     State(st): State<AppState<S>>,
     CanRead(admin): CanRead,
     q: Result<Query<KeysQuery>, QueryRejection>,
-) -> Answer<Vec<KeyView>> {
-    Ok(Json(
-        st.admin
-            .list_keys(&admin, q?.0.tenant.as_ref(), UnixTime::now())
-            .await?,
-    ))
+) -> Result<axum::response::Response, Problem> {
+    let q = q?.0;
+    let after = q.after.as_deref().map(KeyCursor::parse).transpose()?;
+    let limit = q.limit.unwrap_or(KEYS_PAGE);
+    let page = st
+        .admin
+        .list_keys(
+            &admin,
+            q.tenant.as_ref(),
+            after.as_ref(),
+            limit,
+            UnixTime::now(),
+        )
+        .await?;
+    let mut res = Json(page.keys).into_response();
+    if let Some(next) = page.next {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(t) = &q.tenant {
+            query.append_pair("tenant", t.as_str());
+        }
+        query.append_pair("limit", &limit.clamp(1, KEYS_PAGE).to_string());
+        query.append_pair("after", &next.to_string());
+        let link = format!("</v1/admin/keys?{}>; rel=\"next\"", query.finish());
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            res.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(res)
 }
 
 #[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", description = "admin:write — create a customer API key; the printable key is in the answer once.",

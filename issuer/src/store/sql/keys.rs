@@ -57,6 +57,29 @@ macro_rules! sql_keys {
             .map_err(unavailable)
         }
 
+        async fn keys_page(
+            &self,
+            tenant: Option<&::keymint_jwks::TenantId>,
+            after: Option<(i64, &str)>,
+            limit: i64,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::KeyRecord>> {
+            // Keyset pagination in the list's own order: a page deep in a million keys costs a
+            // page, and a key created meanwhile never shifts one into the next page twice.
+            let (created, id) = after.map_or((None, None), |(c, k)| (Some(c), Some(k)));
+            ::sqlx::query_as(
+                "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
+                   AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND key_id > $3))
+                 ORDER BY created_at DESC, key_id LIMIT $4",
+            )
+            .bind(tenant.map(::keymint_jwks::TenantId::as_str))
+            .bind(created)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+        }
+
         async fn tenants(
             &self,
             now: i64,
