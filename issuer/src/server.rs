@@ -32,8 +32,10 @@ use crate::http::{self, AppParts, AppState};
 use crate::store::Store;
 
 use self::background::{flush_last_used, maintain, prune_old, watch_changes};
-pub use self::connections::{ConnectionLimits, HEADER_READ_TIMEOUT};
-use self::connections::{Connections, LimitAcceptor, Refused};
+pub use self::connections::HEADER_READ_TIMEOUT;
+use self::connections::LimitAcceptor;
+pub use crate::domain::client_slots::ConnectionLimits;
+use crate::domain::client_slots::{Connections, Refused};
 
 mod connections;
 
@@ -253,6 +255,8 @@ pub async fn serve<S: Store>(
             cfg.scanner_keys.clone(),
             Arc::clone(&shared),
         )),
+        // Counted by the client each request names (behind a trusted proxy, the forwarded one).
+        streams: Connections::new(cfg.connections, Arc::new(Vec::new())),
     }));
     let feed = rt.list.clone();
     let connections = Connections::new(cfg.connections, Arc::new(cfg.trusted_proxies.clone()));

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod audit;
 pub mod client;
+pub mod client_slots;
 pub mod clock;
 mod error;
 pub mod feed;

@@ -10,7 +10,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 
+use keymint_jwks::UnixTime;
+
 use super::AppState;
+use crate::domain::client_slots::Refused;
 use crate::store::Store;
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
@@ -125,11 +128,35 @@ pub(crate) async fn metadata<S: Store>(State(st): State<AppState<S>>) -> Respons
 /// only if it is newer than that serial; without, it is sent at once.
 #[utoipa::path(get, path = "/v1/revocations/events", tag = "discovery",
     description = "Server-sent events: `event: revocations`, `id: <serial>`, `data: <the signed list>`; honours Last-Event-ID.",
-    responses((status = 200, description = "an endless event stream", body = String, content_type = "text/event-stream")))]
+    responses(
+        (status = 200, description = "an endless event stream", body = String, content_type = "text/event-stream"),
+        (status = 503, description = "this client holds as many streams as it may (`--max-connections-per-client`), or all clients together do: retry after `Retry-After` seconds and poll the list meanwhile", body = String, content_type = "text/plain", headers(("retry-after" = u32, description = "seconds"))),
+    ))]
 pub(crate) async fn revocation_events<S: Store>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    ext: axum::http::Extensions,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+    // A client holds as many streams as it may hold connections: over HTTP/2 one connection
+    // could otherwise carry 200 of them, each sent every new list.
+    let client = super::client_address::client_of(&headers, &ext, &st.trusted_proxies);
+    let slot = match st.streams.admit(client.ip) {
+        Ok(slot) => slot,
+        Err(why) => {
+            let reason = match why {
+                Refused::Total => "too_many_streams",
+                Refused::PerClient => "too_many_streams_from_client",
+            };
+            st.tokens
+                .note_refusal("revocations.events", &client, reason, UnixTime::now());
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "30")],
+                "too many event streams open from this client; poll /v1/revocations meanwhile\n",
+            )
+                .into_response());
+        }
+    };
     let last: Option<i64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -137,8 +164,8 @@ pub(crate) async fn revocation_events<S: Store>(
     let rx = st.list.subscribe();
     let closing = st.list.closing();
     let stream = futures_util::stream::unfold(
-        (rx, closing, last),
-        |(mut rx, mut closing, last)| async move {
+        (rx, closing, last, slot),
+        |(mut rx, mut closing, last, slot)| async move {
             loop {
                 if *closing.borrow() {
                     return None;
@@ -149,7 +176,7 @@ pub(crate) async fn revocation_events<S: Store>(
                         .event("revocations")
                         .id(current.serial.to_string())
                         .data(current.jws.as_str());
-                    return Some((Ok(event), (rx, closing, Some(current.serial))));
+                    return Some((Ok(event), (rx, closing, Some(current.serial), slot)));
                 }
                 tokio::select! {
                     changed = rx.changed() => if changed.is_err() { return None; },
@@ -158,5 +185,5 @@ pub(crate) async fn revocation_events<S: Store>(
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

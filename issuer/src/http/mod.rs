@@ -71,6 +71,8 @@ pub struct AppParts<S> {
     pub admin: Arc<AdminApi<S>>,
     /// Secret-scanning reports.
     pub leaks: Arc<LeakDesk<S>>,
+    /// The push streams open, bounded per client and in total (the connection limits' numbers).
+    pub streams: Arc<crate::domain::client_slots::Connections>,
 }
 
 impl<S> From<AppParts<S>> for AppState<S> {

@@ -6,6 +6,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
 use super::admin_tests::{admin_token, capture_log};
+use tower::ServiceExt as _;
+
 use super::tests::{app_from, harness, send};
 
 fn admin_get(token: &str) -> Request<Body> {
@@ -268,4 +270,44 @@ async fn admin_calls_refused_after_the_token_check_are_audited_with_the_admin_ke
         refused[0]
     );
     assert!(!log.contains(&token), "the token itself is never logged");
+}
+
+/// Over HTTP/2 one connection carries up to 200 streams, so the connection limit alone did not
+/// bound push streams: one client could hold tens of thousands, each sent every new list. A
+/// client holds at most as many streams as connections (2 in this harness): one more is 503 with
+/// `Retry-After` and an audit line with the client's address; a stream that ends frees its place.
+#[tokio::test]
+async fn a_client_holds_at_most_its_share_of_push_streams() {
+    let h = harness("streams").await;
+    let events = || {
+        Request::get("/v1/revocations/events")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (log, guard) = capture_log();
+    let first = h.app.clone().oneshot(events()).await.unwrap();
+    let second = h.app.clone().oneshot(events()).await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = h.app.clone().oneshot(events()).await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(third.headers()["retry-after"], "30");
+    // Another client is not held back.
+    let other = app_from(&h.state, [192, 0, 2, 8]);
+    let elsewhere = other.oneshot(events()).await.unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::OK);
+    drop(guard);
+    let log = log.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("too_many_streams_from_client"))
+        .unwrap_or_else(|| panic!("no audit line: {log}"));
+    assert!(line.contains("client_ip=127.0.0.1"), "{line}");
+    // The first stream ends (the client went away): its place is free.
+    drop(first);
+    let again = h.app.clone().oneshot(events()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    drop((second, elsewhere, again));
 }

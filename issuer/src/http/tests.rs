@@ -116,6 +116,13 @@ pub(super) async fn harness(name: &str) -> Harness {
             Some(Arc::new(super::leaks_tests::test_keyring())),
             Arc::clone(&settings),
         )),
+        streams: crate::domain::client_slots::Connections::new(
+            crate::domain::client_slots::ConnectionLimits {
+                total: 10_000,
+                per_client: 2,
+            },
+            Arc::new(vec![]),
+        ),
     });
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {

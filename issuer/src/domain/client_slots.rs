@@ -1,0 +1,185 @@
+//! What clients may hold open at once, bounded per client and in total: the server's connections
+//! (`server/connections.rs`) and the push streams of `/v1/revocations/events`, which HTTP/2 would
+//! otherwise multiply (up to 200 streams on each connection, each sent every new list).
+//!
+//! A client is an IPv4 address or an IPv6 /64, as for every other limit. Clients with nothing open
+//! are forgotten, so the count is bounded by what is open.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ipnet::IpNet;
+
+use crate::domain::client::client_of;
+
+/// The bounds on what clients hold open: connections (`serve --max-connections`,
+/// `--max-connections-per-client`) and, the same numbers, push streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// All clients together. Keep it under the process's open-file limit (`ulimit -n`), less a
+    /// few hundred for the database, the log and the rest.
+    pub total: usize,
+    /// One client (IPv4 address or IPv6 /64); trusted proxies are bound by the total only.
+    pub per_client: usize,
+}
+
+impl Default for ConnectionLimits {
+    /// 10,000 in total, 256 per client: a verifier holds one push stream, a busy client a few
+    /// dozen keep-alive connections.
+    fn default() -> Self {
+        Self {
+            total: 10_000,
+            per_client: 256,
+        }
+    }
+}
+
+/// Why a connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// All clients together hold the total.
+    Total,
+    /// This client holds its share.
+    PerClient,
+}
+
+/// What clients hold open (connections, or push streams), counted per client and in total.
+#[derive(Debug)]
+pub struct Connections {
+    limits: ConnectionLimits,
+    trusted: Arc<Vec<IpNet>>,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    /// Clients with at least one connection open (at most `limits.total` of them).
+    by_client: HashMap<IpAddr, usize>,
+}
+
+impl Connections {
+    /// Counts against `limits`; what `trusted` proxies hold counts in the total only.
+    pub fn new(limits: ConnectionLimits, trusted: Arc<Vec<IpNet>>) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            trusted,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    /// Admits one more from `peer`, or says why not. The slot is given back when the returned
+    /// guard drops (the connection closed, the stream ended).
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, Refused> {
+        let peer = peer.to_canonical();
+        let client = (!self.trusted.iter().any(|n| n.contains(&peer))).then(|| client_of(peer));
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.total >= self.limits.total {
+            return Err(Refused::Total);
+        }
+        if let Some(c) = client {
+            let held = open.by_client.entry(c).or_insert(0);
+            if *held >= self.limits.per_client {
+                return Err(Refused::PerClient);
+            }
+            *held += 1;
+        }
+        open.total += 1;
+        Ok(Slot {
+            of: Arc::clone(self),
+            client,
+        })
+    }
+
+    /// Connections open now (all, and `peer`'s client's).
+    #[cfg(test)]
+    fn held(&self, peer: IpAddr) -> (usize, usize) {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = open
+            .by_client
+            .get(&client_of(peer.to_canonical()))
+            .copied()
+            .unwrap_or(0);
+        (open.total, mine)
+    }
+}
+
+/// One admitted place; given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    of: Arc<Connections>,
+    client: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.of.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(c) = self.client
+            && let Some(held) = open.by_client.get_mut(&c)
+        {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.by_client.remove(&c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_client_holds_its_share_and_gets_each_slot_back_when_a_connection_closes() {
+        let c = Connections::new(
+            ConnectionLimits {
+                total: 10,
+                per_client: 2,
+            },
+            Arc::new(vec![]),
+        );
+        let a = c.admit(ip("192.0.2.1")).unwrap();
+        let _b = c.admit(ip("192.0.2.1")).unwrap();
+        assert_eq!(c.admit(ip("192.0.2.1")).unwrap_err(), Refused::PerClient);
+        // The same client over a dual-stack socket, and another address of its IPv6 /64, are it.
+        assert_eq!(
+            c.admit(ip("::ffff:192.0.2.1")).unwrap_err(),
+            Refused::PerClient
+        );
+        let _v6 = c.admit(ip("2001:db8::1")).unwrap();
+        let _v6b = c.admit(ip("2001:db8::2")).unwrap();
+        assert_eq!(c.admit(ip("2001:db8::3")).unwrap_err(), Refused::PerClient);
+        // Another client is not held back by them.
+        let _other = c.admit(ip("192.0.2.2")).unwrap();
+        drop(a);
+        assert_eq!(c.held(ip("192.0.2.1")), (4, 1));
+        let _again = c.admit(ip("192.0.2.1")).unwrap();
+    }
+
+    #[test]
+    fn the_total_binds_everyone_and_a_trusted_proxy_only_by_the_total() {
+        let c = Connections::new(
+            ConnectionLimits {
+                total: 3,
+                per_client: 1,
+            },
+            Arc::new(vec!["10.0.0.0/8".parse().unwrap()]),
+        );
+        let p1 = c.admit(ip("10.0.0.1")).unwrap();
+        let _p2 = c.admit(ip("10.0.0.1")).unwrap();
+        let _x = c.admit(ip("192.0.2.9")).unwrap();
+        assert_eq!(c.admit(ip("10.0.0.1")).unwrap_err(), Refused::Total);
+        assert_eq!(c.admit(ip("198.51.100.1")).unwrap_err(), Refused::Total);
+        drop(p1);
+        let _y = c.admit(ip("198.51.100.1")).unwrap();
+        // Clients with nothing open are forgotten: the map is bounded by what is open.
+        assert_eq!(c.open.lock().unwrap().by_client.len(), 2);
+    }
+}
