@@ -241,13 +241,20 @@ pub async fn serve<S: Store>(
         gate: AdminGate::new(&cfg.issuer, &rt.signing.load(), &rt.list.current())?,
         settings: Arc::clone(&shared),
     }));
+    // As client addresses are compared: canonical (a mapped `::ffff:10.0.0.0/104` is 10.0.0.0/8).
+    let trusted: Arc<Vec<ipnet::IpNet>> = Arc::new(
+        cfg.trusted_proxies
+            .iter()
+            .map(|n| crate::domain::client::canonical_net(*n))
+            .collect(),
+    );
     let app = http::router(AppState::from(AppParts {
         tokens: rt.tokens.clone(),
         signing: Arc::clone(&rt.signing),
         list: rt.list.clone(),
         store: Arc::clone(&store),
         settings: Arc::clone(&shared),
-        trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
+        trusted_proxies: Arc::clone(&trusted),
         admin,
         leaks: Arc::new(LeakDesk::new(
             Arc::clone(&store),
@@ -259,23 +266,43 @@ pub async fn serve<S: Store>(
         streams: Connections::new(cfg.connections, Arc::new(Vec::new())),
     }));
     let feed = rt.list.clone();
-    let connections = Connections::new(cfg.connections, Arc::new(cfg.trusted_proxies.clone()));
+    let connections = Connections::new(cfg.connections, Arc::clone(&trusted));
     let audit = rt.tokens.clone();
+    let lines = connections::RefusalLines::default();
     let refused: Arc<dyn Fn(std::net::IpAddr, Refused) + Send + Sync> = Arc::new(move |ip, why| {
         let reason = match why {
             Refused::Total => "too_many_connections",
             Refused::PerClient => "too_many_connections_from_client",
         };
         let client = crate::domain::client::ClientContext { ip, origin: None };
-        audit.note_refusal("connection", &client, reason, UnixTime::now());
+        let now = UnixTime::now();
+        let (own_line, summed) = lines.take(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
+        if summed > 0 {
+            tracing::warn!(
+                target: "keymint::audit",
+                refused = summed,
+                "connections refused over the limits in the last second without a line each \
+                 (counted in the usage rollups and keymint_requests_refused_total)"
+            );
+        }
+        if own_line {
+            audit.note_refusal("connection", &client, reason, now);
+        } else {
+            audit.count_refusal("connection", &client, reason, now);
+        }
     });
     let handle = axum_server::Handle::new();
     let on_shutdown = handle.clone();
     let std_listener = listener
         .into_std()
         .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?;
+    // HTTP/1.1 only (TLS offers only `http/1.1` by ALPN; without this a client could speak
+    // HTTP/2 by prior knowledge, with no idle limit and 200 streams a connection), and a first
+    // request within the header timeout (a connection that never sends a byte is closed too).
     let server = axum_server::from_tcp(std_listener)
         .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?
+        .http1_only()
+        .first_request_timeout(HEADER_READ_TIMEOUT)
         .handle(handle);
     ready();
     tokio::spawn(async move {

@@ -294,7 +294,7 @@ fn a_replica_with_another_pepper_is_refused_at_start_and_the_others_keep_serving
             (k.clone(), v.clone())
         }
     });
-    let out = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(BIN)
         .args([
             "serve",
             "--listen",
@@ -305,11 +305,21 @@ fn a_replica_with_another_pepper_is_refused_at_start_and_the_others_keep_serving
         ])
         .arg(&dir)
         .envs(env)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // A start that is not refused would serve forever: wait for the exit, not for the output.
+    let status = try_wait_until(Duration::from_secs(20), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a replica with another pepper started instead of refusing");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(status.code(), Some(2), "{err}");
     assert!(
         err.contains("the pepper given")
             && err.contains("not the one this database was first used with"),

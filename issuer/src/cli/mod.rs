@@ -350,7 +350,10 @@ pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
         .check(&settings::peek(global, &data_dir).await?)
         .map_err(secret_refusal)?;
     let store = open_store(global.database_url.as_deref(), &data_dir).await?;
-    fingerprints.bind(&store).await?.map_err(secret_refusal)?;
+    fingerprints
+        .bind(&store, &secrets.encryption_key)
+        .await?
+        .map_err(secret_refusal)?;
     Ok(Opened {
         store: Arc::new(store),
         secrets,

@@ -74,8 +74,16 @@ impl Remote {
     /// `GET path` and every page its `Link: <…>; rel="next"` names after it, the arrays joined.
     pub(crate) fn get_all_pages(&self, path: &str) -> Result<serde_json::Value, CliError> {
         let mut all = Vec::new();
+        let mut asked = std::collections::HashSet::new();
         let mut next = Some(path.to_owned());
         while let Some(path) = next.take() {
+            // An issuer that names a page it already gave would keep this loop going forever.
+            if !asked.insert(path.clone()) {
+                return Err(CliError::Remote {
+                    status: 0,
+                    detail: format!("the issuer named {path} as the next page twice"),
+                });
+            }
             let answer = self
                 .agent
                 .get(&format!("{}{path}", self.base))

@@ -49,13 +49,15 @@ pub(crate) struct Args {
     /// How many connections may be open at once, all clients together; beyond, a new one is
     /// closed as soon as it is accepted (audited as `too_many_connections`). Keep it under the
     /// process's open-file limit (`ulimit -n`) less a few hundred.
-    #[arg(long, default_value_t = ConnectionLimits::default().total, value_name = "N")]
+    #[arg(long, default_value_t = ConnectionLimits::default().total, value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
     /// How many connections one client (an IPv4 address or an IPv6 /64) may hold open at once
     /// (push streams and keep-alive connections included); beyond, a new one is closed at once
     /// (audited as `too_many_connections_from_client`). A --trusted-proxy is bound by
     /// --max-connections only.
-    #[arg(long, default_value_t = ConnectionLimits::default().per_client, value_name = "N")]
+    #[arg(long, default_value_t = ConnectionLimits::default().per_client, value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_client: usize,
     /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy is in front.
     #[arg(long)]

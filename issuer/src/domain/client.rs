@@ -33,6 +33,19 @@ pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
     }
 }
 
+/// `net` as the canonical addresses it holds are compared with: an IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/104`) is its IPv4 network (`10.0.0.0/8`), since every client address is
+/// canonical (`::ffff:a.b.c.d` is `a.b.c.d`); any other network is itself.
+pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, ipnet::IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
 /// The unit a client is known by: its IPv4 address, or its IPv6 /64.
 pub fn client_of(ip: IpAddr) -> IpAddr {
     network(ip, 32, 64)
@@ -105,6 +118,21 @@ mod tests {
             let ip: IpAddr = s.parse().unwrap();
             assert_eq!(IpText::of(ip).as_str(), ip.to_string(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_mapped_network_is_its_ipv4_network() {
+        let n = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
+        assert_eq!(canonical_net(n("::ffff:10.0.0.0/104")), n("10.0.0.0/8"));
+        assert_eq!(
+            canonical_net(n("::ffff:203.0.113.7/128")),
+            n("203.0.113.7/32")
+        );
+        for same in ["2001:db8::/32", "10.0.0.0/8", "::ffff:0:0/95", "::/0"] {
+            assert_eq!(canonical_net(n(same)), n(same), "{same}");
+        }
+        let ip: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert!(canonical_net(n("::ffff:10.0.0.0/104")).contains(&ip.to_canonical()));
     }
 
     #[test]

@@ -79,11 +79,11 @@ impl Connections {
             return Err(Refused::Total);
         }
         if let Some(c) = client {
-            let held = open.by_client.entry(c).or_insert(0);
-            if *held >= self.limits.per_client {
+            // Looked up before any entry is made: a refused client leaves nothing behind.
+            if open.by_client.get(&c).copied().unwrap_or(0) >= self.limits.per_client {
                 return Err(Refused::PerClient);
             }
-            *held += 1;
+            *open.by_client.entry(c).or_insert(0) += 1;
         }
         open.total += 1;
         Ok(Slot {
@@ -161,6 +161,24 @@ mod tests {
         drop(a);
         assert_eq!(c.held(ip("192.0.2.1")), (4, 1));
         let _again = c.admit(ip("192.0.2.1")).unwrap();
+    }
+
+    #[test]
+    fn a_refused_client_leaves_no_entry_behind() {
+        let c = Connections::new(
+            ConnectionLimits {
+                total: 10,
+                per_client: 0,
+            },
+            Arc::new(vec![]),
+        );
+        for i in 0..50u8 {
+            assert_eq!(
+                c.admit(IpAddr::from([192, 0, 2, i])).unwrap_err(),
+                Refused::PerClient
+            );
+        }
+        assert!(c.open.lock().unwrap().by_client.is_empty());
     }
 
     #[test]

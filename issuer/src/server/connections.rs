@@ -137,3 +137,50 @@ where
         }
     }
 }
+
+/// How many refused connections a second get an audit line each; the rest of that second's are
+/// counted (rollups, metric) and summed up in one line. Refusing a connection costs a client one
+/// TCP handshake, so without this a client at its limit could write log lines as fast as it can
+/// connect.
+pub(super) const REFUSALS_LOGGED_A_SECOND: u32 = 10;
+
+/// The log budget of refused connections (see [`REFUSALS_LOGGED_A_SECOND`]).
+#[derive(Debug, Default)]
+pub(super) struct RefusalLines {
+    second: std::sync::atomic::AtomicI64,
+    logged: std::sync::atomic::AtomicU32,
+    unlogged: std::sync::atomic::AtomicU64,
+}
+
+impl RefusalLines {
+    /// Whether a refusal at `now` (Unix seconds) gets its own line; when a new second begins, the
+    /// number of the last one's refusals without a line, if any.
+    pub(super) fn take(&self, now: i64) -> (bool, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut summed = 0;
+        if self.second.swap(now, Relaxed) != now {
+            self.logged.store(0, Relaxed);
+            summed = self.unlogged.swap(0, Relaxed);
+        }
+        let own = self.logged.fetch_add(1, Relaxed) < REFUSALS_LOGGED_A_SECOND;
+        if !own {
+            self.unlogged.fetch_add(1, Relaxed);
+        }
+        (own, summed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_connections_get_ten_lines_a_second_and_the_rest_are_summed_up() {
+        let lines = RefusalLines::default();
+        let own = (0..25).filter(|_| lines.take(100).0).count();
+        assert_eq!(own, 10);
+        // The next second: its first refusal has a line again, and says 15 went without.
+        assert_eq!(lines.take(101), (true, 15));
+        assert_eq!(lines.take(101), (true, 0));
+    }
+}

@@ -7,7 +7,9 @@
 //! healthy. So the first use stores a fingerprint of each secret (128 bits of an HMAC of a fixed
 //! label under it: it tells nothing about the secret) and every later start compares before it
 //! writes anything ([`Fingerprints::check`]), and again after storing its own, for two first starts at once
-//! ([`Fingerprints::bind`]). A database made before fingerprints is bound by its next start.
+//! ([`Fingerprints::bind`]). A database made before fingerprints is bound by its next start: to
+//! an encryption key only if it opens the stored signing keys, and to the pepper given then (no
+//! stored value can prove a pepper: give that start the right one).
 
 use crate::domain::keys::key_hash::Pepper;
 use crate::domain::signing::secret_box::EncryptionKey;
@@ -80,10 +82,27 @@ impl Fingerprints {
 
     /// Stores the fingerprints not stored yet, then compares with what is stored (another server
     /// starting on the same empty database at the same moment may have stored its own first).
+    ///
+    /// A database made before fingerprints has its signing keys already: the encryption key is
+    /// bound only if it opens one of them, so a wrong key given at that first start is refused
+    /// rather than bound. (Nothing stored can prove a pepper: see the module docs.)
     pub async fn bind<S: Store + ?Sized>(
         &self,
         store: &S,
+        encryption_key: &EncryptionKey,
     ) -> StoreResult<Result<(), SecretMismatch>> {
+        if store.setting(ENCRYPTION_KEY).await?.is_none()
+            && let Some(sealed) = store
+                .signing_keys()
+                .await?
+                .into_iter()
+                .find(|k| !k.encrypted_pkcs8.is_empty())
+            && encryption_key
+                .open(sealed.kid.as_str(), &sealed.encrypted_pkcs8)
+                .is_err()
+        {
+            return Ok(Err(SecretMismatch::EncryptionKey));
+        }
         let rows = self.rows();
         store
             .init_settings(&rows.map(|(name, value, _)| (name, value)))
@@ -128,6 +147,46 @@ mod tests {
         );
         // Nothing stored yet (a new database, or one made before fingerprints): nothing to differ.
         assert_eq!(secrets(9, 9).check(&[]), Ok(()));
+    }
+
+    /// A database made before fingerprints, first started with a wrong encryption key: the key
+    /// is refused rather than bound (it cannot open the stored signing keys); the right one is
+    /// bound, and from then on only it passes.
+    #[tokio::test]
+    async fn an_unbound_database_binds_only_an_encryption_key_that_opens_its_signing_keys() {
+        let dir = std::env::temp_dir().join(format!("keymint-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::SqliteStore::open(&dir.join("db"))
+            .await
+            .unwrap();
+        let right = EncryptionKey::new(&Zeroizing::new([1; 32])).unwrap();
+        let wrong = EncryptionKey::new(&Zeroizing::new([2; 32])).unwrap();
+        crate::domain::signing::ensure_active(
+            &store,
+            &right,
+            keymint_jwks::UnixTime(1_800_000_000),
+        )
+        .await
+        .unwrap();
+        let pepper = Pepper::new([3; 32]);
+        let with_wrong = Fingerprints::of(&pepper, &wrong);
+        assert_eq!(
+            with_wrong.bind(&store, &wrong).await.unwrap(),
+            Err(SecretMismatch::EncryptionKey)
+        );
+        assert_eq!(
+            store.setting(ENCRYPTION_KEY).await.unwrap(),
+            None,
+            "nothing bound"
+        );
+        let with_right = Fingerprints::of(&pepper, &right);
+        assert_eq!(with_right.bind(&store, &right).await.unwrap(), Ok(()));
+        assert_eq!(
+            with_wrong.bind(&store, &wrong).await.unwrap(),
+            Err(SecretMismatch::EncryptionKey)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -97,11 +97,12 @@ impl ActiveKey {
                     .map_err(|_| corrupt("audiences"))?,
                 &ScopeSet::parse(&record.scopes).map_err(|_| corrupt("scopes"))?,
             ),
+            // Canonical, as client addresses are (a mapped rule stored before they were).
             allow_ips: record
                 .allow_ips
                 .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()
+                .map(|n| n.parse().map(crate::domain::client::canonical_net))
+                .collect::<Result<_, ipnet::AddrParseError>>()
                 .map_err(|_| corrupt("allow_ips"))?,
             last_used_queued: std::sync::atomic::AtomicI64::new(record.last_used_at.unwrap_or(0)),
             allow_origins: record

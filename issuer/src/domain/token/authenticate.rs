@@ -137,7 +137,24 @@ impl<S: Store> TokenService<S> {
     /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
     /// without counting against the client.
     pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
-        self.uses.record(&Usage {
+        self.refusal(action, client, reason, now, true);
+    }
+
+    /// [`Self::note_refusal`] without the log line (counted in the rollups and the metric): for
+    /// refusals so many that their lines are summed up instead.
+    pub fn count_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
+        self.refusal(action, client, reason, now, false);
+    }
+
+    fn refusal(
+        &self,
+        action: &str,
+        client: &ClientContext,
+        reason: &str,
+        now: UnixTime,
+        logged: bool,
+    ) {
+        let usage = Usage {
             at: unix(now),
             action,
             outcome: Outcome::Refused,
@@ -149,7 +166,12 @@ impl<S: Store> TokenService<S> {
             client: client.ip,
             origin: client.origin.as_deref(),
             issued: None,
-        });
+        };
+        if logged {
+            self.uses.record(&usage);
+        } else {
+            self.uses.count(&usage);
+        }
         metrics::counter!("keymint_requests_refused_total", "action" => action.to_owned())
             .increment(1);
     }

@@ -189,7 +189,13 @@ impl<S: Store> TokenService<S> {
         };
         let key = match (&seen.key, &seen.presented) {
             // The ID as presented is the key's own (the cache matched it byte for byte).
-            (Some(_), Some(id)) if seen.verified => Presented::Known(id.as_str()),
+            // A refusal of a publishable key counts like a wrong secret: its "secret" is in
+            // every page that uses it, so anyone can send it with forged origins.
+            (Some(k), Some(id))
+                if seen.verified && (result.is_ok() || k.kind == KeyKind::Secret) =>
+            {
+                Presented::Known(id.as_str())
+            }
             (Some(_), Some(id)) => Presented::Claimed(id.as_str()),
             (Some(k), None) => Presented::Known(k.key_id.as_str()),
             (None, Some(id)) => Presented::Unknown(id.as_str()),

@@ -31,9 +31,9 @@ pub enum Presented<'a> {
     /// A key that exists, its secret verified (a granted request, or one refused for what the
     /// key's holder asked).
     Known(&'a str),
-    /// A key that exists, presented with a wrong secret: anyone can write a key ID (they are not
-    /// secret), so these count under the key in a share of their own and cannot crowd its
-    /// holder's clients out of the rollups.
+    /// A key that exists, presented with a wrong secret (anyone can write a key ID), or a
+    /// publishable key refused (anyone can copy one from a page): these count under the key in a
+    /// share of their own and cannot crowd its holder's clients out of the rollups.
     Claimed(&'a str),
 }
 

@@ -82,6 +82,12 @@ impl UsageLog {
             .add_from(u, network.as_ref().unwrap_or(&ip).as_str());
     }
 
+    /// Counts `u` without its log line: for a flood of the same refusal, whose lines are
+    /// summed up instead (see the connection limits in `server`).
+    pub fn count(&self, u: &Usage<'_>) {
+        self.lock().add(u);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {
         // A panic elsewhere while counting leaves counts, not broken invariants: go on.
         self.tally

@@ -63,21 +63,34 @@ macro_rules! sql_keys {
             after: Option<(i64, &str)>,
             limit: i64,
         ) -> $crate::store::StoreResult<Vec<$crate::store::KeyRecord>> {
-            // Keyset pagination in the list's own order: a page deep in a million keys costs a
-            // page, and a key created meanwhile never shifts one into the next page twice.
-            let (created, id) = after.map_or((None, None), |(c, k)| (Some(c), Some(k)));
-            ::sqlx::query_as(
-                "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
-                   AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND key_id > $3))
-                 ORDER BY created_at DESC, key_id LIMIT $4",
-            )
-            .bind(tenant.map(::keymint_jwks::TenantId::as_str))
-            .bind(created)
-            .bind(id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)
+            // Keyset pagination in the list's own order, one statement each way so that the
+            // cursor's bound is a range on the (created_at DESC, key_id) index: a page deep in a
+            // million keys costs a page, and a key created meanwhile never shifts one into the
+            // next page twice.
+            let tenant = tenant.map(::keymint_jwks::TenantId::as_str);
+            match after {
+                None => ::sqlx::query_as(
+                    "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
+                     ORDER BY created_at DESC, key_id LIMIT $2",
+                )
+                .bind(tenant)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable),
+                Some((created, id)) => ::sqlx::query_as(
+                    "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant = $1)
+                       AND created_at <= $2 AND (created_at < $2 OR key_id > $3)
+                     ORDER BY created_at DESC, key_id LIMIT $4",
+                )
+                .bind(tenant)
+                .bind(created)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable),
+            }
         }
 
         async fn tenants(
