@@ -336,3 +336,33 @@ fn a_client_holds_at_most_its_share_of_connections_and_a_refused_one_is_audited(
     );
     drop(stream);
 }
+
+/// A connection that never sends a byte, and one that sends half a request head and stops, are
+/// closed by the server (30 s after they connected), so idle sockets cannot hold the connection
+/// limits for good. Waits for the server's close (end of stream), up to 45 s.
+#[test]
+fn connections_that_send_no_request_head_are_closed() {
+    use std::io::{Read, Write};
+    let s = Server::start("idle-close", &[]);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    for (name, mut c) in [("silent", silent), ("half a head", trickle)] {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(45)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match c.read(&mut buf) {
+            // Closed, possibly after a 408 answer.
+            Ok(0) => {}
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(text.starts_with("HTTP/1.1 408"), "{name}: {text}");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("{name}: not closed within 45 s ({e})"),
+        }
+    }
+}
