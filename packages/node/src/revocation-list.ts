@@ -151,7 +151,8 @@ export function parseListPayload(bytes: Uint8Array): RevocationList {
     const id = text(e, 'id');
     const revokedAt = u64(e, 'revoked_at');
     const dropAfter = u64(e, 'drop_after');
-    if (!(kind in ID_RULES)) throw bad('unknown revocation kind');
+    // Own keys only: `in` would also take `toString`, `constructor` and the rest of the prototype.
+    if (!Object.hasOwn(ID_RULES, kind)) throw bad('unknown revocation kind');
     const k = kind as RevocationKind;
     if (!ID_RULES[k](id)) throw bad(`an entry has an invalid ${k} id`);
     return { kind: k, id, revokedAt, dropAfter };

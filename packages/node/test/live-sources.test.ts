@@ -3,7 +3,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 
-import { LiveSources, Verifier, VerifyError } from '../src/index.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { LiveSources, Verifier, VerifyError, discoverSources } from '../src/index.js';
 import { AUDIENCE, ISSUER, TestKey, jwks } from './support/issuer-double.js';
 
 async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
@@ -100,6 +104,41 @@ describe('live sources', () => {
       assert.equal(await v.verify(token).catch((e: VerifyError) => e.code), 'sources_unavailable');
     } finally {
       live.stop();
+      srv.close();
+    }
+  });
+
+  it('installs a list file that ends in a newline, as the Rust and Python verifiers do', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    const dir = await mkdtemp(join(tmpdir(), 'keymint-node-'));
+    await writeFile(join(dir, 'jwks.json'), jwks(k) + '\n');
+    await writeFile(join(dir, 'revocations.jws'), k.list({ iat: now, exp: now + 3600 }) + '\n');
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE });
+    const live = LiveSources.start(v, { jwks: { file: join(dir, 'jwks.json') }, revocations: { file: join(dir, 'revocations.jws') }, minRefreshSecs: 0.05, maxRefreshSecs: 0.1 });
+    try {
+      await live.ready();
+      const token = k.token({ iat: now, exp: now + 600, nbf: now });
+      assert.equal((await v.verify(token)).claims.tenant, 'acme');
+    } finally {
+      live.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('discovers sources only over https (plain http to this machine), with a capped body', async () => {
+    await assert.rejects(discoverSources('http://issuer.example'), /https/);
+    const srv = await serve((req, res) => {
+      if (req.url === '/.well-known/oauth-authorization-server') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({ issuer: srv.url, jwks_uri: 'http://keys.example/jwks.json', keymint_revocation_list_uri: `${srv.url}/list` }),
+        );
+      } else res.writeHead(404).end();
+    });
+    try {
+      // Metadata naming a plain-http key set elsewhere is refused, as the issuer URL would be.
+      await assert.rejects(discoverSources(srv.url), /jwks_uri must be https/);
+    } finally {
       srv.close();
     }
   });

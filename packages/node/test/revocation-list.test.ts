@@ -42,6 +42,11 @@ describe('revocation list installs (docs/revocation-list.md)', () => {
     assert.equal(await code(v.updateRevocations(a.list({ iss: 'https://evil' }))), 'list_wrong_issuer');
     assert.equal(await code(v.updateRevocations(a.list({ exp: NOW }))), 'list_bad_validity');
     assert.equal(await code(v.updateRevocations(a.list({ entries: [entry('user', 'x')] }))), 'list_malformed');
+    // Names on every object's prototype are no kinds either (`in` took them, and the entry was
+    // then dropped silently); Rust and Python refuse the list.
+    for (const k of ['toString', 'constructor', 'valueOf', '__proto__']) {
+      assert.equal(await code(v.updateRevocations(a.list({ entries: [entry(k, 'x')] }))), 'list_malformed', k);
+    }
     assert.equal(await code(v.updateRevocations(a.list({ serial: -1 }))), 'list_malformed');
   });
 

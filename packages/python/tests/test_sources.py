@@ -144,3 +144,28 @@ def test_sources_from_files_install_a_rewritten_list_and_refuse_a_rolled_back_on
         os.utime(lst, (now + 10, now + 10))
         wait_for(lambda: live.stats.last_refusal is not None)
         assert v.revocation_serial == 2
+
+
+def test_a_max_age_in_non_ascii_digits_is_no_max_age() -> None:
+    # '²'.isdigit() is True and float('²') raises: that killed the refresh thread for good.
+    from keymint_verifier.sources.fetch import max_age
+
+    assert max_age("public, max-age=300") == 300.0
+    assert max_age("max-age=\u00b2") is None
+    assert max_age("max-age=\u0663") is None
+
+
+def test_sse_lines_split_on_any_chunking_and_stay_linear() -> None:
+    from keymint_verifier.sources import sse
+
+    text = b"event: revocations\r\nid: 7\ndata: abc\n\n"
+    for size in (1, 2, 5, len(text)):
+        chunks = [text[i : i + size] for i in range(0, len(text), size)]
+        assert list(sse.lines(chunks, 100)) == ["event: revocations", "id: 7", "data: abc", ""]
+    # A long line in small chunks comes out whole (the reader no longer rescans it from its
+    # start on every chunk: scripts or a profiler show the cost, not this test).
+    line = b"data: " + b"x" * 1_000_000 + b"\n"
+    got = list(sse.lines((line[i : i + 1024] for i in range(0, len(line), 1024)), 2_000_000))
+    assert got == [line[:-1].decode()]
+    with pytest.raises(sse.LineTooLong):
+        list(sse.lines([b"x" * 101], 100))

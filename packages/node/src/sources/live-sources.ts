@@ -24,7 +24,7 @@ import { ConfigError, UpdateError } from '../errors.js';
 import { KeySet } from '../key-set.js';
 import { unverifiedSerial } from '../revocation-list.js';
 import type { Verifier } from '../verifier.js';
-import { getDocument, urlAllowed, type DocumentAnswer } from './http-document.js';
+import { getDocument, readCapped, urlAllowed, type DocumentAnswer } from './http-document.js';
 
 /** Where a document comes from: a URL (`http://`, `https://`) or a file path. */
 export type Source = { readonly url: string } | { readonly file: string };
@@ -53,20 +53,36 @@ export interface LiveSourcesOptions {
   readonly onEvent?: (e: { readonly kind: string; readonly message: string }) => void;
 }
 
+/** The largest issuer metadata document read (as the Rust verifier). */
+const METADATA_MAX_BYTES = 1024 * 1024;
+
 /** RFC 8414 discovery: the sources an issuer publishes. */
 export async function discoverSources(issuerUrl: string, f: typeof fetch = fetch): Promise<Pick<LiveSourcesOptions, 'jwks' | 'revocations' | 'events'>> {
   const base = issuerUrl.replace(/\/+$/, '');
+  // As the Rust verifier: whoever is on the path of plain http could name their own key set.
+  if (!urlAllowed(base)) throw new ConfigError('the issuer URL must be https (plain http only to this machine)');
   const res = await f(`${base}/.well-known/oauth-authorization-server`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
-  if (res.status !== 200) throw new ConfigError(`issuer metadata: HTTP ${res.status}`);
-  const meta = (await res.json()) as Record<string, unknown>;
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new ConfigError(`issuer metadata: HTTP ${res.status}`);
+  }
+  let meta: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(await readCapped(res, METADATA_MAX_BYTES, 'issuer metadata'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    meta = parsed as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`issuer metadata: ${(e as Error).message}`);
+  }
   // RFC 8414 §3.3: metadata for another issuer must not be trusted for this one.
   if (meta.issuer !== issuerUrl && meta.issuer !== base) throw new ConfigError('issuer metadata names another issuer');
   const uri = (name: string) => {
     const v = meta[name];
     if (typeof v !== 'string') throw new ConfigError(`issuer metadata has no ${name}`);
+    if (!urlAllowed(v)) throw new ConfigError(`issuer metadata: ${name} must be https (plain http only to this machine)`);
     return v;
   };
-  const events = typeof meta.keymint_revocation_events_uri === 'string' ? meta.keymint_revocation_events_uri : undefined;
+  const events = typeof meta.keymint_revocation_events_uri === 'string' ? uri('keymint_revocation_events_uri') : undefined;
   return {
     jwks: { url: uri('jwks_uri') },
     revocations: { url: uri('keymint_revocation_list_uri') },
@@ -204,7 +220,7 @@ export class LiveSources {
     const mtime = String(s.mtimeMs);
     if (mtime === validator) return { answer: { status: 'not_modified', maxAgeSecs: undefined }, next: validator };
     if (s.size > maxBytes) throw new Error(`${source.file} is over the cap of ${maxBytes} bytes`);
-    return { answer: { status: 'modified', body: await readFile(source.file, 'utf8'), etag: undefined, maxAgeSecs: undefined }, next: mtime };
+    return { answer: { status: 'modified', body: (await readFile(source.file, 'utf8')).trimEnd(), etag: undefined, maxAgeSecs: undefined }, next: mtime };
   }
 
   private async keysLoop(): Promise<void> {

@@ -26,7 +26,8 @@ def max_age(cache_control: str | None) -> float | None:
         d = directive.strip()
         if d.startswith("max-age="):
             value = d[len("max-age=") :].strip()
-            if value.isdigit():
+            # ASCII digits only: str.isdigit() is also true of '²', which float() refuses.
+            if value.isascii() and value.isdigit():
                 return float(value)
     return None
 

@@ -209,6 +209,10 @@ class LiveSources:
                     self.stats.jwks_failures += 1
                     log.warning("key set refresh failed (%s); keeping the one in force", e)
                     delay = cfg.min_refresh
+                except Exception as e:  # noqa: BLE001 - whatever a response did, the loop goes on
+                    self.stats.jwks_failures += 1
+                    log.warning("key set refresh failed unexpectedly (%s); keeping the one in force", type(e).__name__)
+                    delay = cfg.min_refresh
                 # Wait for the next poll, or for an unknown kid: a token's (at most one refetch
                 # per cooldown) or a list's (at most one a second, on a budget of its own).
                 deadline = time.monotonic() + delay
@@ -264,6 +268,10 @@ class LiveSources:
                     self.stats.list_fetch_failures += 1
                     log.warning("revocation list refresh failed (%s); keeping the one in force", e)
                     delay = cfg.min_refresh
+                except Exception as e:  # noqa: BLE001 - whatever a response did, the loop goes on
+                    self.stats.list_fetch_failures += 1
+                    log.warning("revocation list refresh failed unexpectedly (%s); keeping the one in force", type(e).__name__)
+                    delay = cfg.min_refresh
                 self._sleep(delay)
 
     # --- push channel ------------------------------------------------------------------------
@@ -303,10 +311,11 @@ class LiveSources:
                 except (httpx.HTTPError, SourceError, sse.LineTooLong) as e:
                     if not self._stop.is_set():
                         log.warning("revocation events unavailable (%s); polling instead", type(e).__name__)
-                except Exception:  # a closed stream on stop() surfaces as anything
+                except Exception as e:  # noqa: BLE001 - a closed stream on stop() surfaces as anything
                     if self._stop.is_set():
                         return
-                    raise
+                    # Anything else a response did must not end the push channel for good.
+                    log.warning("revocation events failed unexpectedly (%s); polling instead", type(e).__name__)
                 finally:
                     self._stream = None
                     self._push_connected = False

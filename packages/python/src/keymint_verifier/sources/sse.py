@@ -20,16 +20,23 @@ class Event:
 
 
 def lines(chunks: Iterable[bytes], max_line: int) -> Iterator[str]:
+    # Linear in what arrives: each byte is searched for a newline once (a long line arriving in
+    # many chunks is not rescanned from its start each time), and the lines a chunk completes are
+    # cut off the buffer together.
     buf = bytearray()
+    scanned = 0
     for chunk in chunks:
         buf += chunk
+        start = 0
         while True:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", max(start, scanned))
             if nl < 0:
                 break
-            line = bytes(buf[:nl])
-            del buf[: nl + 1]
-            yield line.rstrip(b"\r").decode("utf-8", "replace")
+            yield bytes(buf[start:nl]).rstrip(b"\r").decode("utf-8", "replace")
+            start = nl + 1
+        if start:
+            del buf[:start]
+        scanned = len(buf)
         if len(buf) > max_line:
             raise LineTooLong()
 
