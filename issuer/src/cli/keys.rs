@@ -9,7 +9,6 @@ use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::DomainError;
-use crate::domain::admin::api::{KEYS_PAGE, keys_page};
 use crate::domain::keys::api_key::{self, KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
@@ -383,8 +382,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             let mut after = None;
             let mut first = true;
             loop {
-                let page =
-                    keys_page(store, tenant.as_ref(), after.as_ref(), KEYS_PAGE, now).await?;
+                let page = keys::page(store, tenant.as_ref(), after.as_ref(), keys::KEYS_PAGE, now)
+                    .await?;
                 for v in &page.keys {
                     if json {
                         let item = serde_json::to_string_pretty(v).unwrap_or_default();

@@ -8,13 +8,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use keymint_jwks::{Algorithm, ApiKeyId, Jti, Kid, Scope, TenantId, UnixTime};
 
-pub use super::views::{
-    AuditPage, KEYS_PAGE, KeyCursor, KeysPage, RevocationView, ScopeView, SigningKeyView,
-};
+pub use super::views::{AuditPage, RevocationView, ScopeView, SigningKeyView};
 use crate::domain::admin::{Access, AdminGate, AdminRead, AdminWrite, Granted};
 use crate::domain::keys::api_key::PrintableKey;
 use crate::domain::keys::key_hash::KeyHasher;
-use crate::domain::keys::{self, KeyView, NewKey};
+use crate::domain::keys::{self, KeyCursor, KeyView, KeysPage, NewKey};
 use crate::domain::leaks;
 use crate::domain::leaks::policy::{PolicyChange, TenantPolicy};
 use crate::domain::refusal::Missing;
@@ -118,8 +116,8 @@ impl<S: Store> AdminApi<S> {
     }
 
     /// A page of keys, optionally of one tenant, newest first: at most `limit` (1 to
-    /// [`KEYS_PAGE`]), after `after`. A million keys are listed a page at a time, never loaded at
-    /// once.
+    /// [`keys::KEYS_PAGE`]), after `after` ([`keys::page`]). A million keys are listed a page at a
+    /// time, never loaded at once.
     pub async fn list_keys(
         &self,
         _: &AdminRead,
@@ -128,7 +126,7 @@ impl<S: Store> AdminApi<S> {
         limit: u32,
         now: UnixTime,
     ) -> Result<KeysPage, DomainError> {
-        keys_page(&*self.0.store, tenant, after, limit, now).await
+        keys::page(&*self.0.store, tenant, after, limit, now).await
     }
 
     /// One key.
@@ -434,29 +432,4 @@ impl<S: Store> AdminApi<S> {
         let value = Partial::one(name, value)?;
         settings::change(&*self.0.store, name, &value, now, admin.admin().actor()).await
     }
-}
-
-/// A page of keys (see [`AdminApi::list_keys`]); `keys list` pages through the store with it too.
-pub async fn keys_page<S: Store + ?Sized>(
-    store: &S,
-    tenant: Option<&TenantId>,
-    after: Option<&KeyCursor>,
-    limit: u32,
-    now: UnixTime,
-) -> Result<KeysPage, DomainError> {
-    let limit = limit.clamp(1, KEYS_PAGE);
-    // One more than asked: whether there is a next page, without an empty last one.
-    let mut rows = store
-        .keys_page(tenant, after.map(KeyCursor::position), i64::from(limit) + 1)
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    Ok(KeysPage {
-        next: if more {
-            rows.last().and_then(KeyCursor::after)
-        } else {
-            None
-        },
-        keys: rows.iter().map(|r| KeyView::from_record(r, now)).collect(),
-    })
 }

@@ -1,12 +1,8 @@
 //! What the admin API answers with, besides the key and settings views of their own modules.
 
-use keymint_jwks::ApiKeyId;
 use serde::Serialize;
 
-use crate::domain::DomainError;
-use crate::domain::keys::KeyView;
-use crate::domain::refusal::RequestRefusal;
-use crate::store::{AuditEntry, KeyRecord, SigningKeyRecord};
+use crate::store::{AuditEntry, SigningKeyRecord};
 
 /// A declared scope.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -74,79 +70,4 @@ pub struct AuditPage {
     /// Pass as `before` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_before: Option<i64>,
-}
-
-/// The most keys one page of the key list holds, and the size of a page asked for without one.
-pub const KEYS_PAGE: u32 = 1_000;
-
-/// Where a page of the key list starts: after the key created at `created_at` with this ID (the
-/// list runs newest first, then by key ID). Written `<created_at>.<key_id>`; opaque to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyCursor {
-    created_at: i64,
-    key_id: ApiKeyId,
-}
-
-impl KeyCursor {
-    /// Reads a cursor the list wrote.
-    pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let bad = |why: &str| {
-            DomainError::InvalidRequest(RequestRefusal::Unreadable {
-                name: "after",
-                why: format!("not a cursor from the key list: {why}"),
-            })
-        };
-        let (created_at, key_id) = s.split_once('.').ok_or_else(|| bad("no '.'"))?;
-        Ok(Self {
-            created_at: created_at.parse().map_err(|_| bad("no creation time"))?,
-            key_id: ApiKeyId::new(key_id).map_err(|_| bad("no key ID"))?,
-        })
-    }
-
-    /// The cursor after `record`.
-    pub(super) fn after(record: &KeyRecord) -> Option<Self> {
-        Some(Self {
-            created_at: record.created_at,
-            key_id: ApiKeyId::new(record.key_id.as_str()).ok()?,
-        })
-    }
-
-    /// As the store takes it.
-    pub(super) fn position(&self) -> (i64, &str) {
-        (self.created_at, self.key_id.as_str())
-    }
-}
-
-impl std::fmt::Display for KeyCursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.created_at, self.key_id)
-    }
-}
-
-/// One page of the key list, newest first.
-#[derive(Debug, Clone)]
-pub struct KeysPage {
-    /// The keys.
-    pub keys: Vec<KeyView>,
-    /// Where the next page starts; none on the last page.
-    pub next: Option<KeyCursor>,
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn a_key_cursor_reads_back_what_it_writes_and_refuses_anything_else() {
-        let c = KeyCursor::parse("1700000000.AbC123xyz0AbC123").unwrap();
-        assert_eq!(c.to_string(), "1700000000.AbC123xyz0AbC123");
-        assert_eq!(c.position(), (1_700_000_000, "AbC123xyz0AbC123"));
-        for bad in ["", "1700000000", "x.AbC123", "1.", "1.not a key id!"] {
-            assert!(
-                matches!(KeyCursor::parse(bad), Err(DomainError::InvalidRequest(_))),
-                "{bad:?}"
-            );
-        }
-    }
 }

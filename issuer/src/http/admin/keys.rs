@@ -11,11 +11,12 @@ use keymint_jwks::{Audience, ScopeSet, TenantId, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminErrors, Answer, CanRead, CanWrite, DONE, Done, invalid, key_id, optional};
-use crate::domain::admin::api::{KEYS_PAGE, KeyCursor};
 use crate::domain::keys::api_key::{KeyEnv, KeyKind, PrintableKey};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
-use crate::domain::keys::{DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KeyView, NewKey};
+use crate::domain::keys::{
+    DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE, KEYS_PAGE, KeyCursor, KeyView, NewKey,
+};
 use crate::domain::usage::{DEFAULT_SINCE, KeyUsage};
 use crate::http::AppState;
 use crate::http::problem::{Problem, ProblemDocument};
