@@ -31,7 +31,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// - maximum token length: [`DEFAULT_MAX_TOKEN_LEN`] (8 KiB);
 /// - longest revocation list validity (`exp - iat`) accepted:
 ///   [`MAX_LIST_VALIDITY`](keymint_jwks::MAX_LIST_VALIDITY) (7 days), which may only be lowered;
-/// - verified-token cache: [`DEFAULT_CACHE_BYTES`] (16 MiB);
+/// - verified-token cache: [`DEFAULT_CACHE_BYTES`] (16 MiB), of which one API key's live tokens
+///   may take [`DEFAULT_CACHE_SHARE_PERCENT`](crate::DEFAULT_CACHE_SHARE_PERCENT) (10 %);
 /// - clock: the system clock;
 /// - revocation: required. Until a list is installed (at build time or later with
 ///   [`Verifier::update_revocations`]) every token is refused with
@@ -151,7 +152,12 @@ impl VerifierBuilder {
         self
     }
 
-    /// Memory budget of the verified-token cache in bytes; 0 turns the cache off.
+    /// Memory budget of the verified-token cache in bytes; 0 turns the cache off. One API key (the
+    /// token's `sub`) may hold at most [`DEFAULT_CACHE_SHARE_PERCENT`](crate::DEFAULT_CACHE_SHARE_PERCENT)
+    /// (10 %) of it in tokens not yet expired: past that its further tokens are verified as usual
+    /// but not cached (counted in `keymint_verifier_cache_share_refusals_total`), so no key's
+    /// tokens can flush another's. Raise the budget when one key legitimately has more live tokens
+    /// than that (many instances sharing one key, each with its own token).
     pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
         self

@@ -101,6 +101,7 @@ pub use builder::{
     DEFAULT_CACHE_BYTES, DEFAULT_LEEWAY, DEFAULT_MAX_LIST_LEN, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,
     VerifierBuilder,
 };
+pub use cache::DEFAULT_CACHE_SHARE_PERCENT;
 pub use error::{AccessError, BuildError, UpdateError, VerifyError};
 pub use revocation::RevocationIndex;
 pub use token::VerifiedToken;

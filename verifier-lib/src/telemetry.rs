@@ -17,6 +17,11 @@ mod on {
         metrics::counter!("keymint_verifier_cache_hits_total").increment(1);
     }
 
+    /// A verified token not cached: its key's share of the cache is full.
+    pub(crate) fn cache_share_full() {
+        metrics::counter!("keymint_verifier_cache_share_refusals_total").increment(1);
+    }
+
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub(crate) fn refreshed(source: &'static str, now: keymint_jwks::UnixTime) {
         metrics::gauge!("keymint_verifier_source_refreshed_timestamp_seconds", "source" => source)
@@ -41,6 +46,7 @@ mod on {
 
     pub(crate) fn outcome(_: &Result<crate::VerifiedToken, VerifyError>) {}
     pub(crate) fn cache_hit() {}
+    pub(crate) fn cache_share_full() {}
     pub(crate) fn refreshed(_: &'static str, _: keymint_jwks::UnixTime) {}
     pub(crate) fn refresh_failed(_: &'static str) {}
     pub(crate) fn list_serial(_: u64) {}

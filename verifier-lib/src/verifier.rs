@@ -127,4 +127,10 @@ impl Verifier {
     pub fn cached_tokens(&self) -> usize {
         self.0.cache.len()
     }
+
+    /// Whether `token` is in the verified-token cache.
+    #[cfg(test)]
+    pub(crate) fn is_cached(&self, token: &str) -> bool {
+        self.0.cache.get(token).is_some()
+    }
 }

@@ -159,3 +159,82 @@ fn verifier_is_send_sync_and_shared_across_threads_while_lists_change() {
         Err(VerifyError::Revoked(_))
     ));
 }
+
+/// A token of key `sub` with its own `jti`, expiring at `exp`.
+fn token_of(f: &Fixture, sub: &str, n: usize, exp: UnixTime) -> String {
+    let mut c = claims();
+    c.sub = ApiKeyId::new(sub).unwrap();
+    c.jti = Jti::new(format!("jti-{sub}-{n}")).unwrap();
+    c.exp = exp;
+    f.ed.sign_access_token(&c).unwrap()
+}
+
+fn verifier_with_cache(f: &Fixture, bytes: u64) -> Verifier {
+    let v = Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
+        .jwks(f.jwks.clone())
+        .cache_capacity_bytes(bytes)
+        .build()
+        .unwrap();
+    v.update_revocations_at(list(&f.ed, 1, vec![]).jws(), NOW)
+        .unwrap();
+    v
+}
+
+/// One key presenting more valid tokens than the whole cache holds fills only its own share (10 %
+/// of the budget): another key's cached token stays cached, and the flood's surplus is verified
+/// as usual, just not cached.
+#[test]
+fn one_keys_tokens_cannot_flush_another_keys_from_the_cache() {
+    let f = fixture();
+    let budget = 256 * 1024;
+    let v = verifier_with_cache(&f, budget);
+    let exp = UnixTime(NOW.0 + 600);
+    let other = token_of(&f, "other", 0, exp);
+    v.verify_at(&other, NOW).unwrap();
+    assert!(v.is_cached(&other));
+
+    let weight = other.len() as u64 + crate::cache::ENTRY_OVERHEAD;
+    let whole_cache = (budget / weight) as usize;
+    let mut cached = 0;
+    for n in 0..whole_cache + 50 {
+        let t = token_of(&f, "flooder", n, exp);
+        let verified = v.verify_at(&t, NOW).unwrap();
+        assert_eq!(verified.claims().sub.as_str(), "flooder");
+        cached += usize::from(v.is_cached(&t));
+    }
+    let share = (budget * crate::DEFAULT_CACHE_SHARE_PERCENT).div_ceil(100) / weight;
+    assert!(cached >= 1 && cached as u64 <= share, "{cached} cached, share {share}");
+    assert!(v.is_cached(&other), "the flood evicted another key's token");
+    assert_eq!(v.cached_tokens(), cached + 1);
+    // A key with nothing cached yet is still cached at once.
+    let newcomer = token_of(&f, "newcomer", 0, exp);
+    v.verify_at(&newcomer, NOW).unwrap();
+    assert!(v.is_cached(&newcomer));
+}
+
+/// A key past its share is cached again once its earlier tokens can no longer pass (`exp` plus
+/// the leeway), not before.
+#[test]
+fn a_key_past_its_share_is_cached_again_once_its_tokens_expire() {
+    let f = fixture();
+    let budget = 64 * 1024;
+    let v = verifier_with_cache(&f, budget);
+    let exp = UnixTime(NOW.0 + 600);
+    let mut n = 0;
+    loop {
+        let t = token_of(&f, "busy", n, exp);
+        n += 1;
+        v.verify_at(&t, NOW).unwrap();
+        if !v.is_cached(&t) {
+            break;
+        }
+        assert!(n < 1_000, "the share never filled");
+    }
+    let leeway = DEFAULT_LEEWAY.as_secs();
+    let later = UnixTime(exp.0 + 1_200);
+    let t = token_of(&f, "busy", n, later);
+    v.verify_at(&t, UnixTime(exp.0 + leeway - 1)).unwrap();
+    assert!(!v.is_cached(&t));
+    v.verify_at(&t, UnixTime(exp.0 + leeway)).unwrap();
+    assert!(v.is_cached(&t));
+}

@@ -189,6 +189,7 @@ impl Verifier {
         })?;
         self.check_time(verified.claims(), now)?;
         let generation = self.check_revocation(&verified, now, None)?;
+        let until = UnixTime(verified.claims().exp.0.saturating_add(cfg.leeway_secs));
         self.0.cache.insert(
             token,
             Entry {
@@ -196,6 +197,8 @@ impl Verifier {
                 key,
                 unrevoked_in: AtomicU64::new(generation),
             },
+            until,
+            now,
         );
         Ok(verified)
     }

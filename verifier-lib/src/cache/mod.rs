@@ -3,15 +3,20 @@
 //! Keyed by the whole token string (never a short hash, so two tokens can never share an entry).
 //! Bounded by bytes, not entries, so that large tokens cannot blow the budget. Expiry, revocation
 //! and the key's continued presence are checked by the verifier on every hit; entries whose key
-//! left the key set are purged when the set is replaced.
+//! left the key set are purged when the set is replaced. Each API key may hold only its share of
+//! the budget ([`shares`]), so no key's tokens can flush another's.
+
+mod shares;
+pub use self::shares::DEFAULT_CACHE_SHARE_PERCENT;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use keymint_jwks::PublicKey;
+use keymint_jwks::{PublicKey, UnixTime};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use self::shares::CacheShares;
 use crate::VerifiedToken;
 
 /// Bookkeeping charged per entry on top of the token's own length: the claims, the `Arc`s and the
@@ -41,43 +46,59 @@ impl Weighter<Box<str>, Arc<Entry>> for ByBytes {
     }
 }
 
+/// Token → entry, weighed in bytes.
+type Entries = Cache<Box<str>, Arc<Entry>, ByBytes>;
+
 pub(crate) struct TokenCache {
-    inner: Option<Cache<Box<str>, Arc<Entry>, ByBytes>>,
+    inner: Option<(Entries, CacheShares)>,
 }
 
 impl TokenCache {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let inner = (capacity_bytes > 0).then(|| {
             let estimated = (capacity_bytes / (ENTRY_OVERHEAD + 512)).max(16) as usize;
-            Cache::with_weighter(estimated, capacity_bytes, ByBytes)
+            (
+                Cache::with_weighter(estimated, capacity_bytes, ByBytes),
+                CacheShares::new(capacity_bytes),
+            )
         });
         Self { inner }
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry>> {
-        self.inner.as_ref()?.get(token)
+        self.inner.as_ref()?.0.get(token)
     }
 
-    pub(crate) fn insert(&self, token: &str, entry: Entry) {
-        if let Some(cache) = &self.inner {
-            cache.insert(token.into(), Arc::new(entry));
+    /// Caches `entry` for `token` unless its key (`sub`) already holds its share of the budget in
+    /// tokens live until after `now`; the entry counts against the key until `until` (the token's
+    /// `exp` plus the leeway).
+    pub(crate) fn insert(&self, token: &str, entry: Entry, until: UnixTime, now: UnixTime) {
+        let Some((cache, shares)) = &self.inner else {
+            return;
+        };
+        let key = entry.token.claims().sub.as_str();
+        let weight = token.len() as u64 + ENTRY_OVERHEAD;
+        if shares.admit(key, until, weight, now).is_err() {
+            crate::telemetry::cache_share_full();
+            return;
         }
+        cache.insert(token.into(), Arc::new(entry));
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        if let Some(cache) = &self.inner {
+        if let Some((cache, _)) = &self.inner {
             cache.remove(token);
         }
     }
 
     pub(crate) fn retain(&self, keep: impl Fn(&Entry) -> bool) {
-        if let Some(cache) = &self.inner {
+        if let Some((cache, _)) = &self.inner {
             cache.retain(|_, e| keep(e));
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.inner.as_ref().map_or(0, Cache::len)
+        self.inner.as_ref().map_or(0, |(cache, _)| cache.len())
     }
 }
 
