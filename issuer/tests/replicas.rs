@@ -257,17 +257,16 @@ fn rate_limits_are_enforced_by_each_replica_on_its_own() {
 fn serve_refuses_a_shared_database_without_operator_supplied_secrets() {
     let url = fresh_pg_database();
     let dir = temp_dir("pg-nosecrets");
-    let out = std::process::Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .env("KEYMINT_DATABASE_URL", &url)
         .env_remove("KEYMINT_ENCRYPTION_KEY")
-        .env_remove("KEYMINT_PEPPER")
-        .output()
-        .unwrap();
+        .env_remove("KEYMINT_PEPPER");
+    let (code, err) = refused_serve(command);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("KEYMINT_ENCRYPTION_KEY is not set"), "{err}");
     assert!(
         !dir.join("encryption.key").exists(),
@@ -294,7 +293,8 @@ fn a_replica_with_another_pepper_is_refused_at_start_and_the_others_keep_serving
             (k.clone(), v.clone())
         }
     });
-    let mut child = std::process::Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .args([
             "serve",
             "--listen",
@@ -304,22 +304,10 @@ fn a_replica_with_another_pepper_is_refused_at_start_and_the_others_keep_serving
             "--data-dir",
         ])
         .arg(&dir)
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A start that is not refused would serve forever: wait for the exit, not for the output.
-    let status = try_wait_until(Duration::from_secs(20), || child.try_wait().unwrap());
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("a replica with another pepper started instead of refusing");
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        .envs(env);
+    let (code, err) = refused_serve(command);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(status.code(), Some(2), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("the pepper given")
             && err.contains("not the one this database was first used with"),

@@ -16,7 +16,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use keymint_jwks::{Audience, Issuer, Jwks, UnixTime};
@@ -48,25 +48,14 @@ fn payload(jws: &str) -> serde_json::Value {
 
 /// Runs `keymint serve` on `dir` with `extra`, expecting it to refuse: its exit code and stderr.
 fn refused_start(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("serve")
         .arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = try_wait_until(Duration::from_secs(20), || child.try_wait().unwrap());
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("serve {extra:?} started instead of refusing")
-    });
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.code(), stderr)
+        .args(extra);
+    refused_serve(command)
 }
 
 /// Waits until `s` answers. The listening line already comes only once the start has stored its

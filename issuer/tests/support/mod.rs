@@ -33,6 +33,26 @@ pub(crate) struct Server {
 
 pub(crate) use keymint_testkit::{try_wait_until, wait_until};
 
+/// Runs `serve` as `command` sets it up, expecting it to refuse: its exit code and stderr. A start
+/// that is not refused would serve forever, so this waits for the exit (20 s at most), not for the
+/// output, and fails the test if the server is still running then.
+pub(crate) fn refused_serve(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = try_wait_until(Duration::from_secs(20), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve started instead of refusing: {command:?}");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "keymint-e2e-{name}-{}-{}",
