@@ -13,6 +13,7 @@
 
 import { createHash } from 'node:crypto';
 
+import { DueHeap } from './due-heap.js';
 import { VerifyError } from './errors.js';
 
 export const DEFAULT_REPLAY_CAPACITY = 100_000;
@@ -29,56 +30,6 @@ interface Entry {
   readonly jkt: string;
 }
 
-/** A binary min-heap of (until, id). */
-class DueHeap {
-  private readonly items: { until: bigint; id: string }[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): { until: bigint; id: string } | undefined {
-    return this.items[0];
-  }
-
-  push(item: { until: bigint; id: string }): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((a[parent] as { until: bigint }).until <= item.until) break;
-      a[i] = a[parent] as { until: bigint; id: string };
-      i = parent;
-    }
-    a[i] = item;
-  }
-
-  pop(): { until: bigint; id: string } | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (top === undefined || last === undefined || a.length === 0) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      let mv = last.until;
-      if (l < a.length && (a[l] as { until: bigint }).until < mv) {
-        m = l;
-        mv = (a[l] as { until: bigint }).until;
-      }
-      if (r < a.length && (a[r] as { until: bigint }).until < mv) m = r;
-      if (m === i) break;
-      a[i] = a[m] as { until: bigint; id: string };
-      i = m;
-    }
-    a[i] = last;
-    return top;
-  }
-}
-
 export interface ReplayLimits {
   readonly capacity: number;
   readonly perHolder: number;
@@ -92,7 +43,7 @@ export function limitsFor(capacity: number): ReplayLimits {
 
 export class ReplayCache {
   private readonly seen = new Map<string, Entry>();
-  private readonly due = new DueHeap();
+  private readonly due = new DueHeap<{ readonly until: bigint; readonly id: string }>();
   private readonly perHolder = new Map<string, number>();
   private readonly perJkt = new Map<string, number>();
 

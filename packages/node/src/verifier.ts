@@ -42,6 +42,12 @@ export const systemClock: Clock = () => Date.now() / 1000;
  * 8192 bytes, list at most 64 MiB, verified-token cache 16 MiB, DPoP replay cache 100,000 proofs,
  * the system clock. Revocation is always checked: until a list is installed every token is refused
  * (`no_revocation_list`), and once the newest list expires, too (`revocation_list_expired`).
+ *
+ * One API key (the token's `sub`) may hold at most 10 % (`DEFAULT_CACHE_SHARE_PERCENT`) of the
+ * verified-token cache's budget in live tokens; past that its further tokens are verified as usual
+ * but not cached, so no key's tokens can flush another's. Raise `cacheBytes` when one key
+ * legitimately has more live tokens than that (many instances sharing one key, each with its own
+ * token).
  */
 export interface VerifierOptions {
   readonly issuer: string;
@@ -53,7 +59,10 @@ export interface VerifierOptions {
   readonly listValidityCapSecs?: number;
   readonly maxTokenBytes?: number;
   readonly maxListBytes?: number;
-  /** Verified-token cache budget in bytes; 0 turns the cache off. */
+  /**
+   * Verified-token cache budget in bytes; 0 turns the cache off. One API key may hold at most 10 %
+   * of it in live tokens (its further tokens are verified but not cached).
+   */
   readonly cacheBytes?: number;
   /** Live DPoP proof IDs remembered (1 % of it per API key and per DPoP key). */
   readonly dpopReplayCapacity?: number;
@@ -221,7 +230,10 @@ export class Verifier {
     }
     this.checkTime(verified, now);
     const generation = this.checkRevocation(verified, now, 0);
-    this.cache.insert(digest, token.length, { token: verified, keyMaterial: material, unrevokedIn: generation });
+    // Cached only while its key (`sub`) is within its share of the cache; counted against the key
+    // until the last instant a hit could still pass.
+    const until = verified.times.exp + BigInt(this.leewaySecs);
+    this.cache.insert(digest, token.length, { token: verified, keyMaterial: material, unrevokedIn: generation }, until, now);
     return verified;
   }
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 
 from keymint_verifier import Verifier, VerifyError
+from keymint_verifier.token_cache import DEFAULT_CACHE_SHARE_PERCENT, CacheShares
 from support import AUD, ISS, NOW, Signer, entry, jwks_of
 
 
@@ -35,8 +38,9 @@ def test_cache_is_bounded() -> None:
     s = Signer.ed25519()
     v = Verifier(issuer=ISS, audiences=[AUD], jwks=jwks_of(s), now=lambda: NOW, cache_entries=3)
     v.update_revocations(s.list(1))
+    # One key may hold only its share (one of three entries), so ten keys fill it.
     for i in range(10):
-        v.verify(s.token(jti=f"j{i}"))
+        v.verify(s.token(jti=f"j{i}", sub=f"K{i}", client_id=f"K{i}"))
     assert v.cached_tokens == 3
 
 
@@ -56,3 +60,127 @@ def test_a_cached_bound_token_still_needs_its_proof() -> None:
     with pytest.raises(VerifyError) as e:
         v.verify_dpop(t, k.proof("GET", url, NOW - 100, access_token=t), "GET", url)
     assert e.value.code == "invalid_dpop_proof"
+
+
+# --- each API key's share of the cache -------------------------------------------------------
+
+# A cache of 20 entries gives each key room for 2.
+CACHE_ENTRIES = 20
+PER_KEY = 2
+
+
+def _shared_verifier(s: Signer, **opts: int) -> Verifier:
+    v = Verifier(issuer=ISS, audiences=[AUD], jwks=jwks_of(s), now=lambda: NOW, cache_entries=CACHE_ENTRIES, **opts)
+    v.update_revocations(s.list(1))
+    return v
+
+
+def _without_miss_path(v: Verifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on a token can only pass as a cache hit: the miss path (parsing, signature) fails."""
+
+    def miss(token: str) -> NoReturn:
+        raise AssertionError("the miss path ran")
+
+    monkeypatch.setattr(v, "_verify_uncached", miss)
+
+
+def test_one_key_cannot_flush_another_keys_cached_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DEFAULT_CACHE_SHARE_PERCENT == 10
+    assert CacheShares(CACHE_ENTRIES).share == PER_KEY
+    s = Signer.ed25519()
+    v = _shared_verifier(s)
+    b = s.token(sub="B", jti="b-1")
+    v.verify(b)
+    assert v.cached_tokens == 1
+    # Three times as many distinct valid tokens as the whole cache holds.
+    for i in range(3 * CACHE_ENTRIES):
+        assert v.verify(s.token(sub="A", jti=f"a-{i}")).claims.sub == "A"
+    # A holds its share and no more; B's token is still cached ...
+    assert v.cached_tokens == 1 + PER_KEY
+    _without_miss_path(v, monkeypatch)
+    # ... and answered as a hit.
+    assert v.verify(b).claims.sub == "B"
+    with pytest.raises(AssertionError, match="the miss path ran"):
+        v.verify(s.token(sub="A", jti="a-new"))
+
+
+def test_a_key_past_its_share_is_cached_again_once_its_tokens_until_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Signer.ed25519()
+    v = _shared_verifier(s, leeway=60)
+    for i in range(PER_KEY):
+        v.verify(s.token(sub="A", jti=f"early-{i}", exp=NOW + 100))
+    assert v.cached_tokens == PER_KEY
+    later = s.token(sub="A", jti="later", exp=NOW + 1000)
+    v.verify(later, now=NOW)
+    assert v.cached_tokens == PER_KEY  # over its share: verified, not cached
+    # The earlier tokens could still pass until NOW + 100 + 60.
+    v.verify(later, now=NOW + 159)
+    assert v.cached_tokens == PER_KEY
+    v.verify(later, now=NOW + 160)
+    assert v.cached_tokens == PER_KEY + 1
+    _without_miss_path(v, monkeypatch)
+    assert v.verify(later, now=NOW + 160).claims.sub == "A"
+
+
+def test_a_token_refused_a_place_in_the_cache_is_still_verified() -> None:
+    s = Signer.ed25519()
+    v = _shared_verifier(s)
+    for i in range(PER_KEY):
+        v.verify(s.token(sub="A", jti=f"a-{i}"))
+    refused = s.token(sub="A", jti="refused", tenant="globex", scope="orders:read")
+    for _ in range(2):
+        t = v.verify(refused)
+        assert (t.claims.sub, t.claims.tenant, t.claims.exp) == ("A", "globex", NOW + 600)
+        t.require_scopes(["orders:read"])
+        assert v.cached_tokens == PER_KEY
+    # Still checked in full: expired past exp + leeway, and a forged signature fails.
+    with pytest.raises(VerifyError) as e:
+        v.verify(refused, now=NOW + 660)
+    assert e.value.code == "expired"
+    h, p, _ = refused.split(".")
+    forged = f"{h}.{p}.{s.token(sub='A', jti='other').split('.')[2]}"
+    with pytest.raises(VerifyError) as e:
+        v.verify(forged)
+    assert e.value.code == "bad_signature"
+
+
+UNTIL = NOW + 600
+
+
+def test_shares_refuse_one_key_past_its_share_while_another_is_admitted() -> None:
+    shares = CacheShares(100)
+    assert shares.share == 10
+    for _ in range(10):
+        assert shares.admit("a", UNTIL, 1, NOW)
+    assert shares.held("a") == 10
+    assert not shares.admit("a", UNTIL, 1, NOW)
+    assert shares.admit("b", UNTIL, 1, NOW)
+    assert shares.held("b") == 1
+
+
+def test_shares_give_a_key_its_share_back_at_the_instant_its_tokens_until_passes() -> None:
+    shares = CacheShares(100)
+    assert shares.admit("a", UNTIL, 10, NOW)
+    assert not shares.admit("a", UNTIL + 600, 1, UNTIL - 1)
+    assert shares.admit("a", UNTIL + 600, 10, UNTIL)
+    assert shares.held("a") == 10
+
+
+def test_shares_count_at_most_twice_the_budget() -> None:
+    shares = CacheShares(100)
+    assert shares.tracked_max == 200
+    # Twenty keys at their share fill the tracker's 200.
+    for k in range(20):
+        assert shares.admit(f"k{k}", UNTIL, 10, NOW)
+    assert shares.tracked == (200, 20, 20)
+    assert not shares.admit("fresh", UNTIL, 1, NOW)
+    assert shares.held("fresh") == 0
+    # Once they expire, the state they held is gone too.
+    assert shares.admit("fresh", UNTIL + 1, 1, UNTIL)
+    assert shares.tracked == (1, 1, 1)
+
+
+def test_shares_of_a_tiny_cache_are_one_entry() -> None:
+    assert CacheShares(1).share == 1
+    assert CacheShares(3).share == 1
+    assert CacheShares(11).share == 2

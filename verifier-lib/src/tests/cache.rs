@@ -203,7 +203,10 @@ fn one_keys_tokens_cannot_flush_another_keys_from_the_cache() {
         cached += usize::from(v.is_cached(&t));
     }
     let share = (budget * crate::DEFAULT_CACHE_SHARE_PERCENT).div_ceil(100) / weight;
-    assert!(cached >= 1 && cached as u64 <= share, "{cached} cached, share {share}");
+    assert!(
+        cached >= 1 && cached as u64 <= share,
+        "{cached} cached, share {share}"
+    );
     assert!(v.is_cached(&other), "the flood evicted another key's token");
     assert_eq!(v.cached_tokens(), cached + 1);
     // A key with nothing cached yet is still cached at once.

@@ -89,6 +89,12 @@ class Verifier:
     validity cap 7 days (the format's cap; tighter is allowed, looser is not), tokens up to 8192
     bytes, a verified-token cache of 32768 entries (0 turns it off), a DPoP replay cache of 100000
     proofs, no DPoP nonces. ``now`` is the clock (Unix seconds); tests pin it.
+
+    One API key (the token's ``sub``) may hold at most 10 % (``DEFAULT_CACHE_SHARE_PERCENT``) of
+    the verified-token cache's entries in live tokens; past that its further tokens are verified
+    as usual but not cached, so no key's tokens can flush another's. Raise ``cache_entries`` when
+    one key legitimately has more live tokens than that (many instances sharing one key, each with
+    its own token).
     """
 
     def __init__(
@@ -227,7 +233,10 @@ class Verifier:
             raise
         self._check_time(verified.claims, now)
         generation = self._check_revocation(verified, now, None)
-        self._cache.insert(key_id, Entry(verified, key, generation))
+        # Cached only while its key (`sub`) is within its share of the cache; counted against the
+        # key until the last instant a hit could still pass.
+        until = verified.claims.exp + self.leeway
+        self._cache.insert(key_id, Entry(verified, key, generation), until, now)
         return verified
 
     def _verify_uncached(self, token: str) -> tuple[VerifiedToken, PublicKey]:

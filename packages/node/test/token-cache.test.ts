@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { KeySet, Verifier, VerifyError } from '../src/index.js';
+import { CacheShares, DEFAULT_CACHE_SHARE_PERCENT, entryWeight } from '../src/token-cache.js';
+import { AUDIENCE, ISSUER, NOW, TestKey, jwks } from './support/issuer-double.js';
+
+const key = new TestKey('EdDSA');
+
+async function verifier(opts: Partial<ConstructorParameters<typeof Verifier>[0]> = {}): Promise<Verifier> {
+  const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE, keys: await KeySet.parse(jwks(key)), now: () => NOW, ...opts });
+  await v.updateRevocations(key.list());
+  return v;
+}
+
+/** From now on a token can only pass as a cache hit: the miss path (parsing, signature) fails. */
+function withoutMissPath(v: Verifier): void {
+  (v as unknown as { verifyUncached: () => Promise<never> }).verifyUncached = () => Promise.reject(new Error('the miss path ran'));
+}
+
+// Every token of these tests has the same length (same claim lengths, a fixed-size jti and
+// signature), so each weighs the same; a cache of 20 of them gives each key room for 2.
+const WEIGHT = entryWeight(key.token({ sub: 'keyA' }).length);
+const CACHE_BYTES = 20 * WEIGHT;
+const PER_KEY = 2;
+
+describe('each API key gets its own share of the verified-token cache', () => {
+  it('one key presenting many valid tokens cannot flush another key’s cached token', async () => {
+    assert.equal(DEFAULT_CACHE_SHARE_PERCENT, 10);
+    assert.equal(new CacheShares(CACHE_BYTES).share, PER_KEY * WEIGHT);
+    const v = await verifier({ cacheBytes: CACHE_BYTES });
+    const b = key.token({ sub: 'keyB' });
+    await v.verify(b);
+    assert.equal(v.cachedTokens, 1);
+    // Three times as many distinct valid tokens as the whole cache holds.
+    for (let i = 0; i < 60; i++) assert.equal((await v.verify(key.token({ sub: 'keyA' }))).claims.sub, 'keyA');
+    // keyA holds its share and no more; keyB's token is still cached ...
+    assert.equal(v.cachedTokens, 1 + PER_KEY);
+    withoutMissPath(v);
+    // ... and answered as a hit.
+    assert.equal((await v.verify(b)).claims.sub, 'keyB');
+    await assert.rejects(v.verify(key.token({ sub: 'keyA' })), /the miss path ran/);
+  });
+
+  it('a key past its share is cached again once its earlier tokens’ exp + leeway has passed', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES, leewaySecs: 60 });
+    for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA', exp: NOW + 100 }));
+    assert.equal(v.cachedTokens, PER_KEY);
+    const later = key.token({ sub: 'keyA', exp: NOW + 1000 });
+    await v.verify(later, NOW);
+    assert.equal(v.cachedTokens, PER_KEY, 'over its share: verified, not cached');
+    // The earlier tokens could still pass until NOW + 100 + 60.
+    await v.verify(later, NOW + 159);
+    assert.equal(v.cachedTokens, PER_KEY);
+    await v.verify(later, NOW + 160);
+    assert.equal(v.cachedTokens, PER_KEY + 1);
+    withoutMissPath(v);
+    assert.equal((await v.verify(later, NOW + 160)).claims.sub, 'keyA');
+  });
+
+  it('a token refused a place in the cache is still verified, with every check', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES });
+    for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));
+    const refused = key.token({ sub: 'keyA', tenant: 'globex', scope: 'orders:read' });
+    for (let i = 0; i < 2; i++) {
+      const t = await v.verify(refused);
+      assert.equal(t.claims.sub, 'keyA');
+      assert.equal(t.claims.tenant, 'globex');
+      assert.equal(t.claims.exp, NOW + 600);
+      assert.ok(t.hasScope('orders:read'));
+      assert.equal(v.cachedTokens, PER_KEY);
+    }
+    // Still checked in full: expired past exp + leeway, and a forged signature fails.
+    const e = await v.verify(refused, NOW + 660).catch((x: unknown) => x);
+    assert.ok(e instanceof VerifyError && e.code === 'expired');
+    const [h, p] = refused.split('.') as [string, string, string];
+    const forged = `${h}.${p}.${key.token({ sub: 'keyA' }).split('.')[2] as string}`;
+    const f = await v.verify(forged).catch((x: unknown) => x);
+    assert.ok(f instanceof VerifyError && f.code === 'bad_signature');
+  });
+});
+
+describe('CacheShares', () => {
+  const until = BigInt(NOW + 600);
+  const now = BigInt(NOW);
+
+  it('refuses one key past its share while another is admitted', () => {
+    const shares = new CacheShares(10_000);
+    assert.equal(shares.share, 1_000);
+    for (let i = 0; i < 10; i++) assert.ok(shares.admit('a', until, 100, now));
+    assert.equal(shares.held('a'), 1_000);
+    assert.equal(shares.admit('a', until, 1, now), false);
+    assert.ok(shares.admit('b', until, 100, now));
+    assert.equal(shares.held('b'), 100);
+  });
+
+  it('gives a key its share back at the instant its tokens’ until passes', () => {
+    const shares = new CacheShares(10_000);
+    assert.ok(shares.admit('a', until, 1_000, now));
+    assert.equal(shares.admit('a', until + 600n, 1, until - 1n), false);
+    assert.ok(shares.admit('a', until + 600n, 1_000, until));
+    assert.equal(shares.held('a'), 1_000);
+  });
+
+  it('counts at most twice the budget in total, and forgets keys whose tokens expired', () => {
+    const shares = new CacheShares(10_000);
+    assert.equal(shares.trackedMax, 20_000);
+    // Twenty keys at their share fill the tracker's 20,000.
+    for (let k = 0; k < 20; k++) assert.ok(shares.admit(`k${k}`, until, 1_000, now));
+    assert.deepEqual(shares.tracked, { total: 20_000, keys: 20, tokens: 20 });
+    assert.equal(shares.admit('fresh', until, 1, now), false);
+    assert.equal(shares.held('fresh'), 0);
+    // Once they expire, the state they held is gone too.
+    assert.ok(shares.admit('fresh', until + 1n, 1, until));
+    assert.deepEqual(shares.tracked, { total: 1, keys: 1, tokens: 1 });
+  });
+
+  it('takes at least one unit as the share of a tiny budget', () => {
+    assert.equal(new CacheShares(1).share, 1);
+    assert.equal(new CacheShares(11).share, 2);
+  });
+});
