@@ -16,7 +16,7 @@ use keymint_jwks::{PublicKey, UnixTime};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use self::shares::CacheShares;
+use self::shares::{CacheShares, Share};
 use crate::VerifiedToken;
 
 /// Bookkeeping charged per entry on top of the token's own length: the claims, the `Arc`s and the
@@ -35,6 +35,8 @@ pub(crate) struct Entry {
     /// those four lookups (hashing and cache misses in a large index) were a third of a hit's
     /// cost (issue #14).
     pub(crate) unrevoked_in: AtomicU64,
+    /// This token's weight held against its key while it is cached (set on insertion).
+    pub(crate) share: Option<Share>,
 }
 
 #[derive(Clone)]
@@ -50,7 +52,7 @@ impl Weighter<Box<str>, Arc<Entry>> for ByBytes {
 type Entries = Cache<Box<str>, Arc<Entry>, ByBytes>;
 
 pub(crate) struct TokenCache {
-    inner: Option<(Entries, CacheShares)>,
+    inner: Option<(Entries, Arc<CacheShares>)>,
 }
 
 impl TokenCache {
@@ -59,7 +61,7 @@ impl TokenCache {
             let estimated = (capacity_bytes / (ENTRY_OVERHEAD + 512)).max(16) as usize;
             (
                 Cache::with_weighter(estimated, capacity_bytes, ByBytes),
-                CacheShares::new(capacity_bytes),
+                Arc::new(CacheShares::new(capacity_bytes)),
             )
         });
         Self { inner }
@@ -72,17 +74,26 @@ impl TokenCache {
     /// Caches `entry` for `token` unless its key (`sub`) already holds its share of the budget in
     /// tokens live until after `now`; the entry counts against the key until `until` (the token's
     /// `exp` plus the leeway).
-    pub(crate) fn insert(&self, token: &str, entry: Entry, until: UnixTime, now: UnixTime) {
+    pub(crate) fn insert(&self, token: &str, mut entry: Entry, until: UnixTime, now: UnixTime) {
         let Some((cache, shares)) = &self.inner else {
             return;
         };
         let key = entry.token.claims().sub.as_str();
         let weight = token.len() as u64 + ENTRY_OVERHEAD;
-        if shares.admit(key, until, weight, now).is_err() {
+        let Some(share) = shares.admit(key, until, weight, now) else {
             crate::telemetry::cache_share_full();
             return;
-        }
+        };
+        entry.share = Some(share);
         cache.insert(token.into(), Arc::new(entry));
+    }
+
+    /// Whether `token` is cached, without counting as a use.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, token: &str) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|(cache, _)| cache.contains_key(token))
     }
 
     pub(crate) fn remove(&self, token: &str) {

@@ -6,11 +6,12 @@
 //! most a share of the budget in live tokens; past it, its further tokens are verified exactly as
 //! before but not cached, so only that key pays.
 //!
-//! A token counts against its key until it could no longer pass (`exp` plus the leeway), whether
-//! or not the cache still holds it: the weight is released from a heap in due order, without
-//! scans. That is conservative (an evicted token still counts until then) and needs no hook into
-//! the cache's eviction. The tracker itself is bounded: it counts at most twice the cache's budget,
-//! past which nothing new is cached until tokens expire.
+//! A cached token counts against its key until it leaves the cache (its entry holds a [`Share`]
+//! whose drop releases it) or until it could no longer pass (`exp` plus the leeway; released from
+//! a heap in due order, without scans), whichever comes first: so an expired token lingering in
+//! the cache does not hold its key's share, and what is counted never exceeds what is cached. The
+//! heap drops released tokens whenever it holds twice as many as are live, so it stays in
+//! proportion to the cache.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,29 +23,39 @@ use keymint_jwks::UnixTime;
 /// percent.
 pub const DEFAULT_CACHE_SHARE_PERCENT: u64 = 10;
 
-/// Why a verified token was not cached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotCached {
-    /// The key's live tokens already fill its share.
-    KeyShare,
-    /// The tracker counts as much as it may (twice the budget) in live tokens.
-    Tracker,
-}
+/// Released tokens the due heap may carry beyond twice the live ones before it is compacted.
+const HEAP_SLACK: usize = 1_024;
 
 #[derive(Debug)]
 pub(crate) struct CacheShares {
     state: Mutex<State>,
     share: u64,
-    tracked_max: u64,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Live weight per key; a key with none has no entry.
+    /// Counted weight per key; a key with none has no entry.
     per_key: HashMap<Arc<str>, u64>,
-    /// (until, weight, key), soonest first.
-    due: BinaryHeap<Reverse<(u64, u64, Arc<str>)>>,
-    total: u64,
+    /// Tokens counted and not yet released: ticket → (key, weight).
+    live: HashMap<u64, (Arc<str>, u64)>,
+    /// (until, ticket), soonest first; may still hold tickets released by eviction.
+    due: BinaryHeap<Reverse<(u64, u64)>>,
+    next_ticket: u64,
+}
+
+/// A cached token's weight held against its key: dropped with the cache entry, it releases it.
+#[derive(Debug)]
+pub(crate) struct Share {
+    shares: Arc<CacheShares>,
+    ticket: u64,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        // Never called with the state locked: the state holds no entries, so nothing drops one
+        // while it is locked.
+        self.shares.lock().release(self.ticket);
+    }
 }
 
 impl CacheShares {
@@ -56,43 +67,51 @@ impl CacheShares {
                 .saturating_mul(DEFAULT_CACHE_SHARE_PERCENT)
                 .div_ceil(100)
                 .max(1),
-            tracked_max: capacity.saturating_mul(2),
         }
     }
 
-    /// Whether a token of `key` weighing `weight`, live until `until`, may be cached at `now`;
-    /// if so, it is counted against the key until then.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A share for a token of `key` weighing `weight`, live until `until`, if the key's counted
+    /// tokens leave room for it at `now`; none if not (the token is then not cached).
     pub(crate) fn admit(
-        &self,
+        self: &Arc<Self>,
         key: &str,
         until: UnixTime,
         weight: u64,
         now: UnixTime,
-    ) -> Result<(), NotCached> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    ) -> Option<Share> {
+        let mut state = self.lock();
         state.release_due(now);
-        if state.total.saturating_add(weight) > self.tracked_max {
-            return Err(NotCached::Tracker);
-        }
         let held = state.per_key.get(key).copied().unwrap_or(0);
         if held.saturating_add(weight) > self.share {
-            return Err(NotCached::KeyShare);
+            return None;
         }
         let name = match state.per_key.get_key_value(key) {
             Some((name, _)) => Arc::clone(name),
             None => Arc::from(key),
         };
         state.per_key.insert(Arc::clone(&name), held + weight);
-        state.due.push(Reverse((until.0, weight, name)));
-        state.total += weight;
-        Ok(())
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.live.insert(ticket, (name, weight));
+        state.due.push(Reverse((until.0, ticket)));
+        if state.due.len() > state.live.len().saturating_mul(2) + HEAP_SLACK {
+            let State { due, live, .. } = &mut *state;
+            due.retain(|Reverse((_, t))| live.contains_key(t));
+        }
+        Some(Share {
+            shares: Arc::clone(self),
+            ticket,
+        })
     }
 
-    /// The live weight counted against `key`.
+    /// The weight counted against `key`.
     #[cfg(test)]
     pub(crate) fn held(&self, key: &str) -> u64 {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.per_key.get(key).copied().unwrap_or(0)
+        self.lock().per_key.get(key).copied().unwrap_or(0)
     }
 
     /// The most one key may hold.
@@ -103,23 +122,27 @@ impl CacheShares {
 }
 
 impl State {
+    /// Stops counting `ticket`, if it still counts.
+    fn release(&mut self, ticket: u64) {
+        let Some((key, weight)) = self.live.remove(&ticket) else {
+            return;
+        };
+        if let Some(held) = self.per_key.get_mut(&*key) {
+            *held = held.saturating_sub(weight);
+            if *held == 0 {
+                self.per_key.remove(&*key);
+            }
+        }
+    }
+
     /// Releases every token whose time has passed.
     fn release_due(&mut self, now: UnixTime) {
-        while let Some(Reverse((until, weight, _))) = self.due.peek() {
-            if *until > now.0 {
+        while let Some(&Reverse((until, ticket))) = self.due.peek() {
+            if until > now.0 {
                 break;
             }
-            let weight = *weight;
-            let Some(Reverse((_, _, key))) = self.due.pop() else {
-                break;
-            };
-            self.total = self.total.saturating_sub(weight);
-            if let Some(held) = self.per_key.get_mut(&*key) {
-                *held = held.saturating_sub(weight);
-                if *held == 0 {
-                    self.per_key.remove(&*key);
-                }
-            }
+            self.due.pop();
+            self.release(ticket);
         }
     }
 }
@@ -130,56 +153,80 @@ mod tests {
 
     const NOW: UnixTime = UnixTime(1_700_000_000);
 
+    fn shares(capacity: u64) -> Arc<CacheShares> {
+        Arc::new(CacheShares::new(capacity))
+    }
+
     #[test]
     fn one_key_is_refused_past_its_share_while_another_is_admitted() {
-        let shares = CacheShares::new(10_000);
+        let shares = shares(10_000);
         assert_eq!(shares.share(), 1_000);
         let until = UnixTime(NOW.0 + 600);
-        for _ in 0..10 {
-            shares.admit("a", until, 100, NOW).unwrap();
-        }
+        let held: Vec<Share> = (0..10)
+            .map(|_| shares.admit("a", until, 100, NOW).unwrap())
+            .collect();
         assert_eq!(shares.held("a"), 1_000);
-        assert_eq!(shares.admit("a", until, 1, NOW), Err(NotCached::KeyShare));
-        shares.admit("b", until, 100, NOW).unwrap();
+        assert!(shares.admit("a", until, 1, NOW).is_none());
+        let _b = shares.admit("b", until, 100, NOW).unwrap();
         assert_eq!(shares.held("b"), 100);
+        drop(held);
     }
 
     #[test]
-    fn a_key_gets_its_share_back_at_the_instant_its_tokens_expire() {
-        let shares = CacheShares::new(10_000);
+    fn a_key_gets_its_share_back_at_the_instant_its_tokens_are_due() {
+        let shares = shares(10_000);
         let until = UnixTime(NOW.0 + 600);
-        shares.admit("a", until, 1_000, NOW).unwrap();
-        let just_before = UnixTime(until.0 - 1);
-        assert_eq!(
-            shares.admit("a", UnixTime(until.0 + 600), 1, just_before),
-            Err(NotCached::KeyShare)
-        );
-        shares
-            .admit("a", UnixTime(until.0 + 600), 1_000, until)
-            .unwrap();
+        let _cached = shares.admit("a", until, 1_000, NOW).unwrap();
+        let later = UnixTime(until.0 + 600);
+        assert!(shares.admit("a", later, 1, UnixTime(until.0 - 1)).is_none());
+        let _next = shares.admit("a", later, 1_000, until).unwrap();
         assert_eq!(shares.held("a"), 1_000);
     }
 
+    /// An entry evicted from the cache drops its share: the key may cache another token at once,
+    /// and the release at the token's time later changes nothing.
     #[test]
-    fn the_tracker_counts_at_most_twice_the_budget() {
-        let shares = CacheShares::new(10_000);
+    fn a_token_leaving_the_cache_releases_its_share_at_once_and_only_once() {
+        let shares = shares(10_000);
         let until = UnixTime(NOW.0 + 600);
-        // Twenty keys at their share fill the tracker's 20,000.
-        for k in 0..20 {
-            shares.admit(&format!("k{k}"), until, 1_000, NOW).unwrap();
-        }
-        assert_eq!(
-            shares.admit("fresh", until, 1, NOW),
-            Err(NotCached::Tracker)
-        );
-        // Once they expire, the state they held is gone too.
-        shares
-            .admit("fresh", UnixTime(until.0 + 1), 1, until)
+        let first = shares.admit("a", until, 1_000, NOW).unwrap();
+        assert!(shares.admit("a", until, 1_000, NOW).is_none());
+        drop(first);
+        assert_eq!(shares.held("a"), 0);
+        let _second = shares
+            .admit("a", UnixTime(until.0 + 1), 1_000, NOW)
             .unwrap();
-        let state = shares.state.lock().unwrap();
-        assert_eq!(
-            (state.per_key.len(), state.due.len(), state.total),
-            (1, 1, 1)
+        // The first token's time passes: the second still counts.
+        assert!(shares.admit("b", until, 1, until).is_some());
+        assert_eq!(shares.held("a"), 1_000);
+    }
+
+    /// Tokens admitted and evicted by the thousand, far from due: the heap is compacted, so the
+    /// tracker holds only what the cache holds, whatever the churn.
+    #[test]
+    fn the_due_heap_stays_in_proportion_to_the_live_tokens() {
+        let shares = shares(10_000_000);
+        let until = UnixTime(NOW.0 + 600);
+        for n in 0..20_000 {
+            drop(
+                shares
+                    .admit(&format!("k{}", n % 50), until, 100, NOW)
+                    .unwrap(),
+            );
+        }
+        let kept: Vec<Share> = (0..10)
+            .map(|n| shares.admit(&format!("k{n}"), until, 100, NOW).unwrap())
+            .collect();
+        let state = shares.lock();
+        assert_eq!((state.live.len(), state.per_key.len()), (10, 10));
+        assert!(
+            state.due.len() <= 2 * 10 + HEAP_SLACK + 1,
+            "{}",
+            state.due.len()
         );
+        drop(state);
+        drop(kept);
+        let state = shares.lock();
+        assert_eq!((state.live.len(), state.per_key.len()), (0, 0));
     }
 }

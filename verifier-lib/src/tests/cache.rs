@@ -241,3 +241,34 @@ fn a_key_past_its_share_is_cached_again_once_its_tokens_expire() {
     v.verify_at(&t, UnixTime(exp.0 + leeway)).unwrap();
     assert!(v.is_cached(&t));
 }
+
+/// A token that leaves the cache stops counting against its key at once: a key past its share
+/// whose tokens were all purged (their signing key left the key set) is cached again before they
+/// would have expired.
+#[test]
+fn a_key_whose_tokens_left_the_cache_is_cached_again_at_once() {
+    let f = fixture();
+    let v = verifier_with_cache(&f, 64 * 1024);
+    let exp = UnixTime(NOW.0 + 600);
+    let mut n = 0;
+    loop {
+        let t = token_of(&f, "busy", n, exp);
+        n += 1;
+        v.verify_at(&t, NOW).unwrap();
+        if !v.is_cached(&t) {
+            break;
+        }
+        assert!(n < 1_000, "the share never filled");
+    }
+    let mut c = claims();
+    c.sub = ApiKeyId::new("busy").unwrap();
+    c.jti = Jti::new("jti-es").unwrap();
+    let by_es = f.es.sign_access_token(&c).unwrap();
+    v.verify_at(&by_es, NOW).unwrap();
+    assert!(!v.is_cached(&by_es), "the share was not full");
+    // The Ed25519 key leaves the set: its tokens leave the cache, and with them the share.
+    v.set_keys(Jwks::new(vec![f.es.key().public_jwk()]).unwrap());
+    assert_eq!(v.cached_tokens(), 0);
+    v.verify_at(&by_es, NOW).unwrap();
+    assert!(v.is_cached(&by_es));
+}

@@ -196,6 +196,7 @@ impl Verifier {
                 token: verified.clone(),
                 key,
                 unrevoked_in: AtomicU64::new(generation),
+                share: None,
             },
             until,
             now,
