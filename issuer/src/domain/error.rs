@@ -105,18 +105,57 @@ impl Fault {
 }
 
 /// An error with every cause under it, `outer: inner: …`, for a log line or a command's last
-/// word (a 5xx body never carries it).
+/// word (a 5xx body never carries it). A cause the message already ends with (many errors, ours
+/// and our dependencies', say their source in their own message too) is not repeated.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut line = self.0.to_string();
         let mut cause = self.0.source();
         while let Some(c) = cause {
-            write!(f, ": {c}")?;
+            let said = c.to_string();
+            if !line.ends_with(&said) {
+                line.push_str(": ");
+                line.push_str(&said);
+            }
             cause = c.source();
         }
-        Ok(())
+        f.write_str(&line)
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::Chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Says {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Wraps(#[source] Says);
+
+    #[test]
+    fn a_cause_the_message_already_states_is_not_repeated_but_others_are_added() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let says = Says {
+            path: "/data",
+            source: io(),
+        };
+        assert_eq!(Chain(&says).to_string(), "/data: no such file");
+        let wraps = Wraps(Says {
+            path: "/data",
+            source: io(),
+        });
+        assert_eq!(
+            Chain(&wraps).to_string(),
+            "cannot start: /data: no such file"
+        );
     }
 }
 
