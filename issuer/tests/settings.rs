@@ -275,11 +275,11 @@ fn a_longer_max_token_ttl_keeps_existing_revocations_listed_long_enough() {
     assert_eq!(shown["max_token_ttl"], 7200);
 }
 
-/// An operator mistake in a local serve flag (a retention shorter than the hour being counted, a
-/// usage flush interval outside 1s..1h) is refused with the flag's name, exit 2, before the data
-/// dir is created.
+/// An operator mistake in a serve flag (a retention shorter than the hour being counted, a usage
+/// flush interval outside 1s..1h, a maximum token lifetime of days) is refused with the flag's
+/// name, exit 2, before the data dir is created.
 #[test]
-fn out_of_range_audit_flags_are_refused_before_the_data_dir_is_created() {
+fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
     let dir = std::env::temp_dir().join(format!("keymint-serve-flags-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for (flags, needle) in [
@@ -294,6 +294,10 @@ fn out_of_range_audit_flags_are_refused_before_the_data_dir_is_created() {
         (
             ["--usage-flush-interval", "2h"],
             "--usage-flush-interval 7200s is outside 1s..1h",
+        ),
+        (
+            ["--max-token-ttl", "10d"],
+            "--max-token-ttl: 864000s is above the cap of 86400s (24h)",
         ),
     ] {
         let (code, stderr) = refused_start(&dir, &flags);

@@ -233,7 +233,7 @@ fn given(global: &Global, args: &Args) -> Result<Partial, CliError> {
         ),
     ] {
         if let Some(d) = d {
-            settings::check_duration(name, d).map_err(flag_error)?;
+            settings::check_new_duration(name, d).map_err(flag_error)?;
         }
     }
     Ok(Partial {

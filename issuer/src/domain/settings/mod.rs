@@ -34,6 +34,11 @@ use crate::store::{AuditRecord, Store, StoreError};
 pub const DEFAULT_MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// The JWKS cache period on a first start without `--jwks-max-age`.
 pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// The longest `--max-token-ttl` a start or `settings set` accepts: tokens are meant to live
+/// minutes, and every revocation entry and every retired signing key stays published for the
+/// maximum token lifetime, so a typo of `10d` for `10m` would keep them for days. A database that
+/// stored a longer value before this cap existed still starts with it.
+pub const MAX_TOKEN_TTL_CAP: Duration = Duration::from_secs(24 * 3600);
 /// The shortest list validity: the list is re-signed every third of it.
 pub const MIN_LIST_VALIDITY: Duration = Duration::from_secs(60);
 
@@ -200,7 +205,7 @@ impl Partial {
                 )
             })?,
         };
-        check_duration(name, d)?;
+        check_new_duration(name, d)?;
         p.set_duration(name, d);
         Ok(p)
     }
@@ -251,6 +256,24 @@ pub fn check_duration(name: SettingName, d: Duration) -> Result<(), DomainError>
         )),
         _ => Ok(()),
     }
+}
+
+/// [`check_duration`], plus the cap on what may newly be set (a flag of `serve`, `settings set`):
+/// at most [`MAX_TOKEN_TTL_CAP`] for the maximum token lifetime.
+pub fn check_new_duration(name: SettingName, d: Duration) -> Result<(), DomainError> {
+    check_duration(name, d)?;
+    if name == SettingName::MaxTokenTtl && d > MAX_TOKEN_TTL_CAP {
+        return Err(invalid(
+            name,
+            format!(
+                "{}s is above the cap of {}s (24h): tokens are meant to live minutes, and \
+                 revocations and retired signing keys stay published for this long",
+                d.as_secs(),
+                MAX_TOKEN_TTL_CAP.as_secs()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What `serve` runs with: each flag given, else the stored value, else nothing yet (the default

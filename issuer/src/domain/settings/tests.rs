@@ -106,6 +106,9 @@ fn values_are_checked_like_serve_checks_its_flags() {
         Some(Duration::from_secs(30))
     );
     assert!(ok("max-token-ttl", "0s").is_err());
+    assert!(ok("max-token-ttl", "24h").is_ok());
+    assert!(ok("max-token-ttl", "86401").is_err());
+    assert!(ok("max-token-ttl", "10d").is_err());
     assert!(ok("revocation-list-validity", "59s").is_err());
     assert!(ok("revocation-list-validity", "7d").is_ok());
     assert!(ok("revocation-list-validity", "8d").is_err());
