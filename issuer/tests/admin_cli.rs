@@ -476,3 +476,26 @@ fn a_jti_or_kid_that_begins_with_a_dash_is_a_value_not_an_option() {
     assert_ne!(out.status.code(), Some(2), "taken for an option: {err}");
     assert!(err.contains("-no-such-kid"), "{err}");
 }
+
+/// The standby successor has no activation time yet: the table says `standby`, not the far-future
+/// number it is stored as.
+#[test]
+fn signing_keys_list_shows_the_standby_successor_as_standby() {
+    let dir = temp_dir("standby-list");
+    let out = cli(&dir, &["signing-keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&dir, &["signing-keys", "list"]);
+    let table = stdout(&out);
+    assert!(out.status.success(), "{table}");
+    assert!(!table.contains(&i64::MAX.to_string()), "{table}");
+    let next: Vec<&str> = table
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("next"))
+        .collect();
+    // After a rotation: the successor with its activation time, and a new standby behind it.
+    assert!(next.iter().any(|l| l.ends_with(" standby")), "{table}");
+}

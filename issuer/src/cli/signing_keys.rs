@@ -80,7 +80,13 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             } else {
                 say!("{:<44} {:<6} {:<8} SINCE", "KID", "ALG", "STATE");
                 for k in keys {
-                    let since = k.retired_at.unwrap_or(k.activate_at);
+                    // A standby successor has no activation time yet (stored as the far
+                    // future): say so rather than print i64::MAX.
+                    let since = match k.retired_at {
+                        Some(at) => at.to_string(),
+                        None if k.activate_at == signing::STANDBY => "standby".to_owned(),
+                        None => k.activate_at.to_string(),
+                    };
                     say!(
                         "{:<44} {:<6} {:<8} {}",
                         k.kid,
