@@ -33,12 +33,28 @@ export class DueHeap<T extends { readonly until: bigint }> {
     const top = a[0];
     const last = a.pop();
     if (top === undefined || last === undefined || a.length === 0) return top;
-    let i = 0;
+    this.siftDown(0, last);
+    return top;
+  }
+
+  /** Keeps only the items `keep` accepts, and rebuilds the heap from them in linear time. */
+  retain(keep: (item: T) => boolean): void {
+    const a = this.items;
+    let n = 0;
+    for (const item of a) if (keep(item)) a[n++] = item;
+    a.length = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i, a[i] as T);
+  }
+
+  /** Places `item` at `start` or below it, moving smaller children up. */
+  private siftDown(start: number, item: T): void {
+    const a = this.items;
+    let i = start;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      let mv = last.until;
+      let mv = item.until;
       if (l < a.length && (a[l] as T).until < mv) {
         m = l;
         mv = (a[l] as T).until;
@@ -48,7 +64,6 @@ export class DueHeap<T extends { readonly until: bigint }> {
       a[i] = a[m] as T;
       i = m;
     }
-    a[i] = last;
-    return top;
+    a[i] = item;
   }
 }

@@ -9,9 +9,14 @@
  *
  * The cache is shared by every API key whose tokens the verifier sees, so each key (the token's
  * `sub`) gets its own bounded share of it ({@link CacheShares}): one key may hold at most
- * {@link DEFAULT_CACHE_SHARE_PERCENT} % of the budget in live tokens. Past that, its further tokens
- * are verified exactly as before but not cached, so a holder presenting many valid tokens can never
- * flush the cache for other keys; only that key pays the signature checks.
+ * {@link DEFAULT_CACHE_SHARE_PERCENT} % of the budget in cached tokens not yet expired. Past that,
+ * its further tokens are verified exactly as before but not cached, so a holder presenting many
+ * valid tokens can never flush the cache for other keys; only that key pays the signature checks.
+ *
+ * A cached token counts against its key until it leaves the cache (eviction, removal, purge or
+ * replacement) or can no longer pass (`exp` plus the leeway), whichever comes first: so expired
+ * tokens lingering in the cache do not hold the share, and what is counted never exceeds what is
+ * cached. The heap of due times is compacted whenever it holds twice as many tickets as are live.
  */
 
 import { createHash } from 'node:crypto';
@@ -38,80 +43,92 @@ export interface CacheEntry {
   /** The revocation list generation this token was last found unrevoked in (0: none). */
   unrevokedIn: number;
   readonly weight: number;
+  /** This token's weight held against its key while it is cached ({@link CacheShares.admit}). */
+  readonly ticket: number;
 }
 
 export function tokenDigest(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
 
-/** One admitted token's weight, held against its key until `until`. */
-interface Held {
+/** An admitted token awaiting its time: `until`, and the ticket that counts it. */
+interface Due {
   readonly until: bigint;
-  readonly weight: number;
-  readonly sub: string;
+  readonly ticket: number;
 }
+
+/** Released tokens the due heap may carry beyond twice the live ones before it is compacted. */
+export const HEAP_SLACK = 1024;
 
 /**
  * Each API key's share of the verified-token cache.
  *
- * Per key (`sub`), the weight of its cached tokens that are still live. A token counts against its
- * key until it could no longer pass (`exp` plus the leeway), whether or not the cache still holds
- * it: the weight is released from a heap in due order, without scans. That is conservative (an
- * evicted token still counts until then), needs no hook into the cache's eviction, and means
- * expired tokens stop counting even while they still sit in the cache. The tracker itself is
- * bounded: it counts at most twice the cache's budget, past which nothing new is cached until
- * tokens expire.
+ * Per key (`sub`), the weight of its tokens that count. A cached token counts against its key
+ * until it leaves the cache ({@link TokenCache} releases its ticket on eviction, removal, purge or
+ * replacement) or until it could no longer pass (`exp` plus the leeway; released from a heap in due
+ * order, without scans), whichever comes first: so an expired token lingering in the cache does
+ * not hold its key's share, and what is counted never exceeds what is cached. The heap may still
+ * hold tickets already released by the cache; it drops them whenever it holds twice as many as are
+ * live (plus {@link HEAP_SLACK}), so it stays in proportion to the cache.
  */
 export class CacheShares {
   /** The most one key may hold. */
   readonly share: number;
-  /** The most the tracker counts, all keys together. */
-  readonly trackedMax: number;
-  /** Live weight per key; a key with none has no record. */
+  /** Counted weight per key; a key with none has no record. */
   private readonly perKey = new Map<string, number>();
-  /** (until, weight, sub), soonest first. */
-  private readonly due = new DueHeap<Held>();
-  private total = 0;
+  /** Tokens counted and not yet released: ticket → key and weight. */
+  private readonly live = new Map<number, { readonly sub: string; readonly weight: number }>();
+  /** (until, ticket), soonest first; may still hold tickets released by the cache. */
+  private readonly due = new DueHeap<Due>();
+  private nextTicket = 0;
 
   /** Shares of a cache of `capacity` (bytes). */
   constructor(capacity: number) {
     this.share = Math.max(1, Math.ceil((capacity * DEFAULT_CACHE_SHARE_PERCENT) / 100));
-    this.trackedMax = capacity * 2;
   }
 
   /**
-   * Whether a token of `sub` weighing `weight`, live until `until`, may be cached at `now`; if so,
-   * it is counted against `sub` until then.
+   * A ticket counting a token of `sub` weighing `weight`, live until `until`, against `sub`, if the
+   * key's counted tokens leave room for it at `now`; undefined if not (the token is then not
+   * cached). The token counts until {@link release} is called with the ticket or `until` passes.
    */
-  admit(sub: string, until: bigint, weight: number, now: bigint): boolean {
+  admit(sub: string, until: bigint, weight: number, now: bigint): number | undefined {
     this.releaseDue(now);
-    if (this.total + weight > this.trackedMax) return false;
     const held = this.perKey.get(sub) ?? 0;
-    if (held + weight > this.share) return false;
+    if (held + weight > this.share) return undefined;
     this.perKey.set(sub, held + weight);
-    this.due.push({ until, weight, sub });
-    this.total += weight;
-    return true;
+    const ticket = this.nextTicket++;
+    this.live.set(ticket, { sub, weight });
+    this.due.push({ until, ticket });
+    if (this.due.size > 2 * this.live.size + HEAP_SLACK) this.due.retain((d) => this.live.has(d.ticket));
+    return ticket;
   }
 
-  /** The live weight counted against `sub`. */
+  /** Stops counting `ticket`, if it still counts (releasing twice is harmless). */
+  release(ticket: number): void {
+    const t = this.live.get(ticket);
+    if (t === undefined) return;
+    this.live.delete(ticket);
+    const held = (this.perKey.get(t.sub) ?? 0) - t.weight;
+    if (held <= 0) this.perKey.delete(t.sub);
+    else this.perKey.set(t.sub, held);
+  }
+
+  /** The weight counted against `sub`. */
   held(sub: string): number {
     return this.perKey.get(sub) ?? 0;
   }
 
-  /** The live weight counted, all keys together; keys with live weight; tokens counted. */
-  get tracked(): { readonly total: number; readonly keys: number; readonly tokens: number } {
-    return { total: this.total, keys: this.perKey.size, tokens: this.due.size };
+  /** Keys with weight counted; tickets still counting; items in the due heap (released or not). */
+  get tracked(): { readonly keys: number; readonly live: number; readonly due: number } {
+    return { keys: this.perKey.size, live: this.live.size, due: this.due.size };
   }
 
   /** Releases every token whose time has passed. */
   private releaseDue(now: bigint): void {
     for (let top = this.due.peek(); top !== undefined && top.until <= now; top = this.due.peek()) {
       this.due.pop();
-      this.total -= top.weight;
-      const held = (this.perKey.get(top.sub) ?? 0) - top.weight;
-      if (held <= 0) this.perKey.delete(top.sub);
-      else this.perKey.set(top.sub, held);
+      this.release(top.ticket);
     }
   }
 }
@@ -141,34 +158,38 @@ export class TokenCache {
   }
 
   /**
-   * Caches `entry` unless its key (`sub`) already holds its share of the budget in tokens live
-   * after `now`; the entry counts against the key until `until` (the token's `exp` plus the
-   * leeway). Returns whether it was cached.
+   * Caches `entry` unless its key (`sub`) already holds its share of the budget in tokens counted
+   * at `now`; the entry counts against the key while it is cached and at most until `until` (the
+   * token's `exp` plus the leeway). Returns whether it was cached.
    */
-  insert(digest: string, tokenLength: number, entry: Omit<CacheEntry, 'weight'>, until: bigint, now: bigint): boolean {
+  insert(digest: string, tokenLength: number, entry: Omit<CacheEntry, 'weight' | 'ticket'>, until: bigint, now: bigint): boolean {
     const weight = entryWeight(tokenLength);
     const shares = this.shares;
     if (shares === undefined || weight > this.capacityBytes) return false;
-    if (!shares.admit(entry.token.claims.sub, until, weight, now)) return false;
+    const ticket = shares.admit(entry.token.claims.sub, until, weight, now);
+    if (ticket === undefined) return false;
+    // An entry already cached under this digest is replaced: it leaves, and releases its share.
     this.remove(digest);
-    this.entries.set(digest, { ...entry, weight });
+    this.entries.set(digest, { ...entry, weight, ticket });
     this.used += weight;
-    for (const [k, e] of this.entries) {
+    for (const k of this.entries.keys()) {
       if (this.used <= this.capacityBytes) break;
-      this.entries.delete(k);
-      this.used -= e.weight;
+      this.remove(k);
     }
     return true;
   }
 
+  /** Drops the entry for `digest`, if any, and releases its share. */
   remove(digest: string): void {
     const e = this.entries.get(digest);
     if (e !== undefined) {
       this.entries.delete(digest);
       this.used -= e.weight;
+      this.shares?.release(e.ticket);
     }
   }
 
+  /** Drops every entry `keep` refuses, releasing their shares. */
   retain(keep: (e: CacheEntry) => boolean): void {
     for (const [k, e] of this.entries) {
       if (!keep(e)) this.remove(k);

@@ -44,8 +44,8 @@ export const systemClock: Clock = () => Date.now() / 1000;
  * (`no_revocation_list`), and once the newest list expires, too (`revocation_list_expired`).
  *
  * One API key (the token's `sub`) may hold at most 10 % (`DEFAULT_CACHE_SHARE_PERCENT`) of the
- * verified-token cache's budget in live tokens; past that its further tokens are verified as usual
- * but not cached, so no key's tokens can flush another's. Raise `cacheBytes` when one key
+ * verified-token cache's budget in cached tokens not yet expired; past that its further tokens are
+ * verified as usual but not cached, so no key's tokens can flush another's. Raise `cacheBytes` when one key
  * legitimately has more live tokens than that (many instances sharing one key, each with its own
  * token).
  */
@@ -231,7 +231,7 @@ export class Verifier {
     this.checkTime(verified, now);
     const generation = this.checkRevocation(verified, now, 0);
     // Cached only while its key (`sub`) is within its share of the cache; counted against the key
-    // until the last instant a hit could still pass.
+    // while cached, and at most until the last instant a hit could still pass.
     const until = verified.times.exp + BigInt(this.leewaySecs);
     this.cache.insert(digest, token.length, { token: verified, keyMaterial: material, unrevokedIn: generation }, until, now);
     return verified;

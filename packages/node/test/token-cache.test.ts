@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { KeySet, Verifier, VerifyError } from '../src/index.js';
-import { CacheShares, DEFAULT_CACHE_SHARE_PERCENT, entryWeight } from '../src/token-cache.js';
+import { CacheShares, DEFAULT_CACHE_SHARE_PERCENT, HEAP_SLACK, entryWeight } from '../src/token-cache.js';
 import { AUDIENCE, ISSUER, NOW, TestKey, jwks } from './support/issuer-double.js';
 
 const key = new TestKey('EdDSA');
+/** A second signing key, for tokens that must outlive `key`'s in the cache. */
+const otherKey = new TestKey('EdDSA');
 
 async function verifier(opts: Partial<ConstructorParameters<typeof Verifier>[0]> = {}): Promise<Verifier> {
-  const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE, keys: await KeySet.parse(jwks(key)), now: () => NOW, ...opts });
+  const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE, keys: await KeySet.parse(jwks(key, otherKey)), now: () => NOW, ...opts });
   await v.updateRevocations(key.list());
   return v;
 }
@@ -58,6 +60,23 @@ describe('each API key gets its own share of the verified-token cache', () => {
     assert.equal((await v.verify(later, NOW + 160)).claims.sub, 'keyA');
   });
 
+  it('a key past its share whose tokens all left the cache is cached again at once, before they expire', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES });
+    for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));
+    assert.equal(v.cachedTokens, PER_KEY);
+    const byOther = otherKey.token({ sub: 'keyA' });
+    await v.verify(byOther);
+    assert.equal(v.cachedTokens, PER_KEY, 'over its share: verified, not cached');
+    // `key` leaves the key set: its tokens leave the cache, and with them keyA's share, although
+    // they could have passed until NOW + 600 + 60.
+    v.setKeys(await KeySet.parse(jwks(otherKey)));
+    assert.equal(v.cachedTokens, 0);
+    await v.verify(byOther);
+    assert.equal(v.cachedTokens, 1);
+    withoutMissPath(v);
+    assert.equal((await v.verify(byOther)).claims.sub, 'keyA');
+  });
+
   it('a token refused a place in the cache is still verified, with every check', async () => {
     const v = await verifier({ cacheBytes: CACHE_BYTES });
     for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));
@@ -87,32 +106,46 @@ describe('CacheShares', () => {
   it('refuses one key past its share while another is admitted', () => {
     const shares = new CacheShares(10_000);
     assert.equal(shares.share, 1_000);
-    for (let i = 0; i < 10; i++) assert.ok(shares.admit('a', until, 100, now));
+    for (let i = 0; i < 10; i++) assert.notEqual(shares.admit('a', until, 100, now), undefined);
     assert.equal(shares.held('a'), 1_000);
-    assert.equal(shares.admit('a', until, 1, now), false);
-    assert.ok(shares.admit('b', until, 100, now));
+    assert.equal(shares.admit('a', until, 1, now), undefined);
+    assert.notEqual(shares.admit('b', until, 100, now), undefined);
     assert.equal(shares.held('b'), 100);
   });
 
   it('gives a key its share back at the instant its tokens’ until passes', () => {
     const shares = new CacheShares(10_000);
-    assert.ok(shares.admit('a', until, 1_000, now));
-    assert.equal(shares.admit('a', until + 600n, 1, until - 1n), false);
-    assert.ok(shares.admit('a', until + 600n, 1_000, until));
+    assert.notEqual(shares.admit('a', until, 1_000, now), undefined);
+    assert.equal(shares.admit('a', until + 600n, 1, until - 1n), undefined);
+    assert.notEqual(shares.admit('a', until + 600n, 1_000, until), undefined);
     assert.equal(shares.held('a'), 1_000);
   });
 
-  it('counts at most twice the budget in total, and forgets keys whose tokens expired', () => {
+  it('releases a token leaving the cache at once and only once', () => {
     const shares = new CacheShares(10_000);
-    assert.equal(shares.trackedMax, 20_000);
-    // Twenty keys at their share fill the tracker's 20,000.
-    for (let k = 0; k < 20; k++) assert.ok(shares.admit(`k${k}`, until, 1_000, now));
-    assert.deepEqual(shares.tracked, { total: 20_000, keys: 20, tokens: 20 });
-    assert.equal(shares.admit('fresh', until, 1, now), false);
-    assert.equal(shares.held('fresh'), 0);
-    // Once they expire, the state they held is gone too.
-    assert.ok(shares.admit('fresh', until + 1n, 1, until));
-    assert.deepEqual(shares.tracked, { total: 1, keys: 1, tokens: 1 });
+    const first = shares.admit('a', until, 1_000, now);
+    assert.notEqual(first, undefined);
+    assert.equal(shares.admit('a', until, 1_000, now), undefined);
+    shares.release(first as number);
+    assert.equal(shares.held('a'), 0);
+    shares.release(first as number);
+    assert.notEqual(shares.admit('a', until + 1n, 1_000, now), undefined);
+    // The first token's time passes: the second still counts.
+    assert.notEqual(shares.admit('b', until, 1, until), undefined);
+    assert.equal(shares.held('a'), 1_000);
+    assert.equal(shares.admit('a', until + 1n, 1, until), undefined);
+  });
+
+  it('keeps the due heap in proportion to the live tokens, whatever the churn', () => {
+    const shares = new CacheShares(10_000_000);
+    // Admitted and released by the thousand, far from due: nothing is ever popped as due.
+    for (let n = 0; n < 20_000; n++) shares.release(shares.admit(`k${n % 50}`, until, 100, now) as number);
+    const kept = Array.from({ length: 10 }, (_, n) => shares.admit(`k${n}`, until, 100, now) as number);
+    const t = shares.tracked;
+    assert.deepEqual([t.live, t.keys], [10, 10]);
+    assert.ok(t.due <= 2 * 10 + HEAP_SLACK + 1, `${t.due}`);
+    for (const ticket of kept) shares.release(ticket);
+    assert.deepEqual([shares.tracked.live, shares.tracked.keys], [0, 0]);
   });
 
   it('takes at least one unit as the share of a tiny budget', () => {

@@ -7,7 +7,7 @@ from typing import NoReturn
 import pytest
 
 from keymint_verifier import Verifier, VerifyError
-from keymint_verifier.token_cache import DEFAULT_CACHE_SHARE_PERCENT, CacheShares
+from keymint_verifier.token_cache import DEFAULT_CACHE_SHARE_PERCENT, HEAP_SLACK, CacheShares
 from support import AUD, ISS, NOW, Signer, entry, jwks_of
 
 
@@ -122,6 +122,28 @@ def test_a_key_past_its_share_is_cached_again_once_its_tokens_until_passed(monke
     assert v.verify(later, now=NOW + 160).claims.sub == "A"
 
 
+def test_a_key_past_its_share_whose_tokens_left_the_cache_is_cached_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s, other = Signer.ed25519(), Signer.ed25519()
+    v = Verifier(issuer=ISS, audiences=[AUD], jwks=jwks_of(s, other), now=lambda: NOW, cache_entries=CACHE_ENTRIES)
+    v.update_revocations(s.list(1))
+    for i in range(PER_KEY):
+        v.verify(s.token(sub="A", jti=f"a-{i}"))
+    assert v.cached_tokens == PER_KEY
+    by_other = other.token(sub="A", jti="by-other")
+    v.verify(by_other)
+    assert v.cached_tokens == PER_KEY  # over its share: verified, not cached
+    # s leaves the key set: its tokens leave the cache, and with them A's share, although they
+    # could have passed until NOW + 600 + 60.
+    v.set_keys(jwks_of(other))
+    assert v.cached_tokens == 0
+    v.verify(by_other)
+    assert v.cached_tokens == 1
+    _without_miss_path(v, monkeypatch)
+    assert v.verify(by_other).claims.sub == "A"
+
+
 def test_a_token_refused_a_place_in_the_cache_is_still_verified() -> None:
     s = Signer.ed25519()
     v = _shared_verifier(s)
@@ -151,33 +173,52 @@ def test_shares_refuse_one_key_past_its_share_while_another_is_admitted() -> Non
     shares = CacheShares(100)
     assert shares.share == 10
     for _ in range(10):
-        assert shares.admit("a", UNTIL, 1, NOW)
+        assert shares.admit("a", UNTIL, 1, NOW) is not None
     assert shares.held("a") == 10
-    assert not shares.admit("a", UNTIL, 1, NOW)
-    assert shares.admit("b", UNTIL, 1, NOW)
+    assert shares.admit("a", UNTIL, 1, NOW) is None
+    assert shares.admit("b", UNTIL, 1, NOW) is not None
     assert shares.held("b") == 1
 
 
 def test_shares_give_a_key_its_share_back_at_the_instant_its_tokens_until_passes() -> None:
     shares = CacheShares(100)
-    assert shares.admit("a", UNTIL, 10, NOW)
-    assert not shares.admit("a", UNTIL + 600, 1, UNTIL - 1)
-    assert shares.admit("a", UNTIL + 600, 10, UNTIL)
+    assert shares.admit("a", UNTIL, 10, NOW) is not None
+    assert shares.admit("a", UNTIL + 600, 1, UNTIL - 1) is None
+    assert shares.admit("a", UNTIL + 600, 10, UNTIL) is not None
     assert shares.held("a") == 10
 
 
-def test_shares_count_at_most_twice_the_budget() -> None:
+def test_shares_release_a_token_leaving_the_cache_at_once_and_only_once() -> None:
     shares = CacheShares(100)
-    assert shares.tracked_max == 200
-    # Twenty keys at their share fill the tracker's 200.
-    for k in range(20):
-        assert shares.admit(f"k{k}", UNTIL, 10, NOW)
-    assert shares.tracked == (200, 20, 20)
-    assert not shares.admit("fresh", UNTIL, 1, NOW)
-    assert shares.held("fresh") == 0
-    # Once they expire, the state they held is gone too.
-    assert shares.admit("fresh", UNTIL + 1, 1, UNTIL)
-    assert shares.tracked == (1, 1, 1)
+    first = shares.admit("a", UNTIL, 10, NOW)
+    assert first is not None
+    assert shares.admit("a", UNTIL, 10, NOW) is None
+    shares.release(first)
+    assert shares.held("a") == 0
+    shares.release(first)
+    assert shares.admit("a", UNTIL + 1, 10, NOW) is not None
+    # The first token's time passes: the second still counts.
+    assert shares.admit("b", UNTIL, 1, UNTIL) is not None
+    assert shares.held("a") == 10
+    assert shares.admit("a", UNTIL + 1, 1, UNTIL) is None
+
+
+def test_shares_keep_the_due_heap_in_proportion_to_the_live_tokens() -> None:
+    shares = CacheShares(10_000_000)
+    # Admitted and released by the thousand, far from due: nothing is ever popped as due.
+    for n in range(20_000):
+        ticket = shares.admit(f"k{n % 50}", UNTIL, 100, NOW)
+        assert ticket is not None
+        shares.release(ticket)
+    kept = [shares.admit(f"k{n}", UNTIL, 100, NOW) for n in range(10)]
+    keys, live, due = shares.tracked
+    assert (live, keys) == (10, 10)
+    assert due <= 2 * 10 + HEAP_SLACK + 1, due
+    for ticket in kept:
+        assert ticket is not None
+        shares.release(ticket)
+    keys, live, _ = shares.tracked
+    assert (live, keys) == (0, 0)
 
 
 def test_shares_of_a_tiny_cache_are_one_entry() -> None:

@@ -7,9 +7,18 @@ DPoP proof too; entries whose key left the key set are purged when the set is re
 
 The cache is shared by every API key whose tokens the verifier sees, so each key (the token's
 ``sub``) gets its own bounded share of it (``CacheShares``): one key may hold at most
-``DEFAULT_CACHE_SHARE_PERCENT`` (10 %) of the entries in live tokens. Past that, its further
-tokens are verified exactly as before but not cached, so a holder presenting many valid tokens can
-never flush the cache for other keys; only that key pays the signature checks.
+``DEFAULT_CACHE_SHARE_PERCENT`` (10 %) of the entries in cached tokens not yet expired. Past
+that, its further tokens are verified exactly as before but not cached, so a holder presenting many
+valid tokens can never flush the cache for other keys; only that key pays the signature checks.
+
+A cached token counts against its key until it leaves the cache (eviction, removal, purge or
+replacement) or can no longer pass (``exp`` plus the leeway), whichever comes first: so expired
+tokens lingering in the cache do not hold the share, and what is counted never exceeds what is
+cached. The heap of due times is compacted whenever it holds twice as many tickets as are live.
+
+Locks: ``TokenCache`` and ``CacheShares`` each have their own, and neither is ever taken while the
+other is held: the cache admits a token before taking its lock, and releases the tickets of the
+entries that left only after dropping it.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from .verified_token import VerifiedToken
 DEFAULT_CACHE_ENTRIES = 32_768
 #: The share of the cache's budget that one API key's live tokens may take, in percent.
 DEFAULT_CACHE_SHARE_PERCENT = 10
+#: Released tokens the due heap may carry beyond twice the live ones before it is compacted.
+HEAP_SLACK = 1024
 
 
 @dataclass(slots=True)
@@ -35,6 +46,8 @@ class Entry:
     key: PublicKey
     #: The generation of the revocation list this token was last found unrevoked in.
     unrevoked_in: int = field(default=0)
+    #: This token's weight held against its key while it is cached (set on insertion).
+    ticket: int | None = field(default=None)
 
 
 def cache_key(token: str) -> bytes:
@@ -44,62 +57,82 @@ def cache_key(token: str) -> bytes:
 class CacheShares:
     """Each API key's share of the verified-token cache.
 
-    Per key (``sub``), the weight of its cached tokens that are still live. A token counts against
-    its key until it could no longer pass (``exp`` plus the leeway), whether or not the cache still
-    holds it: the weight is released from a heap in due order, without scans. That is conservative
-    (an evicted token still counts until then), needs no hook into the cache's eviction, and means
-    expired tokens stop counting even while they still sit in the cache. The tracker itself is
-    bounded: it counts at most twice the cache's budget, past which nothing new is cached until
-    tokens expire.
+    Per key (``sub``), the weight of its tokens that count. A cached token counts against its key
+    until it leaves the cache (``TokenCache`` releases its ticket on eviction, removal, purge or
+    replacement) or until it could no longer pass (``exp`` plus the leeway; released from a heap in
+    due order, without scans), whichever comes first: so an expired token lingering in the cache
+    does not hold its key's share, and what is counted never exceeds what is cached. The heap may
+    still hold tickets already released by the cache; it drops them whenever it holds twice as many
+    as are live (plus ``HEAP_SLACK``), so it stays in proportion to the cache.
+
+    Thread-safe: every method takes this object's own lock, and calls nothing outside it.
     """
 
     def __init__(self, capacity: int) -> None:
         #: The most one key may hold.
         self.share = max(-(-capacity * DEFAULT_CACHE_SHARE_PERCENT // 100), 1)
-        #: The most the tracker counts, all keys together.
-        self.tracked_max = 2 * capacity
         self._lock = threading.Lock()
-        # Live weight per key; a key with none has no record.
+        # Counted weight per key; a key with none has no record.
         self._per_key: dict[str, int] = {}
-        # (until, weight, sub), soonest first.
-        self._due: list[tuple[int, int, str]] = []
-        self._total = 0
+        # Tokens counted and not yet released: ticket -> (key, weight).
+        self._live: dict[int, tuple[str, int]] = {}
+        # (until, ticket), soonest first; may still hold tickets released by the cache.
+        self._due: list[tuple[int, int]] = []
+        self._next_ticket = 0
 
-    def admit(self, sub: str, until: int, weight: int, now: int) -> bool:
-        """Whether a token of ``sub`` weighing ``weight``, live until ``until``, may be cached at
-        ``now``; if so, it is counted against ``sub`` until then."""
+    def admit(self, sub: str, until: int, weight: int, now: int) -> int | None:
+        """A ticket counting a token of ``sub`` weighing ``weight``, live until ``until``, against
+        ``sub``, if the key's counted tokens leave room for it at ``now``; ``None`` if not (the
+        token is then not cached). The token counts until ``release(ticket)`` or ``until``."""
         with self._lock:
             self._release_due(now)
-            if self._total + weight > self.tracked_max:
-                return False
             held = self._per_key.get(sub, 0)
             if held + weight > self.share:
-                return False
+                return None
             self._per_key[sub] = held + weight
-            heapq.heappush(self._due, (until, weight, sub))
-            self._total += weight
-            return True
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._live[ticket] = (sub, weight)
+            heapq.heappush(self._due, (until, ticket))
+            if len(self._due) > 2 * len(self._live) + HEAP_SLACK:
+                live = self._live
+                self._due = [d for d in self._due if d[1] in live]
+                heapq.heapify(self._due)
+            return ticket
+
+    def release(self, ticket: int) -> None:
+        """Stops counting ``ticket``, if it still counts (releasing twice is harmless)."""
+        with self._lock:
+            self._release(ticket)
 
     def held(self, sub: str) -> int:
-        """The live weight counted against ``sub``."""
-        return self._per_key.get(sub, 0)
+        """The weight counted against ``sub``."""
+        with self._lock:
+            return self._per_key.get(sub, 0)
 
     @property
     def tracked(self) -> tuple[int, int, int]:
-        """The live weight counted in total, the keys holding some, the tokens counted."""
+        """The keys with weight counted, the tickets still counting, the items in the due heap
+        (released or not)."""
         with self._lock:
-            return self._total, len(self._per_key), len(self._due)
+            return len(self._per_key), len(self._live), len(self._due)
+
+    def _release(self, ticket: int) -> None:
+        counted = self._live.pop(ticket, None)
+        if counted is None:
+            return
+        sub, weight = counted
+        held = self._per_key.get(sub, 0) - weight
+        if held <= 0:
+            self._per_key.pop(sub, None)
+        else:
+            self._per_key[sub] = held
 
     def _release_due(self, now: int) -> None:
         due = self._due
         while due and due[0][0] <= now:
-            _, weight, sub = heapq.heappop(due)
-            self._total -= weight
-            held = self._per_key.get(sub, 0) - weight
-            if held <= 0:
-                self._per_key.pop(sub, None)
-            else:
-                self._per_key[sub] = held
+            _, ticket = heapq.heappop(due)
+            self._release(ticket)
 
 
 class TokenCache:
@@ -124,23 +157,46 @@ class TokenCache:
 
     def insert(self, key: bytes, entry: Entry, until: int, now: int) -> bool:
         """Caches ``entry`` unless its key (``sub``) already holds its share of the cache in tokens
-        live after ``now``; the entry counts against the key until ``until`` (the token's ``exp``
-        plus the leeway). Every entry weighs 1. Returns whether it was cached."""
+        counted at ``now``; the entry counts against the key while it is cached and at most until
+        ``until`` (the token's ``exp`` plus the leeway). Every entry weighs 1. Returns whether it
+        was cached."""
         shares = self._shares
-        if shares is None or not shares.admit(entry.token.claims.sub, until, 1, now):
+        if shares is None:
+            return False
+        # Admitted before the cache's lock is taken, never under it (see the module's docs).
+        ticket = shares.admit(entry.token.claims.sub, until, 1, now)
+        if ticket is None:
             return False
         with self._lock:
+            # An entry already cached under this key is replaced: it leaves, and releases its share.
+            old = self._entries.pop(key, None)
+            left = [] if old is None or old.ticket is None else [old.ticket]
+            entry.ticket = ticket
             self._entries[key] = entry
-            self._entries.move_to_end(key)
             while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+                _, e = self._entries.popitem(last=False)
+                if e.ticket is not None:
+                    left.append(e.ticket)
+        self._release(left)
         return True
 
     def remove(self, key: bytes) -> None:
+        """Drops the entry for ``key``, if any, and releases its share."""
         with self._lock:
-            self._entries.pop(key, None)
+            e = self._entries.pop(key, None)
+        if e is not None and e.ticket is not None:
+            self._release([e.ticket])
 
     def retain(self, keep: Callable[[Entry], bool]) -> None:
+        """Drops every entry ``keep`` refuses, releasing their shares."""
         with self._lock:
-            for k in [k for k, e in self._entries.items() if not keep(e)]:
-                del self._entries[k]
+            gone = [k for k, e in self._entries.items() if not keep(e)]
+            left = [t for t in (self._entries.pop(k).ticket for k in gone) if t is not None]
+        self._release(left)
+
+    def _release(self, tickets: list[int]) -> None:
+        """Releases the shares of entries that left the cache; called without the cache's lock."""
+        shares = self._shares
+        if shares is not None:
+            for t in tickets:
+                shares.release(t)

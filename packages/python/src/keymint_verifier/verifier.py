@@ -91,8 +91,8 @@ class Verifier:
     proofs, no DPoP nonces. ``now`` is the clock (Unix seconds); tests pin it.
 
     One API key (the token's ``sub``) may hold at most 10 % (``DEFAULT_CACHE_SHARE_PERCENT``) of
-    the verified-token cache's entries in live tokens; past that its further tokens are verified
-    as usual but not cached, so no key's tokens can flush another's. Raise ``cache_entries`` when
+    the verified-token cache's entries in cached tokens not yet expired; past that its further
+    tokens are verified as usual but not cached, so no key's tokens can flush another's. Raise ``cache_entries`` when
     one key legitimately has more live tokens than that (many instances sharing one key, each with
     its own token).
     """
@@ -234,7 +234,7 @@ class Verifier:
         self._check_time(verified.claims, now)
         generation = self._check_revocation(verified, now, None)
         # Cached only while its key (`sub`) is within its share of the cache; counted against the
-        # key until the last instant a hit could still pass.
+        # key while cached, and at most until the last instant a hit could still pass.
         until = verified.claims.exp + self.leeway
         self._cache.insert(key_id, Entry(verified, key, generation), until, now)
         return verified
