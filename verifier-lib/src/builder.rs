@@ -154,7 +154,7 @@ impl VerifierBuilder {
 
     /// Memory budget of the verified-token cache in bytes; 0 turns the cache off. One API key (the
     /// token's `sub`) may hold at most [`DEFAULT_CACHE_SHARE_PERCENT`](crate::DEFAULT_CACHE_SHARE_PERCENT)
-    /// (10 %) of it in cached tokens not yet expired: past that its further tokens are verified as usual
+    /// (10 %, and at least 2 KiB) of it in cached tokens not yet expired: past that its further tokens are verified as usual
     /// but not cached (counted in `keymint_verifier_cache_share_refusals_total`), so no key's
     /// tokens can flush another's. Raise the budget when one key legitimately has more live tokens
     /// than that (many instances sharing one key, each with its own token).

@@ -31,6 +31,12 @@ export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
 /** The share of the cache's budget that one API key's live tokens may take, in percent. */
 export const DEFAULT_CACHE_SHARE_PERCENT = 10;
 
+/**
+ * The least a key's share is, budget permitting: room for a token or two, so that a small cache
+ * (where 10 % would not hold one entry) still caches.
+ */
+export const MIN_SHARE = 2048;
+
 /** What an entry for a token of `tokenLength` is charged, in bytes. */
 export function entryWeight(tokenLength: number): number {
   return tokenLength + ENTRY_OVERHEAD;
@@ -84,7 +90,7 @@ export class CacheShares {
 
   /** Shares of a cache of `capacity` (bytes). */
   constructor(capacity: number) {
-    this.share = Math.max(1, Math.ceil((capacity * DEFAULT_CACHE_SHARE_PERCENT) / 100));
+    this.share = Math.max(Math.min(MIN_SHARE, capacity), Math.ceil((capacity * DEFAULT_CACHE_SHARE_PERCENT) / 100));
   }
 
   /**

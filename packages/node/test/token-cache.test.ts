@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { KeySet, Verifier, VerifyError } from '../src/index.js';
-import { CacheShares, DEFAULT_CACHE_SHARE_PERCENT, HEAP_SLACK, entryWeight } from '../src/token-cache.js';
+import { CacheShares, DEFAULT_CACHE_SHARE_PERCENT, HEAP_SLACK, MIN_SHARE, entryWeight } from '../src/token-cache.js';
 import { AUDIENCE, ISSUER, NOW, TestKey, jwks } from './support/issuer-double.js';
 
 const key = new TestKey('EdDSA');
@@ -21,10 +21,10 @@ function withoutMissPath(v: Verifier): void {
 }
 
 // Every token of these tests has the same length (same claim lengths, a fixed-size jti and
-// signature), so each weighs the same; a cache of 20 of them gives each key room for 2.
+// signature), so each weighs the same; a cache of 40 of them gives each key room for 4.
 const WEIGHT = entryWeight(key.token({ sub: 'keyA' }).length);
-const CACHE_BYTES = 20 * WEIGHT;
-const PER_KEY = 2;
+const CACHE_BYTES = 40 * WEIGHT;
+const PER_KEY = 4;
 
 describe('each API key gets its own share of the verified-token cache', () => {
   it('one key presenting many valid tokens cannot flush another key’s cached token', async () => {
@@ -104,35 +104,35 @@ describe('CacheShares', () => {
   const now = BigInt(NOW);
 
   it('refuses one key past its share while another is admitted', () => {
-    const shares = new CacheShares(10_000);
-    assert.equal(shares.share, 1_000);
-    for (let i = 0; i < 10; i++) assert.notEqual(shares.admit('a', until, 100, now), undefined);
-    assert.equal(shares.held('a'), 1_000);
+    const shares = new CacheShares(100_000);
+    assert.equal(shares.share, 10_000);
+    for (let i = 0; i < 10; i++) assert.notEqual(shares.admit('a', until, 1_000, now), undefined);
+    assert.equal(shares.held('a'), 10_000);
     assert.equal(shares.admit('a', until, 1, now), undefined);
-    assert.notEqual(shares.admit('b', until, 100, now), undefined);
-    assert.equal(shares.held('b'), 100);
+    assert.notEqual(shares.admit('b', until, 1_000, now), undefined);
+    assert.equal(shares.held('b'), 1_000);
   });
 
   it('gives a key its share back at the instant its tokens’ until passes', () => {
-    const shares = new CacheShares(10_000);
-    assert.notEqual(shares.admit('a', until, 1_000, now), undefined);
+    const shares = new CacheShares(100_000);
+    assert.notEqual(shares.admit('a', until, 10_000, now), undefined);
     assert.equal(shares.admit('a', until + 600n, 1, until - 1n), undefined);
-    assert.notEqual(shares.admit('a', until + 600n, 1_000, until), undefined);
-    assert.equal(shares.held('a'), 1_000);
+    assert.notEqual(shares.admit('a', until + 600n, 10_000, until), undefined);
+    assert.equal(shares.held('a'), 10_000);
   });
 
   it('releases a token leaving the cache at once and only once', () => {
-    const shares = new CacheShares(10_000);
-    const first = shares.admit('a', until, 1_000, now);
+    const shares = new CacheShares(100_000);
+    const first = shares.admit('a', until, 10_000, now);
     assert.notEqual(first, undefined);
-    assert.equal(shares.admit('a', until, 1_000, now), undefined);
+    assert.equal(shares.admit('a', until, 10_000, now), undefined);
     shares.release(first as number);
     assert.equal(shares.held('a'), 0);
     shares.release(first as number);
-    assert.notEqual(shares.admit('a', until + 1n, 1_000, now), undefined);
+    assert.notEqual(shares.admit('a', until + 1n, 10_000, now), undefined);
     // The first token's time passes: the second still counts.
     assert.notEqual(shares.admit('b', until, 1, until), undefined);
-    assert.equal(shares.held('a'), 1_000);
+    assert.equal(shares.held('a'), 10_000);
     assert.equal(shares.admit('a', until + 1n, 1, until), undefined);
   });
 
@@ -148,8 +148,9 @@ describe('CacheShares', () => {
     assert.deepEqual([shares.tracked.live, shares.tracked.keys], [0, 0]);
   });
 
-  it('takes at least one unit as the share of a tiny budget', () => {
-    assert.equal(new CacheShares(1).share, 1);
-    assert.equal(new CacheShares(11).share, 2);
+  it('gives each key room for a token in a small cache', () => {
+    assert.equal(new CacheShares(100).share, 100);
+    assert.equal(new CacheShares(8192).share, MIN_SHARE);
+    assert.equal(new CacheShares(16 * 1024 * 1024).share, 1677722);
   });
 });

@@ -23,6 +23,10 @@ use keymint_jwks::UnixTime;
 /// percent.
 pub const DEFAULT_CACHE_SHARE_PERCENT: u64 = 10;
 
+/// The least a key's share is, budget permitting: room for a token or two, so that a small cache
+/// (where 10 % would not hold one entry) still caches.
+const MIN_SHARE: u64 = 2_048;
+
 /// Released tokens the due heap may carry beyond twice the live ones before it is compacted.
 const HEAP_SLACK: usize = 1_024;
 
@@ -66,7 +70,7 @@ impl CacheShares {
             share: capacity
                 .saturating_mul(DEFAULT_CACHE_SHARE_PERCENT)
                 .div_ceil(100)
-                .max(1),
+                .max(MIN_SHARE.min(capacity)),
         }
     }
 
@@ -158,47 +162,54 @@ mod tests {
     }
 
     #[test]
+    fn a_small_cache_still_gives_each_key_room_for_a_token() {
+        assert_eq!(shares(100).share(), 100);
+        assert_eq!(shares(8_192).share(), MIN_SHARE);
+        assert_eq!(shares(16 * 1024 * 1024).share(), 1_677_722);
+    }
+
+    #[test]
     fn one_key_is_refused_past_its_share_while_another_is_admitted() {
-        let shares = shares(10_000);
-        assert_eq!(shares.share(), 1_000);
+        let shares = shares(100_000);
+        assert_eq!(shares.share(), 10_000);
         let until = UnixTime(NOW.0 + 600);
         let held: Vec<Share> = (0..10)
-            .map(|_| shares.admit("a", until, 100, NOW).unwrap())
+            .map(|_| shares.admit("a", until, 1_000, NOW).unwrap())
             .collect();
-        assert_eq!(shares.held("a"), 1_000);
+        assert_eq!(shares.held("a"), 10_000);
         assert!(shares.admit("a", until, 1, NOW).is_none());
-        let _b = shares.admit("b", until, 100, NOW).unwrap();
-        assert_eq!(shares.held("b"), 100);
+        let _b = shares.admit("b", until, 1_000, NOW).unwrap();
+        assert_eq!(shares.held("b"), 1_000);
         drop(held);
     }
 
     #[test]
     fn a_key_gets_its_share_back_at_the_instant_its_tokens_are_due() {
-        let shares = shares(10_000);
+        let shares = shares(100_000);
         let until = UnixTime(NOW.0 + 600);
-        let _cached = shares.admit("a", until, 1_000, NOW).unwrap();
+        let _cached = shares.admit("a", until, 10_000, NOW).unwrap();
         let later = UnixTime(until.0 + 600);
         assert!(shares.admit("a", later, 1, UnixTime(until.0 - 1)).is_none());
-        let _next = shares.admit("a", later, 1_000, until).unwrap();
-        assert_eq!(shares.held("a"), 1_000);
+        let _next = shares.admit("a", later, 10_000, until).unwrap();
+        assert_eq!(shares.held("a"), 10_000);
     }
 
     /// An entry evicted from the cache drops its share: the key may cache another token at once,
     /// and the release at the token's time later changes nothing.
     #[test]
     fn a_token_leaving_the_cache_releases_its_share_at_once_and_only_once() {
-        let shares = shares(10_000);
+        let shares = shares(100_000);
         let until = UnixTime(NOW.0 + 600);
-        let first = shares.admit("a", until, 1_000, NOW).unwrap();
-        assert!(shares.admit("a", until, 1_000, NOW).is_none());
+        let first = shares.admit("a", until, 10_000, NOW).unwrap();
+        assert!(shares.admit("a", until, 10_000, NOW).is_none());
         drop(first);
         assert_eq!(shares.held("a"), 0);
         let _second = shares
-            .admit("a", UnixTime(until.0 + 1), 1_000, NOW)
+            .admit("a", UnixTime(until.0 + 1), 10_000, NOW)
             .unwrap();
         // The first token's time passes: the second still counts.
         assert!(shares.admit("b", until, 1, until).is_some());
-        assert_eq!(shares.held("a"), 1_000);
+        assert_eq!(shares.held("a"), 10_000);
     }
 
     /// Tokens admitted and evicted by the thousand, far from due: the heap is compacted, so the
