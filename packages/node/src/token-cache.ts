@@ -11,12 +11,12 @@
  * `sub`) gets its own bounded share of it ({@link CacheShares}): one key may hold at most
  * {@link DEFAULT_CACHE_SHARE_PERCENT} % of the budget in cached tokens not yet expired. Past that,
  * its further tokens are verified exactly as before but not cached, so a holder presenting many
- * valid tokens can never flush the cache for other keys; only that key pays the signature checks.
+ * valid tokens cannot crowd out other keys' cached tokens; only that key pays the signature checks.
  *
  * A cached token counts against its key until it leaves the cache (eviction, removal, purge or
  * replacement) or can no longer pass (`exp` plus the leeway), whichever comes first: so expired
- * tokens lingering in the cache do not hold the share, and what is counted never exceeds what is
- * cached. The heap of due times is compacted whenever it holds twice as many tickets as are live.
+ * tokens lingering in the cache do not hold the share (and leave it when presented again), and a
+ * token pushed out stops counting at once. The heap of due times is compacted whenever it holds twice as many tickets as are live.
  */
 
 import { createHash } from 'node:crypto';
@@ -73,7 +73,7 @@ export const HEAP_SLACK = 1024;
  * until it leaves the cache ({@link TokenCache} releases its ticket on eviction, removal, purge or
  * replacement) or until it could no longer pass (`exp` plus the leeway; released from a heap in due
  * order, without scans), whichever comes first: so an expired token lingering in the cache does
- * not hold its key's share, and what is counted never exceeds what is cached. The heap may still
+ * not hold its key's share, and a token pushed out stops counting at once. The heap may still
  * hold tickets already released by the cache; it drops them whenever it holds twice as many as are
  * live (plus {@link HEAP_SLACK}), so it stays in proportion to the cache.
  */

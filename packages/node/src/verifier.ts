@@ -213,7 +213,14 @@ export class Verifier {
     const hit = this.cache.get(digest);
     if (hit !== undefined) {
       if (this.keySet.stillHas(hit.token.kid, hit.keyMaterial)) {
-        this.checkTime(hit.token, now);
+        try {
+          this.checkTime(hit.token, now);
+        } catch (e) {
+          // An expired token can never pass again: it leaves the cache now rather than being kept
+          // fresh by its holder, uncounted once its time is past.
+          if (e instanceof VerifyError && e.code === 'expired') this.cache.remove(digest);
+          throw e;
+        }
         const generation = this.checkRevocation(hit.token, now, hit.unrevokedIn);
         hit.unrevokedIn = generation;
         return hit.token;

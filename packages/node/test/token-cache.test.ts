@@ -60,6 +60,15 @@ describe('each API key gets its own share of the verified-token cache', () => {
     assert.equal((await v.verify(later, NOW + 160)).claims.sub, 'keyA');
   });
 
+  it('an expired token presented again leaves the cache at once', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES, leewaySecs: 60 });
+    const t = key.token({ sub: 'keyA', exp: NOW + 100 });
+    await v.verify(t, NOW);
+    assert.equal(v.cachedTokens, 1);
+    await assert.rejects(v.verify(t, NOW + 160), (e: unknown) => e instanceof VerifyError && e.code === 'expired');
+    assert.equal(v.cachedTokens, 0);
+  });
+
   it('a key past its share whose tokens all left the cache is cached again at once, before they expire', async () => {
     const v = await verifier({ cacheBytes: CACHE_BYTES });
     for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));

@@ -122,6 +122,18 @@ def test_a_key_past_its_share_is_cached_again_once_its_tokens_until_passed(monke
     assert v.verify(later, now=NOW + 160).claims.sub == "A"
 
 
+def test_an_expired_token_presented_again_leaves_the_cache() -> None:
+    s = Signer.ed25519()
+    v = _shared_verifier(s, leeway=60)
+    t = s.token(sub="A", jti="soon", exp=NOW + 100)
+    v.verify(t, now=NOW)
+    assert v.cached_tokens == 1
+    with pytest.raises(VerifyError) as e:
+        v.verify(t, now=NOW + 160)
+    assert e.value.code == "expired"
+    assert v.cached_tokens == 0
+
+
 def test_a_key_past_its_share_whose_tokens_left_the_cache_is_cached_again_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -9,8 +9,8 @@
 //! A cached token counts against its key until it leaves the cache (its entry holds a [`Share`]
 //! whose drop releases it) or until it could no longer pass (`exp` plus the leeway; released from
 //! a heap in due order, without scans), whichever comes first: so an expired token lingering in
-//! the cache does not hold its key's share, and what is counted never exceeds what is cached. The
-//! heap drops released tokens whenever it holds twice as many as are live, so it stays in
+//! the cache does not hold its key's share (and leaves the cache when presented again), and a
+//! token pushed out stops counting at once. The heap drops released tokens whenever it holds twice as many as are live, so it stays in
 //! proportion to the cache.
 
 use std::cmp::Reverse;
@@ -48,10 +48,18 @@ struct State {
 }
 
 /// A cached token's weight held against its key: dropped with the cache entry, it releases it.
-#[derive(Debug)]
 pub(crate) struct Share {
     shares: Arc<CacheShares>,
     ticket: u64,
+}
+
+impl std::fmt::Debug for Share {
+    // Only the ticket: the shared state names every key with tokens in the cache.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Share")
+            .field("ticket", &self.ticket)
+            .finish()
+    }
 }
 
 impl Drop for Share {

@@ -272,3 +272,21 @@ fn a_key_whose_tokens_left_the_cache_is_cached_again_at_once() {
     v.verify_at(&by_es, NOW).unwrap();
     assert!(v.is_cached(&by_es));
 }
+
+/// An expired token presented again leaves the cache at once: its holder cannot keep it cached
+/// (and fresh in the cache's eyes) after its share was released at `exp` plus the leeway.
+#[test]
+fn an_expired_token_presented_again_leaves_the_cache() {
+    let f = fixture();
+    let v = verifier(&f);
+    let exp = UnixTime(NOW.0 + 600);
+    let t = token_of(&f, "key1", 0, exp);
+    v.verify_at(&t, NOW).unwrap();
+    assert!(v.is_cached(&t));
+    let late = UnixTime(exp.0 + DEFAULT_LEEWAY.as_secs());
+    assert!(matches!(
+        v.verify_at(&t, late),
+        Err(VerifyError::Expired { .. })
+    ));
+    assert!(!v.is_cached(&t));
+}

@@ -176,7 +176,14 @@ impl Verifier {
                 .still_has(hit.token.kid().as_str(), &hit.key)
             {
                 crate::telemetry::cache_hit();
-                self.check_time(hit.token.claims(), now)?;
+                if let Err(e) = self.check_time(hit.token.claims(), now) {
+                    // An expired token can never pass again: it leaves the cache now rather than
+                    // being kept fresh by its holder, uncounted once its time is past.
+                    if matches!(e, VerifyError::Expired { .. }) {
+                        self.0.cache.remove(token);
+                    }
+                    return Err(e);
+                }
                 self.check_revocation(&hit.token, now, Some(&hit.unrevoked_in))?;
                 return Ok(hit.token.clone());
             }

@@ -221,7 +221,13 @@ class Verifier:
         hit = self._cache.get(key_id)
         if hit is not None:
             if self._keys.still_has(hit.token.kid, hit.key):
-                self._check_time(hit.token.claims, now)
+                try:
+                    self._check_time(hit.token.claims, now)
+                except Expired:
+                    # An expired token can never pass again: it leaves the cache now rather than
+                    # being kept fresh by its holder, uncounted once its time is past.
+                    self._cache.remove(key_id)
+                    raise
                 self._check_revocation(hit.token, now, hit)
                 return hit.token
             self._cache.remove(key_id)
