@@ -86,6 +86,20 @@ describe('each API key gets its own share of the verified-token cache', () => {
     assert.equal((await v.verify(byOther)).claims.sub, 'keyA');
   });
 
+  it('a key whose tokens were evicted by other keys\u2019 is cached again at once', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES });
+    for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));
+    await v.verify(key.token({ sub: 'keyA' }));
+    assert.equal(v.cachedTokens, PER_KEY, 'over its share: verified, not cached');
+    // Other keys' tokens fill the cache: keyA's, the least recently used, are evicted.
+    for (let i = 0; i < 40; i++) await v.verify(key.token({ sub: `other${i}` }));
+    // Eviction released keyA's share: its next token is cached (answered below as a hit).
+    const again = key.token({ sub: 'keyA' });
+    await v.verify(again);
+    withoutMissPath(v);
+    assert.equal((await v.verify(again)).claims.sub, 'keyA');
+  });
+
   it('a token refused a place in the cache is still verified, with every check', async () => {
     const v = await verifier({ cacheBytes: CACHE_BYTES });
     for (let i = 0; i < PER_KEY; i++) await v.verify(key.token({ sub: 'keyA' }));

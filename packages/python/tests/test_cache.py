@@ -156,6 +156,24 @@ def test_a_key_past_its_share_whose_tokens_left_the_cache_is_cached_again_at_onc
     assert v.verify(by_other).claims.sub == "A"
 
 
+def test_a_key_whose_tokens_were_evicted_is_cached_again_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Signer.ed25519()
+    v = _shared_verifier(s)
+    for i in range(PER_KEY):
+        v.verify(s.token(sub="A", jti=f"a-{i}"))
+    v.verify(s.token(sub="A", jti="a-over"))
+    assert v.cached_tokens == PER_KEY  # over its share: verified, not cached
+    # Other keys' tokens fill the cache: A's, the least recently used, are evicted.
+    for i in range(CACHE_ENTRIES):
+        v.verify(s.token(sub=f"other{i}", jti=f"o-{i}"))
+    assert v.cached_tokens == CACHE_ENTRIES
+    # Eviction released A's share: its next token is cached (answered below as a hit).
+    again = s.token(sub="A", jti="a-again")
+    v.verify(again)
+    _without_miss_path(v, monkeypatch)
+    assert v.verify(again).claims.sub == "A"
+
+
 def test_a_token_refused_a_place_in_the_cache_is_still_verified() -> None:
     s = Signer.ed25519()
     v = _shared_verifier(s)
