@@ -6,10 +6,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use keymint_jwks::{ApiKeyId, Audience, ScopeSet, TenantId, UnixTime};
 
+use super::key_check::check;
+use super::key_usage::{Since, print_usage, since};
 use super::remote::{Remote, enc};
 use super::{CliError, Global, actor, duration, open, print_json};
 use crate::domain::DomainError;
-use crate::domain::keys::api_key::{self, KeyEnv, KeyKind};
+use crate::domain::keys::api_key::{KeyEnv, KeyKind};
 use crate::domain::keys::limits::RateSpec;
 use crate::domain::keys::origin::Origin;
 use crate::domain::keys::{self, KeyView, NewKey};
@@ -454,117 +456,4 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The longest input `keys check` reads: a key is 77 characters; anything much longer is not one.
-const CHECK_INPUT_MAX: u64 = 4096;
-
-/// `keys check`: reads one candidate from `input` (surrounding whitespace ignored) and prints
-/// the verdict. Never prints the secret part, whatever the input.
-fn check(input: &mut impl std::io::Read, json: bool) -> ExitCode {
-    use std::io::Read as _;
-    let mut text = zeroize::Zeroizing::new(String::new());
-    let verdict = match input.take(CHECK_INPUT_MAX).read_to_string(&mut text) {
-        Ok(_) => api_key::parse(text.trim()).map_err(|e| match e {
-            api_key::KeyFormatError::Checksum => {
-                "the checksum does not match: mistyped, truncated or made up"
-            }
-            _ => "not a keymint API key (km_{sk|pk}_{live|test}_<key ID>_<secret+checksum>)",
-        }),
-        Err(_) => Err("stdin is not UTF-8 text"),
-    };
-    match verdict {
-        Ok(key) => {
-            let kind = match key.kind {
-                KeyKind::Secret => "secret",
-                KeyKind::Publishable => "publishable",
-            };
-            if json {
-                print_json(&serde_json::json!({
-                    "valid": true, "key_id": key.key_id.as_str(), "kind": kind, "env": key.env.as_str(),
-                }));
-            } else {
-                say!("well-formed keymint key");
-                say!("key_id: {}", key.key_id);
-                say!("kind:   {kind}");
-                say!("env:    {}", key.env.as_str());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(reason) => {
-            if json {
-                print_json(&serde_json::json!({"valid": false, "reason": reason}));
-            } else {
-                eprintln!("keymint: {reason}");
-            }
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// `--since`: a duration back from now, or a Unix time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Since {
-    /// This long before now.
-    Ago(Duration),
-    /// This Unix time.
-    At(UnixTime),
-}
-
-impl Since {
-    fn at(self, now: UnixTime) -> UnixTime {
-        match self {
-            Self::Ago(d) => UnixTime(now.as_secs().saturating_sub(d.as_secs())),
-            Self::At(t) => t,
-        }
-    }
-}
-
-fn since(s: &str) -> Result<Since, String> {
-    match s.parse::<u64>() {
-        Ok(t) => Ok(Since::At(UnixTime(t))),
-        Err(_) => duration(s).map(Since::Ago),
-    }
-}
-
-fn print_usage(r: &usage::KeyUsage, json: bool) {
-    if json {
-        print_json(&serde_json::to_value(r).unwrap_or_default());
-        return;
-    }
-    say!(
-        "key {} since {}: {} granted, {} refused",
-        r.key_id,
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_secs(r.since.unsigned_abs())
-        ),
-        r.granted,
-        r.refused
-    );
-    say!(
-        "{:<40} {:<30} {:<12} {:<8} {:<20} {:>10}  LAST SEEN",
-        "CLIENT",
-        "ORIGIN",
-        "ACTION",
-        "OUTCOME",
-        "REASON",
-        "COUNT"
-    );
-    for l in &r.lines {
-        say!(
-            "{:<40} {:<30} {:<12} {:<8} {:<20} {:>10}  {}",
-            l.client,
-            if l.origin.is_empty() { "-" } else { &l.origin },
-            l.action,
-            l.outcome,
-            if l.reason.is_empty() { "-" } else { &l.reason },
-            l.count,
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_secs(l.last_seen.unsigned_abs())
-            )
-        );
-    }
-    if r.truncated {
-        say!("(only the {} largest lines are shown)", usage::MAX_LINES);
-    }
 }

@@ -32,6 +32,8 @@ macro_rules! say {
 
 mod admin_keys;
 mod audit;
+mod key_check;
+mod key_usage;
 mod keys;
 mod log_format;
 mod log_writer;
