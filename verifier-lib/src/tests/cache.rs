@@ -169,6 +169,19 @@ fn token_of(f: &Fixture, sub: &str, n: usize, exp: UnixTime) -> String {
     f.ed.sign_access_token(&c).unwrap()
 }
 
+/// Presents tokens of `sub` (`jti` 1, 2, …) until one is not cached (its share is full): the next
+/// unused `jti` number.
+fn fill_share(f: &Fixture, v: &Verifier, sub: &str, exp: UnixTime) -> usize {
+    for n in 1..1_000 {
+        let t = token_of(f, sub, n, exp);
+        v.verify_at(&t, NOW).unwrap();
+        if !v.is_cached(&t) {
+            return n + 1;
+        }
+    }
+    panic!("the share of {sub} never filled")
+}
+
 fn verifier_with_cache(f: &Fixture, bytes: u64) -> Verifier {
     let v = Verifier::builder(Issuer::new(ISS).unwrap(), Audience::new(AUD).unwrap())
         .jwks(f.jwks.clone())
@@ -223,16 +236,7 @@ fn a_key_past_its_share_is_cached_again_once_its_tokens_expire() {
     let budget = 64 * 1024;
     let v = verifier_with_cache(&f, budget);
     let exp = UnixTime(NOW.0 + 600);
-    let mut n = 0;
-    loop {
-        let t = token_of(&f, "busy", n, exp);
-        n += 1;
-        v.verify_at(&t, NOW).unwrap();
-        if !v.is_cached(&t) {
-            break;
-        }
-        assert!(n < 1_000, "the share never filled");
-    }
+    let n = fill_share(&f, &v, "busy", exp);
     let leeway = DEFAULT_LEEWAY.as_secs();
     let later = UnixTime(exp.0 + 1_200);
     let t = token_of(&f, "busy", n, later);
@@ -250,16 +254,7 @@ fn a_key_whose_tokens_left_the_cache_is_cached_again_at_once() {
     let f = fixture();
     let v = verifier_with_cache(&f, 64 * 1024);
     let exp = UnixTime(NOW.0 + 600);
-    let mut n = 0;
-    loop {
-        let t = token_of(&f, "busy", n, exp);
-        n += 1;
-        v.verify_at(&t, NOW).unwrap();
-        if !v.is_cached(&t) {
-            break;
-        }
-        assert!(n < 1_000, "the share never filled");
-    }
+    fill_share(&f, &v, "busy", exp);
     let mut c = claims();
     c.sub = ApiKeyId::new("busy").unwrap();
     c.jti = Jti::new("jti-es").unwrap();
