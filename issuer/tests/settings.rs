@@ -393,3 +393,29 @@ fn a_start_with_another_pepper_or_encryption_key_is_refused_and_changes_nothing(
     serving(&s2);
     token(&s2, &key);
 }
+
+/// An issuer URL in plain http off loopback starts (a mesh may encrypt it) but is warned of in
+/// the log, naming the fix; the local default says nothing.
+#[test]
+fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
+    let warning = "is plain http on a host other than loopback";
+    // The log line "keymint listening" comes after the warning would: once it is read, the
+    // warning is too, if there was one.
+    let started = |s: &Server| {
+        wait_until("the start in the log", Duration::from_secs(10), || {
+            s.all_output()
+                .contains("keymint listening")
+                .then(|| s.all_output())
+        })
+    };
+    let s = Server::start("http-issuer", &["--issuer-url", "http://issuer.example"]);
+    let out = started(&s);
+    assert!(
+        out.lines().any(|l| l.contains("WARN")
+            && l.contains(warning)
+            && l.contains("http://issuer.example")),
+        "{out}"
+    );
+    let local = Server::start("local-issuer", &[]);
+    assert!(!started(&local).contains(warning));
+}

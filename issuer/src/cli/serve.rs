@@ -153,6 +153,9 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         .map_err(|e| CliError::Usage(format!("the listen URL {url} is no issuer: {e}")))?;
     let run_with = Settings::with_defaults(&resolved, || listen_url).map_err(flag_error)?;
     let issuer = run_with.issuer().clone();
+    if let Some(warning) = settings::plain_http_warning(&issuer) {
+        tracing::warn!("{warning}");
+    }
     let cfg = ServeConfig {
         listen: local,
         issuer: issuer.clone(),

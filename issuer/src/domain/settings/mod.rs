@@ -164,6 +164,29 @@ pub fn check_issuer(text: &str) -> Result<Issuer, DomainError> {
     Issuer::new(text).map_err(|e| bad(e.to_string()))
 }
 
+/// Why an issuer URL deserves a warning: plain `http` on a host other than loopback, where API
+/// keys sent to its token endpoint would cross the network in clear text (and verifiers that
+/// discover their sources only over https refuse it). Not refused: a service mesh may encrypt
+/// what the URL says is plain.
+pub fn plain_http_warning(issuer: &Issuer) -> Option<String> {
+    let url = url::Url::parse(issuer.as_str()).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name == "localhost" || name.ends_with(".localhost"),
+    };
+    (!loopback).then(|| {
+        format!(
+            "the issuer URL {issuer} is plain http on a host other than loopback: clients would \
+             send API keys to its token endpoint in clear text. Serve it under https (`keymint \
+             settings set issuer-url https://...`) unless something on the way encrypts it"
+        )
+    })
+}
+
 /// The bounds `serve` has always enforced: a positive token lifetime, and a list validity from
 /// a minute (it is re-signed every third) to the format's cap (verifiers refuse longer).
 pub fn check_duration(name: SettingName, d: Duration) -> Result<(), DomainError> {

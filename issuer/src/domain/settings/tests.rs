@@ -133,3 +133,26 @@ fn stored_rows_round_trip_and_a_corrupt_one_is_no_default() {
         Err(DomainError::Corrupt(_))
     ));
 }
+
+#[test]
+fn plain_http_is_warned_of_only_off_loopback() {
+    let warned = |u: &str| plain_http_warning(&issuer(u)).is_some();
+    for quiet in [
+        "https://issuer.example",
+        "http://127.0.0.1:8080",
+        "http://127.8.0.1",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+        "http://keymint.localhost",
+    ] {
+        assert!(!warned(quiet), "{quiet}");
+    }
+    for loud in [
+        "http://issuer.example",
+        "http://10.0.0.5:8080",
+        "http://[2001:db8::1]",
+        "http://localhost.example",
+    ] {
+        assert!(warned(loud), "{loud}");
+    }
+}
