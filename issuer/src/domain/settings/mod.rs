@@ -264,7 +264,8 @@ pub struct Settings {
 pub type SharedSettings = Arc<ArcSwap<Settings>>;
 
 impl Settings {
-    /// Checks the values (as [`Partial::one`] does) and puts them together.
+    /// Checks the values (as [`Partial::one`] does, but for the cap on newly set values, so a
+    /// database that stored a longer maximum token lifetime still starts) and puts them together.
     pub fn new(
         issuer: Issuer,
         max_token_ttl: Duration,
