@@ -395,7 +395,7 @@ fn a_start_with_another_pepper_or_encryption_key_is_refused_and_changes_nothing(
 }
 
 /// An issuer URL in plain http off loopback starts (a mesh may encrypt it) but is warned of in
-/// the log, naming the fix; the local default says nothing.
+/// the log, naming the fix, and by `settings set`; the local default says nothing.
 #[test]
 fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
     let warning = "is plain http on a host other than loopback";
@@ -418,4 +418,12 @@ fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
     );
     let local = Server::start("local-issuer", &[]);
     assert!(!started(&local).contains(warning));
+    // `settings set` says the same when it stores such a URL, and stores it.
+    let out = local.cli(&["settings", "set", "issuer-url", "http://issuer.example"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(warning), "{err}");
+    let out = local.cli(&["settings", "set", "issuer-url", "https://issuer.example"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(warning));
 }

@@ -99,6 +99,13 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 settings::change(&*opened.store, name, &parsed, UnixTime::now(), &actor()).await?;
             let shown = parsed.shown(name).unwrap_or(value);
             say!("{name} is now {shown}; running servers adopt it within a second");
+            if let Some(warning) = parsed
+                .issuer
+                .as_ref()
+                .and_then(settings::plain_http_warning)
+            {
+                eprintln!("keymint: warning: {warning}");
+            }
             if name == SettingName::IssuerUrl {
                 say!(
                     "tokens issued before carry the old iss until they expire (at most \
