@@ -31,12 +31,13 @@ use crate::domain::{DomainError, Fault};
 use crate::http::{self, AppParts, AppState};
 use crate::store::Store;
 
+pub use self::answered::ANSWER_TIMEOUT;
 use self::background::{flush_last_used, maintain, prune_old, watch_changes};
-pub use self::connections::HEADER_READ_TIMEOUT;
 use self::connections::LimitAcceptor;
 pub use crate::domain::client_slots::ConnectionLimits;
 use crate::domain::client_slots::{Connections, Refused};
 
+mod answered;
 mod connections;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
@@ -297,12 +298,12 @@ pub async fn serve<S: Store>(
         .into_std()
         .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?;
     // HTTP/1.1 only (TLS offers only `http/1.1` by ALPN; without this a client could speak
-    // HTTP/2 by prior knowledge, with no idle limit and 200 streams a connection), and a first
-    // request within the header timeout (a connection that never sends a byte is closed too).
+    // HTTP/2 by prior knowledge, with no idle limit and 200 streams a connection). Time on a
+    // connection is bounded by the connection itself (`answered`), not by hyper's per-request
+    // header timer or a first-request timer.
     let server = axum_server::from_tcp(std_listener)
         .map_err(|e| DomainError::Internal(Fault::because("listener", e)))?
         .http1_only()
-        .first_request_timeout(HEADER_READ_TIMEOUT)
         .handle(handle);
     ready();
     tokio::spawn(async move {
@@ -314,28 +315,18 @@ pub async fn serve<S: Store>(
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = match cfg.tls.clone() {
         None => {
-            let mut server = server.acceptor(LimitAcceptor::new(
+            let server = server.acceptor(LimitAcceptor::new(
                 axum_server::accept::DefaultAcceptor::new(),
                 connections,
                 refused,
             ));
-            // Idle keep-alive connections and heads trickled a byte at a time are closed.
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(HEADER_READ_TIMEOUT);
             server.serve(make).await
         }
         Some(tls) => {
             let tls = axum_server::tls_rustls::RustlsAcceptor::new(
                 axum_server::tls_rustls::RustlsConfig::from_config(tls),
             );
-            let mut server = server.acceptor(LimitAcceptor::new(tls, connections, refused));
-            // Idle keep-alive connections and heads trickled a byte at a time are closed.
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let server = server.acceptor(LimitAcceptor::new(tls, connections, refused));
             server.serve(make).await
         }
     }

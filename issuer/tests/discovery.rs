@@ -337,32 +337,62 @@ fn a_client_holds_at_most_its_share_of_connections_and_a_refused_one_is_audited(
     drop(stream);
 }
 
-/// A connection that never sends a byte, and one that sends half a request head and stops, are
-/// closed by the server (30 s after they connected), so idle sockets cannot hold the connection
-/// limits for good. Waits for the server's close (end of stream), up to 45 s.
+/// A connection that never sends a byte, one that sends half a request head and one that sends
+/// half a request body are closed by the server (30 s after they connected: nothing was answered
+/// in that time), so idle or trickling sockets cannot hold the connection limits for good, while a
+/// push stream opened at the same time stays open (its keep-alive comments are answers). Waits
+/// for the server's close (end of stream), up to 45 s.
 #[test]
-fn connections_that_send_no_request_head_are_closed() {
+fn connections_that_send_no_whole_request_are_closed() {
     use std::io::{Read, Write};
     let s = Server::start("idle-close", &[]);
     let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut push = open_until(
+        &s,
+        "GET /v1/revocations/events HTTP/1.1\r\nHost: t\r\n\r\n",
+        "event: revocations",
+    )
+    .unwrap();
     let silent = std::net::TcpStream::connect(&addr).unwrap();
-    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
-    trickle
+    let mut half_head = std::net::TcpStream::connect(&addr).unwrap();
+    half_head
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
         .unwrap();
-    for (name, mut c) in [("silent", silent), ("half a head", trickle)] {
+    let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(
+            b"POST /v1/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"scope\":",
+        )
+        .unwrap();
+    for (name, mut c) in [
+        ("silent", silent),
+        ("half a head", half_head),
+        ("half a body", half_body),
+    ] {
         c.set_read_timeout(Some(std::time::Duration::from_secs(45)))
             .unwrap();
+        let mut answer = Vec::new();
         let mut buf = [0u8; 256];
-        match c.read(&mut buf) {
-            // Closed, possibly after a 408 answer.
-            Ok(0) => {}
-            Ok(n) => {
-                let text = String::from_utf8_lossy(&buf[..n]);
-                assert!(text.starts_with("HTTP/1.1 408"), "{name}: {text}");
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("{name}: not closed within 45 s ({e})"),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("{name}: not closed within 45 s ({e})"),
         }
+        // Closed, possibly after an error answer: never a token.
+        let text = String::from_utf8_lossy(&answer);
+        assert!(!text.contains("200 OK"), "{name}: {text}");
     }
+    // Over 30 s later the push stream still gets its keep-alive comments (`:` lines).
+    push.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = push.read(&mut buf).expect("the push stream is still open");
+    assert!(n > 0, "the push stream was closed");
+    // A chunk holding a comment line (`3\r\n:\n\n\r\n`).
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.contains("\r\n:\n"), "{text:?}");
 }

@@ -9,9 +9,9 @@
 //! closed as soon as it is accepted, with an audit line (reason `too_many_connections`) and the
 //! refusal counted. A trusted proxy carries many clients' connections, so only the total binds it.
 //!
-//! The HTTP side bounds time as well (see `server::serve`): a client must send a request head
-//! within [`HEADER_READ_TIMEOUT`] of connecting or of its previous answer, so an idle or trickling
-//! connection is closed rather than kept.
+//! Time is bounded as well: an admitted connection that has written nothing for
+//! [`ANSWER_TIMEOUT`] is closed (see `answered`), so an idle or trickling connection does not
+//! keep its place.
 
 use std::future::Ready;
 use std::io;
@@ -19,23 +19,20 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum_server::accept::Accept;
 use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::answered::{ANSWER_TIMEOUT, Answered};
 use crate::domain::client_slots::{Connections, Refused, Slot};
 
-/// How long a connection may take to send a request head (from connecting, or from its previous
-/// answer) before it is closed: keep-alive connections left idle and heads sent a byte at a time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A TCP stream holding its [`Slot`] for as long as it is open.
+/// A TCP stream holding its [`Slot`] for as long as it is open, and closed once it has answered
+/// nothing for [`ANSWER_TIMEOUT`].
 #[derive(Debug)]
 pub(super) struct Counted {
-    stream: TcpStream,
+    stream: Answered<TcpStream>,
     _slot: Slot,
 }
 
@@ -123,7 +120,7 @@ where
         match admitted {
             Ok(slot) => Either::Left(self.inner.accept(
                 Counted {
-                    stream,
+                    stream: Answered::new(stream, ANSWER_TIMEOUT),
                     _slot: slot,
                 },
                 service,
