@@ -63,21 +63,46 @@ describe('DPoP (RFC 9449)', () => {
   });
 
   it('bounds the replay cache per API key, and refuses when full', async () => {
-    const v = await verifier({ dpopReplayCapacity: 200 }); // 2 per key, 2 per jkt
+    const v = await verifier({ dpopReplayCapacity: 200 }); // 2 per key, 1 per jkt
     assert.equal(await code(v.verifyDpop(token, ok(), 'GET', URL_)), 'ok');
-    assert.equal(await code(v.verifyDpop(token, ok(), 'GET', URL_)), 'ok');
+    // The same DPoP key again: over its own share.
     const e = await v.verifyDpop(token, ok(), 'GET', URL_).catch((x: VerifyError) => x);
     assert.ok(e instanceof VerifyError && e.code === 'dpop_proof_quota' && (e.retryAfterSecs ?? 0) >= 1);
+    // Another DPoP key under the same API key fills the key's share; a third is over it.
+    const tokenOf = (k: TestKey) => signer.token({ cnf: { jkt: k.kid } });
+    const second = new TestKey('EdDSA');
+    const t1 = tokenOf(second);
+    assert.equal(await code(v.verifyDpop(t1, proof(second, { ath: ath(t1) }), 'GET', URL_)), 'ok');
+    const third = new TestKey('EdDSA');
+    const t3 = tokenOf(third);
+    assert.equal(await code(v.verifyDpop(t3, proof(third, { ath: ath(t3) }), 'GET', URL_)), 'dpop_proof_quota');
     // Another API key goes on.
-    const other = signer.token({ sub: 'other', cnf: { jkt: new TestKey().kid } });
     const otherHolder = new TestKey('EdDSA');
     const t2 = signer.token({ sub: 'other2', cnf: { jkt: otherHolder.kid } });
-    void other;
     assert.equal(await code(v.verifyDpop(t2, proof(otherHolder, { ath: ath(t2) }), 'GET', URL_)), 'ok');
     // Entries fall due after the window.
     assert.equal(await code(v.verifyDpop(token, ok({ iat: NOW + 62 }), 'GET', URL_, NOW + 62)), 'ok');
     const full = await verifier({ dpopReplayCapacity: 1 });
     assert.equal(await code(full.verifyDpop(token, ok(), 'GET', URL_)), 'ok');
     assert.equal(await code(full.verifyDpop(t2, proof(otherHolder, { ath: ath(t2) }), 'GET', URL_)), 'dpop_replay_cache_full');
+  });
+
+  it('gives one DPoP key a quarter of its API key\'s share, so one flooding browser leaves the others room', async () => {
+    const v = await verifier({ dpopReplayCapacity: 800 }); // 8 per key, 2 per jkt
+    const tokenOf = (k: TestKey) => signer.token({ cnf: { jkt: k.kid } });
+    const flooder = new TestKey('EdDSA');
+    const others = [new TestKey('EdDSA'), new TestKey('EdDSA'), new TestKey('EdDSA')];
+    const ft = tokenOf(flooder);
+    const results = [];
+    for (let n = 0; n < 10; n++) results.push(await code(v.verifyDpop(ft, proof(flooder, { ath: ath(ft) }), 'GET', URL_)));
+    assert.deepEqual(results, ['ok', 'ok', ...Array(8).fill('dpop_proof_quota')]);
+    for (const b of others) {
+      const t = tokenOf(b);
+      for (let n = 0; n < 2; n++) assert.equal(await code(v.verifyDpop(t, proof(b, { ath: ath(t) }), 'GET', URL_)), 'ok');
+    }
+    // Now the key's share is full, for every DPoP key under it.
+    const late = new TestKey('EdDSA');
+    const lt = tokenOf(late);
+    assert.equal(await code(v.verifyDpop(lt, proof(late, { ath: ath(lt) }), 'GET', URL_)), 'dpop_proof_quota');
   });
 });

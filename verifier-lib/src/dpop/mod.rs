@@ -11,8 +11,8 @@ mod tests;
 pub use error::ProofError;
 pub use nonce::NonceSource;
 pub use replay::{
-    DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_SHARE_PERCENT, ReplayCache, ReplayLimits, proof_id,
-    replay_until,
+    DEFAULT_JKT_SHARE_DIVISOR, DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_SHARE_PERCENT, ReplayCache,
+    ReplayLimits, proof_id, replay_until,
 };
 
 use keymint_jwks::UnixTime;

@@ -3,9 +3,11 @@
 //! A proof ID must be remembered for as long as the proof could be accepted, so a holder who sends
 //! proofs as fast as it can fills memory with live entries. The cache is therefore bounded three
 //! ways: in total, per *holder* (the API key: the token's `sub` at a verifier, the presented key at
-//! the issuer) and per DPoP key (`jkt`). Each holder and each `jkt` may hold at most a share of the
-//! capacity (1 % by default), so one flooder is refused ([`ProofError::OverQuota`]) while everyone
-//! else goes on; rotating `jkt` on every proof does not help, the per-holder share still binds.
+//! the issuer) and per DPoP key (`jkt`). Each holder may hold at most a share of the capacity (1 %
+//! by default) and each `jkt` a quarter of that, so one flooder is refused
+//! ([`ProofError::OverQuota`]) while everyone else goes on: rotating `jkt` on every proof does not
+//! help, the per-holder share still binds, and one DPoP key (one browser) flooding proofs under a
+//! key that many browsers use takes a quarter of that key's share, not all of it.
 //! Entries expire from a time-ordered heap, a few at a time as they fall due: no scans, and the
 //! lock is only ever held for a handful of `O(log n)` steps.
 
@@ -20,8 +22,13 @@ use super::error::ProofError;
 
 /// Default replay-cache capacity (proof IDs remembered until their window closes).
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
-/// The share of the capacity one holder (API key) or one DPoP key may occupy, in percent.
+/// The share of the capacity one holder (API key) may occupy, in percent.
 pub const DEFAULT_REPLAY_SHARE_PERCENT: usize = 1;
+/// One DPoP key may occupy this fraction (1/n) of a holder's share. Below the holder's share, so
+/// that one browser flooding proofs under a publishable key (which anyone may hold) leaves the
+/// key's other browsers three quarters of its share; at 100,000 proof IDs that is 250 live proofs
+/// per DPoP key, nearly 4 requests a second to one API server for the whole 66 s window.
+pub const DEFAULT_JKT_SHARE_DIVISOR: usize = 4;
 
 /// Until when a proof's ID must be remembered: as long as the proof could still be accepted.
 /// A proof passes while `|iat - now| <= window_secs`, so one dated ahead of the clock (a client
@@ -50,7 +57,7 @@ pub struct ReplayLimits {
 
 impl ReplayLimits {
     /// `capacity` in total, [`DEFAULT_REPLAY_SHARE_PERCENT`] of it (at least one) per holder and
-    /// per DPoP key.
+    /// a [`DEFAULT_JKT_SHARE_DIVISOR`]th of that (at least one) per DPoP key.
     pub fn with_capacity(capacity: usize) -> Self {
         let share = capacity
             .saturating_mul(DEFAULT_REPLAY_SHARE_PERCENT)
@@ -59,7 +66,7 @@ impl ReplayLimits {
         Self {
             capacity,
             per_holder: share,
-            per_jkt: share,
+            per_jkt: share.div_ceil(DEFAULT_JKT_SHARE_DIVISOR),
         }
     }
 }

@@ -2,9 +2,10 @@
 
 A proof ID must be remembered for as long as the proof could be accepted, so a holder who sends
 proofs as fast as it can fills memory with live entries. The cache is bounded three ways: in
-total, per holder (the token's ``sub``) and per DPoP key (``jkt``), each holder and each ``jkt``
-getting at most a share of the capacity (1 % by default): one flooder is refused alone, and
-rotating ``jkt`` does not help. Entries expire from a time-ordered heap as they fall due (no
+total, per holder (the token's ``sub``) and per DPoP key (``jkt``): each holder gets at most a
+share of the capacity (1 % by default) and each ``jkt`` a quarter of that. One flooder is refused
+alone: rotating ``jkt`` does not help, and one browser flooding under a key many browsers use
+takes a quarter of that key's share, not all of it. Entries expire from a time-ordered heap as they fall due (no
 scans); when full, new proofs are refused rather than live ones forgotten.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 DEFAULT_REPLAY_CAPACITY = 100_000
 DEFAULT_REPLAY_SHARE_PERCENT = 1
+# One DPoP key may hold this fraction (1/n) of its holder's share (250 live proofs at 100,000).
+DEFAULT_JKT_SHARE_DIVISOR = 4
 
 
 class Replayed(Exception):
@@ -51,7 +54,7 @@ class ReplayLimits:
     @staticmethod
     def with_capacity(capacity: int) -> ReplayLimits:
         share = max(-(-capacity * DEFAULT_REPLAY_SHARE_PERCENT // 100), 1)
-        return ReplayLimits(capacity, share, share)
+        return ReplayLimits(capacity, share, -(-share // DEFAULT_JKT_SHARE_DIVISOR))
 
 
 class ReplayCache:
