@@ -37,8 +37,9 @@ pub(crate) struct Args {
     #[arg(long, value_parser = duration)]
     revocation_list_validity: Option<Duration>,
     /// How long stored audit rows (admin actions) and usage rollups (issuances and refusals per
-    /// key, client, origin and hour) are kept; older ones are pruned in the background, in small
-    /// batches. The per-issuance record is the log line, which this does not touch.
+    /// key, client, origin and hour) are kept, and keys once revoked or expired; older ones are
+    /// pruned in the background, in small batches. The per-issuance record is the log line, which
+    /// this does not touch.
     #[arg(long, default_value = "90d", value_parser = duration, value_name = "DURATION")]
     audit_retention: Duration,
     /// How often usage counts are written to the database, from 1s to 1h: what a crash can lose

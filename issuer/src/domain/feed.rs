@@ -21,7 +21,7 @@ pub const FEED_RETENTION: Duration = Duration::from_secs(24 * 3600);
 pub async fn prune<S: Store>(store: &S, now: UnixTime) -> Result<u64, DomainError> {
     let cutoff =
         unix(now).saturating_sub(i64::try_from(FEED_RETENTION.as_secs()).unwrap_or(i64::MAX));
-    in_batches(|| store.prune_changes(cutoff, PRUNE_BATCH)).await
+    in_batches(PRUNE_BATCH, || store.prune_changes(cutoff, PRUNE_BATCH)).await
 }
 
 #[cfg(test)]

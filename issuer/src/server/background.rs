@@ -146,17 +146,18 @@ pub(super) async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
     }
 }
 
-/// Prunes audit rows and usage rollups past the retention, and the change feed past its own
+/// Prunes audit rows, usage rollups and dead keys past the retention, and the change feed past its own
 /// ([`crate::domain::feed::FEED_RETENTION`]): at start, then every hour.
 pub(super) async fn prune_old<S: Store>(store: Arc<S>, retention: Duration) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tick.tick().await;
         match usage::prune(&*store, UnixTime::now(), retention).await {
-            Ok(p) if p.audit + p.usage > 0 => {
+            Ok(p) if p.audit + p.usage + p.keys > 0 => {
                 tracing::info!(
                     audit = p.audit,
                     usage = p.usage,
+                    keys = p.keys,
                     "pruned rows past the audit retention"
                 );
             }

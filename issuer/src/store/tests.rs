@@ -122,6 +122,7 @@ both_backends!(
     audit_filters_and_pages_newest_first,
     usage_counts_add_up_and_prune_in_batches,
     audit_rows_prune_by_time_in_batches,
+    keys_dead_before_the_cutoff_prune_in_batches,
     last_used_only_moves_forward,
     settings_upsert,
     a_list_change_behind_more_than_a_page_of_other_changes_is_seen,
@@ -956,6 +957,47 @@ async fn usage_counts_add_up_and_prune_in_batches(s: &impl Store) {
     assert_eq!(s.prune_usage(7200, 10).await.unwrap(), 1);
     assert_eq!(s.prune_usage(7200, 10).await.unwrap(), 0);
     assert_eq!(s.usage_rows(0, 100).await.unwrap().len(), 2);
+}
+
+/// Keys revoked or expired before the cutoff go, a batch at a time; keys alive at the cutoff, or
+/// revoked or expired after it, stay.
+async fn keys_dead_before_the_cutoff_prune_in_batches(s: &impl Store) {
+    let with = |id: &str, expires_at: i64, revoked_at: Option<i64>| KeyRecord {
+        expires_at,
+        revoked_at,
+        ..key(id, "acme")
+    };
+    for k in [
+        with("expired-long-ago", 100, None),
+        with("revoked-long-ago", 5_000, Some(200)),
+        with("both-long-ago", 300, Some(250)),
+        with("expired-at-cutoff", 1_000, None),
+        with("revoked-after", 5_000, Some(1_500)),
+        with("expired-after", 2_000, None),
+        with("alive", 5_000, None),
+    ] {
+        s.insert_key(&k, &audit("key.create", 1)).await.unwrap();
+    }
+    assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 2);
+    assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 1);
+    assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 0);
+    let mut left: Vec<String> = s
+        .keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "alive",
+            "expired-after",
+            "expired-at-cutoff",
+            "revoked-after"
+        ]
+    );
 }
 
 async fn audit_rows_prune_by_time_in_batches(s: &impl Store) {

@@ -89,7 +89,7 @@ pub const KEEP_DROPPED: Duration = Duration::from_secs(24 * 3600);
 pub async fn prune_dropped<S: Store>(store: &S, now: UnixTime) -> Result<u64, DomainError> {
     let keep = i64::try_from(KEEP_DROPPED.as_secs()).unwrap_or(i64::MAX);
     let before = unix(now).saturating_sub(keep);
-    crate::domain::usage::in_batches(|| {
+    crate::domain::usage::in_batches(crate::domain::usage::PRUNE_BATCH, || {
         store.prune_revocations(before, crate::domain::usage::PRUNE_BATCH)
     })
     .await

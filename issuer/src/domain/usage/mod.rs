@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use self::event::{Issued, Outcome, Presented, Usage};
 pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub(crate) use self::retention::in_batches;
-pub use self::retention::{DEFAULT_RETENTION, PRUNE_BATCH, prune};
+pub use self::retention::{DEFAULT_RETENTION, KEY_PRUNE_BATCH, PRUNE_BATCH, prune};
 pub use self::tally::{
     BUCKET, MAX_KINDS, OTHER, PER_CLAIMED_KINDS, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally,
 };

@@ -278,12 +278,54 @@ async fn retention_prunes_what_is_older_and_keeps_the_hour_it_cuts_through() {
         log.record(&granted(at, "k1", "192.0.2.1").0);
     }
     log.flush(&s).await;
+    // Keys dead since just before the cutoff go; dead since the cutoff, or alive, they stay.
+    for (id, expires_at, revoked_at) in [
+        ("expired-before", cutoff - 1, None),
+        ("revoked-before", cutoff + day, Some(cutoff - 1)),
+        ("expired-at-cutoff", cutoff, None),
+        ("revoked-at-cutoff", cutoff + day, Some(cutoff)),
+        ("alive", cutoff + day, None),
+    ] {
+        let key = crate::store::KeyRecord {
+            key_id: id.into(),
+            kind: "sk".into(),
+            env: "test".into(),
+            tenant: "acme".into(),
+            secret_hash: vec![7; 32],
+            scopes: "read".into(),
+            audiences: "https://api.example".into(),
+            default_ttl: 600,
+            max_ttl: 600,
+            expires_at,
+            allow_ips: String::new(),
+            allow_origins: String::new(),
+            rate_limit: None,
+            label: None,
+            owner: None,
+            is_admin: false,
+            created_at: 0,
+            last_used_at: None,
+            revoked_at,
+            rotated_to: None,
+        };
+        s.insert_key(&key, &rec(cutoff + 2)).await.unwrap();
+    }
     let pruned = prune(&s, now, retention).await.unwrap();
     assert_eq!(pruned.audit, u64::try_from(old.len()).unwrap() + 1);
     assert_eq!(
         pruned.usage, 1,
         "only the hour that ended before the cutoff"
     );
+    assert_eq!(pruned.keys, 2, "the keys dead since before the cutoff");
+    let mut keys: Vec<String> = s
+        .keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["alive", "expired-at-cutoff", "revoked-at-cutoff"]);
     let left: Vec<i64> = s
         .audit(&AuditQuery {
             limit: 10,
@@ -294,7 +336,8 @@ async fn retention_prunes_what_is_older_and_keeps_the_hour_it_cuts_through() {
         .iter()
         .map(|e| e.record.at)
         .collect();
-    assert_eq!(left, [cutoff + 1, cutoff]);
+    // Five key.create rows at cutoff + 2 besides.
+    assert_eq!(left[5..], [cutoff + 1, cutoff]);
     let rows = s.usage_rows(0, 10).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
