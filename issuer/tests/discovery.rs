@@ -358,11 +358,13 @@ fn connections_that_send_no_whole_request_are_closed() {
     half_head
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
         .unwrap();
+    // The OAuth2 endpoint reads its body before anything else (the credentials are in it).
     let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
     half_body
         .write_all(
-            b"POST /v1/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"scope\":",
+            b"POST /oauth2/token HTTP/1.1\r\nHost: t\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\ngrant_type=client_credentials&client_id=",
         )
         .unwrap();
     for (name, mut c) in [

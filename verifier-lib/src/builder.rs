@@ -179,12 +179,12 @@ impl VerifierBuilder {
     }
 
     /// How many live DPoP proof IDs to remember (default 100,000; about 100 bytes each). One API
-    /// key (the token's `sub`) may hold 1 % of it and one DPoP key a quarter of that: a key (or
+    /// key (the token's `sub`) may hold 1 % of it and one DPoP key half of that: a key (or
     /// DPoP key) sending more than that many proofs per proof window (65 s) is refused with
     /// [`VerifyError::DpopProofQuota`](crate::VerifyError::DpopProofQuota) while every other key
     /// goes on. Raise it when one key legitimately makes more DPoP requests than that (a
-    /// publishable key shared by many browsers, or one browser making over 250 DPoP requests a
-    /// minute to this server). When the whole cache is full of live proofs, new
+    /// publishable key shared by many browsers, or one client making over 500 DPoP requests a
+    /// minute with one DPoP key to this server). When the whole cache is full of live proofs, new
     /// proofs are refused rather than old live ones forgotten.
     pub fn dpop_replay_capacity(mut self, n: usize) -> Self {
         self.dpop_replay_capacity = n;

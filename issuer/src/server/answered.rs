@@ -3,8 +3,13 @@
 //!
 //! This is what bounds time on a connection: a client that connects and says nothing, leaves a
 //! keep-alive connection idle, trickles a request head or body a byte at a time, or stops reading
-//! its answer holds the connection for at most this long, whatever it sends. A push stream writes
-//! a keep-alive comment every 15 s, so it stays open.
+//! an answer larger than the socket buffers holds the connection for at most this long, whatever
+//! it sends. A push stream writes a keep-alive comment every 15 s, so it stays open.
+//!
+//! The time a request takes counts too: its upload and its handler (hyper reads on while a
+//! handler runs, and that read fails at the deadline). Every handler is bounded well below it (the
+//! database's timeouts are a few seconds), and the largest body, a 256 KiB secret-scanning
+//! report, needs under 9 KB/s to arrive in time.
 //!
 //! Why not hyper's `header_read_timeout`: it arms a new timer for every request (a boxed sleep
 //! registered with tokio's timer wheel when the read waits, and deregistered when the head has

@@ -89,7 +89,7 @@ macro_rules! store_methods {
             /// Records last-used times, in one transaction.
             fn touch_keys(&self, used: &[(ApiKeyId, i64)]) -> StoreResult<()>;
             /// Deletes at most `batch` keys revoked, or expired, before `before` (dead for longer
-            /// than the audit retention); returns how many went.
+            /// than the audit retention) that have no usage rows left; returns how many went.
             fn prune_keys(&self, before: i64, batch: i64) -> StoreResult<u64>;
             /// Revocation entries still in force at `now` (`drop_after` not passed).
             fn revocations(&self, now: i64) -> StoreResult<Vec<RevocationRecord>>;

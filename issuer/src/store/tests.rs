@@ -959,8 +959,9 @@ async fn usage_counts_add_up_and_prune_in_batches(s: &impl Store) {
     assert_eq!(s.usage_rows(0, 100).await.unwrap().len(), 2);
 }
 
-/// Keys revoked or expired before the cutoff go, a batch at a time; keys alive at the cutoff, or
-/// revoked or expired after it, stay.
+/// Keys revoked or expired before the cutoff go, a batch at a time; keys alive at the cutoff,
+/// revoked or expired after it, or still named by usage rows (a dead key clients still present),
+/// stay.
 async fn keys_dead_before_the_cutoff_prune_in_batches(s: &impl Store) {
     let with = |id: &str, expires_at: i64, revoked_at: Option<i64>| KeyRecord {
         expires_at,
@@ -975,9 +976,24 @@ async fn keys_dead_before_the_cutoff_prune_in_batches(s: &impl Store) {
         with("revoked-after", 5_000, Some(1_500)),
         with("expired-after", 2_000, None),
         with("alive", 5_000, None),
+        with("revoked-still-tried", 5_000, Some(300)),
     ] {
         s.insert_key(&k, &audit("key.create", 1)).await.unwrap();
     }
+    s.add_usage(&[crate::store::UsageCount {
+        key_id: "revoked-still-tried".into(),
+        bucket: 3600,
+        action: "token.issue".into(),
+        outcome: "refused".into(),
+        reason: "revoked_key".into(),
+        client: "192.0.2.1".into(),
+        origin: String::new(),
+        count: 1,
+        first_seen: 3601,
+        last_seen: 3601,
+    }])
+    .await
+    .unwrap();
     assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 2);
     assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 1);
     assert_eq!(s.prune_keys(1_000, 2).await.unwrap(), 0);
@@ -995,7 +1011,8 @@ async fn keys_dead_before_the_cutoff_prune_in_batches(s: &impl Store) {
             "alive",
             "expired-after",
             "expired-at-cutoff",
-            "revoked-after"
+            "revoked-after",
+            "revoked-still-tried"
         ]
     );
 }

@@ -4,10 +4,10 @@
  * A proof ID must be remembered for as long as the proof could be accepted, so a holder who sends
  * proofs as fast as it can fills memory with live entries. The cache is bounded three ways: in
  * total, per holder (the token's `sub`, the API key) and per DPoP key (`jkt`). Each holder may hold
- * at most 1 % of the capacity and each `jkt` a quarter of that, so one flooder is refused
+ * at most 1 % of the capacity and each `jkt` half of that, so one flooder is refused
  * (`dpop_proof_quota`) while everyone else goes on: rotating `jkt` per proof does not help, the
- * holder's share still binds, and one browser flooding under a key many browsers use takes a
- * quarter of that key's share, not all of it.
+ * holder's share still binds, and one browser flooding under a key many browsers use takes half
+ * of that key's share, not all of it.
  * When the whole cache is full of live proofs, new proofs are refused (`dpop_replay_cache_full`)
  * rather than live ones forgotten (a forgotten live ID would allow a replay). Entries expire from a
  * time-ordered heap, a few at a time as they fall due: never a scan.
@@ -20,8 +20,8 @@ import { VerifyError } from './errors.js';
 
 export const DEFAULT_REPLAY_CAPACITY = 100_000;
 export const DEFAULT_REPLAY_SHARE_PERCENT = 1;
-/** One DPoP key may hold this fraction (1/n) of its holder's share (250 live proofs at 100,000). */
-export const DEFAULT_JKT_SHARE_DIVISOR = 4;
+/** One DPoP key may hold this fraction (1/n) of its holder's share (500 live proofs at 100,000). */
+export const DEFAULT_JKT_SHARE_DIVISOR = 2;
 
 /** Until when a proof's ID must be kept: while `|iat - now| <= window` it could pass. */
 export function replayUntil(iat: bigint, now: bigint, windowSecs: number): bigint {

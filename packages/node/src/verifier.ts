@@ -64,7 +64,7 @@ export interface VerifierOptions {
    * of it in live tokens (its further tokens are verified but not cached).
    */
   readonly cacheBytes?: number;
-  /** Live DPoP proof IDs remembered (1 % of it per API key and per DPoP key). */
+  /** Live DPoP proof IDs remembered (1 % of it per API key, half of that per DPoP key). */
   readonly dpopReplayCapacity?: number;
   /**
    * The external base URL of this API (e.g. `https://api.example`) that DPoP proofs' `htu` must

@@ -78,11 +78,11 @@ def test_one_holder_over_its_share_is_refused_alone() -> None:
     v.verify_dpop(t2, k2.proof("GET", URL, NOW, access_token=t2), "GET", URL)
 
 
-def test_one_dpop_key_gets_a_quarter_of_its_keys_share_so_one_flooding_browser_leaves_room() -> None:
+def test_one_dpop_key_gets_half_of_its_keys_share_so_one_flooding_browser_leaves_room() -> None:
     from keymint_verifier.dpop_replay import OverQuota
 
     limits = ReplayLimits.with_capacity(10_000)
-    assert (limits.per_holder, limits.per_jkt) == (100, 25)
+    assert (limits.per_holder, limits.per_jkt) == (100, 50)
     c = ReplayCache(10_000)
     refused = 0
     for n in range(1_000):
@@ -91,9 +91,9 @@ def test_one_dpop_key_gets_a_quarter_of_its_keys_share_so_one_flooding_browser_l
         except OverQuota as e:
             assert e.who == "jkt"
             refused += 1
-    assert refused == 1_000 - 25
-    # The key's other browsers still have three quarters of its share.
-    for browser in range(3):
+    assert refused == 1_000 - 50
+    # The key's other browsers still have half of its share.
+    for browser in range(2):
         for n in range(25):
             c.check_and_record("pk", f"browser{browser}", str(n), NOW + 66, NOW)
     # Only then is the key's own share full, for every DPoP key under it.

@@ -4,10 +4,10 @@
 //! proofs as fast as it can fills memory with live entries. The cache is therefore bounded three
 //! ways: in total, per *holder* (the API key: the token's `sub` at a verifier, the presented key at
 //! the issuer) and per DPoP key (`jkt`). Each holder may hold at most a share of the capacity (1 %
-//! by default) and each `jkt` a quarter of that, so one flooder is refused
+//! by default) and each `jkt` half of that, so one flooder is refused
 //! ([`ProofError::OverQuota`]) while everyone else goes on: rotating `jkt` on every proof does not
 //! help, the per-holder share still binds, and one DPoP key (one browser) flooding proofs under a
-//! key that many browsers use takes a quarter of that key's share, not all of it.
+//! key that many browsers use takes half of that key's share, not all of it.
 //! Entries expire from a time-ordered heap, a few at a time as they fall due: no scans, and the
 //! lock is only ever held for a handful of `O(log n)` steps.
 
@@ -26,9 +26,10 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 pub const DEFAULT_REPLAY_SHARE_PERCENT: usize = 1;
 /// One DPoP key may occupy this fraction (1/n) of a holder's share. Below the holder's share, so
 /// that one browser flooding proofs under a publishable key (which anyone may hold) leaves the
-/// key's other browsers three quarters of its share; at 100,000 proof IDs that is 250 live proofs
-/// per DPoP key, nearly 4 requests a second to one API server for the whole 66 s window.
-pub const DEFAULT_JKT_SHARE_DIVISOR: usize = 4;
+/// key's other browsers half of its share; at 100,000 proof IDs that is 500 live proofs per DPoP
+/// key, about 7.5 requests a second to one API server over the whole 66 s window (a backend
+/// client sending more with one DPoP key needs a larger capacity).
+pub const DEFAULT_JKT_SHARE_DIVISOR: usize = 2;
 
 /// Until when a proof's ID must be remembered: as long as the proof could still be accepted.
 /// A proof passes while `|iat - now| <= window_secs`, so one dated ahead of the clock (a client
@@ -138,7 +139,8 @@ fn count_of(counts: &HashMap<Arc<str>, usize>, name: &str) -> (Option<Arc<str>>,
 }
 
 impl ReplayCache {
-    /// A cache holding at most `capacity` live proof IDs, 1 % of them per holder and per DPoP key.
+    /// A cache holding at most `capacity` live proof IDs, 1 % of them per holder and half of
+    /// that per DPoP key ([`ReplayLimits::with_capacity`]).
     pub fn new(capacity: usize) -> Self {
         Self::with_limits(ReplayLimits::with_capacity(capacity))
     }

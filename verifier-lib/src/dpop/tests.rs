@@ -176,7 +176,7 @@ fn a_full_cache_refuses_new_proofs_and_frees_expired_ones() {
 
 #[test]
 fn one_flooding_key_is_refused_alone_even_when_it_rotates_its_dpop_key() {
-    // 1 % of 10,000: 100 live proofs per key, and a quarter of that, 25, per jkt.
+    // 1 % of 10,000: 100 live proofs per key, and half of that, 50, per jkt.
     let cache = ReplayCache::new(10_000);
     let until = UnixTime(NOW.0 + 66);
     let mut refused = 0;
@@ -197,7 +197,7 @@ fn one_flooding_key_is_refused_alone_even_when_it_rotates_its_dpop_key() {
     assert_eq!(refused, 4_900);
     assert_eq!(cache.len(), 100);
     // One DPoP key shared by many holders is bound by its own share.
-    for n in 0..25 {
+    for n in 0..50 {
         cache
             .check_and_record(&format!("h{n}"), "shared", &format!("{n}"), until, NOW)
             .unwrap();
@@ -221,7 +221,7 @@ fn one_dpop_key_flooding_under_a_shared_key_leaves_the_keys_other_dpop_keys_room
     // A publishable key used by many browsers; one of them floods proofs with its one DPoP key.
     let cache = ReplayCache::new(10_000);
     let limits = ReplayLimits::with_capacity(10_000);
-    assert_eq!((limits.per_holder, limits.per_jkt), (100, 25));
+    assert_eq!((limits.per_holder, limits.per_jkt), (100, 50));
     let until = UnixTime(NOW.0 + 66);
     let mut refused = 0;
     for n in 0..1_000 {
@@ -231,9 +231,9 @@ fn one_dpop_key_flooding_under_a_shared_key_leaves_the_keys_other_dpop_keys_room
             Err(e) => panic!("{e:?}"),
         }
     }
-    assert_eq!(refused, 1_000 - 25);
-    // The key's other browsers still have three quarters of its share.
-    for browser in 0..3 {
+    assert_eq!(refused, 1_000 - 50);
+    // The key's other browsers still have half of its share.
+    for browser in 0..2 {
         for n in 0..25 {
             cache
                 .check_and_record(

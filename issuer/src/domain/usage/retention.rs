@@ -1,6 +1,7 @@
 //! `--audit-retention`: stored audit rows and usage rollups older than the retention go, and so do
-//! keys revoked or expired longer ago than it (every row about them has gone by then; otherwise
-//! the key table would grow with every rotation for as long as the server runs). In small
+//! keys revoked or expired longer ago than it once no usage row names them (otherwise the key
+//! table would grow with every rotation for as long as the server runs; a dead key that clients
+//! still present keeps its rollups of refusals, and is kept for `keys usage` and leak reports). In small
 //! batches, so the database never holds the write lock for long (SQLite has one writer at a
 //! time: a long delete would stall every admin change and every usage flush behind it).
 

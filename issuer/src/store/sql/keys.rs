@@ -222,13 +222,17 @@ macro_rules! sql_keys {
             // through its own index (`api_keys_expires`, `api_keys_revoked`): the write lock is
             // held for a batch, never for the whole backlog. Not one statement with a UNION:
             // SQLite gathers the whole union before the LIMIT (370 ms a batch with 150,000 dead
-            // keys, against under 50 ms for these).
+            // keys, against under 50 ms for these). A key with usage rows left is kept: clients
+            // still present it (its refusals are counted under its ID), and `keys usage` and
+            // secret-scanning reports must still find it.
             let mut deleted = 0;
             for dead in [
                 "DELETE FROM api_keys WHERE key_id IN
-                   (SELECT key_id FROM api_keys WHERE expires_at < $1 LIMIT $2)",
+                   (SELECT key_id FROM api_keys k WHERE expires_at < $1 AND NOT EXISTS
+                      (SELECT 1 FROM key_usage u WHERE u.key_id = k.key_id) LIMIT $2)",
                 "DELETE FROM api_keys WHERE key_id IN
-                   (SELECT key_id FROM api_keys WHERE revoked_at < $1 LIMIT $2)",
+                   (SELECT key_id FROM api_keys k WHERE revoked_at < $1 AND NOT EXISTS
+                      (SELECT 1 FROM key_usage u WHERE u.key_id = k.key_id) LIMIT $2)",
             ] {
                 let room = batch - i64::try_from(deleted).unwrap_or(i64::MAX);
                 if room <= 0 {

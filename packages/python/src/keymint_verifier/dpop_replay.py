@@ -3,9 +3,9 @@
 A proof ID must be remembered for as long as the proof could be accepted, so a holder who sends
 proofs as fast as it can fills memory with live entries. The cache is bounded three ways: in
 total, per holder (the token's ``sub``) and per DPoP key (``jkt``): each holder gets at most a
-share of the capacity (1 % by default) and each ``jkt`` a quarter of that. One flooder is refused
+share of the capacity (1 % by default) and each ``jkt`` half of that. One flooder is refused
 alone: rotating ``jkt`` does not help, and one browser flooding under a key many browsers use
-takes a quarter of that key's share, not all of it. Entries expire from a time-ordered heap as they fall due (no
+takes half of that key's share, not all of it. Entries expire from a time-ordered heap as they fall due (no
 scans); when full, new proofs are refused rather than live ones forgotten.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 DEFAULT_REPLAY_CAPACITY = 100_000
 DEFAULT_REPLAY_SHARE_PERCENT = 1
-# One DPoP key may hold this fraction (1/n) of its holder's share (250 live proofs at 100,000).
-DEFAULT_JKT_SHARE_DIVISOR = 4
+# One DPoP key may hold this fraction (1/n) of its holder's share (500 live proofs at 100,000).
+DEFAULT_JKT_SHARE_DIVISOR = 2
 
 
 class Replayed(Exception):
