@@ -395,7 +395,8 @@ fn a_start_with_another_pepper_or_encryption_key_is_refused_and_changes_nothing(
 }
 
 /// An issuer URL in plain http off loopback starts (a mesh may encrypt it) but is warned of in
-/// the log, naming the fix, and by `settings set`; the local default says nothing.
+/// the log, naming the fix, by `settings set` and in the settings as shown (CLI and admin API);
+/// the local default says nothing.
 #[test]
 fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
     let warning = "is plain http on a host other than loopback";
@@ -423,7 +424,20 @@ fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(warning), "{err}");
+    // The settings as shown (`settings show --json`, and the admin API's GET and PUT, which
+    // answer the same view) carry it too, for as long as the URL is stored.
+    let shown = |s: &Server| -> serde_json::Value {
+        let out = s.cli(&["settings", "show", "--json"]);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let view = shown(&local);
+    assert!(
+        view["warnings"][0].as_str().unwrap().contains(warning),
+        "{view}"
+    );
     let out = local.cli(&["settings", "set", "issuer-url", "https://issuer.example"]);
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains(warning));
+    assert!(shown(&local).get("warnings").is_none());
 }

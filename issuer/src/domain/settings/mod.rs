@@ -345,6 +345,10 @@ pub struct SettingsView {
     pub jwks_max_age: Option<u64>,
     /// The revocation list's validity, in seconds.
     pub revocation_list_validity: Option<u64>,
+    /// What an operator should know about these settings: an issuer URL in plain http on a host
+    /// other than loopback. Absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl From<&Partial> for SettingsView {
@@ -354,6 +358,12 @@ impl From<&Partial> for SettingsView {
             max_token_ttl: p.max_token_ttl.map(|d| d.as_secs()),
             jwks_max_age: p.jwks_max_age.map(|d| d.as_secs()),
             revocation_list_validity: p.list_validity.map(|d| d.as_secs()),
+            warnings: p
+                .issuer
+                .as_ref()
+                .and_then(plain_http_warning)
+                .into_iter()
+                .collect(),
         }
     }
 }
