@@ -14,9 +14,10 @@
  * valid tokens cannot crowd out other keys' cached tokens; only that key pays the signature checks.
  *
  * A cached token counts against its key until it leaves the cache (eviction, removal, purge or
- * replacement) or can no longer pass (`exp` plus the leeway), whichever comes first: so expired
- * tokens lingering in the cache do not hold the share (and leave it when presented again), and a
- * token pushed out stops counting at once. The heap of due times is compacted whenever it holds twice as many tickets as are live.
+ * replacement) or can no longer pass (`exp` plus the leeway), whichever comes first; a token whose
+ * time has passed then leaves the cache at the next insertion: so expired tokens neither hold the
+ * share nor linger in the cache (uncounted, a key minting short-lived tokens could fill the budget
+ * with them), and a token pushed out stops counting at once. The heap of due times is compacted whenever it holds twice as many tickets as are live.
  */
 
 import { createHash } from 'node:crypto';
@@ -82,8 +83,10 @@ export class CacheShares {
   readonly share: number;
   /** Counted weight per key; a key with none has no record. */
   private readonly perKey = new Map<string, number>();
-  /** Tokens counted and not yet released: ticket → key and weight. */
-  private readonly live = new Map<number, { readonly sub: string; readonly weight: number }>();
+  /** Tokens counted and not yet released: ticket → key, weight and the token's cache digest. */
+  private readonly live = new Map<number, { readonly sub: string; readonly weight: number; readonly digest: string }>();
+  /** Tokens released at their time since {@link takeExpired} was last called. */
+  private expired: { readonly digest: string; readonly ticket: number }[] = [];
   /** (until, ticket), soonest first; may still hold tickets released by the cache. */
   private readonly due = new DueHeap<Due>();
   private nextTicket = 0;
@@ -98,13 +101,13 @@ export class CacheShares {
    * key's counted tokens leave room for it at `now`; undefined if not (the token is then not
    * cached). The token counts until {@link release} is called with the ticket or `until` passes.
    */
-  admit(sub: string, until: bigint, weight: number, now: bigint): number | undefined {
+  admit(sub: string, until: bigint, weight: number, now: bigint, digest = ''): number | undefined {
     this.releaseDue(now);
     const held = this.perKey.get(sub) ?? 0;
     if (held + weight > this.share) return undefined;
     this.perKey.set(sub, held + weight);
     const ticket = this.nextTicket++;
-    this.live.set(ticket, { sub, weight });
+    this.live.set(ticket, { sub, weight, digest });
     this.due.push({ until, ticket });
     if (this.due.size > 2 * this.live.size + HEAP_SLACK) this.due.retain((d) => this.live.has(d.ticket));
     return ticket;
@@ -130,10 +133,19 @@ export class CacheShares {
     return { keys: this.perKey.size, live: this.live.size, due: this.due.size };
   }
 
-  /** Releases every token whose time has passed. */
+  /** The tokens (digest and ticket) released at their time since the last call, for removal. */
+  takeExpired(): readonly { readonly digest: string; readonly ticket: number }[] {
+    const expired = this.expired;
+    this.expired = [];
+    return expired;
+  }
+
+  /** Releases every token whose time has passed, keeping those that still counted for {@link takeExpired}. */
   private releaseDue(now: bigint): void {
     for (let top = this.due.peek(); top !== undefined && top.until <= now; top = this.due.peek()) {
       this.due.pop();
+      const t = this.live.get(top.ticket);
+      if (t !== undefined) this.expired.push({ digest: t.digest, ticket: top.ticket });
       this.release(top.ticket);
     }
   }
@@ -172,7 +184,11 @@ export class TokenCache {
     const weight = entryWeight(tokenLength);
     const shares = this.shares;
     if (shares === undefined || weight > this.capacityBytes) return false;
-    const ticket = shares.admit(entry.token.claims.sub, until, weight, now);
+    const ticket = shares.admit(entry.token.claims.sub, until, weight, now, digest);
+    // Tokens that can no longer pass leave the cache, a miss at a time (no scans).
+    for (const gone of shares.takeExpired()) {
+      if (this.entries.get(gone.digest)?.ticket === gone.ticket) this.remove(gone.digest);
+    }
     if (ticket === undefined) return false;
     // An entry already cached under this digest is replaced: it leaves, and releases its share.
     this.remove(digest);

@@ -55,9 +55,22 @@ describe('each API key gets its own share of the verified-token cache', () => {
     await v.verify(later, NOW + 159);
     assert.equal(v.cachedTokens, PER_KEY);
     await v.verify(later, NOW + 160);
-    assert.equal(v.cachedTokens, PER_KEY + 1);
+    // Cached, and the four that can no longer pass have left the cache.
+    assert.equal(v.cachedTokens, 1);
     withoutMissPath(v);
     assert.equal((await v.verify(later, NOW + 160)).claims.sub, 'keyA');
+  });
+
+  it('a token past its time leaves the cache at the next miss, never presented again', async () => {
+    const v = await verifier({ cacheBytes: CACHE_BYTES, leewaySecs: 60 });
+    const short = key.token({ sub: 'keyA', exp: NOW + 100 });
+    await v.verify(short, NOW);
+    await v.verify(key.token({ sub: 'keyB', exp: NOW + 1000 }), NOW + 159);
+    assert.equal(v.cachedTokens, 2, 'still able to pass');
+    await v.verify(key.token({ sub: 'keyB', exp: NOW + 1000 }), NOW + 160);
+    assert.equal(v.cachedTokens, 2, 'the short-lived token left, the new one came');
+    withoutMissPath(v);
+    await assert.rejects(v.verify(short, NOW + 10), /the miss path ran/);
   });
 
   it('an expired token presented again leaves the cache at once', async () => {

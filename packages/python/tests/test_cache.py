@@ -117,9 +117,24 @@ def test_a_key_past_its_share_is_cached_again_once_its_tokens_until_passed(monke
     v.verify(later, now=NOW + 159)
     assert v.cached_tokens == PER_KEY
     v.verify(later, now=NOW + 160)
-    assert v.cached_tokens == PER_KEY + 1
+    # Cached, and the earlier ones, which can no longer pass, have left the cache.
+    assert v.cached_tokens == 1
     _without_miss_path(v, monkeypatch)
     assert v.verify(later, now=NOW + 160).claims.sub == "A"
+
+
+def test_a_token_past_its_time_leaves_the_cache_at_the_next_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Signer.ed25519()
+    v = _shared_verifier(s, leeway=60)
+    short = s.token(sub="A", jti="short", exp=NOW + 100)
+    v.verify(short, now=NOW)
+    v.verify(s.token(sub="B", jti="b1", exp=NOW + 1000), now=NOW + 159)
+    assert v.cached_tokens == 2, "still able to pass"
+    v.verify(s.token(sub="B", jti="b2", exp=NOW + 1000), now=NOW + 160)
+    assert v.cached_tokens == 2, "the short-lived token left, the new one came"
+    _without_miss_path(v, monkeypatch)
+    with pytest.raises(AssertionError, match="the miss path ran"):
+        v.verify(short, now=NOW + 10)
 
 
 def test_an_expired_token_presented_again_leaves_the_cache() -> None:

@@ -42,14 +42,15 @@ pub(crate) struct Entry {
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<Box<str>, Arc<Entry>> for ByBytes {
-    fn weight(&self, key: &Box<str>, _: &Arc<Entry>) -> u64 {
+impl Weighter<Arc<str>, Arc<Entry>> for ByBytes {
+    fn weight(&self, key: &Arc<str>, _: &Arc<Entry>) -> u64 {
         key.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
-/// Token → entry, weighed in bytes.
-type Entries = Cache<Box<str>, Arc<Entry>, ByBytes>;
+/// Token → entry, weighed in bytes. The token is shared with the share tracker, which hands it
+/// back when the token's time has passed, for removal.
+type Entries = Cache<Arc<str>, Arc<Entry>, ByBytes>;
 
 pub(crate) struct TokenCache {
     inner: Option<(Entries, Arc<CacheShares>)>,
@@ -73,19 +74,26 @@ impl TokenCache {
 
     /// Caches `entry` for `token` unless its key (`sub`) already holds its share of the budget in
     /// tokens live until after `now`; the entry counts against the key until `until` (the token's
-    /// `exp` plus the leeway).
+    /// `exp` plus the leeway), and leaves the cache at the first insertion after that.
     pub(crate) fn insert(&self, token: &str, mut entry: Entry, until: UnixTime, now: UnixTime) {
         let Some((cache, shares)) = &self.inner else {
             return;
         };
         let key = entry.token.claims().sub.as_str();
         let weight = token.len() as u64 + ENTRY_OVERHEAD;
-        let Some(share) = shares.admit(key, until, weight, now) else {
+        let text: Arc<str> = Arc::from(token);
+        let (share, due) = shares.admit(key, &text, until, weight, now);
+        // Tokens that can no longer pass leave the cache, a miss at a time (no scans): no longer
+        // counted against their keys, they would otherwise hold the budget until evicted.
+        for expired in due {
+            cache.remove(&*expired);
+        }
+        let Some(share) = share else {
             crate::telemetry::cache_share_full();
             return;
         };
         entry.share = Some(share);
-        cache.insert(token.into(), Arc::new(entry));
+        cache.insert(text, Arc::new(entry));
     }
 
     /// Whether `token` is cached, without counting as a use.

@@ -8,9 +8,11 @@
 //!
 //! A cached token counts against its key until it leaves the cache (its entry holds a [`Share`]
 //! whose drop releases it) or until it could no longer pass (`exp` plus the leeway; released from
-//! a heap in due order, without scans), whichever comes first: so an expired token lingering in
-//! the cache does not hold its key's share (and leaves the cache when presented again), and a
-//! token pushed out stops counting at once. The heap drops released tokens whenever it holds twice as many as are live, so it stays in
+//! a heap in due order, without scans), whichever comes first. A token released at its time is
+//! handed back to the cache, which removes it (see [`CacheShares::admit`]): an expired token
+//! neither holds its key's share nor lingers in the cache, where, no longer counted, a key that
+//! mints short-lived tokens could otherwise fill the budget with them. A token pushed out stops
+//! counting at once. The heap drops released tokens whenever it holds twice as many as are live, so it stays in
 //! proportion to the cache.
 
 use std::cmp::Reverse;
@@ -40,11 +42,20 @@ pub(crate) struct CacheShares {
 struct State {
     /// Counted weight per key; a key with none has no entry.
     per_key: HashMap<Arc<str>, u64>,
-    /// Tokens counted and not yet released: ticket → (key, weight).
-    live: HashMap<u64, (Arc<str>, u64)>,
+    /// Tokens counted and not yet released: ticket → what it counts.
+    live: HashMap<u64, Counted>,
     /// (until, ticket), soonest first; may still hold tickets released by eviction.
     due: BinaryHeap<Reverse<(u64, u64)>>,
     next_ticket: u64,
+}
+
+/// A token counted against its key.
+#[derive(Debug)]
+struct Counted {
+    key: Arc<str>,
+    weight: u64,
+    /// The token itself (the cache's own key, shared), to remove it from the cache once due.
+    token: Arc<str>,
 }
 
 /// A cached token's weight held against its key: dropped with the cache entry, it releases it.
@@ -66,7 +77,7 @@ impl Drop for Share {
     fn drop(&mut self) {
         // Never called with the state locked: the state holds no entries, so nothing drops one
         // while it is locked.
-        self.shares.lock().release(self.ticket);
+        let _token = self.shares.lock().release(self.ticket);
     }
 }
 
@@ -86,20 +97,23 @@ impl CacheShares {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A share for a token of `key` weighing `weight`, live until `until`, if the key's counted
-    /// tokens leave room for it at `now`; none if not (the token is then not cached).
+    /// A share for `token` of `key` weighing `weight`, live until `until`, if the key's counted
+    /// tokens leave room for it at `now`; none if not (the token is then not cached). Besides,
+    /// the tokens whose time passed by `now` while they were cached: the caller removes them
+    /// from the cache (not here: the cache's locks come before this one).
     pub(crate) fn admit(
         self: &Arc<Self>,
         key: &str,
+        token: &Arc<str>,
         until: UnixTime,
         weight: u64,
         now: UnixTime,
-    ) -> Option<Share> {
+    ) -> (Option<Share>, Vec<Arc<str>>) {
         let mut state = self.lock();
-        state.release_due(now);
+        let due = state.release_due(now);
         let held = state.per_key.get(key).copied().unwrap_or(0);
         if held.saturating_add(weight) > self.share {
-            return None;
+            return (None, due);
         }
         let name = match state.per_key.get_key_value(key) {
             Some((name, _)) => Arc::clone(name),
@@ -108,16 +122,24 @@ impl CacheShares {
         state.per_key.insert(Arc::clone(&name), held + weight);
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.live.insert(ticket, (name, weight));
+        state.live.insert(
+            ticket,
+            Counted {
+                key: name,
+                weight,
+                token: Arc::clone(token),
+            },
+        );
         state.due.push(Reverse((until.0, ticket)));
         if state.due.len() > state.live.len().saturating_mul(2) + HEAP_SLACK {
             let State { due, live, .. } = &mut *state;
             due.retain(|Reverse((_, t))| live.contains_key(t));
         }
-        Some(Share {
+        let share = Share {
             shares: Arc::clone(self),
             ticket,
-        })
+        };
+        (Some(share), due)
     }
 
     /// The weight counted against `key`.
@@ -134,28 +156,29 @@ impl CacheShares {
 }
 
 impl State {
-    /// Stops counting `ticket`, if it still counts.
-    fn release(&mut self, ticket: u64) {
-        let Some((key, weight)) = self.live.remove(&ticket) else {
-            return;
-        };
+    /// Stops counting `ticket`, if it still counts; its token if it did.
+    fn release(&mut self, ticket: u64) -> Option<Arc<str>> {
+        let Counted { key, weight, token } = self.live.remove(&ticket)?;
         if let Some(held) = self.per_key.get_mut(&*key) {
             *held = held.saturating_sub(weight);
             if *held == 0 {
                 self.per_key.remove(&*key);
             }
         }
+        Some(token)
     }
 
-    /// Releases every token whose time has passed.
-    fn release_due(&mut self, now: UnixTime) {
+    /// Releases every token whose time has passed; those that were still counted.
+    fn release_due(&mut self, now: UnixTime) -> Vec<Arc<str>> {
+        let mut due = Vec::new();
         while let Some(&Reverse((until, ticket))) = self.due.peek() {
             if until > now.0 {
                 break;
             }
             self.due.pop();
-            self.release(ticket);
+            due.extend(self.release(ticket));
         }
+        due
     }
 }
 
@@ -167,6 +190,38 @@ mod tests {
 
     fn shares(capacity: u64) -> Arc<CacheShares> {
         Arc::new(CacheShares::new(capacity))
+    }
+
+    impl CacheShares {
+        /// [`CacheShares::admit`] of a token named after its key, without the due tokens.
+        fn admit_for(
+            self: &Arc<Self>,
+            key: &str,
+            until: UnixTime,
+            weight: u64,
+            now: UnixTime,
+        ) -> Option<Share> {
+            self.admit(key, &Arc::from(key), until, weight, now).0
+        }
+    }
+
+    /// Tokens released at their time are handed back, once, for the cache to remove; a token
+    /// released earlier (it left the cache) is not.
+    #[test]
+    fn tokens_past_their_time_are_handed_back_to_be_removed() {
+        let shares = shares(100_000);
+        let soon = UnixTime(NOW.0 + 60);
+        let (_a, none) = shares.admit("k", &Arc::from("token-a"), soon, 100, NOW);
+        assert!(none.is_empty());
+        let (evicted, _) = shares.admit("k", &Arc::from("token-b"), soon, 100, NOW);
+        drop(evicted);
+        let later = UnixTime(NOW.0 + 600);
+        let (_c, due) = shares.admit("k", &Arc::from("token-c"), later, 100, UnixTime(soon.0 - 1));
+        assert!(due.is_empty(), "not yet due");
+        let (_d, due) = shares.admit("other", &Arc::from("token-d"), later, 100, soon);
+        assert_eq!(due, [Arc::<str>::from("token-a")]);
+        let (_e, due) = shares.admit("other", &Arc::from("token-e"), later, 100, soon);
+        assert!(due.is_empty(), "handed back once");
     }
 
     #[test]
@@ -182,11 +237,11 @@ mod tests {
         assert_eq!(shares.share(), 10_000);
         let until = UnixTime(NOW.0 + 600);
         let held: Vec<Share> = (0..10)
-            .map(|_| shares.admit("a", until, 1_000, NOW).unwrap())
+            .map(|_| shares.admit_for("a", until, 1_000, NOW).unwrap())
             .collect();
         assert_eq!(shares.held("a"), 10_000);
-        assert!(shares.admit("a", until, 1, NOW).is_none());
-        let _b = shares.admit("b", until, 1_000, NOW).unwrap();
+        assert!(shares.admit_for("a", until, 1, NOW).is_none());
+        let _b = shares.admit_for("b", until, 1_000, NOW).unwrap();
         assert_eq!(shares.held("b"), 1_000);
         drop(held);
     }
@@ -195,10 +250,14 @@ mod tests {
     fn a_key_gets_its_share_back_at_the_instant_its_tokens_are_due() {
         let shares = shares(100_000);
         let until = UnixTime(NOW.0 + 600);
-        let _cached = shares.admit("a", until, 10_000, NOW).unwrap();
+        let _cached = shares.admit_for("a", until, 10_000, NOW).unwrap();
         let later = UnixTime(until.0 + 600);
-        assert!(shares.admit("a", later, 1, UnixTime(until.0 - 1)).is_none());
-        let _next = shares.admit("a", later, 10_000, until).unwrap();
+        assert!(
+            shares
+                .admit_for("a", later, 1, UnixTime(until.0 - 1))
+                .is_none()
+        );
+        let _next = shares.admit_for("a", later, 10_000, until).unwrap();
         assert_eq!(shares.held("a"), 10_000);
     }
 
@@ -208,15 +267,15 @@ mod tests {
     fn a_token_leaving_the_cache_releases_its_share_at_once_and_only_once() {
         let shares = shares(100_000);
         let until = UnixTime(NOW.0 + 600);
-        let first = shares.admit("a", until, 10_000, NOW).unwrap();
-        assert!(shares.admit("a", until, 10_000, NOW).is_none());
+        let first = shares.admit_for("a", until, 10_000, NOW).unwrap();
+        assert!(shares.admit_for("a", until, 10_000, NOW).is_none());
         drop(first);
         assert_eq!(shares.held("a"), 0);
         let _second = shares
-            .admit("a", UnixTime(until.0 + 1), 10_000, NOW)
+            .admit_for("a", UnixTime(until.0 + 1), 10_000, NOW)
             .unwrap();
         // The first token's time passes: the second still counts.
-        assert!(shares.admit("b", until, 1, until).is_some());
+        assert!(shares.admit_for("b", until, 1, until).is_some());
         assert_eq!(shares.held("a"), 10_000);
     }
 
@@ -229,12 +288,12 @@ mod tests {
         for n in 0..20_000 {
             drop(
                 shares
-                    .admit(&format!("k{}", n % 50), until, 100, NOW)
+                    .admit_for(&format!("k{}", n % 50), until, 100, NOW)
                     .unwrap(),
             );
         }
         let kept: Vec<Share> = (0..10)
-            .map(|n| shares.admit(&format!("k{n}"), until, 100, NOW).unwrap())
+            .map(|n| shares.admit_for(&format!("k{n}"), until, 100, NOW).unwrap())
             .collect();
         let state = shares.lock();
         assert_eq!((state.live.len(), state.per_key.len()), (10, 10));

@@ -285,3 +285,23 @@ fn an_expired_token_presented_again_leaves_the_cache() {
     ));
     assert!(!v.is_cached(&t));
 }
+
+/// A token that can no longer pass leaves the cache at the next miss, even if it is never
+/// presented again: no longer counted against its key, it would otherwise hold part of the budget
+/// until evicted (a key minting short-lived tokens could fill the cache with them).
+#[test]
+fn a_token_past_its_time_leaves_the_cache_at_the_next_miss() {
+    let f = fixture();
+    let v = verifier(&f);
+    let short = token_of(&f, "key1", 0, UnixTime(NOW.0 + 60));
+    v.verify_at(&short, NOW).unwrap();
+    assert!(v.is_cached(&short));
+    let due = UnixTime(NOW.0 + 60 + DEFAULT_LEEWAY.as_secs());
+    let other = token_of(&f, "key2", 0, UnixTime(NOW.0 + 600));
+    v.verify_at(&other, UnixTime(due.0 - 1)).unwrap();
+    assert!(v.is_cached(&short), "still able to pass");
+    let third = token_of(&f, "key2", 1, UnixTime(NOW.0 + 600));
+    v.verify_at(&third, due).unwrap();
+    assert!(!v.is_cached(&short));
+    assert_eq!(v.cached_tokens(), 2);
+}

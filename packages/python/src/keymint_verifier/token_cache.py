@@ -12,9 +12,10 @@ that, its further tokens are verified exactly as before but not cached, so a hol
 valid tokens cannot crowd out other keys' cached tokens; only that key pays the signature checks.
 
 A cached token counts against its key until it leaves the cache (eviction, removal, purge or
-replacement) or can no longer pass (``exp`` plus the leeway), whichever comes first: so expired
-tokens lingering in the cache do not hold the share (and leave it when presented again), and a
-token pushed out stops counting at once. The heap of due times is compacted whenever it holds twice as many tickets as are live.
+replacement) or can no longer pass (``exp`` plus the leeway), whichever comes first; a token whose
+time has passed then leaves the cache at the next insertion: so expired tokens neither hold the
+share nor linger in the cache (uncounted, a key minting short-lived tokens could fill it with
+them), and a token pushed out stops counting at once. The heap of due times is compacted whenever it holds twice as many tickets as are live.
 
 Locks: ``TokenCache`` and ``CacheShares`` each have their own, and neither is ever taken while the
 other is held: the cache admits a token before taking its lock, and releases the tickets of the
@@ -74,13 +75,15 @@ class CacheShares:
         self._lock = threading.Lock()
         # Counted weight per key; a key with none has no record.
         self._per_key: dict[str, int] = {}
-        # Tokens counted and not yet released: ticket -> (key, weight).
-        self._live: dict[int, tuple[str, int]] = {}
+        # Tokens counted and not yet released: ticket -> (key, weight, the token's cache key).
+        self._live: dict[int, tuple[str, int, bytes]] = {}
+        # Tokens released at their time since ``take_expired``: (cache key, ticket).
+        self._expired: list[tuple[bytes, int]] = []
         # (until, ticket), soonest first; may still hold tickets released by the cache.
         self._due: list[tuple[int, int]] = []
         self._next_ticket = 0
 
-    def admit(self, sub: str, until: int, weight: int, now: int) -> int | None:
+    def admit(self, sub: str, until: int, weight: int, now: int, key: bytes = b"") -> int | None:
         """A ticket counting a token of ``sub`` weighing ``weight``, live until ``until``, against
         ``sub``, if the key's counted tokens leave room for it at ``now``; ``None`` if not (the
         token is then not cached). The token counts until ``release(ticket)`` or ``until``."""
@@ -92,7 +95,7 @@ class CacheShares:
             self._per_key[sub] = held + weight
             ticket = self._next_ticket
             self._next_ticket += 1
-            self._live[ticket] = (sub, weight)
+            self._live[ticket] = (sub, weight, key)
             heapq.heappush(self._due, (until, ticket))
             if len(self._due) > 2 * len(self._live) + HEAP_SLACK:
                 live = self._live
@@ -104,6 +107,13 @@ class CacheShares:
         """Stops counting ``ticket``, if it still counts (releasing twice is harmless)."""
         with self._lock:
             self._release(ticket)
+
+    def take_expired(self) -> list[tuple[bytes, int]]:
+        """The tokens (cache key, ticket) released at their time since the last call, for the cache
+        to remove."""
+        with self._lock:
+            expired, self._expired = self._expired, []
+            return expired
 
     def held(self, sub: str) -> int:
         """The weight counted against ``sub``."""
@@ -121,7 +131,7 @@ class CacheShares:
         counted = self._live.pop(ticket, None)
         if counted is None:
             return
-        sub, weight = counted
+        sub, weight, _ = counted
         held = self._per_key.get(sub, 0) - weight
         if held <= 0:
             self._per_key.pop(sub, None)
@@ -132,6 +142,9 @@ class CacheShares:
         due = self._due
         while due and due[0][0] <= now:
             _, ticket = heapq.heappop(due)
+            counted = self._live.get(ticket)
+            if counted is not None:
+                self._expired.append((counted[2], ticket))
             self._release(ticket)
 
 
@@ -164,7 +177,16 @@ class TokenCache:
         if shares is None:
             return False
         # Admitted before the cache's lock is taken, never under it (see the module's docs).
-        ticket = shares.admit(entry.token.claims.sub, until, 1, now)
+        ticket = shares.admit(entry.token.claims.sub, until, 1, now, key)
+        # Tokens that can no longer pass leave the cache, a miss at a time (no scans); their shares
+        # were released already.
+        expired = shares.take_expired()
+        if expired:
+            with self._lock:
+                for k, t in expired:
+                    e = self._entries.get(k)
+                    if e is not None and e.ticket == t:
+                        del self._entries[k]
         if ticket is None:
             return False
         with self._lock:
