@@ -436,6 +436,30 @@ fn a_plain_http_issuer_off_loopback_is_warned_of_at_start() {
         view["warnings"][0].as_str().unwrap().contains(warning),
         "{view}"
     );
+    let text = local.cli(&["settings", "show"]);
+    assert!(String::from_utf8_lossy(&text.stderr).contains(warning));
+    // The admin API, once the running server has adopted the URL (its admin audience with it).
+    let admin = local.cli(&["admin-keys", "create", "--scope", "admin:read", "--json"]);
+    let admin_key = serde_json::from_slice::<serde_json::Value>(&admin.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = wait_until("the admin API's settings", Duration::from_secs(10), || {
+        let token = token_request(&local, &admin_key, None).json()["access_token"]
+            .as_str()?
+            .to_owned();
+        let r = reply(
+            local
+                .get("/v1/admin/settings")
+                .set("Authorization", &format!("Bearer {token}"))
+                .call(),
+        );
+        (r.status == 200).then(|| r.json())
+    });
+    assert!(
+        view["warnings"][0].as_str().unwrap().contains(warning),
+        "{view}"
+    );
     let out = local.cli(&["settings", "set", "issuer-url", "https://issuer.example"]);
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains(warning));

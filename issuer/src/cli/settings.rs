@@ -88,6 +88,9 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     });
                     say!("{:<26}{value}", name.as_str());
                 }
+                for warning in SettingsView::from(&stored).warnings {
+                    eprintln!("keymint: warning: {warning}");
+                }
             }
         }
         Command::Set { name, value } => {

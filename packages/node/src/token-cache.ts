@@ -185,7 +185,7 @@ export class TokenCache {
     const shares = this.shares;
     if (shares === undefined || weight > this.capacityBytes) return false;
     const ticket = shares.admit(entry.token.claims.sub, until, weight, now, digest);
-    // Tokens that can no longer pass leave the cache, a miss at a time (no scans).
+    // Tokens that can no longer pass leave the cache, an insertion at a time (no scans).
     for (const gone of shares.takeExpired()) {
       if (this.entries.get(gone.digest)?.ticket === gone.ticket) this.remove(gone.digest);
     }

@@ -61,7 +61,7 @@ describe('each API key gets its own share of the verified-token cache', () => {
     assert.equal((await v.verify(later, NOW + 160)).claims.sub, 'keyA');
   });
 
-  it('a token past its time leaves the cache at the next miss, never presented again', async () => {
+  it('a token past its time leaves the cache when the next token is cached, never presented again', async () => {
     const v = await verifier({ cacheBytes: CACHE_BYTES, leewaySecs: 60 });
     const short = key.token({ sub: 'keyA', exp: NOW + 100 });
     await v.verify(short, NOW);

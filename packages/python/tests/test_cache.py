@@ -123,7 +123,7 @@ def test_a_key_past_its_share_is_cached_again_once_its_tokens_until_passed(monke
     assert v.verify(later, now=NOW + 160).claims.sub == "A"
 
 
-def test_a_token_past_its_time_leaves_the_cache_at_the_next_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_past_its_time_leaves_the_cache_when_the_next_token_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Signer.ed25519()
     v = _shared_verifier(s, leeway=60)
     short = s.token(sub="A", jti="short", exp=NOW + 100)

@@ -81,14 +81,20 @@ impl TokenCache {
         };
         let key = entry.token.claims().sub.as_str();
         let weight = token.len() as u64 + ENTRY_OVERHEAD;
-        let text: Arc<str> = Arc::from(token);
-        let (share, due) = shares.admit(key, &text, until, weight, now);
-        // Tokens that can no longer pass leave the cache, a miss at a time (no scans): no longer
-        // counted against their keys, they would otherwise hold the budget until evicted.
+        // A token in its last second is not cached: another thread's insertion could hand it
+        // back for removal before this one has put it in the cache, and it would stay there,
+        // counted against no key.
+        if until.0 <= now.0.saturating_add(1) {
+            return;
+        }
+        let self::shares::Admission { admitted, due } =
+            shares.admit(key, token, until, weight, now);
+        // Tokens that can no longer pass leave the cache, an insertion at a time (no scans): no
+        // longer counted against their keys, they would otherwise hold the budget until evicted.
         for expired in due {
             cache.remove(&*expired);
         }
-        let Some(share) = share else {
+        let Some((share, text)) = admitted else {
             crate::telemetry::cache_share_full();
             return;
         };

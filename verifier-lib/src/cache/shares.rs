@@ -49,6 +49,15 @@ struct State {
     next_ticket: u64,
 }
 
+/// What [`CacheShares::admit`] answers.
+pub(crate) struct Admission {
+    /// The share, and the token as the cache's key (shared with the tracker); none when the key
+    /// holds its whole share (the token is then not cached, and not copied).
+    pub(crate) admitted: Option<(Share, Arc<str>)>,
+    /// Tokens whose time passed while they were cached, for the cache to remove.
+    pub(crate) due: Vec<Arc<str>>,
+}
+
 /// A token counted against its key.
 #[derive(Debug)]
 struct Counted {
@@ -98,22 +107,26 @@ impl CacheShares {
     }
 
     /// A share for `token` of `key` weighing `weight`, live until `until`, if the key's counted
-    /// tokens leave room for it at `now`; none if not (the token is then not cached). Besides,
-    /// the tokens whose time passed by `now` while they were cached: the caller removes them
-    /// from the cache (not here: the cache's locks come before this one).
+    /// tokens leave room for it at `now`, with the token as the cache's key (shared with the
+    /// tracker); none if not (the token is then not cached, and not copied). Besides, the tokens
+    /// whose time passed by `now` while they were cached: the caller removes them from the cache
+    /// (not here: the cache's locks come before this one).
     pub(crate) fn admit(
         self: &Arc<Self>,
         key: &str,
-        token: &Arc<str>,
+        token: &str,
         until: UnixTime,
         weight: u64,
         now: UnixTime,
-    ) -> (Option<Share>, Vec<Arc<str>>) {
+    ) -> Admission {
         let mut state = self.lock();
         let due = state.release_due(now);
         let held = state.per_key.get(key).copied().unwrap_or(0);
         if held.saturating_add(weight) > self.share {
-            return (None, due);
+            return Admission {
+                admitted: None,
+                due,
+            };
         }
         let name = match state.per_key.get_key_value(key) {
             Some((name, _)) => Arc::clone(name),
@@ -122,12 +135,13 @@ impl CacheShares {
         state.per_key.insert(Arc::clone(&name), held + weight);
         let ticket = state.next_ticket;
         state.next_ticket += 1;
+        let token: Arc<str> = Arc::from(token);
         state.live.insert(
             ticket,
             Counted {
                 key: name,
                 weight,
-                token: Arc::clone(token),
+                token: Arc::clone(&token),
             },
         );
         state.due.push(Reverse((until.0, ticket)));
@@ -139,7 +153,10 @@ impl CacheShares {
             shares: Arc::clone(self),
             ticket,
         };
-        (Some(share), due)
+        Admission {
+            admitted: Some((share, token)),
+            due,
+        }
     }
 
     /// The weight counted against `key`.
@@ -201,7 +218,9 @@ mod tests {
             weight: u64,
             now: UnixTime,
         ) -> Option<Share> {
-            self.admit(key, &Arc::from(key), until, weight, now).0
+            self.admit(key, key, until, weight, now)
+                .admitted
+                .map(|(share, _)| share)
         }
     }
 
@@ -211,17 +230,16 @@ mod tests {
     fn tokens_past_their_time_are_handed_back_to_be_removed() {
         let shares = shares(100_000);
         let soon = UnixTime(NOW.0 + 60);
-        let (_a, none) = shares.admit("k", &Arc::from("token-a"), soon, 100, NOW);
-        assert!(none.is_empty());
-        let (evicted, _) = shares.admit("k", &Arc::from("token-b"), soon, 100, NOW);
-        drop(evicted);
+        let a = shares.admit("k", "token-a", soon, 100, NOW);
+        assert!(a.due.is_empty());
+        drop(shares.admit("k", "token-b", soon, 100, NOW).admitted);
         let later = UnixTime(NOW.0 + 600);
-        let (_c, due) = shares.admit("k", &Arc::from("token-c"), later, 100, UnixTime(soon.0 - 1));
-        assert!(due.is_empty(), "not yet due");
-        let (_d, due) = shares.admit("other", &Arc::from("token-d"), later, 100, soon);
-        assert_eq!(due, [Arc::<str>::from("token-a")]);
-        let (_e, due) = shares.admit("other", &Arc::from("token-e"), later, 100, soon);
-        assert!(due.is_empty(), "handed back once");
+        let c = shares.admit("k", "token-c", later, 100, UnixTime(soon.0 - 1));
+        assert!(c.due.is_empty(), "not yet due");
+        let d = shares.admit("other", "token-d", later, 100, soon);
+        assert_eq!(d.due, [Arc::<str>::from("token-a")]);
+        let e = shares.admit("other", "token-e", later, 100, soon);
+        assert!(e.due.is_empty(), "handed back once");
     }
 
     #[test]
@@ -229,6 +247,23 @@ mod tests {
         assert_eq!(shares(100).share(), 100);
         assert_eq!(shares(8_192).share(), MIN_SHARE);
         assert_eq!(shares(16 * 1024 * 1024).share(), 1_677_722);
+    }
+
+    /// A token refused its place still collects the tokens that fell due, for the cache to remove:
+    /// a key over its share does not keep dead tokens cached.
+    #[test]
+    fn a_refused_token_still_hands_back_the_tokens_that_fell_due() {
+        let shares = shares(100_000);
+        let soon = UnixTime(NOW.0 + 60);
+        let later = UnixTime(NOW.0 + 600);
+        let _dies = shares.admit("k", "short", soon, 100, NOW);
+        let _fills = shares.admit("k", "long", later, 9_900, NOW);
+        let refused = shares.admit("k", "another", later, 9_900, soon);
+        assert!(
+            refused.admitted.is_none(),
+            "the long one still fills the share"
+        );
+        assert_eq!(refused.due, [Arc::<str>::from("short")]);
     }
 
     #[test]

@@ -286,11 +286,11 @@ fn an_expired_token_presented_again_leaves_the_cache() {
     assert!(!v.is_cached(&t));
 }
 
-/// A token that can no longer pass leaves the cache at the next miss, even if it is never
-/// presented again: no longer counted against its key, it would otherwise hold part of the budget
-/// until evicted (a key minting short-lived tokens could fill the cache with them).
+/// A token that can no longer pass leaves the cache when the next token is cached, even if it is
+/// never presented again: no longer counted against its key, it would otherwise hold part of the
+/// budget until evicted (a key minting short-lived tokens could fill the cache with them).
 #[test]
-fn a_token_past_its_time_leaves_the_cache_at_the_next_miss() {
+fn a_token_past_its_time_leaves_the_cache_when_the_next_token_is_cached() {
     let f = fixture();
     let v = verifier(&f);
     let short = token_of(&f, "key1", 0, UnixTime(NOW.0 + 60));

@@ -176,10 +176,14 @@ class TokenCache:
         shares = self._shares
         if shares is None:
             return False
+        # A token in its last second is not cached: another thread's insertion could hand it back
+        # for removal before this one has put it in the cache, and it would stay, counted by no key.
+        if until <= now + 1:
+            return False
         # Admitted before the cache's lock is taken, never under it (see the module's docs).
         ticket = shares.admit(entry.token.claims.sub, until, 1, now, key)
-        # Tokens that can no longer pass leave the cache, a miss at a time (no scans); their shares
-        # were released already.
+        # Tokens that can no longer pass leave the cache, an insertion at a time (no scans); their
+        # shares were released already.
         expired = shares.take_expired()
         if expired:
             with self._lock:
