@@ -12,8 +12,8 @@
 //! handed back to the cache, which removes it (see [`CacheShares::admit`]): an expired token
 //! neither holds its key's share nor lingers in the cache, where, no longer counted, a key that
 //! mints short-lived tokens could otherwise fill the budget with them. A token pushed out stops
-//! counting at once. The heap drops released tokens whenever it holds twice as many as are live, so it stays in
-//! proportion to the cache.
+//! counting at once. The heap drops released tokens whenever it holds twice as many as are live,
+//! so it stays in proportion to the cache.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -1,9 +1,9 @@
 //! `--audit-retention`: stored audit rows and usage rollups older than the retention go, and so do
 //! keys revoked or expired longer ago than it once no usage row names them (otherwise the key
 //! table would grow with every rotation for as long as the server runs; a dead key that clients
-//! still present keeps its rollups of refusals, and is kept for `keys usage` and leak reports). In small
-//! batches, so the database never holds the write lock for long (SQLite has one writer at a
-//! time: a long delete would stall every admin change and every usage flush behind it).
+//! still present keeps its rollups of refusals, and is kept for `keys usage` and leak reports).
+//! In small batches, so the database never holds the write lock for long (SQLite has one writer
+//! at a time: a long delete would stall every admin change and every usage flush behind it).
 
 use std::time::Duration;
 
@@ -36,7 +36,8 @@ pub struct Pruned {
 }
 
 /// Deletes audit rows from before `now - retention`, the usage rows of hours that ended before it
-/// and the keys revoked or expired before it, [`PRUNE_BATCH`] rows at a time, until none is left.
+/// and the keys revoked or expired before it (no usage row naming them), [`PRUNE_BATCH`] rows
+/// ([`KEY_PRUNE_BATCH`] keys) at a time, until none is left.
 pub async fn prune<S: Store>(
     store: &S,
     now: UnixTime,

@@ -287,26 +287,9 @@ async fn retention_prunes_what_is_older_and_keeps_the_hour_it_cuts_through() {
         ("alive", cutoff + day, None),
     ] {
         let key = crate::store::KeyRecord {
-            key_id: id.into(),
-            kind: "sk".into(),
-            env: "test".into(),
-            tenant: "acme".into(),
-            secret_hash: vec![7; 32],
-            scopes: "read".into(),
-            audiences: "https://api.example".into(),
-            default_ttl: 600,
-            max_ttl: 600,
             expires_at,
-            allow_ips: String::new(),
-            allow_origins: String::new(),
-            rate_limit: None,
-            label: None,
-            owner: None,
-            is_admin: false,
-            created_at: 0,
-            last_used_at: None,
             revoked_at,
-            rotated_to: None,
+            ..crate::store::tests::key(id, "acme")
         };
         s.insert_key(&key, &rec(cutoff + 2)).await.unwrap();
     }

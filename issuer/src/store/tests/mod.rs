@@ -193,7 +193,8 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
     );
 }
 
-fn key(id: &str, tenant: &str) -> KeyRecord {
+/// A secret key row of `tenant`, alive (for other modules' tests too).
+pub(crate) fn key(id: &str, tenant: &str) -> KeyRecord {
     KeyRecord {
         key_id: id.into(),
         kind: "sk".into(),
