@@ -286,7 +286,7 @@ fn init_logging(format: LogFormat, serving: bool) -> Option<log_writer::FlushGua
         // The same lines, written faster: the audit line of every issuance goes through here.
         LogFormat::Text if !ansi => builder
             .fmt_fields(log_format::FastFields)
-            .with_timer(log_format::CachedSecondClock)
+            .event_format(log_format::FastLine::new(log_format::CachedSecondClock))
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };

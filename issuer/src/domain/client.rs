@@ -70,9 +70,38 @@ impl IpText {
             buf: [0; Self::MAX],
             len: 0,
         };
-        // Every address fits (see `MAX`); should one not, the text is cut, never overrun.
-        let _ = std::fmt::Write::write_fmt(&mut t, format_args!("{ip}"));
+        match ip {
+            // Most clients: four numbers written by hand. `Display` goes through the formatting
+            // machinery once per octet (about 900 instructions by callgrind, on every request).
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if octet >= 100 {
+                        t.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        t.push(b'0' + octet / 10 % 10);
+                    }
+                    t.push(b'0' + octet % 10);
+                }
+            }
+            // Every address fits (see `MAX`); should one not, the text is cut, never overrun.
+            IpAddr::V6(_) => {
+                let _ = std::fmt::Write::write_fmt(&mut t, format_args!("{ip}"));
+            }
+        }
         t
+    }
+
+    /// Appends an ASCII byte (a digit or a dot); at most 15 for an IPv4 address, well within
+    /// `MAX`.
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
     }
 
     /// The text.
@@ -117,6 +146,21 @@ mod tests {
         ] {
             let ip: IpAddr = s.parse().unwrap();
             assert_eq!(IpText::of(ip).as_str(), ip.to_string(), "{s}");
+        }
+    }
+
+    #[test]
+    fn every_ipv4_octet_is_written_as_display_writes_it() {
+        // Each octet value in each position, with the others at both ends of their range.
+        for octet in 0..=255u8 {
+            for other in [0, 9, 10, 99, 100, 255] {
+                for at in 0..4 {
+                    let mut o = [other; 4];
+                    o[at] = octet;
+                    let ip = IpAddr::from(o);
+                    assert_eq!(IpText::of(ip).as_str(), ip.to_string());
+                }
+            }
         }
     }
 
