@@ -128,25 +128,6 @@ impl FastVisitor<'_> {
         self.result.is_ok()
     }
 
-    /// A number as its `Debug` (which for an integer is its decimal), written without the
-    /// formatting machinery.
-    fn number(&mut self, field: &Field, negative: bool, magnitude: u64) {
-        let name = field.name();
-        if special(name) {
-            return self.delegate(|d| {
-                if negative {
-                    d.record_i128(field, -i128::from(magnitude));
-                } else {
-                    d.record_u64(field, magnitude);
-                }
-            });
-        }
-        if self.begin(name, if negative { "=-" } else { "=" }) {
-            let mut buf = [0; 20];
-            self.result = self.writer.write_str(decimal(magnitude, &mut buf));
-        }
-    }
-
     fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() {
             return;
@@ -174,22 +155,6 @@ fn plain(value: &str) -> bool {
     })
 }
 
-/// `n` in decimal, written into the end of `buf` (20 digits hold `u64::MAX`).
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        // A digit: `n % 10` is below 10.
-        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits only.
-    std::str::from_utf8(buf.get(start..).unwrap_or_default()).unwrap_or_default()
-}
-
 impl Visit for FastVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let name = field.name();
@@ -202,14 +167,6 @@ impl Visit for FastVisitor<'_> {
                 .write_str(value)
                 .and_then(|()| self.writer.write_char('"'));
         }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.number(field, value < 0, value.unsigned_abs());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.number(field, false, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
