@@ -29,7 +29,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The text line without colours, `{time} {LEVEL} {target}: {fields}`, as `Format<Full>` writes it
 /// with its defaults (target on; no thread, file or line), for an event outside any span; an event
-/// inside one goes to `Format<Full>` itself, which writes the spans' context.
+/// inside one goes to `Format<Full>` itself, which writes the spans' context. The metadata is the
+/// event's own: this build has no `tracing-log` (events of the `log` crate would name their
+/// origin in `log.*` fields that the default formatter reads).
 #[derive(Debug, Clone)]
 pub(super) struct FastLine<T = CachedSecondClock> {
     timer: T,
@@ -68,7 +70,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        if ctx.event_scope().is_some() {
+        // Spans' context, or colours (this is installed for plain text only, but should it meet a
+        // terminal's writer): the default's job.
+        if writer.has_ansi_escapes() || ctx.event_scope().is_some() {
             return self.full.format_event(ctx, writer, event);
         }
         let meta = event.metadata();
@@ -277,23 +281,65 @@ mod tests {
         }
     }
 
+    /// A clock that cannot tell the time: the line says `<unknown time>`.
+    #[derive(Debug, Clone, Copy)]
+    struct Broken;
+
+    impl FormatTime for Broken {
+        fn format_time(&self, _: &mut Writer<'_>) -> fmt::Result {
+            Err(fmt::Error)
+        }
+    }
+
     fn lines(fast: bool, emit: impl Fn()) -> String {
+        lines_with(Fixed, fast, emit)
+    }
+
+    fn lines_with<T: FormatTime + Clone + Send + Sync + 'static>(
+        timer: T,
+        fast: bool,
+        emit: impl Fn(),
+    ) -> String {
         let out = LogBuffer::default();
         let sink = out.clone();
         let builder = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_timer(Fixed)
+            .with_timer(timer.clone())
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || sink.clone());
         if fast {
             let fast = builder
                 .fmt_fields(FastFields)
-                .event_format(FastLine::new(Fixed));
+                .event_format(FastLine::new(timer));
             tracing::subscriber::with_default(fast.finish(), emit);
         } else {
             tracing::subscriber::with_default(builder.finish(), emit);
         }
         out.text()
+    }
+
+    #[test]
+    fn a_clock_that_fails_and_explicit_parents_come_out_as_the_default_writes_them() {
+        let emit = || {
+            tracing::info!(target: "keymint::audit", action = "token.issue", "audit");
+            let outer = tracing::info_span!("request", method = "POST");
+            {
+                let _in = outer.enter();
+                tracing::info!(parent: None, "no parent although a span is entered");
+            }
+            tracing::info!(parent: &outer, "an explicit parent, none entered");
+        };
+        let default = lines_with(Broken, false, emit);
+        assert_eq!(lines_with(Broken, true, emit), default);
+        assert!(
+            default.starts_with("<unknown time>  INFO keymint::audit: audit"),
+            "{default}"
+        );
+        assert!(
+            default.contains("request{method=\"POST\"}: "),
+            "the explicit parent is written: {default}"
+        );
+        assert_eq!(default.matches("request{").count(), 1, "{default}");
     }
 
     #[test]
