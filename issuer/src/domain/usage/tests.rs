@@ -300,15 +300,10 @@ async fn retention_prunes_what_is_older_and_keeps_the_hour_it_cuts_through() {
         "only the hour that ended before the cutoff"
     );
     assert_eq!(pruned.keys, 2, "the keys dead since before the cutoff");
-    let mut keys: Vec<String> = s
-        .keys(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.key_id)
-        .collect();
-    keys.sort();
-    assert_eq!(keys, ["alive", "expired-at-cutoff", "revoked-at-cutoff"]);
+    assert_eq!(
+        crate::store::tests::key_ids(&s).await,
+        ["alive", "expired-at-cutoff", "revoked-at-cutoff"]
+    );
     let left: Vec<i64> = s
         .audit(&AuditQuery {
             limit: 10,

@@ -193,6 +193,19 @@ async fn an_active_key_is_revoked_and_replaced_in_one_transaction(s: &impl Store
     );
 }
 
+/// The IDs of every key `s` holds, sorted (for other modules' tests too).
+pub(crate) async fn key_ids(s: &impl Store) -> Vec<String> {
+    let mut ids: Vec<String> = s
+        .keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// A secret key row of `tenant`, alive (for other modules' tests too).
 pub(crate) fn key(id: &str, tenant: &str) -> KeyRecord {
     KeyRecord {
