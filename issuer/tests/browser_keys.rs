@@ -176,6 +176,40 @@ fn a_publishable_key_works_only_from_its_origins_with_cors_for_that_origin() {
     assert!(pre.header("access-control-allow-origin").is_none());
 }
 
+/// Browsers send an origin without its scheme's default port: a key made for
+/// `https://app.example:443` serves `https://app.example`, in the preflight and the token request.
+#[test]
+fn an_origin_given_with_its_default_port_matches_what_browsers_send() {
+    let s = Server::start("pk-default-port", &[]);
+    assert!(
+        s.cli(&["scopes", "add", "catalog:read", "--public"])
+            .status
+            .success()
+    );
+    let (id, key) = s.create_key(&[
+        "--publishable",
+        "--origin",
+        "https://app.example:443",
+        "--tenant",
+        "acme",
+        "--scope",
+        "catalog:read",
+        "--audience",
+        AUD,
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_slice(&s.cli(&["keys", "show", &id, "--json"]).stdout).unwrap();
+    assert_eq!(shown["allow_origins"], serde_json::json!([APP]));
+    wait_until(
+        "the origin index to take the new key's origin",
+        Duration::from_secs(3),
+        || (preflight(&s, APP).header("access-control-allow-origin") == Some(APP)).then_some(()),
+    );
+    let r = pk_request(&s, &key, Some(APP), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+}
+
 #[test]
 fn one_client_ip_gets_a_tenth_of_a_publishable_keys_rate_limit() {
     let s = Server::start("pk-rate", &[]);

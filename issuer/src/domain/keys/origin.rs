@@ -24,13 +24,31 @@ impl Origin {
         {
             return Err(bad());
         }
-        if let Some((_, port)) = rest.rsplit_once(':')
-            && !rest.ends_with(']')
-            && port.parse::<u16>().is_err()
-        {
+        let rest = rest.to_ascii_lowercase();
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !rest.ends_with(']') => {
+                (host, Some(port.parse::<u16>().map_err(|_| bad())?))
+            }
+            _ => (rest.as_str(), None),
+        };
+        if host.is_empty() {
             return Err(bad());
         }
-        Ok(Self(format!("{scheme}://{}", rest.to_ascii_lowercase())))
+        // Serialized as browsers send it (RFC 6454 section 6.1): without the scheme's default
+        // port, so `https://app.example:443` allows what a browser sends as
+        // `https://app.example`.
+        let default = if scheme == "https" { 443 } else { 80 };
+        Ok(Self(match port {
+            Some(p) if p != default => format!("{scheme}://{host}:{p}"),
+            _ => format!("{scheme}://{host}"),
+        }))
+    }
+
+    /// `stored` (an origin as a key holds it) as [`Self::parse`] serializes it now; as it is if
+    /// it does not parse (every stored origin was parsed when its key was made). Keys made
+    /// before default ports were dropped hold `https://app.example:443`.
+    pub fn canonical(stored: &str) -> String {
+        Self::parse(stored).map_or_else(|_| stored.to_owned(), |o| o.0)
     }
 
     /// The serialized origin.
@@ -59,6 +77,25 @@ mod tests {
             Origin::parse("http://127.0.0.1:5173").unwrap().as_str(),
             "http://127.0.0.1:5173"
         );
+        // Default ports are dropped (a browser never sends them); others are kept, as numbers.
+        for (given, serialized) in [
+            ("https://app.example:443", "https://app.example"),
+            ("HTTP://App.Example:80", "http://app.example"),
+            ("http://app.example:443", "http://app.example:443"),
+            ("https://app.example:80", "https://app.example:80"),
+            ("https://app.example:08443", "https://app.example:8443"),
+            ("https://[::1]:443", "https://[::1]"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+            ("https://[::1]", "https://[::1]"),
+        ] {
+            assert_eq!(
+                Origin::parse(given).unwrap().as_str(),
+                serialized,
+                "{given}"
+            );
+            assert_eq!(Origin::canonical(given), serialized, "{given}");
+        }
+        assert_eq!(Origin::canonical("not an origin"), "not an origin");
         for bad in [
             "app.example",
             "ftp://x",
@@ -67,6 +104,8 @@ mod tests {
             "https://a?x",
             "https://u@a",
             "https://a:99999",
+            "https://a:",
+            "https://:8080",
             "null",
             "*",
         ] {

@@ -108,7 +108,7 @@ impl ActiveKey {
             allow_origins: record
                 .allow_origins
                 .split_whitespace()
-                .map(str::to_owned)
+                .map(crate::domain::keys::origin::Origin::canonical)
                 .collect(),
             limits: rate.map(|spec| limits(&record, spec)),
             expires_at: record.expires_at,
@@ -345,6 +345,26 @@ mod tests {
             k.check_rate(&ip),
             Err(DomainError::RateLimited { .. })
         ));
+    }
+
+    #[test]
+    fn an_origin_stored_with_its_default_port_matches_what_browsers_send() {
+        // As keys made before origins were stored without default ports hold it.
+        let mut r = record(K1);
+        r.kind = "pk".into();
+        r.allow_origins = "https://app.example:443 http://localhost:8080".into();
+        let k = parse(r).unwrap();
+        for origin in ["https://app.example", "http://localhost:8080"] {
+            assert_eq!(
+                k.browser_origin(KeyKind::Publishable, Some(origin))
+                    .unwrap(),
+                Some(origin.to_owned())
+            );
+        }
+        assert!(
+            k.browser_origin(KeyKind::Publishable, Some("http://localhost"))
+                .is_err()
+        );
     }
 
     const K1: &str = "k1AAAAAAAAAAAAAA";

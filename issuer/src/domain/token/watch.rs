@@ -48,7 +48,14 @@ impl<S: Store> TokenService<S> {
     /// Re-reads the origins of live publishable keys (after a key change).
     pub async fn reload_origins(&self, now: UnixTime) -> Result<(), DomainError> {
         let origins = self.store.publishable_origins(unix(now)).await?;
-        self.origins.store(Arc::new(origins.into_iter().collect()));
+        // As the token endpoint compares them (a key made before default ports were dropped
+        // holds `https://app.example:443`).
+        self.origins.store(Arc::new(
+            origins
+                .iter()
+                .map(|o| crate::domain::keys::origin::Origin::canonical(o))
+                .collect(),
+        ));
         Ok(())
     }
 
