@@ -169,6 +169,12 @@ fn list_show_rotate_and_reserved_scopes() {
         .output()
         .unwrap();
     assert!(before.status.success());
+    // The table prints times as RFC 3339 (UTC); --json keeps Unix seconds.
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let expires =
+        std::time::UNIX_EPOCH + Duration::from_secs(shown["expires_at"].as_u64().unwrap());
+    let line = format!("expires_at: {}", humantime::format_rfc3339_seconds(expires));
+    assert!(stdout(&before).contains(&line), "{}", stdout(&before));
     let env = std::process::Command::new(BIN)
         .env("KEYMINT_DATA_DIR", &s.dir)
         .args(["keys", "show", &id, "--json"])

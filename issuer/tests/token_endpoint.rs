@@ -386,6 +386,29 @@ fn client_ip_outside_the_allow_list_is_unauthorized_client() {
         (403, Some("unauthorized_client"))
     );
     assert_eq!(token_request(&s, &inside, None).status, 200);
+    // One address is that address alone (/32), not its network.
+    let (_, this_host) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+        "--allow-ip",
+        "127.0.0.1",
+    ]);
+    let (_, next_host) = s.create_key(&[
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+        "--allow-ip",
+        "127.0.0.2",
+    ]);
+    assert_eq!(token_request(&s, &this_host, None).status, 200);
+    assert_eq!(token_request(&s, &next_host, None).status, 403);
 }
 
 #[test]

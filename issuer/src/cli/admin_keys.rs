@@ -95,10 +95,10 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
             } else {
                 for v in views {
                     say!(
-                        "{:<18} {:<8} {:<12} {}",
+                        "{:<18} {:<8} {:<20} {}",
                         v.key_id,
                         v.state,
-                        v.expires_at,
+                        super::when::when(v.expires_at),
                         v.scopes.join(" ")
                     );
                 }

@@ -40,9 +40,7 @@ pub(super) fn print_usage(r: &usage::KeyUsage, json: bool) {
     say!(
         "key {} since {}: {} granted, {} refused",
         r.key_id,
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_secs(r.since.unsigned_abs())
-        ),
+        super::when::when(r.since),
         r.granted,
         r.refused
     );
@@ -64,9 +62,7 @@ pub(super) fn print_usage(r: &usage::KeyUsage, json: bool) {
             l.outcome,
             if l.reason.is_empty() { "-" } else { &l.reason },
             l.count,
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_secs(l.last_seen.unsigned_abs())
-            )
+            super::when::when(l.last_seen)
         );
     }
     if r.truncated {

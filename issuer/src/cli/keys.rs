@@ -134,8 +134,9 @@ pub(crate) struct CreateArgs {
     /// The person or system the key is tied to, for audit.
     #[arg(long)]
     owner: Option<String>,
-    /// Only accept requests from this network (CIDR; repeat for several).
-    #[arg(long = "allow-ip", value_name = "CIDR")]
+    /// Only accept requests from this network (a CIDR like 10.0.0.0/8, or one address; repeat
+    /// for several).
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = crate::domain::client::parse_net)]
     allow_ips: Vec<IpNet>,
     /// A publishable (browser) key: needs --origin, may only carry public scopes, short tokens,
     /// and a rate limit (default 600/m for the key, a tenth of it per client IP).
@@ -182,7 +183,7 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
     say!("scopes:     {}", view.scopes.join(" "));
     say!("audiences:  {}", view.audiences.join(" "));
     say!("ttl:        {}s (max {}s)", view.ttl, view.max_ttl);
-    say!("expires_at: {}", view.expires_at);
+    say!("expires_at: {}", super::when::when(view.expires_at));
     if !view.allow_origins.is_empty() {
         say!("origins:    {}", view.allow_origins.join(" "));
     }
@@ -199,7 +200,7 @@ fn print_key(view: &KeyView, key: Option<&str>, json: bool) {
         say!("owner:      {o}");
     }
     if let Some(t) = view.last_used_at {
-        say!("last_used:  {t}");
+        say!("last_used:  {}", super::when::when(t));
     }
     if let Some(to) = &view.rotated_to {
         say!("rotated_to: {to}");
@@ -374,7 +375,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                 say!("[");
             } else {
                 say!(
-                    "{:<18} {:<8} {:<20} {:<12} SCOPES",
+                    "{:<18} {:<8} {:<20} {:<20} SCOPES",
                     "KEY ID",
                     "STATE",
                     "TENANT",
@@ -392,11 +393,11 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                         say!("{}{item}", if first { "" } else { "," });
                     } else {
                         say!(
-                            "{:<18} {:<8} {:<20} {:<12} {}",
+                            "{:<18} {:<8} {:<20} {:<20} {}",
                             v.key_id,
                             v.state,
                             v.tenant,
-                            v.expires_at,
+                            super::when::when(v.expires_at),
                             v.scopes.join(" ")
                         );
                     }

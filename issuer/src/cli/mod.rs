@@ -48,6 +48,7 @@ mod signing_keys;
 mod tenants;
 mod token;
 mod verify;
+mod when;
 
 /// keymint: trade long-lived API keys for short-lived signed tokens.
 #[derive(Debug, Parser)]

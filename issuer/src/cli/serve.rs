@@ -70,7 +70,8 @@ pub(crate) struct Args {
     #[arg(
         long = "trusted-proxy",
         value_name = "CIDR",
-        requires = "behind_tls_proxy"
+        requires = "behind_tls_proxy",
+        value_parser = crate::domain::client::parse_net
     )]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).

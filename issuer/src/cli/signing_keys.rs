@@ -83,9 +83,9 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     // A standby successor has no activation time yet (stored as the far
                     // future): say so rather than print i64::MAX.
                     let since = match k.retired_at {
-                        Some(at) => at.to_string(),
+                        Some(at) => super::when::when(at),
                         None if k.activate_at == signing::STANDBY => "standby".to_owned(),
-                        None => k.activate_at.to_string(),
+                        None => super::when::when(k.activate_at),
                     };
                     say!(
                         "{:<44} {:<6} {:<8} {}",
@@ -140,7 +140,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
                     "published {} ({}) as next; it starts signing at {} (after the {}s JWKS cache period)",
                     rec.kid,
                     rec.alg,
-                    rec.activate_at,
+                    super::when::when(rec.activate_at),
                     max_age.as_secs()
                 );
             }

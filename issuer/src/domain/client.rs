@@ -46,6 +46,16 @@ pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
     }
 }
 
+/// A network rule as an operator writes it (`--allow-ip`, `--trusted-proxy`, a key's `allow_ips`):
+/// a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or one address (`10.0.0.5` is `10.0.0.5/32`,
+/// `2001:db8::1` is `2001:db8::1/128`). The parser's own error for a bare address called a valid
+/// address invalid syntax.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not a network like 10.0.0.0/8 or an address like 10.0.0.5"))
+}
+
 /// The unit a client is known by: its IPv4 address, or its IPv6 /64.
 pub fn client_of(ip: IpAddr) -> IpAddr {
     network(ip, 32, 64)
@@ -131,6 +141,22 @@ impl std::fmt::Debug for IpText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_rule_is_a_cidr_or_one_address() {
+        for (given, net) in [
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("10.0.0.5", "10.0.0.5/32"),
+            ("2001:db8::/32", "2001:db8::/32"),
+            ("2001:db8::1", "2001:db8::1/128"),
+        ] {
+            assert_eq!(parse_net(given).unwrap().to_string(), net, "{given}");
+        }
+        for bad in ["", "10.0.0", "10.0.0.0/33", "example.com", "10.0.0.5 "] {
+            let e = parse_net(bad).unwrap_err();
+            assert!(e.contains("10.0.0.0/8"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn an_address_as_text_is_its_display_whatever_its_length() {

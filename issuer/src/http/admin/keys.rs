@@ -85,7 +85,7 @@ impl CreateKey {
             allow_ips: self
                 .allow_ips
                 .iter()
-                .map(|n| n.parse().map_err(|e| invalid("allow_ips", e)))
+                .map(|n| crate::domain::client::parse_net(n).map_err(|e| invalid("allow_ips", e)))
                 .collect::<Result<_, _>>()?,
             rate_limit: self
                 .rate_limit
