@@ -299,6 +299,10 @@ fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
             ["--max-token-ttl", "10d"],
             "--max-token-ttl: 864000s is above the cap of 86400s (24h)",
         ),
+        (
+            ["--jwks-max-age", "5d"],
+            "--jwks-max-age: 432000s is above the cap of 86400s (24h)",
+        ),
     ] {
         let (code, stderr) = refused_start(&dir, &flags);
         assert_eq!(code, Some(2), "{flags:?}: {stderr}");

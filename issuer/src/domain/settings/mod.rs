@@ -40,6 +40,11 @@ pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// maximum token lifetime, so a typo of `10d` for `10m` would keep them for days. A database that
 /// stored a longer value before this cap existed still starts with it.
 pub const MAX_TOKEN_TTL_CAP: Duration = Duration::from_secs(24 * 3600);
+/// The longest `--jwks-max-age` a start or `settings set` accepts: a signing-key rotation waits
+/// one cache period before the new key signs (and `rotate` refuses another meanwhile), so `5d`
+/// typed for `5m` would hold rotations for days. Verifiers cache a JWKS minutes, not days; a
+/// database that stored a longer value before this cap existed still starts with it.
+pub const MAX_JWKS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// The shortest list validity: the list is re-signed every third of it.
 pub const MIN_LIST_VALIDITY: Duration = Duration::from_secs(60);
 
@@ -209,9 +214,21 @@ pub fn check_duration(name: SettingName, d: Duration) -> Result<(), DomainError>
 }
 
 /// [`check_duration`], plus the cap on what may newly be set (a flag of `serve`, `settings set`):
-/// at most [`MAX_TOKEN_TTL_CAP`] for the maximum token lifetime.
+/// at most [`MAX_TOKEN_TTL_CAP`] for the maximum token lifetime and [`MAX_JWKS_MAX_AGE`] for the
+/// JWKS cache period.
 pub fn check_new_duration(name: SettingName, d: Duration) -> Result<(), DomainError> {
     check_duration(name, d)?;
+    if name == SettingName::JwksMaxAge && d > MAX_JWKS_MAX_AGE {
+        return Err(invalid(
+            name,
+            format!(
+                "{}s is above the cap of {}s (24h): a signing-key rotation waits one JWKS cache \
+                 period before the new key signs",
+                d.as_secs(),
+                MAX_JWKS_MAX_AGE.as_secs()
+            ),
+        ));
+    }
     if name == SettingName::MaxTokenTtl && d > MAX_TOKEN_TTL_CAP {
         return Err(invalid(
             name,

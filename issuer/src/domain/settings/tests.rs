@@ -105,6 +105,10 @@ fn values_are_checked_like_serve_checks_its_flags() {
         ok("jwks-max-age", "30").unwrap().jwks_max_age,
         Some(Duration::from_secs(30))
     );
+    assert!(ok("jwks-max-age", "24h").is_ok());
+    assert!(ok("jwks-max-age", "86401").is_err());
+    assert!(ok("jwks-max-age", "5d").is_err());
+    assert!(ok("jwks-max-age", "9223372036854775807").is_err());
     assert!(ok("max-token-ttl", "0s").is_err());
     assert!(ok("max-token-ttl", "24h").is_ok());
     assert!(ok("max-token-ttl", "86401").is_err());
