@@ -303,11 +303,25 @@ fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
             ["--jwks-max-age", "5d"],
             "--jwks-max-age: 432000s is above the cap of 86400s (24h)",
         ),
+        // An unencoded `#` in the password: the URL cannot work, so it is the operator's to fix
+        // (exit 2), not "the database is unavailable" (exit 5, retried by a supervisor forever).
+        (
+            ["--database-url", "postgres://km:p#ss@db.invalid/km"],
+            "--database-url is not a database URL keymint can use",
+        ),
+        (
+            ["--database-url", "mysql://db.invalid/km"],
+            "--database-url must start with postgres://, postgresql:// or sqlite:",
+        ),
     ] {
         let (code, stderr) = refused_start(&dir, &flags);
         assert_eq!(code, Some(2), "{flags:?}: {stderr}");
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
         assert!(!stderr.contains("internal error"), "{stderr}");
+        assert!(
+            !stderr.contains("p#ss"),
+            "the password was printed: {stderr}"
+        );
         assert!(!dir.exists(), "{flags:?} created {}", dir.display());
     }
 }

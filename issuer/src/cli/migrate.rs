@@ -53,6 +53,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             "--to must be a postgres:// or postgresql:// URL".into(),
         ));
     }
+    crate::store::check_url(&args.to).map_err(|why| CliError::Usage(format!("--to {why}")))?;
     if global.database_url.as_deref() == Some(args.to.as_str()) {
         return Err(CliError::Usage(
             "--to names the database in use: migrate copies into another, empty one".into(),

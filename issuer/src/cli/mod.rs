@@ -295,6 +295,11 @@ fn init_logging(format: LogFormat, serving: bool) -> Option<log_writer::FlushGua
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    // Checked here rather than by clap, whose message would repeat the URL and its password.
+    if let Some(url) = cli.global.database_url.as_deref() {
+        crate::store::check_url(url)
+            .map_err(|why| CliError::Usage(format!("--database-url {why}")))?;
+    }
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Keys(cmd) => keys::run(&cli.global, cmd).await,

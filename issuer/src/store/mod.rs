@@ -25,6 +25,28 @@ pub use records::{
 };
 pub use sqlite::{PeekAt, SqliteStore};
 
+/// Checks a database URL (`--database-url`, `KEYMINT_DATABASE_URL`) without connecting: its
+/// scheme, and that the driver can read the rest. A URL that cannot work is the operator's to fix
+/// (a usage error, exit 2), not a database to wait for: reported as "the database is
+/// unavailable" (exit 5), a supervisor would restart keymint forever. The message leaves the URL
+/// out (it may hold a password).
+pub fn check_url(url: &str) -> Result<(), String> {
+    use std::str::FromStr;
+    let read = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        sqlx::postgres::PgConnectOptions::from_str(url).map(drop)
+    } else if url.starts_with("sqlite:") {
+        sqlx::sqlite::SqliteConnectOptions::from_str(url).map(drop)
+    } else {
+        return Err("must start with postgres://, postgresql:// or sqlite:".into());
+    };
+    read.map_err(|e| {
+        format!(
+            "is not a database URL keymint can use ({e}); special characters in a password \
+             must be percent-encoded (# is %23)"
+        )
+    })
+}
+
 /// The error underneath a [`StoreError`], kept whole (sqlx's own source chain included) but
 /// without naming sqlx outside `store/`.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
