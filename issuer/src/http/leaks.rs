@@ -104,9 +104,20 @@ pub(crate) async fn github_report<S: Store>(
     if let Some(retry_after) = st.tokens.blocked(client.ip) {
         return Problem(DomainError::RateLimited { retry_after }).into_response();
     }
+    let now = UnixTime::now();
+    // Anyone can post here: a body refused before its signature is read is audited with the
+    // client's address and counts against the client, like a forged report.
+    let refused = |code: &str| {
+        st.tokens
+            .refuse_request("leak.report", &client, code, now)
+            .map(|retry_after| Problem(DomainError::RateLimited { retry_after }).into_response())
+    };
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            if let Some(blocked) = refused("too_large") {
+                return blocked;
+            }
             let problem = serde_json::json!({
                 "type": "about:blank", "title": "Payload Too Large", "status": 413,
                 "code": "invalid_request", "detail": "the report is larger than 256 KiB",
@@ -121,14 +132,18 @@ pub(crate) async fn github_report<S: Store>(
             )
                 .into_response();
         }
-        Err(e) => return super::admin::invalid("request body", e).into_response(),
+        Err(e) => {
+            if let Some(blocked) = refused("unreadable_body") {
+                return blocked;
+            }
+            return super::admin::invalid("request body", e).into_response();
+        }
     };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let signed = Signed {
         key_identifier: header("github-public-key-identifier"),
         signature: header("github-public-key-signature"),
     };
-    let now = UnixTime::now();
     match st.leaks.receive(signed, &body, client.ip, now).await {
         Ok(answer) => (
             [(

@@ -305,6 +305,32 @@ async fn a_signed_but_malformed_report_is_400_and_an_oversized_one_413() {
 }
 
 #[tokio::test]
+async fn an_oversized_report_is_audited_with_the_client_address_and_throttled() {
+    let h = harness("leak-oversized").await;
+    let client = super::tests::app_from(&h.state, [198, 51, 100, 23]);
+    let big = "x".repeat(super::leaks::MAX_REPORT + 1);
+    let (log, guard) = super::admin_tests::capture_log();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(send(&client, signed(&big)).await.0);
+    }
+    drop(guard);
+    assert_eq!(statuses[..19], [StatusCode::PAYLOAD_TOO_LARGE; 19]);
+    assert_eq!(statuses[19], StatusCode::TOO_MANY_REQUESTS);
+    let log = log.text();
+    let lines = log
+        .lines()
+        .filter(|l| {
+            l.contains("leak.report") && l.contains("198.51.100.23") && l.contains("too_large")
+        })
+        .count();
+    assert_eq!(lines, 20, "{log}");
+    // Only that client is blocked.
+    let (status, _, _) = send(&h.app, signed(&big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
 async fn a_database_down_is_503_and_a_redelivery_then_acts() {
     let h = harness("leak-down").await;
     let body = report_body(&[&h.key]);
