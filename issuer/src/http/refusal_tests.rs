@@ -47,6 +47,64 @@ async fn a_bogus_admin_token_is_audited_with_the_client_address_and_throttled_li
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The issuer's own revocation list past its `exp` (the database down for longer than the list's
+/// validity, so it could not be re-signed) is the issuer's fault, not the caller's: an admin call
+/// is 503 with Retry-After, not a refused token that counts against the admin's address.
+#[tokio::test]
+async fn an_admin_call_while_the_issuers_own_list_is_expired_is_503_not_a_refused_token() {
+    use axum::response::IntoResponse as _;
+    use keymint_jwks::{ApiKeyId, Claims, ClientId, Jti, ScopeSet, TenantId, UnixTime};
+    let h = harness("admin-stale-list").await;
+    let settings = h.state.settings.load();
+    let admin = "AdminAAAAAAAAAAA";
+    let token_at = |t: UnixTime| {
+        let claims = Claims {
+            iss: settings.issuer().clone(),
+            sub: ApiKeyId::new(admin).unwrap(),
+            aud: settings.admin_audience().clone(),
+            exp: t.saturating_add(std::time::Duration::from_secs(600)),
+            iat: t,
+            nbf: Some(t),
+            jti: Jti::new(format!("stale-list-{}", t.as_secs())).unwrap(),
+            client_id: ClientId::new(admin).unwrap(),
+            scope: ScopeSet::parse("admin:read").unwrap(),
+            tenant: TenantId::new(crate::domain::reserved::ADMIN_TENANT).unwrap(),
+            cnf: None,
+        };
+        h.state
+            .signing
+            .load()
+            .active
+            .sign_access_token(&claims)
+            .unwrap()
+    };
+    let ip = std::net::IpAddr::from([198, 51, 100, 8]);
+    // Such a token opens the admin API while the list is current...
+    let now = UnixTime::now();
+    assert!(
+        h.state
+            .admin
+            .authorize_read(Some(&token_at(now)), ip, now)
+            .is_ok()
+    );
+    // ...and a week on (the harness's list is valid for a day), one made then does not.
+    let later = now.saturating_add(std::time::Duration::from_secs(7 * 24 * 3600));
+    let Err(e) = h
+        .state
+        .admin
+        .authorize_read(Some(&token_at(later)), ip, later)
+    else {
+        panic!("an expired list let an admin call through");
+    };
+    assert!(
+        matches!(e, crate::domain::DomainError::Unavailable(_)),
+        "{e:?}"
+    );
+    let answer = super::problem::Problem(e).into_response();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+}
+
 #[tokio::test]
 async fn token_requests_refused_before_any_lookup_are_audited_and_throttled() {
     let h = harness("request-refused").await;

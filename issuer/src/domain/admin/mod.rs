@@ -168,6 +168,15 @@ impl AdminGate {
             VerifyError::SourcesUnavailable { .. } => {
                 DomainError::Internal(Fault::because("admin verifier", e))
             }
+            // The issuer's own list past its time: it could not be re-signed, which takes the
+            // database. Not the caller's fault (a 401 would count against them as a guess, and
+            // block an admin for a minute after the database came back): 503, try again.
+            VerifyError::RevocationListExpired { .. } | VerifyError::NoRevocationList => {
+                DomainError::Unavailable(crate::store::StoreError::unavailable(format!(
+                    "the issuer's own revocation list is not current ({e}): it is re-signed \
+                     once the database answers"
+                )))
+            }
             other => DomainError::AdminUnauthenticated(AdminAuthRefusal::Token(other)),
         })?;
         let scopes = &verified.claims().scope;
