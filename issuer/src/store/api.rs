@@ -190,8 +190,14 @@ macro_rules! store_methods {
             ) -> StoreResult<Applied>;
             /// Queues a webhook call.
             fn enqueue_webhook(&self, d: &WebhookDelivery) -> StoreResult<()>;
-            /// Pending webhook calls due at `now`, oldest first, at most `limit`.
-            fn due_webhooks(&self, now: i64, limit: i64) -> StoreResult<Vec<WebhookDelivery>>;
+            /// Pending webhook calls due at `now`, oldest first, at most `limit`, and at most
+            /// `per_tenant` of any one tenant (so one tenant's backlog cannot fill a round).
+            fn due_webhooks(
+                &self,
+                now: i64,
+                limit: i64,
+                per_tenant: i64
+            ) -> StoreResult<Vec<WebhookDelivery>>;
             /// Takes a due call for one attempt: pushes its `next_at` from `seen` to `until`, only if
             /// it is still pending at `seen` (so that of several replicas one tries it).
             fn claim_webhook(&self, id: i64, seen: i64, until: i64) -> StoreResult<Applied>;

@@ -27,8 +27,13 @@ pub const KEEP_FINISHED: i64 = 10_000;
 const LEASE: Duration = Duration::from_secs(60);
 /// How long one attempt may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The most calls taken per round.
+/// The most calls taken per round; a round's attempts run together, so a round takes at most one
+/// [`TIMEOUT`] whatever the receivers do.
 const BATCH: i64 = 16;
+/// The most calls of one tenant taken per round: a tenant whose receiver never answers, with a
+/// backlog of a thousand leaked keys, must not hold every other tenant's notices behind it (one
+/// at a time, ten seconds each, that was hours).
+pub const PER_TENANT: i64 = 2;
 
 /// When attempts are made.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +46,8 @@ pub struct Schedule {
     pub max_attempts: i64,
     /// How often due calls are looked for.
     pub poll: Duration,
+    /// How long one attempt may take.
+    pub timeout: Duration,
 }
 
 impl Default for Schedule {
@@ -51,6 +58,7 @@ impl Default for Schedule {
             cap: Duration::from_secs(3600),
             max_attempts: 8,
             poll: Duration::from_secs(1),
+            timeout: TIMEOUT,
         }
     }
 }
@@ -172,25 +180,31 @@ impl<S: Store> Deliverer<S> {
             enc,
             schedule,
             agent: ureq::AgentBuilder::new()
-                .timeout(TIMEOUT)
+                .timeout(schedule.timeout)
                 .redirects(0)
                 .build(),
         }
     }
 
-    /// Makes every call due at `now` (one attempt each); how many were attempted.
+    /// Makes the calls due at `now` (one attempt each, all at once; at most [`BATCH`], at most
+    /// [`PER_TENANT`] of one tenant); how many were attempted.
     pub async fn run_once(&self, now: UnixTime) -> Result<usize, DomainError> {
         let now = unix(now);
-        let due = self.store.due_webhooks(now, BATCH).await?;
-        let mut tried = 0;
+        let due = self.store.due_webhooks(now, BATCH, PER_TENANT).await?;
+        let lease = now.saturating_add(i64::try_from(LEASE.as_secs()).unwrap_or(60));
+        let mut claimed = Vec::with_capacity(due.len());
         for mut d in due {
-            let lease = now.saturating_add(i64::try_from(LEASE.as_secs()).unwrap_or(60));
             if self.store.claim_webhook(d.id, d.next_at, lease).await? == Applied::Unchanged {
                 continue; // another replica took it
             }
-            tried += 1;
             d.attempts += 1;
-            match self.attempt(&d, now).await {
+            claimed.push(d);
+        }
+        let tried = claimed.len();
+        let outcomes =
+            futures_util::future::join_all(claimed.iter().map(|d| self.attempt(d, now))).await;
+        for (mut d, outcome) in claimed.into_iter().zip(outcomes) {
+            match outcome {
                 Ok(()) => {
                     d.state = "delivered".into();
                     d.last_error = None;

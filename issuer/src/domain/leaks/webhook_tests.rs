@@ -50,6 +50,7 @@ fn schedule(max_attempts: i64) -> Schedule {
         cap: Duration::from_secs(60),
         max_attempts,
         poll: Duration::from_secs(1),
+        timeout: Duration::from_secs(10),
     }
 }
 
@@ -146,6 +147,93 @@ async fn a_webhook_that_never_answers_well_is_given_up_after_its_attempts() {
     }
     assert_eq!(d.run_once(UnixTime(100_000)).await.unwrap(), 0);
     assert_eq!(rx.calls.lock().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+/// Holds every call until `release` says true, then answers 500: a receiver that hangs.
+async fn holding_receiver() -> (Receiver, tokio::sync::watch::Sender<bool>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let c = Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (c, mut released) = (Arc::clone(&c), released.clone());
+            async move {
+                c.lock().unwrap().push((headers, body));
+                let _ = released.wait_for(|r| *r).await;
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (Receiver { url, calls }, release)
+}
+
+/// Found in review: calls were made one at a time, oldest first, sixteen a round. A tenant whose
+/// receiver hangs, with a backlog of leaked keys, held every other tenant's notices behind it
+/// (a thousand calls of ten seconds: hours). Now a round takes at most two calls of a tenant and
+/// makes them all at once: another tenant's call is made in the same round, while the hanging
+/// ones still hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_receiver_hangs_does_not_hold_up_another_tenants_call() {
+    let (hang, release) = holding_receiver().await;
+    let good = receiver(0).await;
+    // `acme` calls the hanging receiver, with 20 more calls queued before `globex`'s one.
+    let s = setup("fair", &hang.url).await;
+    let store = Arc::new(SqliteStore::open(&s.dir.join("db")).await.unwrap());
+    let event = |tenant: &'static str| LeakEvent {
+        kind: "key.leaked",
+        action: "revoked",
+        key_id: "KEY2",
+        tenant,
+        found_at: "https://github.com/o/r/blob/x/.env",
+        source: "content",
+        reported_at: 1000,
+    };
+    let acme = store.tenant_policy("acme").await.unwrap();
+    for _ in 0..20 {
+        enqueue(&*store, acme.as_ref(), &event("acme"), UnixTime(1000))
+            .await
+            .unwrap();
+    }
+    let change = PolicyChange {
+        on_leak: None,
+        webhook: Some(WebhookChange::parse(&good.url).unwrap()),
+    };
+    let globex = TenantId::new("globex").unwrap();
+    policy::set(
+        &*store,
+        &s.enc,
+        &globex,
+        &change,
+        UnixTime(900),
+        "test".into(),
+    )
+    .await
+    .unwrap();
+    let policy = store.tenant_policy("globex").await.unwrap();
+    enqueue(&*store, policy.as_ref(), &event("globex"), UnixTime(1001))
+        .await
+        .unwrap();
+
+    let d = Deliverer::new(Arc::clone(&store), Arc::clone(&s.enc), schedule(8));
+    let round = tokio::spawn(async move { d.run_once(UnixTime(1001)).await });
+    keymint_testkit::wait_until_async(
+        "globex's call, while acme's hang",
+        Duration::from_secs(10),
+        || async { (good.calls.lock().unwrap().len() == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        hang.calls.lock().unwrap().len(),
+        2,
+        "two of acme's per round"
+    );
+    release.send(true).unwrap();
+    assert_eq!(round.await.unwrap().unwrap(), 3);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
 

@@ -119,14 +119,18 @@ macro_rules! sql_leaks {
             &self,
             now: i64,
             limit: i64,
+            per_tenant: i64,
         ) -> $crate::store::StoreResult<Vec<$crate::store::WebhookDelivery>> {
             ::sqlx::query_as(
                 "SELECT id, tenant, url, body, state, attempts, next_at, created_at, last_error
-                 FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1
+                 FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_at, id) AS nth
+                       FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1) due
+                 WHERE nth <= $3
                  ORDER BY next_at, id LIMIT $2",
             )
             .bind(now)
             .bind(limit)
+            .bind(per_tenant)
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)

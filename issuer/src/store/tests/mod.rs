@@ -478,8 +478,8 @@ async fn a_webhook_call_is_claimed_once_and_finished_calls_are_bounded(s: &impl 
     for n in 0..4 {
         s.enqueue_webhook(&call(n)).await.unwrap();
     }
-    assert!(s.due_webhooks(99, 10).await.unwrap().is_empty());
-    let due = s.due_webhooks(101, 10).await.unwrap();
+    assert!(s.due_webhooks(99, 10, 10).await.unwrap().is_empty());
+    let due = s.due_webhooks(101, 10, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|d| d.next_at).collect::<Vec<_>>(),
         [100, 101]
@@ -495,13 +495,13 @@ async fn a_webhook_call_is_claimed_once_and_finished_calls_are_bounded(s: &impl 
         Applied::Unchanged
     );
     assert_eq!(
-        s.due_webhooks(101, 10).await.unwrap().len(),
+        s.due_webhooks(101, 10, 10).await.unwrap().len(),
         1,
         "held by its lease"
     );
     // Every call finishes (finishing also trims finished calls to the newest `keep`); none is due again.
     for mut d in s
-        .due_webhooks(1000, 10)
+        .due_webhooks(1000, 10, 10)
         .await
         .unwrap()
         .into_iter()
@@ -511,5 +511,24 @@ async fn a_webhook_call_is_claimed_once_and_finished_calls_are_bounded(s: &impl 
         d.attempts = 1;
         s.finish_webhook(&d, 2).await.unwrap();
     }
-    assert!(s.due_webhooks(10_000, 10).await.unwrap().is_empty());
+    assert!(s.due_webhooks(10_000, 10, 10).await.unwrap().is_empty());
+    // One tenant's backlog does not fill a round: at most `per_tenant` of each, oldest first.
+    for n in 0..5 {
+        s.enqueue_webhook(&call(n)).await.unwrap();
+    }
+    s.enqueue_webhook(&WebhookDelivery {
+        tenant: "globex".into(),
+        next_at: 110,
+        ..call(0)
+    })
+    .await
+    .unwrap();
+    let due = s.due_webhooks(1000, 10, 2).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| (d.tenant.as_str(), d.next_at))
+            .collect::<Vec<_>>(),
+        [("acme", 100), ("acme", 101), ("globex", 110)]
+    );
+    assert_eq!(s.due_webhooks(1000, 1, 2).await.unwrap().len(), 1);
 }
