@@ -310,6 +310,14 @@ fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
             "--database-url is not a database URL keymint can use",
         ),
         (
+            ["--issuer-url", "https://km:hunter2@issuer.example"],
+            "no user name or password",
+        ),
+        (
+            ["--issuer-url", "https://km:p#ss@issuer.example"],
+            "--issuer-url: the value is not a URL",
+        ),
+        (
             ["--database-url", "mysql://db.invalid/km"],
             "--database-url must start with postgres://, postgresql:// or sqlite:",
         ),
@@ -319,7 +327,7 @@ fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
         assert!(!stderr.contains("internal error"), "{stderr}");
         assert!(
-            !stderr.contains("p#ss"),
+            !stderr.contains("p#ss") && !stderr.contains("hunter2"),
             "the password was printed: {stderr}"
         );
         assert!(!dir.exists(), "{flags:?} created {}", dir.display());

@@ -162,9 +162,27 @@ fn invalid(name: SettingName, why: String) -> DomainError {
 /// token endpoint, list) are built under it.
 pub fn check_issuer(text: &str) -> Result<Issuer, DomainError> {
     let bad = |why: String| invalid(SettingName::IssuerUrl, why);
-    let url = url::Url::parse(text).map_err(|e| bad(format!("{text:?} is not a URL: {e}")))?;
+    // A value with credentials in it is not repeated: the message may end up in a log.
+    let shown = if text.contains('@') {
+        "the value".to_owned()
+    } else {
+        format!("{text:?}")
+    };
+    let url = url::Url::parse(text).map_err(|e| bad(format!("{shown} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(bad(format!("{text:?} is not an http(s) URL")));
+        return Err(bad(format!("{shown} is not an http(s) URL")));
+    }
+    // RFC 8414 section 2: scheme, host, port and path only. Credentials would be in every token
+    // and in the published metadata; a query or fragment breaks the URLs built under it.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "an issuer URL carries no user name or password: every token would".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(format!(
+            "{shown} has a query or fragment; an issuer URL is scheme, host, port and path"
+        )));
     }
     Issuer::new(text).map_err(|e| bad(e.to_string()))
 }

@@ -117,7 +117,15 @@ fn values_are_checked_like_serve_checks_its_flags() {
     assert!(ok("revocation-list-validity", "7d").is_ok());
     assert!(ok("revocation-list-validity", "8d").is_err());
     assert!(ok("issuer-url", "https://issuer.example/tenant-a").is_ok());
-    for bad in ["issuer.example", "ftp://issuer.example", "https://"] {
+    for bad in [
+        "issuer.example",
+        "ftp://issuer.example",
+        "https://",
+        "https://user:secret@issuer.example",
+        "https://user@issuer.example",
+        "https://issuer.example/?tenant=a",
+        "https://issuer.example/#a",
+    ] {
         assert!(ok("issuer-url", bad).is_err(), "{bad}");
     }
     assert!("issuer".parse::<SettingName>().is_err());
