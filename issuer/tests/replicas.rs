@@ -274,6 +274,49 @@ fn serve_refuses_a_shared_database_without_operator_supplied_secrets() {
     );
 }
 
+/// A replica on a shared database keeps nothing in a data dir (its secrets come from the
+/// environment), so it needs none: in a container without `$HOME` it used to fail with "no data
+/// directory", and a `--data-dir` it was given (a directory of the operator's) was made 0700.
+#[test]
+fn a_shared_database_needs_no_data_dir_and_leaves_one_given_as_it_was() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = pg_env(&fresh_pg_database());
+    let create = [
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "a",
+        "--audience",
+        AUD,
+    ];
+    let out = std::process::Command::new(BIN)
+        .args(create)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("KEYMINT_DATA_DIR")
+        .output()
+        .unwrap();
+    ok(&out);
+    let dir = temp_dir("pg-own-dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(create)
+        .arg("--data-dir")
+        .arg(&dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    ok(&out);
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(mode, 0o750, "the directory's mode was changed");
+    assert_eq!(files, 0, "something was written into it");
+}
+
 /// A replica given another `KEYMINT_PEPPER` than the others (a stale secret in one deploy) would
 /// have served, refusing every customer's key as a wrong secret. The database keeps a fingerprint
 /// of the secrets it was first used with, so that replica is refused at start, naming the pepper;

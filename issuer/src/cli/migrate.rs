@@ -137,7 +137,7 @@ fn is_postgres(url: &str) -> bool {
 }
 
 /// A database URL fit to print: no password, no query string (which may hold one).
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

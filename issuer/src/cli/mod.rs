@@ -333,12 +333,11 @@ impl Opened {
 /// Opens the database and loads the secrets named by the global options, refusing secrets the
 /// database was not made with (`domain::settings::secrets`) before anything is written.
 pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
-    let data_dir = config::data_dir(global.data_dir.as_deref())?;
-    config::ensure_data_dir(&data_dir)?;
-    let shared = global
-        .database_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let data_dir = data_dir(global)?;
+    let shared = shared_database(global);
+    if !shared {
+        config::ensure_data_dir(&data_dir)?;
+    }
     // Replicas must share the secrets, so on a shared database nothing is generated: the
     // operator supplies them (KEYMINT_ENCRYPTION_KEY / KEYMINT_PEPPER or the *_FILE variants).
     // Nor for an embedded database that exists: its secret files were made with it.
@@ -367,6 +366,35 @@ pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
         secrets,
         data_dir,
     })
+}
+
+/// Whether the options name a shared (Postgres) database.
+pub(crate) fn shared_database(global: &Global) -> bool {
+    global
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// The data dir the options name: `--data-dir`, else the default under `$XDG_DATA_HOME` or
+/// `$HOME`. A shared (Postgres) database keeps nothing there (replicas take their secrets from
+/// the environment), so for one keymint neither needs a data dir (a container may have no
+/// `$HOME`, or a read-only root) nor creates or changes one; the path is then only what `migrate`
+/// and the messages would name.
+pub(crate) fn data_dir(global: &Global) -> Result<PathBuf, CliError> {
+    match config::data_dir(global.data_dir.as_deref()) {
+        Ok(dir) => Ok(dir),
+        Err(_) if shared_database(global) => Ok(PathBuf::from("(none: the database is shared)")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where the data is, to print: the shared database (without its password) or the data dir.
+pub(crate) fn data_shown(global: &Global, data_dir: &std::path::Path) -> String {
+    match global.database_url.as_deref() {
+        Some(url) if shared_database(global) => migrate::redact(url),
+        _ => data_dir.display().to_string(),
+    }
 }
 
 /// A secret the database was not made with, said with what to do (exit 2).

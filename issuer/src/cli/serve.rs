@@ -7,7 +7,6 @@ use std::time::Duration;
 use keymint_jwks::Issuer;
 
 use super::{CliError, Global, duration, open};
-use crate::config;
 use crate::domain::DomainError;
 use crate::domain::leaks::scanner_keys::{ScannerKeySource, ScannerKeyring};
 use crate::domain::refusal::InvalidInput;
@@ -137,7 +136,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
     };
     let given = given(global, &args)?;
     // Before anything is created, migrated or written: a refused start changes nothing.
-    let data_dir = config::data_dir(global.data_dir.as_deref())?;
+    let data_dir = super::data_dir(global)?;
     let stored = super::settings::stored_before_open(global, &data_dir).await?;
     let resolved = settings::resolve(&stored, &given)
         .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
@@ -174,7 +173,12 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             per_client: args.max_connections_per_client,
         },
     };
-    let data_dir_shown = opened.data_dir.display().to_string();
+    let data_dir_shown = super::data_shown(global, &opened.data_dir);
+    let same = if super::shared_database(global) {
+        "--database-url"
+    } else {
+        "--data-dir"
+    };
     // SIGINT or SIGTERM: stop accepting, drain in-flight requests, end event streams cleanly.
     let shutdown = async {
         #[cfg(unix)]
@@ -202,7 +206,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         tracing::info!(%url, issuer = %issuer, data_dir = %data_dir_shown, "keymint listening");
         eprintln!(
             "keymint is listening on {url} (issuer {issuer}, data in {data_dir_shown})\n\n\
-             Create a first API key (in another terminal, same --data-dir):\n  \
+             Create a first API key (in another terminal, same {same}):\n  \
              keymint keys create --tenant acme --scope orders:read --audience https://api.example\n\
              Then trade it for a token:\n  \
              curl -s -X POST {url}/v1/token -H \"Authorization: Bearer $KEY\"\n"
