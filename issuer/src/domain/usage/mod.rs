@@ -22,7 +22,8 @@ pub use self::report::{DEFAULT_SINCE, KeyUsage, MAX_LINES, key_usage};
 pub(crate) use self::retention::in_batches;
 pub use self::retention::{DEFAULT_RETENTION, KEY_PRUNE_BATCH, PRUNE_BATCH, prune};
 pub use self::tally::{
-    BUCKET, MAX_KINDS, OTHER, PER_CLAIMED_KINDS, PER_KEY_KINDS, PER_UNKNOWN_KINDS, Tally,
+    BUCKET, MAX_CLAIMED_KINDS, MAX_KINDS, OTHER, PER_CLAIMED_KINDS, PER_KEY_KINDS,
+    PER_TENANT_KINDS, PER_UNKNOWN_KINDS, Tally,
 };
 use crate::domain::client::{IpText, client_of};
 use crate::store::Store;

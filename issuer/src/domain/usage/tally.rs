@@ -3,10 +3,12 @@
 //! Clients choose their addresses (forwarded headers, a whole IPv6 /64), their `Origin` header and
 //! the key IDs they present. Each of those would be a new row, so every hour each key may keep
 //! [`PER_KEY_KINDS`] distinct (client, origin, action, outcome, reason) combinations apart, the
-//! key IDs nobody has (and requests with none) [`PER_UNKNOWN_KINDS`] between them, and all keys
-//! together [`MAX_KINDS`]. Requests that name a key but not its secret (key IDs are not secret)
-//! have a share of their own per key, [`PER_CLAIMED_KINDS`], so that someone who knows a key's ID
-//! cannot fill its holder's share with forged origins and push its real clients into `other`. A use beyond its share is still counted, under client and origin
+//! key IDs nobody has (and requests with none) [`PER_UNKNOWN_KINDS`] between them, one tenant's
+//! keys [`PER_TENANT_KINDS`] between them, and all keys together [`MAX_KINDS`]. Requests that name
+//! a key but not its secret (key IDs are not secret) have a share of their own per key,
+//! [`PER_CLAIMED_KINDS`], and [`MAX_CLAIMED_KINDS`] all together, so that someone who knows key
+//! IDs can neither fill a holder's share with forged origins and push its real clients into
+//! `other`, nor the hour's. A use beyond its share is still counted, under client and origin
 //! `other` (and, for an unknown key, reason `other`): what a guesser or a broken client adds is
 //! one row per key and outcome, never one per request or per address.
 
@@ -22,6 +24,14 @@ use super::event::{Presented, Usage};
 pub const BUCKET: i64 = 3600;
 /// Distinct kinds kept apart in an hour, all keys together.
 pub const MAX_KINDS: usize = 100_000;
+/// Distinct kinds one tenant's keys keep apart in an hour, all together: a quarter of
+/// [`MAX_KINDS`], so that one large or busy tenant cannot push every other tenant's new clients
+/// into `other` for the rest of the hour.
+pub const PER_TENANT_KINDS: usize = 25_000;
+/// Distinct kinds all keys together keep apart in an hour among requests that presented a key's
+/// ID with a wrong secret: key IDs are not secret, so these kinds are the sender's choice, and
+/// together they may take a tenth of [`MAX_KINDS`], not all of it.
+pub const MAX_CLAIMED_KINDS: usize = 10_000;
 /// Distinct kinds one key keeps apart in an hour.
 pub const PER_KEY_KINDS: u16 = 64;
 /// Distinct kinds one key keeps apart in an hour among requests that presented its ID with a
@@ -48,6 +58,11 @@ pub struct Tally {
     admitted: HashSet<u64>,
     /// Kinds kept apart this hour, per key (by the hash of its stored ID).
     per_key: HashMap<u64, u16>,
+    /// Kinds kept apart this hour by the uses of a tenant's keys that presented their secret,
+    /// per tenant (by the hash of its ID).
+    per_tenant: HashMap<u64, usize>,
+    /// Kinds kept apart this hour among uses that presented a key ID with a wrong secret.
+    claimed_kinds: usize,
     /// Counts since the last [`Tally::take`], by the hash of their kind. Hashes are SipHash with
     /// a random key: a client cannot aim two kinds at one hash.
     ///
@@ -69,6 +84,8 @@ impl Default for Tally {
             hour: i64::MIN,
             admitted: HashSet::new(),
             per_key: HashMap::new(),
+            per_tenant: HashMap::new(),
+            claimed_kinds: 0,
             pending: HashMap::new(),
             rows: Vec::new(),
             dropped: 0,
@@ -90,6 +107,8 @@ impl Tally {
             self.hour = bucket;
             self.admitted.clear();
             self.per_key.clear();
+            self.per_tenant.clear();
+            self.claimed_kinds = 0;
         }
         let key = u.key.stored();
         let mut origin = cut(u.origin.unwrap_or(""), MAX_ORIGIN);
@@ -121,12 +140,28 @@ impl Tally {
                 Presented::Claimed(_) => PER_CLAIMED_KINDS,
                 Presented::Unknown(_) | Presented::None => PER_UNKNOWN_KINDS,
             };
+            // Only a key's holder spends its tenant's share (anyone can present a key's ID).
+            let tenant = match u.key {
+                Presented::Known(_) => u.tenant.map(|t| self.hasher.hash_one(t)),
+                _ => None,
+            };
+            let tenant_used = tenant
+                .and_then(|t| self.per_tenant.get(&t).copied())
+                .unwrap_or(0);
             let room = self.admitted.len() < MAX_KINDS
                 && used < share
-                && (used > 0 || self.per_key.len() < MAX_KINDS);
+                && (used > 0 || self.per_key.len() < MAX_KINDS)
+                && tenant_used < PER_TENANT_KINDS
+                && (!claimed || self.claimed_kinds < MAX_CLAIMED_KINDS);
             if room {
                 self.admitted.insert(h);
                 self.per_key.insert(kh, used + 1);
+                if let Some(t) = tenant {
+                    self.per_tenant.insert(t, tenant_used + 1);
+                }
+                if claimed {
+                    self.claimed_kinds += 1;
+                }
             } else {
                 client = OTHER;
                 origin = OTHER;

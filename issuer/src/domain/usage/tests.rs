@@ -9,6 +9,10 @@ use super::*;
 use crate::store::{AuditQuery, AuditRecord, SqliteStore, UsageCount};
 
 fn granted<'a>(at: i64, key: &'a str, ip: &str) -> (Usage<'a>, IpAddr) {
+    granted_in("acme", at, key, ip)
+}
+
+fn granted_in<'a>(tenant: &'a str, at: i64, key: &'a str, ip: &str) -> (Usage<'a>, IpAddr) {
     let ip: IpAddr = ip.parse().unwrap();
     (
         Usage {
@@ -18,7 +22,7 @@ fn granted<'a>(at: i64, key: &'a str, ip: &str) -> (Usage<'a>, IpAddr) {
             code: "",
             reason: None,
             key: Presented::Known(key),
-            tenant: Some("acme"),
+            tenant: Some(tenant),
             scopes: Some("a"),
             client: ip,
             origin: None,
@@ -204,15 +208,84 @@ fn wrong_secret_refusals_cannot_crowd_the_holders_clients_out_of_the_rollups() {
 #[test]
 fn an_hour_never_keeps_more_than_its_bound_of_kinds_apart() {
     let mut t = Tally::default();
-    // MAX_KINDS keys, each with one client, then one more key: it has no room left apart.
+    // MAX_KINDS keys of several tenants, each with one client, then one more key: it has no
+    // room left apart.
     let ids: Vec<String> = (0..=MAX_KINDS).map(|i| format!("k{i}")).collect();
-    for id in &ids {
-        t.add(&granted(7200, id, "192.0.2.1").0);
+    let tenants: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        t.add(&granted_in(&tenants[i % 8], 7200, id, "192.0.2.1").0);
     }
     let rows = t.take();
     assert_eq!(rows.len(), MAX_KINDS + 1);
     let last = rows.iter().find(|r| r.key_id == ids[MAX_KINDS]).unwrap();
     assert_eq!(last.client, OTHER);
+}
+
+/// Found in review: the hour's bound was one pool for every tenant, so one large tenant (1,600
+/// keys with 64 clients each) pushed every other tenant's new clients into `other` for the rest
+/// of the hour. A tenant's keys now keep at most a quarter of it apart.
+#[test]
+fn one_tenant_cannot_take_the_hours_bound_from_the_others() {
+    let mut t = Tally::default();
+    let n = PER_TENANT_KINDS + 10;
+    let ids: Vec<String> = (0..n).map(|i| format!("big{i}")).collect();
+    for id in &ids {
+        t.add(&granted_in("big", 7200, id, "192.0.2.1").0);
+    }
+    t.add(&granted_in("small", 7200, "small1", "192.0.2.1").0);
+    let rows = t.take();
+    let big_apart = rows
+        .iter()
+        .filter(|r| r.key_id.starts_with("big") && r.client != OTHER)
+        .count();
+    assert_eq!(big_apart, PER_TENANT_KINDS);
+    let big_other: i64 = rows
+        .iter()
+        .filter(|r| r.key_id.starts_with("big") && r.client == OTHER)
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(big_other, 10, "beyond its share, still counted");
+    let small = rows.iter().find(|r| r.key_id == "small1").unwrap();
+    assert_eq!(small.client, "192.0.2.1");
+}
+
+/// Key IDs are not secret: wrong-secret requests naming many keys, from forged origins, keep at
+/// most [`MAX_CLAIMED_KINDS`] apart in all, and take nothing from the tenant's share.
+#[test]
+fn wrong_secret_refusals_across_many_keys_keep_a_bounded_share_of_the_hour() {
+    let mut t = Tally::default();
+    let per_key = usize::from(PER_CLAIMED_KINDS);
+    let keys = MAX_CLAIMED_KINDS / per_key + 10;
+    let ids: Vec<String> = (0..keys).map(|i| format!("k{i}")).collect();
+    let origins: Vec<String> = (0..per_key)
+        .map(|i| format!("https://o{i}.example"))
+        .collect();
+    for id in &ids {
+        for origin in &origins {
+            t.add(&Usage {
+                at: 7200,
+                action: "token.issue",
+                outcome: Outcome::Refused,
+                code: "wrong_secret",
+                reason: Some("wrong secret"),
+                key: Presented::Claimed(id),
+                tenant: Some("acme"),
+                scopes: None,
+                client: "198.51.100.1".parse().unwrap(),
+                origin: Some(origin),
+                issued: None,
+            });
+        }
+    }
+    t.add(&granted(7200, "holder", "192.0.2.7").0);
+    let rows = t.take();
+    let apart = rows
+        .iter()
+        .filter(|r| r.outcome == "refused" && r.origin != OTHER)
+        .count();
+    assert_eq!(apart, MAX_CLAIMED_KINDS);
+    let holder = rows.iter().find(|r| r.key_id == "holder").unwrap();
+    assert_eq!(holder.client, "192.0.2.7");
 }
 
 #[test]
