@@ -332,6 +332,17 @@ fn out_of_range_flags_are_refused_before_the_data_dir_is_created() {
         );
         assert!(!dir.exists(), "{flags:?} created {}", dir.display());
     }
+    // Nor does the help, which shows the environment's values.
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env(
+            "KEYMINT_DATABASE_URL",
+            "postgres://km:hunter2@db.invalid/km",
+        )
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("hunter2"));
 }
 
 /// Writes `text` as a secret file (mode 0600, as keymint makes them).

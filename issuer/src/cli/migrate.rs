@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use keymint_jwks::UnixTime;
 
 use super::{CliError, Global, actor, open, open_store};
-use crate::config;
 use crate::domain;
 use crate::domain::DomainError;
 use crate::domain::migration::{Migration, Step};
@@ -59,22 +58,27 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             "--to names the database in use: migrate copies into another, empty one".into(),
         ));
     }
-    let data_dir = config::data_dir(global.data_dir.as_deref())?;
-    let source_name = match global.database_url.as_deref() {
-        Some(url) => redact(url),
-        None => data_dir.join("keymint.db").display().to_string(),
+    let data_dir = super::data_dir(global)?;
+    let source_name = match (global.database_url.as_deref(), &data_dir) {
+        (Some(url), _) => redact(url),
+        (None, Some(dir)) => dir.join("keymint.db").display().to_string(),
+        (None, None) => return Err(CliError::Usage(super::NO_DATABASE.into())),
     };
     let target_name = redact(&args.to);
     // Opening the source creates a missing database and missing secret files: in a wrong data dir
     // that would copy an empty database and hand out brand-new secrets. Look before opening.
-    if global.database_url.is_none() && !data_dir.join("keymint.db").exists() {
+    if global.database_url.is_none()
+        && !data_dir
+            .as_ref()
+            .is_some_and(|d| d.join("keymint.db").exists())
+    {
         return Err(CliError::Usage(format!(
             "{source_name} does not exist: point --data-dir (or KEYMINT_DATA_DIR) at the data dir \
              of the server you are moving"
         )));
     }
-    let shared = global.database_url.as_deref().is_some_and(is_postgres);
-    let secrets_dir = (!shared).then_some(data_dir.as_path());
+    // None for a shared source: its secrets come from the environment.
+    let secrets_dir = data_dir.as_deref();
     let pepper = SecretSource::find("KEYMINT_PEPPER", "pepper.key", secrets_dir)?;
     let encryption = SecretSource::find("KEYMINT_ENCRYPTION_KEY", "encryption.key", secrets_dir)?;
 
@@ -90,7 +94,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         .check_encryption_key(&opened.secrets.encryption_key, &encryption)
         .map_err(|e| advise(e, WRONG_ENCRYPTION_KEY))?;
 
-    let target = open_store(Some(&args.to), &opened.data_dir)
+    let target = open_store(Some(&args.to), opened.data_dir.as_deref())
         .await
         .map_err(|e| noted(&format!("opening {target_name}"), e))?;
     let empty = migration

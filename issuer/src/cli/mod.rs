@@ -69,7 +69,13 @@ pub(crate) struct Global {
     data_dir: Option<PathBuf>,
     /// Database URL: `postgres://user@host/db` for replicas sharing one database, or
     /// `sqlite:///path/keymint.db`; default: keymint.db in the data dir.
-    #[arg(long, global = true, env = "KEYMINT_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYMINT_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// The issuer's base URL. For `serve`: the issuer name in every token (`iss`) and the base of
     /// published URLs (default: the listen URL). For `token`: where to get one. For admin
@@ -321,7 +327,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 pub(crate) struct Opened {
     pub(crate) store: Arc<DbStore>,
     pub(crate) secrets: Secrets,
-    pub(crate) data_dir: PathBuf,
+    /// None for a shared (Postgres) database, which keeps nothing in one.
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 impl Opened {
@@ -334,29 +341,29 @@ impl Opened {
 /// database was not made with (`domain::settings::secrets`) before anything is written.
 pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
     let data_dir = data_dir(global)?;
-    let shared = shared_database(global);
-    if !shared {
-        config::ensure_data_dir(&data_dir)?;
-    }
     // Replicas must share the secrets, so on a shared database nothing is generated: the
     // operator supplies them (KEYMINT_ENCRYPTION_KEY / KEYMINT_PEPPER or the *_FILE variants).
     // Nor for an embedded database that exists: its secret files were made with it.
-    let embedded = data_dir.join("keymint.db");
-    let secrets = if shared {
-        config::load_secrets(None)?
-    } else if SqliteStore::exists(match global.database_url.as_deref() {
-        Some(url) => PeekAt::Url(url),
-        None => PeekAt::Path(&embedded),
-    })? {
-        config::load_existing_secrets(&data_dir)?
-    } else {
-        config::load_secrets(Some(&data_dir))?
+    let secrets = match &data_dir {
+        None => config::load_secrets(None)?,
+        Some(dir) => {
+            config::ensure_data_dir(dir)?;
+            let embedded = dir.join("keymint.db");
+            if SqliteStore::exists(match global.database_url.as_deref() {
+                Some(url) => PeekAt::Url(url),
+                None => PeekAt::Path(&embedded),
+            })? {
+                config::load_existing_secrets(dir)?
+            } else {
+                config::load_secrets(Some(dir))?
+            }
+        }
     };
     let fingerprints = Fingerprints::of(&secrets.pepper, &secrets.encryption_key);
     fingerprints
-        .check(&settings::peek(global, &data_dir).await?)
+        .check(&settings::peek(global, data_dir.as_deref()).await?)
         .map_err(secret_refusal)?;
-    let store = open_store(global.database_url.as_deref(), &data_dir).await?;
+    let store = open_store(global.database_url.as_deref(), data_dir.as_deref()).await?;
     fingerprints
         .bind(&store, &secrets.encryption_key)
         .await?
@@ -368,6 +375,9 @@ pub(crate) async fn open(global: &Global) -> Result<Opened, CliError> {
     })
 }
 
+/// Neither a database URL nor a data dir: only a shared database has no data dir, and it has a URL.
+pub(crate) const NO_DATABASE: &str = "no database: give --database-url or --data-dir";
+
 /// Whether the options name a shared (Postgres) database.
 pub(crate) fn shared_database(global: &Global) -> bool {
     global
@@ -377,23 +387,22 @@ pub(crate) fn shared_database(global: &Global) -> bool {
 }
 
 /// The data dir the options name: `--data-dir`, else the default under `$XDG_DATA_HOME` or
-/// `$HOME`. A shared (Postgres) database keeps nothing there (replicas take their secrets from
-/// the environment), so for one keymint neither needs a data dir (a container may have no
-/// `$HOME`, or a read-only root) nor creates or changes one; the path is then only what `migrate`
-/// and the messages would name.
-pub(crate) fn data_dir(global: &Global) -> Result<PathBuf, CliError> {
-    match config::data_dir(global.data_dir.as_deref()) {
-        Ok(dir) => Ok(dir),
-        Err(_) if shared_database(global) => Ok(PathBuf::from("(none: the database is shared)")),
-        Err(e) => Err(e.into()),
+/// `$HOME`. None for a shared (Postgres) database: it keeps nothing there (replicas take their
+/// secrets from the environment), so keymint neither needs a data dir then (a container may have
+/// no `$HOME`, or a read-only root) nor creates or changes one.
+pub(crate) fn data_dir(global: &Global) -> Result<Option<PathBuf>, CliError> {
+    if shared_database(global) {
+        return Ok(None);
     }
+    Ok(Some(config::data_dir(global.data_dir.as_deref())?))
 }
 
-/// Where the data is, to print: the shared database (without its password) or the data dir.
-pub(crate) fn data_shown(global: &Global, data_dir: &std::path::Path) -> String {
-    match global.database_url.as_deref() {
-        Some(url) if shared_database(global) => migrate::redact(url),
-        _ => data_dir.display().to_string(),
+/// Where the data is, to print: the database URL (without its password) or the data dir.
+pub(crate) fn data_shown(global: &Global, data_dir: Option<&std::path::Path>) -> String {
+    match (global.database_url.as_deref(), data_dir) {
+        (Some(url), _) => migrate::redact(url),
+        (None, Some(dir)) => dir.display().to_string(),
+        (None, None) => String::new(),
     }
 }
 
@@ -409,7 +418,7 @@ fn secret_refusal(e: SecretMismatch) -> CliError {
 /// Opens the database a URL names (the embedded SQLite file in `data_dir` when there is none).
 pub(crate) async fn open_store(
     url: Option<&str>,
-    data_dir: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
 ) -> Result<DbStore, CliError> {
     Ok(match url {
         Some(url) if url.starts_with("sqlite:") => {
@@ -423,7 +432,10 @@ pub(crate) async fn open_store(
                 "--database-url must start with postgres://, postgresql:// or sqlite:".into(),
             ));
         }
-        None => DbStore::Sqlite(SqliteStore::open(&data_dir.join("keymint.db")).await?),
+        None => match data_dir {
+            Some(dir) => DbStore::Sqlite(SqliteStore::open(&dir.join("keymint.db")).await?),
+            None => return Err(CliError::Usage(NO_DATABASE.into())),
+        },
     })
 }
 

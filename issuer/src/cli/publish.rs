@@ -55,7 +55,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         args.out.display(),
         set.published.keys().len(),
         list.serial,
-        list.exp
+        super::when::when(list.exp)
     );
     Ok(ExitCode::SUCCESS)
 }

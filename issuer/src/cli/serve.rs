@@ -134,12 +134,15 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         )),
         None => None,
     };
-    let given = given(global, &args)?;
     // Before anything is created, migrated or written: a refused start changes nothing.
     let data_dir = super::data_dir(global)?;
-    let stored = super::settings::stored_before_open(global, &data_dir).await?;
+    let stored = super::settings::stored_before_open(global, data_dir.as_deref()).await?;
+    let given = given(global, &args, &stored)?;
+    for warning in settings::stale_warnings(&stored) {
+        tracing::warn!("{warning}");
+    }
     let resolved = settings::resolve(&stored, &given)
-        .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
+        .map_err(|e| super::settings::refusal(e, global, data_dir.as_deref()))?;
     let opened = open(global).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -173,7 +176,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
             per_client: args.max_connections_per_client,
         },
     };
-    let data_dir_shown = super::data_shown(global, &opened.data_dir);
+    let data_dir_shown = super::data_shown(global, opened.data_dir.as_deref());
     let same = if super::shared_database(global) {
         "--database-url"
     } else {
@@ -221,28 +224,46 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<ExitCode, CliErro
         announce,
     )
     .await
-    .map_err(|e| super::settings::refusal(e, global, &data_dir))?;
+    .map_err(|e| super::settings::refusal(e, global, data_dir.as_deref()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The shared settings the flags name, each checked (`None`: omitted).
-fn given(global: &Global, args: &Args) -> Result<Partial, CliError> {
+/// The shared settings the flags name, each checked (`None`: omitted). A flag that repeats the
+/// stored value is only checked to parse: a value stored before a cap or check existed stays in
+/// force (with a warning) and a unit file that names it keeps starting; a new value meets them all.
+fn given(global: &Global, args: &Args, stored: &Partial) -> Result<Partial, CliError> {
     let issuer = global
         .issuer_url
         .as_deref()
-        .map(settings::check_issuer)
+        .map(|text| match &stored.issuer {
+            Some(s) if s.as_str() == text => Ok(s.clone()),
+            _ => settings::check_issuer(text),
+        })
         .transpose()
         .map_err(flag_error)?;
-    for (name, d) in [
-        (SettingName::MaxTokenTtl, args.max_token_ttl),
-        (SettingName::JwksMaxAge, args.jwks_max_age),
+    for (name, d, was) in [
+        (
+            SettingName::MaxTokenTtl,
+            args.max_token_ttl,
+            stored.max_token_ttl,
+        ),
+        (
+            SettingName::JwksMaxAge,
+            args.jwks_max_age,
+            stored.jwks_max_age,
+        ),
         (
             SettingName::RevocationListValidity,
             args.revocation_list_validity,
+            stored.list_validity,
         ),
     ] {
         if let Some(d) = d {
-            settings::check_new_duration(name, d).map_err(flag_error)?;
+            if was == Some(d) {
+                settings::check_duration(name, d).map_err(flag_error)?;
+            } else {
+                settings::check_new_duration(name, d).map_err(flag_error)?;
+            }
         }
     }
     Ok(Partial {
@@ -260,5 +281,72 @@ fn flag_error(e: DomainError) -> CliError {
             CliError::Usage(format!("--{name}: {why}"))
         }
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn serve_flags(flags: &[&str]) -> (Global, Args) {
+        let cli =
+            super::super::Cli::try_parse_from(["keymint", "serve"].iter().chain(flags).copied())
+                .unwrap();
+        match cli.command {
+            super::super::Command::Serve(args) => (cli.global, args),
+            _ => panic!("not serve"),
+        }
+    }
+
+    /// A value stored before a cap existed stays in force (with a warning), and a unit file that
+    /// names it keeps starting; a new value above the cap is refused.
+    #[test]
+    fn a_flag_repeating_a_stored_value_above_a_new_cap_is_accepted_and_a_new_one_is_not() {
+        let (global, args) = serve_flags(&["--jwks-max-age", "2d", "--max-token-ttl", "2d"]);
+        let nothing = Partial::default();
+        let Err(CliError::Usage(why)) = given(&global, &args, &nothing) else {
+            panic!("a first start above the caps was accepted");
+        };
+        assert!(why.contains("above the cap"), "{why}");
+        let two_days = Some(Duration::from_secs(2 * 24 * 3600));
+        let stored = Partial {
+            jwks_max_age: two_days,
+            max_token_ttl: two_days,
+            ..Partial::default()
+        };
+        let given = given(&global, &args, &stored).unwrap();
+        assert_eq!(given.jwks_max_age, two_days);
+        let warnings = settings::stale_warnings(&stored);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("keymint settings set jwks-max-age")),
+            "{warnings:?}"
+        );
+    }
+
+    /// Likewise an issuer URL stored before credentials and queries were refused: repeated, it
+    /// starts; the warning does not repeat the URL's secret.
+    #[test]
+    fn a_stored_issuer_url_with_credentials_warns_without_repeating_them() {
+        let url = "https://km:hunter2@issuer.example";
+        let (global, args) = serve_flags(&["--issuer-url", url]);
+        assert!(given(&global, &args, &Partial::default()).is_err());
+        let stored = Partial {
+            issuer: Some(keymint_jwks::Issuer::new(url).unwrap()),
+            ..Partial::default()
+        };
+        assert!(given(&global, &args, &stored).is_ok());
+        let warnings = settings::stale_warnings(&stored);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(!warnings[0].contains("hunter2"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("settings set issuer-url"),
+            "{warnings:?}"
+        );
     }
 }

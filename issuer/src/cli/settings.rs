@@ -131,7 +131,7 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> Result<ExitCode, CliEr
 /// exist.
 pub(crate) async fn stored_before_open(
     global: &Global,
-    data_dir: &Path,
+    data_dir: Option<&Path>,
 ) -> Result<Partial, CliError> {
     Ok(Partial::from_rows(&peek(global, data_dir).await?)?)
 }
@@ -140,7 +140,7 @@ pub(crate) async fn stored_before_open(
 /// a database that does not exist yet).
 pub(crate) async fn peek(
     global: &Global,
-    data_dir: &Path,
+    data_dir: Option<&Path>,
 ) -> Result<Vec<(String, String)>, CliError> {
     Ok(match global.database_url.as_deref() {
         Some(url) if url.starts_with("sqlite:") => {
@@ -154,13 +154,16 @@ pub(crate) async fn peek(
                 "--database-url must start with postgres://, postgresql:// or sqlite:".into(),
             ));
         }
-        None => SqliteStore::peek_settings(PeekAt::Path(&data_dir.join("keymint.db"))).await?,
+        None => match data_dir {
+            Some(dir) => SqliteStore::peek_settings(PeekAt::Path(&dir.join("keymint.db"))).await?,
+            None => return Err(CliError::Usage(super::NO_DATABASE.into())),
+        },
     })
 }
 
 /// A conflict between a flag and the stored value, said with the command that changes it;
 /// anything else as it is.
-pub(crate) fn refusal(e: DomainError, global: &Global, data_dir: &Path) -> CliError {
+pub(crate) fn refusal(e: DomainError, global: &Global, data_dir: Option<&Path>) -> CliError {
     let DomainError::Conflict(ConflictReason::Setting {
         name,
         stored,
@@ -171,7 +174,10 @@ pub(crate) fn refusal(e: DomainError, global: &Global, data_dir: &Path) -> CliEr
     };
     let location = match global.database_url.as_deref() {
         Some(url) => format!("--database-url {}", shell_word(&without_password(url))),
-        None => format!("--data-dir {}", shell_word(&data_dir.display().to_string())),
+        None => format!(
+            "--data-dir {}",
+            shell_word(&super::data_shown(global, data_dir))
+        ),
     };
     CliError::SettingConflict {
         name,

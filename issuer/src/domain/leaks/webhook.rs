@@ -22,9 +22,9 @@ use crate::store::{Applied, Store, TenantPolicyRecord, WebhookDelivery};
 
 /// How many finished (delivered or failed) calls are kept for inspection.
 pub const KEEP_FINISHED: i64 = 10_000;
-/// How long one attempt holds a call before another replica may try it (longer than the
-/// request timeout).
-const LEASE: Duration = Duration::from_secs(60);
+/// How long one attempt holds a call before another replica may try it, in attempt timeouts:
+/// well beyond one, so that no replica takes a call another is still making.
+const LEASE_TIMEOUTS: u32 = 6;
 /// How long one attempt may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most calls taken per round; a round's attempts run together, so a round takes at most one
@@ -186,12 +186,13 @@ impl<S: Store> Deliverer<S> {
         }
     }
 
-    /// Makes the calls due at `now` (one attempt each, all at once; at most [`BATCH`], at most
+    /// Makes the calls due at `now` (one attempt each, all at once; at most 16, at most
     /// [`PER_TENANT`] of one tenant); how many were attempted.
     pub async fn run_once(&self, now: UnixTime) -> Result<usize, DomainError> {
         let now = unix(now);
         let due = self.store.due_webhooks(now, BATCH, PER_TENANT).await?;
-        let lease = now.saturating_add(i64::try_from(LEASE.as_secs()).unwrap_or(60));
+        let lease = self.schedule.timeout.saturating_mul(LEASE_TIMEOUTS);
+        let lease = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
         let mut claimed = Vec::with_capacity(due.len());
         for mut d in due {
             if self.store.claim_webhook(d.id, d.next_at, lease).await? == Applied::Unchanged {

@@ -162,8 +162,9 @@ fn invalid(name: SettingName, why: String) -> DomainError {
 /// token endpoint, list) are built under it.
 pub fn check_issuer(text: &str) -> Result<Issuer, DomainError> {
     let bad = |why: String| invalid(SettingName::IssuerUrl, why);
-    // A value with credentials in it is not repeated: the message may end up in a log.
-    let shown = if text.contains('@') {
+    // A value that may hold a secret (credentials, a query) is not repeated: the message may end
+    // up in a log.
+    let shown = if text.contains(['@', '?', '#']) {
         "the value".to_owned()
     } else {
         format!("{text:?}")
@@ -395,12 +396,39 @@ impl From<&Partial> for SettingsView {
             revocation_list_validity: p.list_validity.map(|d| d.as_secs()),
             warnings: p
                 .issuer
-                .as_ref()
-                .and_then(plain_http_warning)
-                .into_iter()
+                .iter()
+                .filter_map(plain_http_warning)
+                .chain(stale_warnings(p))
                 .collect(),
         }
     }
+}
+
+/// Stored values that a start or `settings set` would now refuse as new values (stored before
+/// those checks existed): they stay in force until changed, and the warning says how.
+pub fn stale_warnings(p: &Partial) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(issuer) = &p.issuer
+        && let Err(e) = check_issuer(issuer.as_str())
+    {
+        out.push(format!(
+            "{e}. It is in every token: change it with `keymint settings set issuer-url URL`"
+        ));
+    }
+    for name in [SettingName::MaxTokenTtl, SettingName::JwksMaxAge] {
+        let d = match name {
+            SettingName::MaxTokenTtl => p.max_token_ttl,
+            _ => p.jwks_max_age,
+        };
+        if let Some(d) = d
+            && let Err(e) = check_new_duration(name, d)
+        {
+            out.push(format!(
+                "{e}. It stays in force until changed: `keymint settings set {name} VALUE`"
+            ));
+        }
+    }
+    out
 }
 
 /// The stored settings (through the migrated store; `serve`'s first check reads them without
