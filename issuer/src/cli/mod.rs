@@ -197,7 +197,7 @@ impl CliError {
                 DomainError::NotFound(_) => 3,
                 DomainError::Conflict(_) => 4,
                 DomainError::Invalid(_) | DomainError::InvalidRequest(_) => 2,
-                DomainError::Unavailable(_) => 5,
+                DomainError::Unavailable(_) | DomainError::OwnListExpired => 5,
                 DomainError::InvalidClient { .. }
                 | DomainError::InvalidScope(_)
                 | DomainError::InvalidTarget(_)

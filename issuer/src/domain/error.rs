@@ -65,6 +65,13 @@ pub enum DomainError {
     /// The database is unavailable: try again.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The issuer's own revocation list is past its `exp`: it could not be re-signed, which takes
+    /// the database. Admin tokens are checked against it, so admin calls wait: try again.
+    #[error(
+        "the issuer's own revocation list is past its time: it is re-signed once the database \
+         answers"
+    )]
+    OwnListExpired,
     /// Stored data that does not decode (the store's error, with its cause, underneath).
     #[error(transparent)]
     Corrupt(StoreError),

@@ -129,6 +129,17 @@ pub(crate) fn row(e: &DomainError) -> Row<'_> {
                 )
             }
         }
+        DomainError::OwnListExpired => {
+            tracing::warn!("{e}");
+            Row {
+                retry_after: Some(1),
+                ..row(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    e.to_string().into(),
+                )
+            }
+        }
         DomainError::Corrupt(_) | DomainError::Internal(_) => {
             // This error is the issuer's own: the detail goes to the log once, the client gets
             // a generic body.
@@ -201,6 +212,7 @@ mod tests {
                     keymint_jwks::ApiKeyId::new("k").unwrap(),
                 )),
                 DomainError::Unavailable(crate::store::StoreError::unavailable("down")),
+                DomainError::OwnListExpired,
                 DomainError::Internal(crate::domain::Fault::new("boom")),
                 DomainError::InvalidClient {
                     reason: crate::domain::ClientFailure::UnknownKey,

@@ -97,7 +97,7 @@ async fn an_admin_call_while_the_issuers_own_list_is_expired_is_503_not_a_refuse
         panic!("an expired list let an admin call through");
     };
     assert!(
-        matches!(e, crate::domain::DomainError::Unavailable(_)),
+        matches!(e, crate::domain::DomainError::OwnListExpired),
         "{e:?}"
     );
     let answer = super::problem::Problem(e).into_response();

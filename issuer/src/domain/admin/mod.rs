@@ -172,10 +172,7 @@ impl AdminGate {
             // database. Not the caller's fault (a 401 would count against them as a guess, and
             // block an admin for a minute after the database came back): 503, try again.
             VerifyError::RevocationListExpired { .. } | VerifyError::NoRevocationList => {
-                DomainError::Unavailable(crate::store::StoreError::unavailable(format!(
-                    "the issuer's own revocation list is not current ({e}): it is re-signed \
-                     once the database answers"
-                )))
+                DomainError::OwnListExpired
             }
             other => DomainError::AdminUnauthenticated(AdminAuthRefusal::Token(other)),
         })?;

@@ -348,6 +348,7 @@ fn refusal_code(e: &DomainError) -> &'static str {
         DomainError::UnauthorizedClient(_) => "unauthorized_client",
         DomainError::RateLimited { .. } => "rate_limited",
         DomainError::Unavailable(_) => "unavailable",
+        DomainError::OwnListExpired => "revocation_list_expired",
         DomainError::ReportRefused(r) => r.code(),
         DomainError::AdminUnauthenticated(_)
         | DomainError::AdminForbidden { .. }
