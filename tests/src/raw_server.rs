@@ -43,6 +43,9 @@ pub enum Answer {
     /// bytes (logged as [`Ending::Complete`]), so that a client without a line cap fails the test
     /// instead of eating the machine's memory.
     EndlessEventLine,
+    /// An event stream that sends only keep-alive comments, every 200 ms, until the server goes
+    /// down: a push channel that is up with nothing to say.
+    KeepAliveEvents,
 }
 
 impl Answer {
@@ -54,6 +57,7 @@ impl Answer {
             Self::Trickle => "trickle",
             Self::Huge => "100 MB",
             Self::EndlessEventLine => "endless event line",
+            Self::KeepAliveEvents => "keep-alive events",
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct RawServer {
     pub addr: SocketAddr,
     answer: Arc<Mutex<Answer>>,
     log: Arc<Mutex<Vec<Conn>>>,
+    /// Requests read, answered or still being answered.
+    started: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -102,6 +108,7 @@ impl RawServer {
             addr: listener.local_addr().unwrap(),
             answer: Arc::new(Mutex::new(answer)),
             log: Arc::default(),
+            started: Arc::default(),
             stop: Arc::default(),
             accept: None,
         };
@@ -111,18 +118,23 @@ impl RawServer {
 
     fn listen(&mut self, listener: TcpListener) {
         listener.set_nonblocking(true).unwrap();
-        let (answer, log, stop) = (
+        let (answer, log, stop, started) = (
             Arc::clone(&self.answer),
             Arc::clone(&self.log),
             Arc::clone(&self.stop),
+            Arc::clone(&self.started),
         );
         self.accept = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        let (answer, log, stop) =
-                            (Arc::clone(&answer), Arc::clone(&log), Arc::clone(&stop));
-                        std::thread::spawn(move || serve_one(s, &answer, &log, &stop));
+                        let (answer, log, stop, started) = (
+                            Arc::clone(&answer),
+                            Arc::clone(&log),
+                            Arc::clone(&stop),
+                            Arc::clone(&started),
+                        );
+                        std::thread::spawn(move || serve_one(s, &answer, &log, &stop, &started));
                     }
                     // Non-blocking, so that `go_down` can stop the loop: a pause between two
                     // looks for a connection, which no assertion times.
@@ -163,6 +175,11 @@ impl RawServer {
         *self.answer.lock().unwrap() = answer;
     }
 
+    /// Requests read so far, whether their answers are finished or not.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
     /// Finished connections that got this kind of answer.
     pub fn conns(&self, kind: &str) -> Vec<Conn> {
         let log = self.log.lock().unwrap();
@@ -176,7 +193,13 @@ impl Drop for RawServer {
     }
 }
 
-fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, stop: &AtomicBool) {
+fn serve_one(
+    mut s: TcpStream,
+    answer: &Mutex<Answer>,
+    log: &Mutex<Vec<Conn>>,
+    stop: &AtomicBool,
+    started_count: &std::sync::atomic::AtomicUsize,
+) {
     // Accepted sockets do not inherit non-blocking mode on Linux; be explicit anyway.
     s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -194,6 +217,7 @@ fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, s
         }
     }
     let answer = answer.lock().unwrap().clone();
+    started_count.fetch_add(1, Ordering::SeqCst);
     let started = Instant::now();
     let (body_bytes, ending) = match &answer {
         Answer::Doc(body) => {
@@ -237,6 +261,10 @@ fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, s
             ),
             Err(_) => (0, Ending::ClientHungUp),
         },
+        Answer::KeepAliveEvents => match s.write_all(EVENT_STREAM) {
+            Ok(()) => keep_alive(&mut s, stop),
+            Err(_) => (0, Ending::ClientHungUp),
+        },
     };
     log.lock().unwrap().push(Conn {
         kind: answer.kind(),
@@ -244,6 +272,20 @@ fn serve_one(mut s: TcpStream, answer: &Mutex<Answer>, log: &Mutex<Vec<Conn>>, s
         lasted: started.elapsed(),
         ending,
     });
+}
+
+/// Writes a keep-alive comment every 200 ms until the server goes down or the client hangs up.
+fn keep_alive(s: &mut TcpStream, stop: &AtomicBool) -> (u64, Ending) {
+    let mut written = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        if s.write_all(b": keep-alive\n\n").is_err() {
+            return (written, Ending::ClientHungUp);
+        }
+        written += 14;
+        // The stream's pace, as an issuer's keep-alives have one: no assertion times it.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (written, Ending::Stopped)
 }
 
 /// Writes `first`, then spaces up to `total` bytes: 64 KiB at a time as fast as the socket takes

@@ -289,6 +289,36 @@ fn an_endless_pushed_event_line_is_cut_at_the_list_cap_and_the_stream_reconnects
     f.verifier.verify(&f.token).unwrap();
 }
 
+/// Found in review: with the push channel up, the list is polled only every `max_refresh` (the
+/// fallback); when the channel went down and could not reconnect (the issuer's events route down,
+/// a stream limit), nothing brought polling back, so a revocation waited out `max_refresh` (5
+/// minutes by default). Losing the channel now ends that wait.
+#[test]
+fn a_lost_push_channel_brings_list_polling_back_at_once() {
+    let mut events = RawServer::start(Answer::KeepAliveEvents);
+    let f = fixture(|c| {
+        c.events(events.url("/events"))
+            .max_refresh(Duration::from_secs(600))
+    });
+    // The channel is up; the list thread polls once more if its last poll came before (100 ms
+    // on), and from then on only every 600 s.
+    wait_until("the push channel", Duration::from_secs(10), || {
+        (events.started() >= 1).then_some(())
+    });
+    let polled = f.list.started();
+    let _ = keymint_testkit::try_wait_until(Duration::from_secs(1), || {
+        (f.list.started() > polled).then_some(())
+    });
+    // A revocation is published while the channel goes down for good.
+    f.list.set(Answer::Doc(revoking_list(&f.signer, 2)));
+    events.go_down();
+    wait_until(
+        "the revocation, polled once the channel was lost",
+        Duration::from_secs(20),
+        || f.verifier.verify(&f.token).is_err().then_some(()),
+    );
+}
+
 #[test]
 fn sources_that_go_down_are_served_stale_then_fail_closed_then_recover_on_the_same_port() {
     let mut f = fixture(|c| c.max_stale(Duration::from_secs(2)));

@@ -183,7 +183,11 @@ impl LiveConfig {
         Ok(cfg)
     }
 
-    /// Subscribes to server-sent events at `url` for revocations pushed within a second.
+    /// Subscribes to server-sent events at `url` for revocations pushed within a second. While the
+    /// channel is up the list is polled only every `max_refresh`, as the fallback; the moment it
+    /// goes down, polling is back to the list's own refresh at once (not after `max_refresh`).
+    /// Reconnects back off from 250 ms to 30 s while refused, and start again at 250 ms after a
+    /// stream that stayed up (one cut by a proxy's stream limit or an issuer's deploy).
     pub fn events(mut self, url: impl Into<String>) -> Self {
         self.events = Some(url.into());
         self

@@ -54,8 +54,13 @@ impl Ctx {
 
     /// Sleeps `d` in slices so that a stop is noticed within a second.
     pub(super) fn sleep(&self, d: Duration) {
+        self.sleep_while(d, || true);
+    }
+
+    /// [`Self::sleep`], cut short (within a slice) once `go_on` turns false.
+    pub(super) fn sleep_while(&self, d: Duration, go_on: impl Fn() -> bool) {
         let deadline = Instant::now() + d;
-        while !self.stopped() {
+        while !self.stopped() && go_on() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;

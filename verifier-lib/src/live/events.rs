@@ -19,7 +19,8 @@ pub(super) fn events_thread(ctx: Arc<Ctx>, url: String) {
     // hostile endpoint cannot grow one line without bound before the list's own cap is checked.
     let max_line = ctx.cfg.max_list_bytes.saturating_add(SSE_LINE_ALLOWANCE);
     let mut last_id: Option<String> = None;
-    let mut backoff = Duration::from_millis(250);
+    // Halved once before the first wait: a first refusal waits FIRST_BACKOFF.
+    let mut backoff = FIRST_BACKOFF / 2;
     while !ctx.stopped() {
         if !ctx.keys_in.load(Ordering::SeqCst) {
             ctx.sleep(Duration::from_millis(50));
@@ -29,8 +30,10 @@ pub(super) fn events_thread(ctx: Arc<Ctx>, url: String) {
         if let Some(id) = &last_id {
             req = req.set("Last-Event-ID", id);
         }
+        let mut lasted = Duration::ZERO;
         match req.call() {
             Ok(res) => {
+                let connected = std::time::Instant::now();
                 ctx.push_connected.store(true, Ordering::SeqCst);
                 let mut reader = std::io::BufReader::new(res.into_reader());
                 let (mut id, mut event, mut data) = (None::<String>, String::new(), String::new());
@@ -61,7 +64,7 @@ pub(super) fn events_thread(ctx: Arc<Ctx>, url: String) {
                             if ctx.install_list(&data) && id.is_some() {
                                 last_id.clone_from(&id);
                             }
-                            backoff = Duration::from_millis(250);
+                            backoff = FIRST_BACKOFF / 2;
                         }
                         event.clear();
                         data.clear();
@@ -78,10 +81,57 @@ pub(super) fn events_thread(ctx: Arc<Ctx>, url: String) {
                     }
                 }
                 ctx.push_connected.store(false, Ordering::SeqCst);
+                lasted = connected.elapsed();
             }
             Err(e) => tracing::warn!(error = %e, "revocation events unavailable; polling instead"),
         }
+        backoff = next_backoff(backoff, lasted);
         ctx.sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The first wait before reconnecting, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A stream that stayed up this long was working: cut by a proxy's stream limit or a deploy,
+/// not refused. An issuer sends nothing on a reconnect whose `Last-Event-ID` is current, so
+/// "an event arrived" cannot be the sign: streams cut every minute by a load balancer would
+/// otherwise double the wait each time, up to 30 s without push, again and again.
+const WORKED_FOR: Duration = Duration::from_secs(5);
+
+/// The wait before the next connection, after one that stayed up `lasted` (zero: refused).
+fn next_backoff(previous: Duration, lasted: Duration) -> Duration {
+    if lasted >= WORKED_FOR {
+        FIRST_BACKOFF
+    } else {
+        (previous * 2).min(MAX_BACKOFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_worked_reconnects_at_once_and_refusals_back_off_to_a_cap() {
+        // Refused (or cut at once) again and again: doubling, up to the cap.
+        let mut b = FIRST_BACKOFF;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            b = next_backoff(b, Duration::ZERO);
+            waits.push(b.as_millis());
+        }
+        assert_eq!(
+            waits,
+            [
+                500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000
+            ]
+        );
+        // A stream that stayed up (cut by a proxy's limit, an issuer deploy): back to the first.
+        assert_eq!(next_backoff(MAX_BACKOFF, WORKED_FOR), FIRST_BACKOFF);
+        assert_eq!(
+            next_backoff(MAX_BACKOFF, WORKED_FOR - Duration::from_millis(1)),
+            MAX_BACKOFF
+        );
     }
 }

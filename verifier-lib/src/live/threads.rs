@@ -203,6 +203,7 @@ fn list_thread(ctx: Arc<Ctx>) {
     let agent = fetch::agent(ctx.cfg.timeout, ctx.cfg.timeout, Some(ctx.cfg.timeout));
     let (mut etag, mut seen) = (None, None);
     while !ctx.stopped() {
+        let mut under_push = false;
         // The list can only be checked against a key set.
         if !ctx.keys_in.load(Ordering::SeqCst) {
             ctx.sleep(Duration::from_millis(50));
@@ -223,7 +224,8 @@ fn list_thread(ctx: Arc<Ctx>) {
                     (etag, seen) = (next_etag, next_seen);
                 }
                 // With the push channel up, polling is only the fallback.
-                let fallback = if ctx.push_connected.load(Ordering::SeqCst) {
+                under_push = ctx.push_connected.load(Ordering::SeqCst);
+                let fallback = if under_push {
                     ctx.cfg.max_refresh
                 } else {
                     ctx.cfg.min_refresh
@@ -239,7 +241,11 @@ fn list_thread(ctx: Arc<Ctx>) {
                 ctx.cfg.min_refresh
             }
         };
-        ctx.sleep(next);
+        // A wait chosen because the push channel was up ends when it goes down: else a revocation
+        // made while it cannot reconnect would wait out `max_refresh` (5 minutes by default).
+        ctx.sleep_while(next, || {
+            !under_push || ctx.push_connected.load(Ordering::SeqCst)
+        });
     }
 }
 
