@@ -81,6 +81,74 @@ describe('live sources', () => {
     }
   });
 
+  // Found in review: with the push channel up, the list is polled every maxRefreshSecs (the
+  // fallback); when the channel went down and could not reconnect, the poller slept on, so a
+  // revocation waited up to 5 minutes.
+  it('goes back to polling the list at once when the push channel is lost', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    let list = k.list({ iat: now, exp: now + 3600, serial: 1 });
+    let eventsUp = true;
+    let listHits = 0;
+    let sse: ServerResponse | undefined;
+    const srv = await serve((req, res) => {
+      if (req.url === '/jwks') res.writeHead(200).end(jwks(k));
+      else if (req.url === '/list') {
+        listHits++;
+        res.writeHead(200).end(list);
+      } else if (req.url === '/events' && eventsUp) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': hello\n\n');
+        sse = res;
+      } else res.writeHead(503).end();
+    });
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE });
+    const live = LiveSources.start(v, { jwks: { url: `${srv.url}/jwks` }, revocations: { url: `${srv.url}/list` }, events: `${srv.url}/events`, minRefreshSecs: 0.05, maxRefreshSecs: 600 });
+    try {
+      await live.ready();
+      const token = k.token({ iat: now, exp: now + 600, nbf: now });
+      await until('the push channel', 2000, () => sse !== undefined && live.pushing);
+      // The poller polls once more if its last poll came before the channel (50 ms on), and from
+      // then on only every 600 s: let that poll, if any, happen.
+      const polled = listHits;
+      await until('a poll under push, if one is due', 1000, () => listHits > polled).catch(() => undefined);
+      // A revocation is published while the channel goes down for good.
+      list = k.list({ iat: now, exp: now + 3600, serial: 2, entries: [{ kind: 'key', id: 'k7Gx2', revoked_at: now, drop_after: now + 60 }] });
+      eventsUp = false;
+      sse?.destroy();
+      await until('the revocation, polled once the channel was lost', 5000, async () => (await v.verify(token).catch((e: VerifyError) => e.code)) === 'revoked');
+    } finally {
+      live.stop();
+      srv.close();
+    }
+  });
+
+  // Found in review: a half-open push connection (NAT expiry, load-balancer failover) was noticed
+  // only by the fetch's own body timeout (300 s in undici), while polling stayed at the fallback.
+  it('reconnects a push stream that has gone silent', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    let streams = 0;
+    const srv = await serve((req, res) => {
+      if (req.url === '/jwks') res.writeHead(200).end(jwks(k));
+      else if (req.url === '/list') res.writeHead(200).end(k.list({ iat: now, exp: now + 3600 }));
+      else if (req.url === '/events') {
+        streams++;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': hello\n\n'); // and then nothing, connection open
+      } else res.writeHead(404).end();
+    });
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE });
+    const live = LiveSources.start(v, { jwks: { url: `${srv.url}/jwks` }, revocations: { url: `${srv.url}/list` }, events: `${srv.url}/events`, minRefreshSecs: 0.05, maxRefreshSecs: 600, eventsIdleSecs: 0.3 });
+    try {
+      await live.ready();
+      await until('a second stream after the first went silent', 5000, () => streams >= 2);
+    } finally {
+      live.stop();
+      srv.close();
+    }
+  });
+
   it('fails closed once the key set could not be refreshed for maxStale', async () => {
     const k = new TestKey();
     const now = Math.floor(Date.now() / 1000);

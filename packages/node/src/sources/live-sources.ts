@@ -44,6 +44,11 @@ export interface LiveSourcesOptions {
   readonly kidCooldownSecs?: number;
   /** Per-request deadline. Default 10 s. */
   readonly timeoutMs?: number;
+  /**
+   * A push stream silent this long is taken for dead (a half-open connection after a NAT expiry or
+   * a load-balancer failover) and reconnected. Default 45: three of keymint's 15 s keep-alives.
+   */
+  readonly eventsIdleSecs?: number;
   readonly maxJwksBytes?: number;
   /** Allow plain http to hosts other than loopback. Anyone on the path could then serve keys. */
   readonly dangerouslyAllowHttp?: boolean;
@@ -127,6 +132,8 @@ export class LiveSources {
   private listKidWanted = false;
   private listKidSerial: bigint | undefined;
   private readonly keysWaiter = new Waiter();
+  /** Rung when the push channel goes down: the list poller's wait under push ends at once. */
+  private readonly listWaiter = new Waiter();
   private readonly readyWaiters: (() => void)[] = [];
   /** Counters, for tests and metrics. */
   readonly stats = { jwksFetches: 0, kidRefetches: 0, listKidRefetches: 0, listsInstalled: 0, listsRefused: 0, events: 0 };
@@ -144,6 +151,7 @@ export class LiveSources {
       maxStaleSecs: opts.maxStaleSecs ?? 3600,
       kidCooldownSecs: opts.kidCooldownSecs ?? 30,
       timeoutMs: opts.timeoutMs ?? 10_000,
+      eventsIdleSecs: opts.eventsIdleSecs ?? 45,
       maxJwksBytes: opts.maxJwksBytes ?? 1024 * 1024,
       dangerouslyAllowHttp: opts.dangerouslyAllowHttp ?? false,
     };
@@ -301,7 +309,9 @@ export class LiveSources {
         if (this.stopped) return;
         this.report('list_refresh_failed', `revocation list refresh failed; keeping the one in force: ${(e as Error).message}`);
       }
-      await this.sleep(nextMs);
+      // Ended early when the push channel goes down: else a revocation made while it cannot
+      // reconnect would wait out maxRefreshSecs (5 minutes by default).
+      await this.listWaiter.sleep(nextMs, this.abort.signal);
     }
   }
 
@@ -347,6 +357,7 @@ export class LiveSources {
         await this.sleep(50);
         continue;
       }
+      let connectedAt: number | undefined;
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastId !== undefined) headers['last-event-id'] = lastId;
@@ -356,6 +367,7 @@ export class LiveSources {
           throw new Error(`HTTP ${res.status}`);
         }
         this.pushConnected = true;
+        connectedAt = Date.now();
         // Events are installed one after the other, in the order they came.
         let queue: Promise<void> = Promise.resolve();
         let pending = 0;
@@ -374,7 +386,13 @@ export class LiveSources {
         });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
-          const { done, value } = await reader.read();
+          const next = await readWithin(reader, this.cfg.eventsIdleSecs * 1000);
+          if (next === 'idle') {
+            this.report('events_idle', 'revocation events silent too long; reconnecting');
+            await reader.cancel().catch(() => undefined);
+            break;
+          }
+          const { done, value } = next;
           if (done) break;
           pending += value.length;
           if (pending > maxPending) {
@@ -389,9 +407,32 @@ export class LiveSources {
         if (this.stopped) return;
         this.report('events_unavailable', `revocation events unavailable; polling instead: ${(e as Error).name}`);
       }
-      this.pushConnected = false;
+      if (this.pushConnected) {
+        this.pushConnected = false;
+        this.listWaiter.ring();
+      }
+      // A stream that stayed up was working (cut by a proxy's stream limit or a deploy): start
+      // again at once. keymint sends nothing on a current Last-Event-ID, so "an event came" cannot
+      // be the sign, or streams cut every minute would double the wait up to 30 s each time.
+      if (connectedAt !== undefined && Date.now() - connectedAt >= STREAM_WORKED_MS) backoff = 250;
       await this.sleep(backoff);
       backoff = Math.min(backoff * 2, 30_000);
     }
+  }
+}
+
+/** A push stream up this long was working. */
+const STREAM_WORKED_MS = 5_000;
+
+/** The reader's next chunk, or 'idle' if none came within `ms`. */
+async function readWithin<T>(reader: ReadableStreamDefaultReader<T>, ms: number): Promise<ReadableStreamReadResult<T> | 'idle'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<'idle'>((resolve) => {
+    timer = setTimeout(() => resolve('idle'), ms);
+  });
+  try {
+    return await Promise.race([reader.read(), idle]);
+  } finally {
+    clearTimeout(timer);
   }
 }
