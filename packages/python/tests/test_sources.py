@@ -112,6 +112,81 @@ def test_sources_follow_the_rules(origin: Origin) -> None:
         assert e.value.code == "sources_unavailable" and e.value.unavailable
 
 
+class PushOrigin(Origin):
+    """An origin with a push channel at /events: keep-alives while `events_up`, 503 after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_up = True
+        self.streams = 0
+        origin = self
+        base = self.server.RequestHandlerClass
+
+        class Handler(base):  # type: ignore[misc, valid-type]
+            def do_GET(self) -> None:
+                if self.path != "/events":
+                    return super().do_GET()
+                origin.hits.setdefault(self.path, []).append(None)
+                if not origin.events_up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                origin.streams += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    while origin.events_up:
+                        self.wfile.write(b": keep-alive\n\n")
+                        self.wfile.flush()
+                        # The stream's pace, as an issuer's keep-alives have one.
+                        time.sleep(0.1)
+                except OSError:
+                    pass
+
+        self.server.RequestHandlerClass = Handler
+
+
+def test_a_lost_push_channel_brings_list_polling_back_at_once() -> None:
+    """Found in review: with the push channel up the list is polled every max_refresh (the
+    fallback); when the channel went down and could not reconnect, the poller slept on, so a
+    revocation waited up to 5 minutes."""
+    o = PushOrigin()
+    try:
+        a = Signer.ed25519()
+        now = int(time.time())
+        o.docs["/jwks"] = ('"k1"', jwks_json(a))
+        o.docs["/list"] = ('"1"', a.list(1, iat=now))
+        v = Verifier(issuer=ISS, audiences=[AUD])
+        cfg = LiveConfig(f"{o.base}/jwks", f"{o.base}/list", events=f"{o.base}/events", min_refresh=0.05, max_refresh=600)
+        token = a.token(iat=now, nbf=now, exp=now + 60)
+        with LiveSources(v, cfg) as live:
+            assert live.wait_ready(5)
+            v.verify(token)
+            wait_for(lambda: o.streams >= 1)
+            # The poller polls once more if its last poll came before the channel (50 ms on),
+            # and from then on only every 600 s: let that poll, if any, happen.
+            polled = len(o.hits["/list"])
+            deadline = time.monotonic() + 1
+            while len(o.hits["/list"]) == polled and time.monotonic() < deadline:
+                time.sleep(0.01)
+            # A revocation is published while the channel goes down for good.
+            o.docs["/list"] = ('"2"', a.list(2, iat=now, entries=[entry("jti", default_claims()["jti"], now)]))
+            o.events_up = False
+
+            def refused() -> bool:
+                try:
+                    v.verify(token)
+                    return False
+                except VerifyError:
+                    return True
+
+            wait_for(refused, timeout=10)
+    finally:
+        o.events_up = False
+        o.server.shutdown()
+
+
 def test_plain_http_only_to_loopback() -> None:
     v = Verifier(issuer=ISS, audiences=[AUD])
     with pytest.raises(BuildError):

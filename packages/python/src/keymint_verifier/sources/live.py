@@ -20,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -34,6 +35,8 @@ from .config import LiveConfig, is_url
 log = logging.getLogger("keymint_verifier.sources")
 
 LIST_KID_INTERVAL = 1.0
+# A push stream up this long was working (seconds).
+STREAM_WORKED = 5.0
 # Codes a new key set can cure: the refused list is kept and offered again.
 _CURABLE = frozenset({"list_unknown_kid", "list_rollback", "list_serial_conflict"})
 
@@ -128,6 +131,15 @@ class LiveSources:
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
+
+    def _sleep_while(self, seconds: float, go_on: Callable[[], bool]) -> None:
+        """`_sleep`, cut short (within a fifth of a second) once `go_on()` turns false."""
+        deadline = time.monotonic() + seconds
+        while go_on() and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, 0.2))
 
     def _clamp(self, max_age: float | None, fallback: float) -> float:
         lo, hi = self.config.min_refresh, max(self.config.max_refresh, self.config.min_refresh)
@@ -255,6 +267,7 @@ class LiveSources:
                 # The list can only be checked against a key set.
                 if not self._keys_in.wait(0.05):
                     continue
+                under_push = False
                 try:
                     f = self._get(client, cfg.revocations, etag, mtime, cfg.max_list_bytes)
                     in_force = f.body is None or self._install_list(f.body)
@@ -262,7 +275,8 @@ class LiveSources:
                         etag = f.etag or etag
                         mtime = f.mtime if f.mtime is not None else mtime
                     # With the push channel up, polling is only the fallback.
-                    fallback = cfg.max_refresh if self._push_connected else cfg.min_refresh
+                    under_push = self._push_connected
+                    fallback = cfg.max_refresh if under_push else cfg.min_refresh
                     delay = self._clamp(f.max_age, fallback)
                 except SourceError as e:
                     self.stats.list_fetch_failures += 1
@@ -272,7 +286,9 @@ class LiveSources:
                     self.stats.list_fetch_failures += 1
                     log.warning("revocation list refresh failed unexpectedly (%s); keeping the one in force", type(e).__name__)
                     delay = cfg.min_refresh
-                self._sleep(delay)
+                # A wait chosen because the push channel was up ends when it goes down: else a
+                # revocation made while it cannot reconnect waits out max_refresh (5 minutes).
+                self._sleep_while(delay, lambda: not under_push or self._push_connected)
 
     # --- push channel ------------------------------------------------------------------------
 
@@ -288,6 +304,7 @@ class LiveSources:
             while not self._stop.is_set():
                 if not self._keys_in.wait(0.05):
                     continue
+                connected_at: float | None = None
                 headers = {"Accept": "text/event-stream"}
                 if last_id is not None:
                     headers["Last-Event-ID"] = last_id
@@ -297,6 +314,7 @@ class LiveSources:
                             raise SourceError(f"HTTP {res.status_code}")
                         self._stream = res
                         self._push_connected = True
+                        connected_at = time.monotonic()
                         for ev in sse.events(sse.lines(res.iter_raw(), max_line), cfg.max_list_bytes):
                             if self._stop.is_set():
                                 return
@@ -319,5 +337,11 @@ class LiveSources:
                 finally:
                     self._stream = None
                     self._push_connected = False
+                # A stream that stayed up was working (cut by a proxy's stream limit or a deploy):
+                # start again at once. keymint sends nothing on a current Last-Event-ID, so "an
+                # event came" cannot be the sign, or streams cut every minute would double the
+                # wait up to 30 s each time.
+                if connected_at is not None and time.monotonic() - connected_at >= STREAM_WORKED:
+                    backoff = 0.25
                 self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
