@@ -265,6 +265,7 @@ pub async fn serve<S: Store>(
         )),
         // Counted by the client each request names (behind a trusted proxy, the forwarded one).
         streams: Connections::new(cfg.connections, Arc::new(Vec::new())),
+        event_frames: crate::http::EventFrames::default(),
     }));
     let feed = rt.list.clone();
     let connections = Connections::new(cfg.connections, Arc::clone(&trusted));

@@ -4,11 +4,10 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 
 use keymint_jwks::UnixTime;
 
@@ -136,7 +135,7 @@ pub(crate) async fn revocation_events<S: Store>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,
     ext: axum::http::Extensions,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+) -> Result<Response, Response> {
     // A client holds as many streams as it may hold connections: over HTTP/2 one connection
     // could otherwise carry 200 of them, each sent every new list.
     let client = super::client_address::client_of(&headers, &ext, &st.trusted_proxies);
@@ -163,27 +162,45 @@ pub(crate) async fn revocation_events<S: Store>(
         .and_then(|s| s.trim().parse().ok());
     let rx = st.list.subscribe();
     let closing = st.list.closing();
+    let mut keep_alive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    // A reader that fell behind gets one keep-alive, not the ticks it missed.
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = futures_util::stream::unfold(
-        (rx, closing, last, slot),
-        |(mut rx, mut closing, last, slot)| async move {
+        (rx, closing, last, slot, keep_alive, st),
+        |(mut rx, mut closing, last, slot, mut keep_alive, st)| async move {
             loop {
                 if *closing.borrow() {
                     return None;
                 }
                 let current = std::sync::Arc::clone(&rx.borrow_and_update());
                 if last.is_none_or(|l| current.serial > l) {
-                    let event = Event::default()
-                        .event("revocations")
-                        .id(current.serial.to_string())
-                        .data(current.jws.as_str());
-                    return Some((Ok(event), (rx, closing, Some(current.serial), slot)));
+                    // One buffer per list, shared by every stream (`EventFrames`).
+                    let frame = st.event_frames.of(&current);
+                    let next = (rx, closing, Some(current.serial), slot, keep_alive, st);
+                    return Some((Ok::<_, Infallible>(frame), next));
                 }
                 tokio::select! {
                     changed = rx.changed() => if changed.is_err() { return None; },
                     _ = closing.changed() => return None,
+                    _ = keep_alive.tick() => {
+                        let next = (rx, closing, last, slot, keep_alive, st);
+                        return Some((Ok(Bytes::from_static(b":\n\n")), next));
+                    }
                 }
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
+
+/// A comment line this often keeps proxies from closing a quiet stream and lets a verifier tell a
+/// live stream from a dead one (they reconnect after three missed).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);

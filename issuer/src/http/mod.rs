@@ -22,6 +22,7 @@ mod credentials;
 mod discovery;
 mod error;
 mod error_table;
+mod event_frames;
 mod health;
 mod leaks;
 mod metrics;
@@ -43,6 +44,7 @@ mod refusal_tests;
 mod tests;
 
 pub use error::HttpError;
+pub use event_frames::EventFrames;
 pub use openapi::ApiDoc;
 
 /// The largest request body accepted (413 beyond).
@@ -73,6 +75,8 @@ pub struct AppParts<S> {
     pub leaks: Arc<LeakDesk<S>>,
     /// The push streams open, bounded per client and in total (the connection limits' numbers).
     pub streams: Arc<crate::domain::client_slots::Connections>,
+    /// The push channel's event for the list in force, one buffer for every stream.
+    pub event_frames: EventFrames,
 }
 
 impl<S> From<AppParts<S>> for AppState<S> {

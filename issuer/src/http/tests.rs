@@ -123,6 +123,7 @@ pub(super) async fn harness(name: &str) -> Harness {
             },
             Arc::new(vec![]),
         ),
+        event_frames: super::EventFrames::default(),
     });
     let app = app_from(&state, [127, 0, 0, 1]);
     Harness {

@@ -1,0 +1,80 @@
+//! The push channel's `revocations` event for the list in force, built once per list and shared
+//! by every open stream.
+//!
+//! Built per stream (axum's `Event` copies its data into a buffer of its own), each new list was a
+//! copy of the whole signed list for every subscriber, kept until that subscriber read it: 10,000
+//! slow readers of a 1 MB list held 10 GB. A shared [`Bytes`] is one copy however many streams
+//! hold it.
+
+use std::sync::{Mutex, PoisonError};
+
+use axum::body::Bytes;
+
+use crate::store::StoredList;
+
+/// The event of the newest list asked for, by serial.
+#[derive(Debug, Default)]
+pub struct EventFrames(Mutex<Option<(i64, Bytes)>>);
+
+impl EventFrames {
+    /// `event: revocations`, `id: <serial>`, `data: <the signed list>`, as one shared buffer.
+    pub(crate) fn of(&self, list: &StoredList) -> Bytes {
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((serial, frame)) = cached.as_ref()
+            && *serial == list.serial
+        {
+            return frame.clone();
+        }
+        let frame = Bytes::from(frame_text(list));
+        *cached = Some((list.serial, frame.clone()));
+        frame
+    }
+}
+
+/// The event's text. A compact JWS is one line; were it ever not, each of its lines is a `data:`
+/// line of its own, as the event-stream format joins them back.
+fn frame_text(list: &StoredList) -> String {
+    let mut text = format!("event: revocations\nid: {}\n", list.serial);
+    for line in list.jws.split('\n') {
+        text.push_str("data: ");
+        text.push_str(line.trim_end_matches('\r'));
+        text.push('\n');
+    }
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(serial: i64, jws: &str) -> StoredList {
+        StoredList {
+            serial,
+            jws: jws.into(),
+            iat: 0,
+            exp: 0,
+            as_of: 0,
+        }
+    }
+
+    #[test]
+    fn every_stream_shares_one_buffer_per_list() {
+        let frames = EventFrames::default();
+        let first = frames.of(&list(7, "a.b.c"));
+        assert_eq!(&first[..], b"event: revocations\nid: 7\ndata: a.b.c\n\n");
+        // Another subscriber of the same list: the same bytes, not a copy.
+        assert_eq!(frames.of(&list(7, "a.b.c")).as_ptr(), first.as_ptr());
+        let next = frames.of(&list(8, "d.e.f"));
+        assert_eq!(&next[..], b"event: revocations\nid: 8\ndata: d.e.f\n\n");
+        assert_ne!(next.as_ptr(), first.as_ptr());
+    }
+
+    #[test]
+    fn a_list_of_several_lines_is_several_data_lines() {
+        assert_eq!(
+            frame_text(&list(1, "x\r\ny")),
+            "event: revocations\nid: 1\ndata: x\ndata: y\n\n"
+        );
+    }
+}
