@@ -43,6 +43,10 @@ pub enum Answer {
     /// bytes (logged as [`Ending::Complete`]), so that a client without a line cap fails the test
     /// instead of eating the machine's memory.
     EndlessEventLine,
+    /// An event stream that opens a `revocations` event and sends `data:` lines of 64 KiB each,
+    /// never the blank line that ends the event, as fast as the client reads them, up to
+    /// [`endless_line_bound`] bytes: every line is short, only their sum outgrows a list.
+    EndlessDataLines,
     /// An event stream that sends only keep-alive comments, every 200 ms, until the server goes
     /// down: a push channel that is up with nothing to say.
     KeepAliveEvents,
@@ -58,6 +62,7 @@ impl Answer {
             Self::Huge => "100 MB",
             Self::EndlessEventLine => "endless event line",
             Self::KeepAliveEvents => "keep-alive events",
+            Self::EndlessDataLines => "endless data lines",
         }
     }
 }
@@ -261,6 +266,10 @@ fn serve_one(
             ),
             Err(_) => (0, Ending::ClientHungUp),
         },
+        Answer::EndlessDataLines => match s.write_all(EVENT_STREAM) {
+            Ok(()) => data_lines(&mut s, stop),
+            Err(_) => (0, Ending::ClientHungUp),
+        },
         Answer::KeepAliveEvents => match s.write_all(EVENT_STREAM) {
             Ok(()) => keep_alive(&mut s, stop),
             Err(_) => (0, Ending::ClientHungUp),
@@ -272,6 +281,35 @@ fn serve_one(
         lasted: started.elapsed(),
         ending,
     });
+}
+
+/// Writes `event: revocations` and then 64 KiB `data:` lines up to [`endless_line_bound`].
+fn data_lines(s: &mut TcpStream, stop: &AtomicBool) -> (u64, Ending) {
+    let mut line = b"data: ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    line.push(b'\n');
+    if s.write_all(b"event: revocations\n").is_err() {
+        return (0, Ending::ClientHungUp);
+    }
+    let mut written = 0u64;
+    while written < endless_line_bound() {
+        if stop.load(Ordering::SeqCst) {
+            return (written, Ending::Stopped);
+        }
+        match s.write_all(&line) {
+            Ok(()) => written += line.len() as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (written, Ending::Stalled);
+            }
+            Err(_) => return (written, Ending::ClientHungUp),
+        }
+    }
+    (written, Ending::Complete)
 }
 
 /// Writes a keep-alive comment every 200 ms until the server goes down or the client hangs up.

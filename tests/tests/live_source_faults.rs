@@ -289,6 +289,29 @@ fn an_endless_pushed_event_line_is_cut_at_the_list_cap_and_the_stream_reconnects
     f.verifier.verify(&f.token).unwrap();
 }
 
+/// Many short `data:` lines whose sum outgrows a list: the client stops buffering at the cap
+/// (each line alone passes the line cap) and reconnects.
+#[test]
+fn pushed_data_lines_adding_up_past_the_list_cap_are_cut_and_the_stream_reconnects() {
+    let events = RawServer::start(Answer::EndlessDataLines);
+    let f = fixture(|c| c.events(events.url("/events")));
+    let bound = LIST_CAP + socket_slack();
+    wait_until(
+        "two event streams dropped at the cap",
+        Duration::from_secs(30),
+        || {
+            f.verifier.verify(&f.token).unwrap();
+            (events.conns("endless data lines").len() >= 2).then_some(())
+        },
+    );
+    for c in &events.conns("endless data lines") {
+        assert_eq!(c.ending, Ending::ClientHungUp, "{c:?}");
+        assert!(c.body_bytes <= bound, "{c:?} > {bound}");
+    }
+    assert_eq!(f.handle.stats().events, 0);
+    f.verifier.verify(&f.token).unwrap();
+}
+
 /// Found in review: with the push channel up, the list is polled only every `max_refresh` (the
 /// fallback); when the channel went down and could not reconnect (the issuer's events route down,
 /// a stream limit), nothing brought polling back, so a revocation waited out `max_refresh` (5

@@ -149,6 +149,36 @@ describe('live sources', () => {
     }
   });
 
+  // The push stream's bound: an event longer than a list may be (here many short `data:` lines
+  // adding up past maxListBytes) is not buffered on; the stream is dropped and reconnected.
+  it('drops a push stream whose event outgrows the list cap, and reconnects', async () => {
+    const k = new TestKey();
+    const now = Math.floor(Date.now() / 1000);
+    let streams = 0;
+    const srv = await serve((req, res) => {
+      if (req.url === '/jwks') res.writeHead(200).end(jwks(k));
+      else if (req.url === '/list') res.writeHead(200).end(k.list({ iat: now, exp: now + 3600 }));
+      else if (req.url === '/events') {
+        streams++;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('event: revocations\n');
+        for (let i = 0; i < 200; i++) res.write(`data: ${'x'.repeat(100)}\n`);
+      } else res.writeHead(404).end();
+    });
+    const kinds: string[] = [];
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE, maxListBytes: 4096 });
+    const live = LiveSources.start(v, { jwks: { url: `${srv.url}/jwks` }, revocations: { url: `${srv.url}/list` }, events: `${srv.url}/events`, minRefreshSecs: 0.05, maxRefreshSecs: 600, onEvent: (e) => kinds.push(e.kind) });
+    try {
+      await live.ready();
+      await until('a second stream after the first outgrew the cap', 5000, () => streams >= 2);
+      assert.ok(kinds.includes('events_oversize'), kinds.join(' '));
+      assert.equal(live.stats.events, 0);
+    } finally {
+      live.stop();
+      srv.close();
+    }
+  });
+
   it('fails closed once the key set could not be refreshed for maxStale', async () => {
     const k = new TestKey();
     const now = Math.floor(Date.now() / 1000);
