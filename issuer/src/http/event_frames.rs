@@ -19,15 +19,27 @@ pub struct EventFrames(Mutex<Option<(i64, Bytes)>>);
 impl EventFrames {
     /// `event: revocations`, `id: <serial>`, `data: <the signed list>`, as one shared buffer.
     pub(crate) fn of(&self, list: &StoredList) -> Bytes {
-        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((serial, frame)) = cached.as_ref()
+        if let Some((serial, frame)) = self.lock().as_ref()
             && *serial == list.serial
         {
             return frame.clone();
         }
+        // Built outside the lock (a list may be a megabyte), and kept only if no newer list's
+        // event was kept meanwhile: a stream still sending an older list must not evict it.
         let frame = Bytes::from(frame_text(list));
-        *cached = Some((list.serial, frame.clone()));
-        frame
+        let mut cached = self.lock();
+        match cached.as_ref() {
+            Some((serial, kept)) if *serial == list.serial => kept.clone(),
+            Some((serial, _)) if *serial > list.serial => frame,
+            _ => {
+                *cached = Some((list.serial, frame.clone()));
+                frame
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(i64, Bytes)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -68,6 +80,53 @@ mod tests {
         let next = frames.of(&list(8, "d.e.f"));
         assert_eq!(&next[..], b"event: revocations\nid: 8\ndata: d.e.f\n\n");
         assert_ne!(next.as_ptr(), first.as_ptr());
+        // A stream still sending the older list does not evict the newer one's event.
+        let _ = frames.of(&list(7, "a.b.c"));
+        assert_eq!(frames.of(&list(8, "d.e.f")).as_ptr(), next.as_ptr());
+    }
+
+    /// The route from outside (the stream was axum's `Sse` before): an event stream, not cached,
+    /// the list in force first, the very buffer two streams share, and the end of the stream
+    /// when the server closes the feed.
+    #[tokio::test]
+    async fn the_push_route_streams_the_shared_event_and_ends_on_close() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let h = crate::http::tests::harness("events-route").await;
+        let open = || async {
+            let res = h
+                .app
+                .clone()
+                .oneshot(
+                    Request::get("/v1/revocations/events")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-type"], "text/event-stream");
+            assert_eq!(res.headers()["cache-control"], "no-cache");
+            let mut body = res.into_body();
+            let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            (body, first)
+        };
+        let (mut one, first) = open().await;
+        let (_two, second) = open().await;
+        let list = h.state.list.current();
+        assert_eq!(
+            &first[..],
+            format!(
+                "event: revocations\nid: {}\ndata: {}\n\n",
+                list.serial, list.jws
+            )
+            .as_bytes()
+        );
+        assert_eq!(first.as_ptr(), second.as_ptr(), "a copy per stream");
+        h.state.list.close();
+        assert!(one.frame().await.is_none(), "the stream outlived the feed");
     }
 
     #[test]

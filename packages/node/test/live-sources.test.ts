@@ -179,6 +179,13 @@ describe('live sources', () => {
     }
   });
 
+  it('refuses an idle timeout that would cut every stream at once', () => {
+    const v = new Verifier({ issuer: ISSUER, audiences: AUDIENCE });
+    for (const eventsIdleSecs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 3e6]) {
+      assert.throws(() => LiveSources.start(v, { jwks: { url: 'http://127.0.0.1:9/jwks' }, revocations: { url: 'http://127.0.0.1:9/list' }, events: 'http://127.0.0.1:9/events', eventsIdleSecs }), /eventsIdleSecs/, String(eventsIdleSecs));
+    }
+  });
+
   it('fails closed once the key set could not be refreshed for maxStale', async () => {
     const k = new TestKey();
     const now = Math.floor(Date.now() / 1000);

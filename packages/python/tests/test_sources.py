@@ -23,6 +23,7 @@ class Origin:
         self.docs: dict[str, tuple[str, str]] = {}  # path → (etag, body)
         self.hits: dict[str, list[str | None]] = {}  # path → If-None-Match seen
         self.down = False
+        self.cache_control: str | None = "max-age=1"
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +43,8 @@ class Origin:
                 data = body.encode()
                 self.send_response(200)
                 self.send_header("ETag", etag)
-                self.send_header("Cache-Control", "max-age=1")
+                if origin.cache_control is not None:
+                    self.send_header("Cache-Control", origin.cache_control)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -117,6 +119,8 @@ class PushOrigin(Origin):
 
     def __init__(self) -> None:
         super().__init__()
+        # No cache period: under push the list is polled only every max_refresh.
+        self.cache_control = None
         self.events_up = True
         self.streams = 0
         origin = self
@@ -165,11 +169,15 @@ def test_a_lost_push_channel_brings_list_polling_back_at_once() -> None:
             v.verify(token)
             wait_for(lambda: o.streams >= 1)
             # The poller polls once more if its last poll came before the channel (50 ms on),
-            # and from then on only every 600 s: let that poll, if any, happen.
-            polled = len(o.hits["/list"])
-            deadline = time.monotonic() + 1
-            while len(o.hits["/list"]) == polled and time.monotonic() < deadline:
-                time.sleep(0.01)
+            # and from then on only every 600 s: wait until the list has had no request for
+            # 0.5 s (ten polls' worth), which shows the poller in its 600 s wait.
+            deadline = time.monotonic() + 10
+            while True:
+                polled = len(o.hits["/list"])
+                time.sleep(0.5)
+                if len(o.hits["/list"]) == polled:
+                    break
+                assert time.monotonic() < deadline, "the list poller never settled"
             # A revocation is published while the channel goes down for good.
             o.docs["/list"] = ('"2"', a.list(2, iat=now, entries=[entry("jti", default_claims()["jti"], now)]))
             o.events_up = False

@@ -168,6 +168,11 @@ export class LiveSources {
     for (const u of urls) {
       if (!opts.dangerouslyAllowHttp && !urlAllowed(u)) throw new ConfigError(`${new URL(u).origin} is not https (plain http is allowed to loopback only)`);
     }
+    // setTimeout fires at once for 0, NaN and Infinity: every stream would be cut as idle.
+    const idle = opts.eventsIdleSecs;
+    if (idle !== undefined && !(Number.isFinite(idle) && idle > 0 && idle * 1000 <= 2 ** 31 - 1)) {
+      throw new ConfigError('eventsIdleSecs must be a number of seconds above 0 and at most 24 days');
+    }
     const live = new LiveSources(verifier, opts);
     verifier.health = { keysOkAt: undefined, maxStaleSecs: live.cfg.maxStaleSecs };
     verifier.onUnknownKid = () => {
@@ -367,7 +372,7 @@ export class LiveSources {
           throw new Error(`HTTP ${res.status}`);
         }
         this.pushConnected = true;
-        connectedAt = Date.now();
+        connectedAt = performance.now();
         // Events are installed one after the other, in the order they came.
         let queue: Promise<void> = Promise.resolve();
         let pending = 0;
@@ -414,7 +419,7 @@ export class LiveSources {
       // A stream that stayed up was working (cut by a proxy's stream limit or a deploy): start
       // again at once. keymint sends nothing on a current Last-Event-ID, so "an event came" cannot
       // be the sign, or streams cut every minute would double the wait up to 30 s each time.
-      if (connectedAt !== undefined && Date.now() - connectedAt >= STREAM_WORKED_MS) backoff = 250;
+      if (connectedAt !== undefined && performance.now() - connectedAt >= STREAM_WORKED_MS) backoff = 250;
       await this.sleep(backoff);
       backoff = Math.min(backoff * 2, 30_000);
     }
