@@ -323,17 +323,9 @@ fn a_lost_push_channel_brings_list_polling_back_at_once() {
         c.events(events.url("/events"))
             .max_refresh(Duration::from_secs(600))
     });
-    // The channel is up; the list thread polls once more if its last poll came before (100 ms
-    // on), and from then on only every 600 s: wait until the list has had no request for 500 ms
-    // (five polls' worth), which shows the thread in its 600 s wait. (An absence has no event to
-    // wait for: this is the one pause that is the test's point.)
-    wait_until("the push channel", Duration::from_secs(10), || {
-        (events.started() >= 1).then_some(())
-    });
-    wait_until("the list poller to settle", Duration::from_secs(10), || {
-        let polled = f.list.started();
-        std::thread::sleep(Duration::from_millis(500));
-        (f.list.started() == polled).then_some(())
+    // The channel is up and the list has been polled under it: the next poll is 600 s away.
+    wait_until("a list poll under push", Duration::from_secs(10), || {
+        (f.handle.stats().list_polls_pushed >= 1).then_some(())
     });
     // A revocation is published while the channel goes down for good.
     f.list.set(Answer::Doc(revoking_list(&f.signer, 2)));

@@ -89,14 +89,11 @@ describe('live sources', () => {
     const now = Math.floor(Date.now() / 1000);
     let list = k.list({ iat: now, exp: now + 3600, serial: 1 });
     let eventsUp = true;
-    let listHits = 0;
     let sse: ServerResponse | undefined;
     const srv = await serve((req, res) => {
       if (req.url === '/jwks') res.writeHead(200).end(jwks(k));
-      else if (req.url === '/list') {
-        listHits++;
-        res.writeHead(200).end(list);
-      } else if (req.url === '/events' && eventsUp) {
+      else if (req.url === '/list') res.writeHead(200).end(list);
+      else if (req.url === '/events' && eventsUp) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(': hello\n\n');
         sse = res;
@@ -107,11 +104,8 @@ describe('live sources', () => {
     try {
       await live.ready();
       const token = k.token({ iat: now, exp: now + 600, nbf: now });
-      await until('the push channel', 2000, () => sse !== undefined && live.pushing);
-      // The poller polls once more if its last poll came before the channel (50 ms on), and from
-      // then on only every 600 s: let that poll, if any, happen.
-      const polled = listHits;
-      await until('a poll under push, if one is due', 1000, () => listHits > polled).catch(() => undefined);
+      // The channel is up and the list has been polled under it: the next poll is 600 s away.
+      await until('a list poll under push', 2000, () => sse !== undefined && live.stats.listPollsPushed >= 1);
       // A revocation is published while the channel goes down for good.
       list = k.list({ iat: now, exp: now + 3600, serial: 2, entries: [{ kind: 'key', id: 'k7Gx2', revoked_at: now, drop_after: now + 60 }] });
       eventsUp = false;

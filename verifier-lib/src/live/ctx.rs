@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub(super) lists_refused: AtomicU64,
     pub(super) list_fetch_failures: AtomicU64,
     pub(super) events: AtomicU64,
+    pub(super) list_polls_pushed: AtomicU64,
 }
 
 /// The shared state of one verifier's refresh threads.

@@ -40,6 +40,9 @@ pub struct LiveStats {
     pub list_fetch_failures: u64,
     /// Server-sent events received.
     pub events: u64,
+    /// List polls made while the push channel was up, each followed by a wait of `max_refresh`
+    /// (polling is then the fallback) that ends early if the channel goes down.
+    pub list_polls_pushed: u64,
 }
 
 /// Owns the refresh threads; dropping it stops them (within about a second).
@@ -81,6 +84,7 @@ impl LiveHandle {
             lists_refused: c.lists_refused.load(Ordering::Relaxed),
             list_fetch_failures: c.list_fetch_failures.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
+            list_polls_pushed: c.list_polls_pushed.load(Ordering::Relaxed),
         }
     }
 }
@@ -225,6 +229,11 @@ fn list_thread(ctx: Arc<Ctx>) {
                 }
                 // With the push channel up, polling is only the fallback.
                 under_push = ctx.push_connected.load(Ordering::SeqCst);
+                if under_push {
+                    ctx.counters
+                        .list_polls_pushed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let fallback = if under_push {
                     ctx.cfg.max_refresh
                 } else {

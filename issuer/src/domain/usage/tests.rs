@@ -32,6 +32,23 @@ fn granted_in<'a>(tenant: &'a str, at: i64, key: &'a str, ip: &str) -> (Usage<'a
     )
 }
 
+/// A request at 7200 naming `key` with a wrong secret, from `origin` (a key ID is not secret).
+fn wrong_secret<'a>(key: &'a str, origin: &'a str) -> Usage<'a> {
+    Usage {
+        at: 7200,
+        action: "token.issue",
+        outcome: Outcome::Refused,
+        code: "wrong_secret",
+        reason: Some("wrong secret"),
+        key: Presented::Claimed(key),
+        tenant: Some("acme"),
+        scopes: None,
+        client: IpAddr::from([198, 51, 100, 1]),
+        origin: Some(origin),
+        issued: None,
+    }
+}
+
 fn sorted(mut rows: Vec<UsageCount>) -> Vec<UsageCount> {
     rows.sort_by(|a, b| {
         (&a.key_id, a.bucket, &a.client, &a.origin, &a.reason)
@@ -168,19 +185,7 @@ fn wrong_secret_refusals_cannot_crowd_the_holders_clients_out_of_the_rollups() {
     let mut t = Tally::default();
     let origins: Vec<String> = (0..200).map(|i| format!("https://o{i}.example")).collect();
     for origin in &origins {
-        t.add(&Usage {
-            at: 7200,
-            action: "token.issue",
-            outcome: Outcome::Refused,
-            code: "wrong_secret",
-            reason: Some("wrong secret"),
-            key: Presented::Claimed("k1"),
-            tenant: Some("acme"),
-            scopes: None,
-            client: "198.51.100.1".parse().unwrap(),
-            origin: Some(origin),
-            issued: None,
-        });
+        t.add(&wrong_secret("k1", origin));
     }
     for n in 0..PER_KEY_KINDS {
         t.add(&granted(7200, "k1", &format!("192.0.2.{n}")).0);
@@ -262,19 +267,7 @@ fn wrong_secret_refusals_across_many_keys_keep_a_bounded_share_of_the_hour() {
         .collect();
     for id in &ids {
         for origin in &origins {
-            t.add(&Usage {
-                at: 7200,
-                action: "token.issue",
-                outcome: Outcome::Refused,
-                code: "wrong_secret",
-                reason: Some("wrong secret"),
-                key: Presented::Claimed(id),
-                tenant: Some("acme"),
-                scopes: None,
-                client: "198.51.100.1".parse().unwrap(),
-                origin: Some(origin),
-                issued: None,
-            });
+            t.add(&wrong_secret(id, origin));
         }
     }
     t.add(&granted(7200, "holder", "192.0.2.7").0);

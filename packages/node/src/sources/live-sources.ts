@@ -136,7 +136,8 @@ export class LiveSources {
   private readonly listWaiter = new Waiter();
   private readonly readyWaiters: (() => void)[] = [];
   /** Counters, for tests and metrics. */
-  readonly stats = { jwksFetches: 0, kidRefetches: 0, listKidRefetches: 0, listsInstalled: 0, listsRefused: 0, events: 0 };
+  /** `listPollsPushed`: list polls made while the push channel was up (each then waits maxRefreshSecs, ended early if the channel goes down). */
+  readonly stats = { jwksFetches: 0, kidRefetches: 0, listKidRefetches: 0, listsInstalled: 0, listsRefused: 0, events: 0, listPollsPushed: 0 };
 
   private constructor(
     private readonly verifier: Verifier,
@@ -309,6 +310,7 @@ export class LiveSources {
         const inForce = answer.status === 'not_modified' || (await this.installList(answer.body));
         if (inForce) validator = next;
         // With the push channel up, polling is only the fallback.
+        if (this.pushConnected) this.stats.listPollsPushed++;
         nextMs = this.clampMs(answer.maxAgeSecs, this.pushConnected ? this.cfg.maxRefreshSecs : this.cfg.minRefreshSecs);
       } catch (e) {
         if (this.stopped) return;

@@ -51,6 +51,9 @@ class LiveStats:
     lists_refused: int = 0
     list_fetch_failures: int = 0
     events: int = 0
+    #: List polls made while the push channel was up, each followed by a wait of ``max_refresh``
+    #: (polling is then the fallback) that ends early if the channel goes down.
+    list_polls_pushed: int = 0
     #: The ``list_*`` code of the last refused list, for operators.
     last_refusal: str | None = field(default=None)
 
@@ -276,6 +279,8 @@ class LiveSources:
                         mtime = f.mtime if f.mtime is not None else mtime
                     # With the push channel up, polling is only the fallback.
                     under_push = self._push_connected
+                    if under_push:
+                        self.stats.list_polls_pushed += 1
                     fallback = cfg.max_refresh if under_push else cfg.min_refresh
                     delay = self._clamp(f.max_age, fallback)
                 except SourceError as e:
