@@ -1,13 +1,27 @@
-//! The checks a setting's value meets: those `serve` has always enforced, the caps on what may
-//! newly be set, and the warnings for values stored before a check existed.
+//! The checks a setting's value meets: those `serve` has always enforced, and the caps on what
+//! may newly be set. (Kept apart from `Partial`, which calls them, so that neither imports the
+//! other's module.)
 
 use std::time::Duration;
 
 use keymint_jwks::{Issuer, MAX_LIST_VALIDITY};
 
-use super::{MAX_JWKS_MAX_AGE, MAX_TOKEN_TTL_CAP, MIN_LIST_VALIDITY, Partial, SettingName};
+use super::name::SettingName;
 use crate::domain::DomainError;
 use crate::domain::refusal::InvalidInput;
+
+/// The longest `--max-token-ttl` a start or `settings set` accepts: tokens are meant to live
+/// minutes, and every revocation entry and every retired signing key stays published for the
+/// maximum token lifetime, so a typo of `10d` for `10m` would keep them for days. A database that
+/// stored a longer value before this cap existed still starts with it.
+pub const MAX_TOKEN_TTL_CAP: Duration = Duration::from_secs(24 * 3600);
+/// The longest `--jwks-max-age` a start or `settings set` accepts: a signing-key rotation waits
+/// one cache period before the new key signs (and `rotate` refuses another meanwhile), so `5d`
+/// typed for `5m` would hold rotations for days. Verifiers cache a JWKS minutes, not days; a
+/// database that stored a longer value before this cap existed still starts with it.
+pub const MAX_JWKS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// The shortest list validity: the list is re-signed every third of it.
+pub const MIN_LIST_VALIDITY: Duration = Duration::from_secs(60);
 
 pub(super) fn invalid(name: SettingName, why: String) -> DomainError {
     DomainError::Invalid(InvalidInput::Setting {
@@ -118,31 +132,4 @@ pub fn check_new_duration(name: SettingName, d: Duration) -> Result<(), DomainEr
         ));
     }
     Ok(())
-}
-
-/// Stored values that a start or `settings set` would now refuse as new values (stored before
-/// those checks existed): they stay in force until changed, and the warning says how.
-pub fn stale_warnings(p: &Partial) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(issuer) = &p.issuer
-        && let Err(e) = check_issuer(issuer.as_str())
-    {
-        out.push(format!(
-            "{e}. It is in every token: change it with `keymint settings set issuer-url URL`"
-        ));
-    }
-    for name in [SettingName::MaxTokenTtl, SettingName::JwksMaxAge] {
-        let d = match name {
-            SettingName::MaxTokenTtl => p.max_token_ttl,
-            _ => p.jwks_max_age,
-        };
-        if let Some(d) = d
-            && let Err(e) = check_new_duration(name, d)
-        {
-            out.push(format!(
-                "{e}. It stays in force until changed: `keymint settings set {name} VALUE`"
-            ));
-        }
-    }
-    out
 }

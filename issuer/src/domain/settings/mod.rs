@@ -20,7 +20,8 @@ pub mod secrets;
 
 use self::checks::invalid;
 pub use self::checks::{
-    check_duration, check_issuer, check_new_duration, plain_http_warning, stale_warnings,
+    MAX_JWKS_MAX_AGE, MAX_TOKEN_TTL_CAP, MIN_LIST_VALIDITY, check_duration, check_issuer,
+    check_new_duration, plain_http_warning,
 };
 pub use self::name::{SettingName, UnknownSetting};
 
@@ -40,19 +41,6 @@ use crate::store::{AuditRecord, Store, StoreError};
 pub const DEFAULT_MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// The JWKS cache period on a first start without `--jwks-max-age`.
 pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
-/// The longest `--max-token-ttl` a start or `settings set` accepts: tokens are meant to live
-/// minutes, and every revocation entry and every retired signing key stays published for the
-/// maximum token lifetime, so a typo of `10d` for `10m` would keep them for days. A database that
-/// stored a longer value before this cap existed still starts with it.
-pub const MAX_TOKEN_TTL_CAP: Duration = Duration::from_secs(24 * 3600);
-/// The longest `--jwks-max-age` a start or `settings set` accepts: a signing-key rotation waits
-/// one cache period before the new key signs (and `rotate` refuses another meanwhile), so `5d`
-/// typed for `5m` would hold rotations for days. Verifiers cache a JWKS minutes, not days; a
-/// database that stored a longer value before this cap existed still starts with it.
-pub const MAX_JWKS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-/// The shortest list validity: the list is re-signed every third of it.
-pub const MIN_LIST_VALIDITY: Duration = Duration::from_secs(60);
-
 /// A value for each setting, any of them possibly absent: what is stored, or what flags said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Partial {
@@ -296,6 +284,33 @@ impl From<&Partial> for SettingsView {
                 .collect(),
         }
     }
+}
+
+/// Stored values that a start or `settings set` would now refuse as new values (stored before
+/// those checks existed): they stay in force until changed, and the warning says how.
+pub fn stale_warnings(p: &Partial) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(issuer) = &p.issuer
+        && let Err(e) = check_issuer(issuer.as_str())
+    {
+        out.push(format!(
+            "{e}. It is in every token: change it with `keymint settings set issuer-url URL`"
+        ));
+    }
+    for name in [SettingName::MaxTokenTtl, SettingName::JwksMaxAge] {
+        let d = match name {
+            SettingName::MaxTokenTtl => p.max_token_ttl,
+            _ => p.jwks_max_age,
+        };
+        if let Some(d) = d
+            && let Err(e) = check_new_duration(name, d)
+        {
+            out.push(format!(
+                "{e}. It stays in force until changed: `keymint settings set {name} VALUE`"
+            ));
+        }
+    }
+    out
 }
 
 /// The stored settings (through the migrated store; `serve`'s first check reads them without
