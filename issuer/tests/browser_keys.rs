@@ -51,6 +51,11 @@ fn preflight(s: &Server, origin: &str) -> Reply {
 }
 
 fn publishable(s: &Server, extra: &[&str]) -> String {
+    publishable_for(s, APP, extra).1
+}
+
+/// A publishable key for `origin` with the public scope `catalog:read`: (key ID, key).
+fn publishable_for(s: &Server, origin: &str, extra: &[&str]) -> (String, String) {
     assert!(
         s.cli(&["scopes", "add", "catalog:read", "--public"])
             .status
@@ -59,7 +64,7 @@ fn publishable(s: &Server, extra: &[&str]) -> String {
     let mut args = vec![
         "--publishable",
         "--origin",
-        APP,
+        origin,
         "--tenant",
         "acme",
         "--scope",
@@ -68,7 +73,7 @@ fn publishable(s: &Server, extra: &[&str]) -> String {
         AUD,
     ];
     args.extend_from_slice(extra);
-    s.create_key(&args).1
+    s.create_key(&args)
 }
 
 #[test]
@@ -181,22 +186,7 @@ fn a_publishable_key_works_only_from_its_origins_with_cors_for_that_origin() {
 #[test]
 fn an_origin_given_with_its_default_port_matches_what_browsers_send() {
     let s = Server::start("pk-default-port", &[]);
-    assert!(
-        s.cli(&["scopes", "add", "catalog:read", "--public"])
-            .status
-            .success()
-    );
-    let (id, key) = s.create_key(&[
-        "--publishable",
-        "--origin",
-        "https://app.example:443",
-        "--tenant",
-        "acme",
-        "--scope",
-        "catalog:read",
-        "--audience",
-        AUD,
-    ]);
+    let (id, key) = publishable_for(&s, "https://app.example:443", &[]);
     let shown: serde_json::Value =
         serde_json::from_slice(&s.cli(&["keys", "show", &id, "--json"]).stdout).unwrap();
     assert_eq!(shown["allow_origins"], serde_json::json!([APP]));

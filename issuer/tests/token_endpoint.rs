@@ -360,26 +360,21 @@ fn oauth2_client_credentials_with_basic_and_post() {
 #[test]
 fn client_ip_outside_the_allow_list_is_unauthorized_client() {
     let s = Server::start("allowip", &[]);
-    let (_, outside) = s.create_key(&[
-        "--tenant",
-        "acme",
-        "--scope",
-        "a",
-        "--audience",
-        AUD,
-        "--allow-ip",
-        "10.0.0.0/8",
-    ]);
-    let (_, inside) = s.create_key(&[
-        "--tenant",
-        "acme",
-        "--scope",
-        "a",
-        "--audience",
-        AUD,
-        "--allow-ip",
-        "127.0.0.0/8",
-    ]);
+    let allowed_from = |net: &str| {
+        s.create_key(&[
+            "--tenant",
+            "acme",
+            "--scope",
+            "a",
+            "--audience",
+            AUD,
+            "--allow-ip",
+            net,
+        ])
+        .1
+    };
+    let outside = allowed_from("10.0.0.0/8");
+    let inside = allowed_from("127.0.0.0/8");
     let r = token_request(&s, &outside, None);
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
@@ -387,28 +382,14 @@ fn client_ip_outside_the_allow_list_is_unauthorized_client() {
     );
     assert_eq!(token_request(&s, &inside, None).status, 200);
     // One address is that address alone (/32), not its network.
-    let (_, this_host) = s.create_key(&[
-        "--tenant",
-        "acme",
-        "--scope",
-        "a",
-        "--audience",
-        AUD,
-        "--allow-ip",
-        "127.0.0.1",
-    ]);
-    let (_, next_host) = s.create_key(&[
-        "--tenant",
-        "acme",
-        "--scope",
-        "a",
-        "--audience",
-        AUD,
-        "--allow-ip",
-        "127.0.0.2",
-    ]);
-    assert_eq!(token_request(&s, &this_host, None).status, 200);
-    assert_eq!(token_request(&s, &next_host, None).status, 403);
+    assert_eq!(
+        token_request(&s, &allowed_from("127.0.0.1"), None).status,
+        200
+    );
+    assert_eq!(
+        token_request(&s, &allowed_from("127.0.0.2"), None).status,
+        403
+    );
 }
 
 #[test]
