@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use keymint_jwks::{Issuer, PROPAGATION_BOUND, UnixTime};
-use keymint_verifier::MAX_LEEWAY;
+use keymint_jwks::{Issuer, UnixTime};
 use tokio::net::TcpListener;
 
 use crate::config::Secrets;
@@ -86,6 +85,9 @@ struct Runtime<S> {
     /// task both do; without it, a set loaded before a change could be stored after a newer one,
     /// or a list signed by a key that a concurrent reload had just replaced.
     refresh: tokio::sync::Mutex<()>,
+    /// The maintenance task changed the signing keys but could not read them back: the watcher
+    /// reads them again until it can.
+    signing_stale: std::sync::atomic::AtomicBool,
 }
 
 impl<S: Store> Runtime<S> {
@@ -115,10 +117,6 @@ impl<S: Store> Runtime<S> {
             tracing::info!(serial, "revocation list updated");
         }
         Ok(())
-    }
-
-    fn retire_for(&self) -> Duration {
-        self.settings.load().max_token_ttl() + MAX_LEEWAY + PROPAGATION_BOUND
     }
 
     /// Adopts the stored settings after an admin changed them. The list is re-signed at once
@@ -168,13 +166,7 @@ pub async fn serve<S: Store>(
     // Stored on a first start; refused if another replica's first start stored others meanwhile.
     settings::establish(&*store, &wanted).await?;
     signing::ensure_active(&*store, &enc, now).await?;
-    signing::maintain(
-        &*store,
-        &enc,
-        now,
-        cfg.max_token_ttl + MAX_LEEWAY + PROPAGATION_BOUND,
-    )
-    .await?;
+    signing::maintain(&*store, &enc, now, cfg.max_token_ttl).await?;
     revocation::note_token_ttl(&*store, cfg.max_token_ttl).await?;
     let shared: SharedSettings = Arc::new(ArcSwap::from_pointee(wanted));
     // Read before the state below is loaded: a change another replica or the CLI makes while this
@@ -212,6 +204,7 @@ pub async fn serve<S: Store>(
         tokens,
         settings: Arc::clone(&shared),
         refresh: tokio::sync::Mutex::new(()),
+        signing_stale: std::sync::atomic::AtomicBool::new(false),
     });
 
     let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();

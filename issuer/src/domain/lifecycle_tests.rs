@@ -69,11 +69,14 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
     let set = signing::load(store, &enc).await.unwrap();
     assert_eq!(*set.active.key().kid(), first);
     assert!(set.published.get(next.kid.as_str()).is_some());
+    // A retired key stays for the token lifetime (3,600 s), the propagation bound (5 s) and the
+    // verifiers' leeway (300 s).
+    let ttl = Duration::from_secs(3600);
     let retire_for = Duration::from_secs(3905);
     // The cache period (300 s) plus the margin for whole seconds and feed propagation (2 s).
     assert_eq!(signing::ACTIVATION_MARGIN, Duration::from_secs(2));
     assert!(
-        !signing::maintain(store, &enc, UnixTime(t0.0 + 301), retire_for)
+        !signing::maintain(store, &enc, UnixTime(t0.0 + 301), ttl)
             .await
             .unwrap()
     );
@@ -82,7 +85,7 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
         Some(SigningKeyState::Next)
     );
     assert!(
-        signing::maintain(store, &enc, UnixTime(t0.0 + 302), retire_for)
+        signing::maintain(store, &enc, UnixTime(t0.0 + 302), ttl)
             .await
             .unwrap()
     );
@@ -103,12 +106,12 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
     // Removed only once every token it signed has expired.
     let removal = t0.0 + 302 + retire_for.as_secs();
     assert!(
-        !signing::maintain(store, &enc, UnixTime(removal - 1), retire_for)
+        !signing::maintain(store, &enc, UnixTime(removal - 1), ttl)
             .await
             .unwrap()
     );
     assert!(
-        signing::maintain(store, &enc, UnixTime(removal), retire_for)
+        signing::maintain(store, &enc, UnixTime(removal), ttl)
             .await
             .unwrap()
     );
@@ -425,9 +428,9 @@ async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
     assert!(set.published.get(standby.as_str()).is_some());
     assert_eq!(next_keys(store).await[0].activate_at, signing::STANDBY);
     // The clock never promotes it.
-    let retire_for = Duration::from_secs(3905);
+    let ttl = Duration::from_secs(3600);
     assert!(
-        !signing::maintain(store, &enc, UnixTime(t0.0 + 10 * 86_400), retire_for)
+        !signing::maintain(store, &enc, UnixTime(t0.0 + 10 * 86_400), ttl)
             .await
             .unwrap()
     );
@@ -445,7 +448,7 @@ async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
     .unwrap();
     assert_ne!(rotated.kid, standby);
     assert!(
-        signing::maintain(store, &enc, UnixTime(t0.0 + 302), retire_for)
+        signing::maintain(store, &enc, UnixTime(t0.0 + 302), ttl)
             .await
             .unwrap()
     );
@@ -482,4 +485,54 @@ async fn a_next_key_is_always_published_and_an_emergency_hands_signing_to_it() {
     let next = next_keys(store).await;
     assert_eq!(next.len(), 1);
     assert_ne!(next[0].kid, lost);
+}
+
+/// `settings set max-token-ttl` lowered from a day to ten minutes: tokens minted under the day
+/// are still alive, so a key retired now stays published until the longest of them expires.
+#[tokio::test]
+async fn a_key_retired_after_the_token_lifetime_was_lowered_stays_for_the_longest_tokens() {
+    let db = db("lifecycle-ttl-lowered").await;
+    let (store, enc) = (&db.store, enc());
+    let t0 = UnixTime(1_800_000_000);
+    signing::ensure_active(store, &enc, t0).await.unwrap();
+    let first = signing::load(store, &enc)
+        .await
+        .unwrap()
+        .active
+        .key()
+        .kid()
+        .clone();
+    let day = Duration::from_secs(86_400);
+    crate::domain::revocation::note_token_ttl(store, day)
+        .await
+        .unwrap();
+    signing::rotate(
+        store,
+        &enc,
+        Algorithm::EdDsa,
+        t0,
+        Duration::from_secs(300),
+        "test",
+    )
+    .await
+    .unwrap();
+    let now_ttl = Duration::from_secs(600);
+    assert!(
+        signing::maintain(store, &enc, UnixTime(t0.0 + 302), now_ttl)
+            .await
+            .unwrap()
+    );
+    let retired = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kid == first)
+        .unwrap();
+    assert_eq!(retired.state, SigningKeyState::Retired);
+    // The day, the propagation bound (5 s) and the verifiers' leeway (300 s); not 600 s.
+    assert_eq!(
+        retired.remove_after,
+        Some(crate::domain::unix(UnixTime(t0.0 + 302 + 86_400 + 5 + 300)))
+    );
 }

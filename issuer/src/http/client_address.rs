@@ -14,6 +14,11 @@ use crate::domain::client::ClientContext;
 /// `X-Forwarded-For` that is not itself a trusted proxy. Anything a client could write in that
 /// header before reaching the first trusted proxy is never believed.
 ///
+/// An entry may carry a port (`203.0.113.7:4711`, `[2001:db8::1]:4711`: some proxies append
+/// them). Walking from the right, an entry that is no address at all (`unknown`, a name, garbage)
+/// ends the walk: the trusted hop that wrote it could not name its client, so the client is that
+/// hop. Skipping it instead would believe the next entry to its left, which the client wrote.
+///
 /// Every address is canonical: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack
 /// listener on `[::]` reports every IPv4 peer, and how some proxies write the header) is its IPv4
 /// address. Otherwise no IPv4 rule would ever match it: not a key's `--allow-ip 10.0.0.0/8`, which
@@ -27,18 +32,41 @@ fn client_ip(headers: &HeaderMap, trusted: &[IpNet], peer: std::net::IpAddr) -> 
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<std::net::IpAddr> = headers
+    let hops: Vec<Option<std::net::IpAddr>> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .map(|ip: std::net::IpAddr| ip.to_canonical())
+        .flat_map(|v| match v.to_str() {
+            Ok(v) => v.split(',').map(forwarded_hop).collect::<Vec<_>>(),
+            // A header value that is not text: nothing in it can be read.
+            Err(_) => vec![None],
+        })
         .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    let mut nearest = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(&ip) => nearest = ip,
+            Some(ip) => return ip,
+            None => return nearest,
+        }
+    }
+    peer
+}
+
+/// One `X-Forwarded-For` entry's address: bare, or with a port (IPv6 then in brackets).
+fn forwarded_hop(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .and_then(|e| e.parse::<std::net::Ipv6Addr>().ok())
+                .map(std::net::IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// The real peer address, or the one a router test gave with `MockConnectInfo` (which is how
@@ -90,4 +118,46 @@ pub(crate) fn client_of(
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     ClientContext { ip, origin }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The client behind trusted proxy 10.9.0.1 (10.9.0.0/16 trusted) sending `xff`.
+    fn via_proxy(xff: &str) -> std::net::IpAddr {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", xff.parse().unwrap());
+        client_ip(&headers, &["10.9.0.0/16".parse().unwrap()], ip("10.9.0.1"))
+    }
+
+    #[test]
+    fn an_entry_with_a_port_is_its_address() {
+        assert_eq!(via_proxy("198.51.100.9:4711"), ip("198.51.100.9"));
+        assert_eq!(via_proxy("[2001:db8::1]:4711"), ip("2001:db8::1"));
+        assert_eq!(via_proxy("[2001:db8::1]"), ip("2001:db8::1"));
+        assert_eq!(via_proxy("[::ffff:198.51.100.9]:80"), ip("198.51.100.9"));
+    }
+
+    #[test]
+    fn what_the_client_wrote_left_of_a_proxy_appended_entry_with_a_port_is_never_believed() {
+        assert_eq!(
+            via_proxy("203.0.113.7, 198.51.100.9:4711"),
+            ip("198.51.100.9")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_entry_makes_the_hop_that_wrote_it_the_client() {
+        // Skipping `unknown` would believe 203.0.113.7, which the client wrote.
+        assert_eq!(via_proxy("203.0.113.7, unknown"), ip("10.9.0.1"));
+        assert_eq!(via_proxy("203.0.113.7, garbage, 10.9.0.2"), ip("10.9.0.2"));
+        assert_eq!(via_proxy("203.0.113.7, 10.9.0.2"), ip("203.0.113.7"));
+        assert_eq!(via_proxy("10.9.0.3, 10.9.0.2"), ip("10.9.0.1"));
+    }
 }

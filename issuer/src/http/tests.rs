@@ -390,6 +390,19 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         send(&via_proxy, req("203.0.113.7, 198.51.100.9")).await.0,
         StatusCode::FORBIDDEN
     );
+    // ...nor when the proxy appends the real one with its port (the entry is still an address).
+    assert_eq!(
+        send(&via_proxy, req("203.0.113.7, 198.51.100.9:4711"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&via_proxy, req("198.51.100.9, 203.0.113.7:4711"))
+            .await
+            .0,
+        StatusCode::OK
+    );
     // From anyone else, the header is ignored.
     assert_eq!(
         send(&direct, req("203.0.113.7")).await.0,

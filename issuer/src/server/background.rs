@@ -13,10 +13,20 @@ use crate::domain::usage;
 use crate::domain::{revocation, signing};
 use crate::store::Store;
 
+/// What the watcher still has to read again: a re-read that failed (the database away for a
+/// moment) is retried every round, with or without new changes, until it works. Forgotten, a
+/// failed signing-set reload kept this replica signing with, and publishing, a key revoked
+/// elsewhere until the next signing-key change, which could be a month away.
+#[derive(Debug, Default)]
+struct Pending {
+    settings: bool,
+    scopes: bool,
+    origins: bool,
+    signing: bool,
+}
+
 pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
-    // A failed re-read of the public scopes is retried on the next round, not forgotten.
-    let mut scopes_pending = false;
-    let mut settings_pending = false;
+    let mut pending = Pending::default();
     loop {
         rt.store.change_hint(super::CHANGE_POLL).await;
         let page = match rt.store.changes_since(last).await {
@@ -31,11 +41,8 @@ pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) 
         };
         let changes = page.changes;
         let Some(newest) = changes.last().map(|c| c.id) else {
-            // A change of settings that could not be read last round is retried without waiting
-            // for another change.
-            if settings_pending && adopt_settings(&rt).await {
-                settings_pending = false;
-            }
+            // What could not be read last round is retried without waiting for another change.
+            reread(&rt, &mut pending).await;
             continue;
         };
         let mut signing_changed = false;
@@ -72,28 +79,45 @@ pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) 
             scopes_changed = true;
             settings_changed = true;
         }
-        // Before the list is refreshed below, so that a new issuer URL re-signs it in this round.
-        settings_pending |= settings_changed;
-        if settings_pending && adopt_settings(&rt).await {
-            settings_pending = false;
-        }
-        scopes_pending |= scopes_changed;
-        if scopes_pending {
-            match rt.tokens.reload_public_scopes().await {
-                Ok(()) => scopes_pending = false,
-                Err(e) => tracing::warn!(error = %e, "cannot reload public scopes"),
-            }
-        }
-        if keys_changed && let Err(e) = rt.tokens.reload_origins(UnixTime::now()).await {
-            tracing::warn!(error = %e, "cannot reload publishable-key origins");
-        }
-        if signing_changed && let Err(e) = rt.reload_signing().await {
-            tracing::error!(error = %e, "cannot reload signing keys");
-        }
+        pending.settings |= settings_changed;
+        pending.scopes |= scopes_changed;
+        pending.origins |= keys_changed;
+        pending.signing |= signing_changed;
+        reread(&rt, &mut pending).await;
         if let Err(e) = rt.refresh_list().await {
             tracing::warn!(error = %e, "cannot refresh the revocation list");
         }
         last = newest;
+    }
+}
+
+/// Reads again what changed, or what a failed round left, clearing each flag that worked.
+async fn reread<S: Store>(rt: &Runtime<S>, pending: &mut Pending) {
+    // A reload the maintenance task could not finish (after it promoted or removed a key).
+    pending.signing |= rt
+        .signing_stale
+        .swap(false, std::sync::atomic::Ordering::SeqCst);
+    // Settings before the signing set and the list: a new issuer URL re-signs it in this round.
+    if pending.settings && adopt_settings(rt).await {
+        pending.settings = false;
+    }
+    if pending.scopes {
+        match rt.tokens.reload_public_scopes().await {
+            Ok(()) => pending.scopes = false,
+            Err(e) => tracing::warn!(error = %e, "cannot reload public scopes"),
+        }
+    }
+    if pending.origins {
+        match rt.tokens.reload_origins(UnixTime::now()).await {
+            Ok(()) => pending.origins = false,
+            Err(e) => tracing::warn!(error = %e, "cannot reload publishable-key origins"),
+        }
+    }
+    if pending.signing {
+        match rt.reload_signing().await {
+            Ok(()) => pending.signing = false,
+            Err(e) => tracing::error!(error = %e, "cannot reload signing keys; retrying"),
+        }
     }
 }
 
@@ -115,10 +139,20 @@ pub(super) async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
     let mut usage_tick = 0u32;
     loop {
         tick.tick().await;
-        match signing::maintain(&*rt.store, &rt.enc, UnixTime::now(), rt.retire_for()).await {
+        match signing::maintain(
+            &*rt.store,
+            &rt.enc,
+            UnixTime::now(),
+            rt.settings.load().max_token_ttl(),
+        )
+        .await
+        {
             Ok(true) => {
                 if let Err(e) = rt.reload_signing().await {
-                    tracing::error!(error = %e, "cannot reload signing keys");
+                    // Not forgotten: the watcher reads the set again until it works.
+                    tracing::error!(error = %e, "cannot reload signing keys; retrying");
+                    rt.signing_stale
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             Ok(false) => {}

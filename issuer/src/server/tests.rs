@@ -125,3 +125,82 @@ async fn a_start_announces_itself_once_when_ready_to_answer() {
     server.await.unwrap().unwrap();
     assert_eq!(announced.load(Ordering::SeqCst), 1);
 }
+
+/// The body of a GET, from a blocking thread.
+async fn get_text(url: String) -> String {
+    tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_set_that_could_not_be_read_after_a_revocation_elsewhere_is_read_again() {
+    let (dir, store, listener) = setup("signing-retry").await;
+    let cfg = config(&listener);
+    let jwks_url = format!("http://{}/.well-known/jwks.json", cfg.listen);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut ready_tx = Some(ready_tx);
+    let server = tokio::spawn(serve(
+        Arc::clone(&store),
+        secrets(),
+        cfg,
+        listener,
+        async {
+            let _ = stop_rx.await;
+        },
+        move || {
+            if let Some(tx) = ready_tx.take() {
+                let _ = tx.send(());
+            }
+        },
+    ));
+    ready_rx.await.expect("serve announced itself");
+
+    // Another process (the CLI, another replica) revokes the active signing key while this
+    // server cannot read the signing keys back.
+    let elsewhere = SqliteStore::open(&dir.0.join("db")).await.unwrap();
+    let enc = secrets().encryption_key;
+    let active = crate::domain::signing::load(&elsewhere, &enc)
+        .await
+        .unwrap()
+        .active
+        .key()
+        .kid()
+        .to_string();
+    assert!(get_text(jwks_url.clone()).await.contains(&active));
+    store.set_failing(Some("signing_keys"));
+    crate::domain::signing::revoke(
+        &elsewhere,
+        &enc,
+        &keymint_jwks::Kid::new(active.clone()).unwrap(),
+        keymint_jwks::UnixTime::now(),
+        Duration::from_secs(600),
+        "test",
+    )
+    .await
+    .unwrap();
+    // The watcher's round that read the revocation is over once it polls again: the call after
+    // the first one that started with the revocation in.
+    let polled = store.calls("changes_since");
+    keymint_testkit::wait_until_async(
+        "the watcher read past the revocation",
+        Duration::from_secs(20),
+        || async { (store.calls("changes_since") >= polled + 2).then_some(()) },
+    )
+    .await;
+    assert!(
+        get_text(jwks_url.clone()).await.contains(&active),
+        "while the keys cannot be read, the old set stays (nothing better is known)"
+    );
+
+    store.set_failing(None);
+    keymint_testkit::wait_until_async(
+        "the revoked key leaves the JWKS once the keys can be read",
+        Duration::from_secs(20),
+        || async { (!get_text(jwks_url.clone()).await.contains(&active)).then_some(()) },
+    )
+    .await;
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}

@@ -1,8 +1,10 @@
 //! A test double: wraps a real store and fails every call with `Unavailable` while switched off,
-//! like a database that went away.
+//! like a database that went away, or only the calls of one method (one read that failed while
+//! the rest worked). It counts the calls of each method, so a test can wait for one to happen.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keymint_jwks::{ApiKeyId, Kid, Scope, TenantId};
@@ -19,6 +21,8 @@ use super::{
 pub struct FlakyStore<S> {
     inner: S,
     down: Arc<AtomicBool>,
+    failing: Arc<Mutex<Option<&'static str>>>,
+    calls: Arc<Mutex<HashMap<&'static str, usize>>>,
 }
 
 impl<S> FlakyStore<S> {
@@ -27,7 +31,36 @@ impl<S> FlakyStore<S> {
         Self {
             inner,
             down: Arc::new(AtomicBool::new(false)),
+            failing: Arc::default(),
+            calls: Arc::default(),
         }
+    }
+
+    /// Fails every call of the method `name` (`Some`), or none (`None`), the rest working.
+    pub fn set_failing(&self, name: Option<&'static str>) {
+        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = name;
+    }
+
+    /// How many calls of the method `name` were made so far (answered or failed).
+    pub fn calls(&self, name: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether a call of `name` is to fail now, counting it.
+    fn fails(&self, name: &'static str) -> bool {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name)
+            .or_insert(0) += 1;
+        self.down.load(Ordering::SeqCst)
+            || *self.failing.lock().unwrap_or_else(PoisonError::into_inner) == Some(name)
     }
 
     /// Takes the database down (`true`) or brings it back.
@@ -59,7 +92,7 @@ macro_rules! faulty {
     ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;)*) => {
         impl<S: Store> Store for FlakyStore<S> {
             $(async fn $name(&self $(, $arg: $ty)*) -> $out {
-                if self.down.load(Ordering::SeqCst)
+                if self.fails(stringify!($name))
                     && let Some(answer) = <$out as WhenDown>::when_down()
                 {
                     return answer;

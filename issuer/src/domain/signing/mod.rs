@@ -198,14 +198,19 @@ pub async fn rotate<S: Store>(
 }
 
 /// Advances the lifecycle: promotes a *next* key whose time has come (retiring the active one
-/// until `retire_for` has passed), removes retired keys past that, and generates a standby *next*
-/// key if none is published. Idempotent and safe to run from several processes: each transition
-/// is conditional on the state it leaves.
+/// until every token it signed has expired), removes retired keys past that, and generates a
+/// standby *next* key if none is published. Idempotent and safe to run from several processes:
+/// each transition is conditional on the state it leaves.
+///
+/// A retired key stays published for the longest token lifetime any server on this database was
+/// ever started with (the high-water mark revocation entries use too), not only `max_token_ttl`,
+/// this server's: after `settings set max-token-ttl` lowers it, tokens minted under the old
+/// maximum are still alive, and their key must stay in the JWKS until they expire.
 pub async fn maintain<S: Store>(
     store: &S,
     enc: &EncryptionKey,
     now: UnixTime,
-    retire_for: Duration,
+    max_token_ttl: Duration,
 ) -> Result<bool, DomainError> {
     let t = unix(now);
     let keys = store.signing_keys().await?;
@@ -215,8 +220,8 @@ pub async fn maintain<S: Store>(
         .filter(|k| k.state == SigningKeyState::Next && k.activate_at <= t)
         .max_by_key(|k| k.activate_at);
     if let Some(next) = due {
-        let remove_after =
-            t.saturating_add(i64::try_from(retire_for.as_secs()).unwrap_or(i64::MAX));
+        let covered = crate::domain::revocation::covered_ttl(store, max_token_ttl).await?;
+        let remove_after = unix(crate::domain::revocation::drop_after(now, covered));
         for old in keys.iter().filter(|k| k.state == SigningKeyState::Active) {
             changed |= store
                 .transition_signing_key(
