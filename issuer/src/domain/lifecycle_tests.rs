@@ -177,7 +177,9 @@ async fn the_list_is_resigned_every_third_of_its_validity_and_on_every_revocatio
     let renewed = revocation::current_list(store, &signer, &iss, UnixTime(t0.0 + 1000), validity)
         .await
         .unwrap();
-    assert_eq!(renewed.serial, first.serial + 1);
+    // Serials follow the signing time in milliseconds (see `revocation::next_serial`).
+    assert_eq!(first.serial, t0.0 as i64 * 1000);
+    assert_eq!(renewed.serial, (t0.0 as i64 + 1000) * 1000);
     assert_eq!(renewed.exp, t0.0 as i64 + 1000 + 3000);
     // A revocation makes the next call sign a new list at once.
     let jti = keymint_jwks::Jti::new("t1").unwrap();
@@ -193,7 +195,7 @@ async fn the_list_is_resigned_every_third_of_its_validity_and_on_every_revocatio
     let after = revocation::current_list(store, &signer, &iss, UnixTime(t0.0 + 1001), validity)
         .await
         .unwrap();
-    assert_eq!(after.serial, renewed.serial + 1);
+    assert_eq!(after.serial, (t0.0 as i64 + 1001) * 1000);
     assert!(after.jws.len() > renewed.jws.len());
     // Entries past drop_after (t0 + 1001 + 5 + 600 + 300) leave the list at its next re-signing.
     let later = UnixTime(t0.0 + 1001 + 1000);
@@ -248,7 +250,8 @@ async fn a_key_that_no_longer_signs_never_signs_the_list() {
         .await
         .unwrap();
     assert_eq!(signed_by(&list), signer.key().kid().as_str());
-    assert_eq!(list.serial, before.serial + 1);
+    assert!(list.serial > before.serial);
+    assert_eq!(list.serial, (t1.0 as i64 + 1) * 1000);
     let same = revocation::current_list(store, &signer, &iss, UnixTime(t1.0 + 2), validity)
         .await
         .unwrap();

@@ -267,7 +267,7 @@ pub async fn current_list<S: Store>(
     }
     let as_of = store.last_change().await?;
     let entries = store.revocations(t).await?.iter().map(entry_from).collect();
-    let serial = latest.as_ref().map_or(1, |l| l.serial.saturating_add(1));
+    let serial = next_serial(latest.as_ref().map(|l| l.serial), t);
     let list = RevocationList {
         v: LIST_VERSION,
         iss: issuer.clone(),
@@ -294,6 +294,18 @@ pub async fn current_list<S: Store>(
             .ok_or_else(|| DomainError::Internal(Fault::new("revocation list vanished"))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The serial of the list signed at `t` after the stored `latest`: one more, and never below the
+/// signing time in milliseconds. A database restored from a backup (or moved back from Postgres
+/// to an older SQLite file) holds an older serial than the lists verifiers have already seen;
+/// counting on from it, every new list would be refused as a rollback until the serial caught up,
+/// and the revocations in it ignored meanwhile. Time moves on between the last list served and the
+/// restore, so the first list after it is above any served before. (More than a thousand lists a
+/// second would outrun the clock; the issuer signs one per change, at most a few a second.)
+pub(crate) fn next_serial(latest: Option<i64>, t: i64) -> i64 {
+    let after = latest.map_or(1, |s| s.saturating_add(1));
+    after.max(t.saturating_mul(1000))
 }
 
 /// Whether `signer` is still an active signing key in `store`.
@@ -337,6 +349,24 @@ mod tests {
     fn drop_after_covers_propagation_lifetime_and_leeway() {
         let t = drop_after(UnixTime(1000), Duration::from_secs(3600));
         assert_eq!(t, UnixTime(1000 + 5 + 3600 + 300));
+    }
+
+    #[test]
+    fn a_list_after_a_restored_backup_is_above_every_list_served_before() {
+        let t = 1_800_000_000;
+        // The first list, and two in the same second.
+        assert_eq!(next_serial(None, t), t * 1000);
+        assert_eq!(next_serial(Some(t * 1000), t), t * 1000 + 1);
+        // A database stored before the serials followed the clock moves up to it.
+        assert_eq!(next_serial(Some(41), t), t * 1000);
+        // Served: lists up to an hour after the backup was taken at t. Restored two minutes
+        // later, the database holds the backup's serial; the next list is above all of them.
+        let served = next_serial(Some(t * 1000), t + 3600);
+        let restored = next_serial(Some(t * 1000), t + 3600 + 120);
+        assert!(restored > served, "{restored} <= {served}");
+        // A clock set back never lowers it.
+        assert_eq!(next_serial(Some(served), t - 60), served + 1);
+        assert_eq!(next_serial(Some(i64::MAX), t), i64::MAX);
     }
 
     #[tokio::test]
