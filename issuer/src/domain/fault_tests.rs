@@ -24,12 +24,12 @@ use crate::domain::signing;
 use crate::domain::signing::secret_box::EncryptionKey;
 use crate::domain::token::{TokenRequest, TokenService};
 use crate::domain::usage::{self, UsageLog};
-use crate::store::{AuditQuery, SqliteStore, Store};
+use crate::store::{AuditQuery, FlakyStore, SqliteStore, Store};
 
 struct World {
-    store: Arc<SqliteStore>,
+    store: Arc<FlakyStore<SqliteStore>>,
     hasher: KeyHasher,
-    tokens: TokenService<SqliteStore>,
+    tokens: TokenService<FlakyStore<SqliteStore>>,
     path: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
@@ -63,11 +63,11 @@ async fn world(name: &str, single: bool) -> World {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("db");
-    let store = Arc::new(if single {
+    let store = Arc::new(FlakyStore::new(if single {
         SqliteStore::open_single_connection(&path).await.unwrap()
     } else {
         SqliteStore::open(&path).await.unwrap()
-    });
+    }));
     let enc = EncryptionKey::new(&Zeroizing::new([5; 32])).unwrap();
     let hasher = KeyHasher::new(&Pepper::new([6; 32]));
     signing::ensure_active(&*store, &enc, UnixTime::now())
@@ -160,7 +160,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_count()
     issue(&w, key.expose()).await.unwrap();
     wait_for_records(&w, 1, "the first issuance count").await;
 
-    w.store.set_full(true).await.unwrap();
+    w.store.inner().set_full(true).await.unwrap();
     // Fill what free pages are left, until the database refuses to grow.
     let mut created = 0;
     let refused = loop {
@@ -235,7 +235,7 @@ async fn a_full_database_fails_admin_actions_whole_and_loses_no_issuance_count()
         before,
         "the full database took no count"
     );
-    w.store.set_full(false).await.unwrap();
+    w.store.inner().set_full(false).await.unwrap();
     wait_for_records(
         &w,
         before + i64::from(filler) + 3,
@@ -310,4 +310,56 @@ async fn a_database_locked_by_another_process_fails_writes_after_the_busy_timeou
     .await
     .unwrap();
     wait_for_records(&w, 2, "the issuance made under the lock to be recorded").await;
+}
+
+/// A key created while a request for it was reading the database: the read found nothing, the
+/// change watcher then told the service about the new key, and only after that did the request
+/// remember the ID as unknown. It must not stay remembered: the key works on the next request
+/// (it was refused on this replica until the unknown-ID cache evicted it, and each refusal counted
+/// against its client as a failed authentication).
+#[tokio::test]
+async fn a_key_created_during_the_read_that_missed_it_is_not_remembered_as_unknown() {
+    let w = world("created-during-read", false).await;
+    // The key's record and printable form, made elsewhere so the request can present it before
+    // the key exists in this database.
+    let scratch_dir = w.dir.join("scratch");
+    std::fs::create_dir_all(&scratch_dir).unwrap();
+    let scratch = SqliteStore::open(&scratch_dir.join("db")).await.unwrap();
+    let (view, key) = keys::create(
+        &scratch,
+        &w.hasher,
+        &new_key("acme"),
+        UnixTime::now(),
+        "test",
+    )
+    .await
+    .unwrap();
+    let id = keymint_jwks::ApiKeyId::new(view.key_id.clone()).unwrap();
+    let record = scratch.key(&id).await.unwrap().unwrap();
+
+    w.store.set_hold(Some("key"));
+    let w = Arc::new(w);
+    let asking = {
+        let (w, key) = (Arc::clone(&w), key.expose().to_owned());
+        tokio::spawn(async move { issue(&w, &key).await })
+    };
+    // The request's read has found nothing. Now the key is created, and the watcher reads the
+    // change and invalidates the ID, all before the read returns.
+    w.store.reached().await;
+    w.store.set_hold(None);
+    w.store
+        .insert_key(&record, &crate::store::AuditRecord::default())
+        .await
+        .unwrap();
+    w.tokens.invalidate(id.as_str());
+    w.store.release();
+    assert!(matches!(
+        asking.await.unwrap(),
+        Err(DomainError::InvalidClient {
+            reason: crate::domain::ClientFailure::UnknownKey
+        })
+    ));
+    issue(&w, key.expose())
+        .await
+        .expect("the key works once the read that missed it is over");
 }

@@ -1,6 +1,8 @@
 //! A test double: wraps a real store and fails every call with `Unavailable` while switched off,
 //! like a database that went away, or only the calls of one method (one read that failed while
-//! the rest worked). It counts the calls of each method, so a test can wait for one to happen.
+//! the rest worked). It counts the calls of each method, so a test can wait for one to happen,
+//! and it can hold a method's answer back while the test changes the database, to play a race
+//! out in a fixed order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +25,9 @@ pub struct FlakyStore<S> {
     down: Arc<AtomicBool>,
     failing: Arc<Mutex<Option<&'static str>>>,
     calls: Arc<Mutex<HashMap<&'static str, usize>>>,
+    hold: Arc<Mutex<Option<&'static str>>>,
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl<S> FlakyStore<S> {
@@ -33,6 +38,34 @@ impl<S> FlakyStore<S> {
             down: Arc::new(AtomicBool::new(false)),
             failing: Arc::default(),
             calls: Arc::default(),
+            hold: Arc::default(),
+            reached: Arc::default(),
+            release: Arc::default(),
+        }
+    }
+
+    /// Holds back the answer of the next calls of the method `name` (`Some`), each until
+    /// [`Self::release`]; `None` stops holding.
+    pub fn set_hold(&self, name: Option<&'static str>) {
+        *self.hold.lock().unwrap_or_else(PoisonError::into_inner) = name;
+    }
+
+    /// Waits until a held call has its answer (read from the database, not yet returned).
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets one held call return its answer.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+
+    /// After a call of `name` has its answer: waits for [`Self::release`] if `name` is held.
+    async fn after(&self, name: &'static str) {
+        let held = *self.hold.lock().unwrap_or_else(PoisonError::into_inner) == Some(name);
+        if held {
+            self.reached.notify_one();
+            self.release.notified().await;
         }
     }
 
@@ -61,6 +94,11 @@ impl<S> FlakyStore<S> {
             .or_insert(0) += 1;
         self.down.load(Ordering::SeqCst)
             || *self.failing.lock().unwrap_or_else(PoisonError::into_inner) == Some(name)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
     }
 
     /// Takes the database down (`true`) or brings it back.
@@ -97,7 +135,9 @@ macro_rules! faulty {
                 {
                     return answer;
                 }
-                self.inner.$name($($arg),*).await
+                let answer = self.inner.$name($($arg),*).await;
+                self.after(stringify!($name)).await;
+                answer
             })*
         }
     };

@@ -50,6 +50,11 @@ impl<S: Store> TokenService<S> {
                 let generation = self.keys.generation();
                 let Some(record) = self.store.key(&presented.key_id).await? else {
                     self.unknown.insert(id.to_owned(), ());
+                    // A key created while this read ran, its change already applied here: not
+                    // remembered as unknown (the watcher's removal came before this insert).
+                    if self.keys.generation() != generation {
+                        self.unknown.remove(id);
+                    }
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
                 };
                 if ActiveKey::limited_per_client(&record) {
