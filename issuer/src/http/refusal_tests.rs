@@ -369,3 +369,93 @@ async fn a_client_holds_at_most_its_share_of_push_streams() {
     assert_eq!(again.status(), StatusCode::OK);
     drop((second, elsewhere, again));
 }
+
+/// A publishable key's secret is in every page that uses it: anyone can send it with a forged
+/// `Origin`. Those refusals (and a key's refusals for the client address) count against the
+/// client like a wrong key, so they end in 429 instead of being answered without limit.
+#[tokio::test]
+async fn refusals_for_a_wrong_origin_or_address_are_throttled_like_wrong_keys() {
+    use crate::domain::keys::{self, NewKey};
+    let h = harness("origin-throttled").await;
+    let now = keymint_jwks::UnixTime::now();
+    keys::put_scope(
+        &*h.store,
+        &keymint_jwks::Scope::new("catalog:read").unwrap(),
+        crate::store::Visibility::Public,
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let (_, pk) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey {
+            kind: crate::domain::keys::api_key::KeyKind::Publishable,
+            allow_origins: vec![
+                crate::domain::keys::origin::Origin::parse("https://app.example").unwrap(),
+            ],
+            scopes: keymint_jwks::ScopeSet::parse("catalog:read").unwrap(),
+            ..NewKey::for_tests()
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let (_, for_one_address) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey {
+            allow_ips: vec!["192.0.2.1/32".parse().unwrap()],
+            ..NewKey::for_tests()
+        },
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
+    let from = |key: &str, origin: &str| {
+        Request::post("/v1/token")
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Origin", origin)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let forger = app_from(&h.state, [203, 0, 113, 20]);
+    let mut refused = 0;
+    let status = loop {
+        let (status, _, _) = send(&forger, from(pk.expose(), "https://evil.example")).await;
+        if status != StatusCode::FORBIDDEN || refused == 30 {
+            break status;
+        }
+        refused += 1;
+    };
+    assert_eq!(
+        (refused, status),
+        (20, StatusCode::TOO_MANY_REQUESTS),
+        "blocked after the twentieth refusal"
+    );
+    // Blocked for every key, the right origin included; another client is unaffected.
+    let (status, _, _) = send(&forger, from(pk.expose(), "https://app.example")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let browser = app_from(&h.state, [198, 51, 100, 20]);
+    let (status, _, _) = send(&browser, from(pk.expose(), "https://app.example")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A secret key refused for the client address counts the same way.
+    let elsewhere = app_from(&h.state, [203, 0, 113, 21]);
+    let mut refused = 0;
+    let status = loop {
+        let (status, _, _) = send(
+            &elsewhere,
+            from(for_one_address.expose(), "https://app.example"),
+        )
+        .await;
+        if status != StatusCode::FORBIDDEN || refused == 30 {
+            break status;
+        }
+        refused += 1;
+    };
+    assert_eq!((refused, status), (20, StatusCode::TOO_MANY_REQUESTS));
+}

@@ -233,10 +233,16 @@ impl<S: Store> TokenService<S> {
         // One consistent set for the whole request, even if an admin changes them meanwhile.
         let settings = self.settings.load_full();
         let (kind, key) = self.authenticate(credential, client.ip, now, seen).await?;
+        // Refused for where it came from: counted against the client like a wrong secret. A
+        // publishable key's secret is in every page that uses it, and a secret key refused for
+        // its address may be a stolen one: neither may be tried without limit.
         if !key.admits(client.ip) {
+            self.throttle.failed(client.ip, self.ticker.now());
             return Err(DomainError::UnauthorizedClient(ClientRefusal::Address));
         }
-        let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
+        let cors_origin = key
+            .browser_origin(kind, client.origin.as_deref())
+            .inspect_err(|_| self.throttle.failed(client.ip, self.ticker.now()))?;
         key.check_rate(&client.ip)?;
         let binding = dpop_binding::binding(settings.issuer(), request, now)?;
         // The key's tenant, audiences and scopes, held inline in the cached key.
