@@ -268,6 +268,7 @@ pub async fn serve<S: Store>(
         let reason = match why {
             Refused::Total => "too_many_connections",
             Refused::PerClient => "too_many_connections_from_client",
+            Refused::PerNetwork => "too_many_connections_from_network",
         };
         let client = crate::domain::client::ClientContext { ip, origin: None };
         let now = UnixTime::now();

@@ -2,8 +2,11 @@
 //! (`server/connections.rs`) and the push streams of `/v1/revocations/events`, which HTTP/2 would
 //! otherwise multiply (up to 200 streams on each connection, each sent every new list).
 //!
-//! A client is an IPv4 address or an IPv6 /64, as for every other limit. Clients with nothing open
-//! are forgotten, so the count is bounded by what is open.
+//! A client is an IPv4 address or an IPv6 /64, as for every other limit. Its network (IPv4 /24,
+//! IPv6 /48) may hold [`NETWORK_SHARES`] clients' worth: without it, one holder of an IPv6 /48
+//! (a tunnel broker hands them out free) counts as 65,536 clients and could take every place,
+//! the server then refusing every other tenant's connections. Clients and networks with nothing
+//! open are forgotten, so the count is bounded by what is open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +14,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ipnet::IpNet;
 
-use crate::domain::client::client_of;
+use crate::domain::client::{client_of, network};
+
+/// How many clients' shares one network (IPv4 /24, IPv6 /48) may hold together: a few busy
+/// clients behind one office or cloud network fit; a network posing as thousands of clients
+/// does not.
+pub const NETWORK_SHARES: usize = 4;
+
+/// The network a client address is counted in beside itself.
+fn network_of(peer: IpAddr) -> IpAddr {
+    network(peer, 24, 48)
+}
 
 /// The bounds on what clients hold open: connections (`serve --max-connections`,
 /// `--max-connections-per-client`) and, the same numbers, push streams.
@@ -20,7 +33,8 @@ pub struct ConnectionLimits {
     /// All clients together. Keep it under the process's open-file limit (`ulimit -n`), less a
     /// few hundred for the database, the log and the rest.
     pub total: usize,
-    /// One client (IPv4 address or IPv6 /64); trusted proxies are bound by the total only.
+    /// One client (IPv4 address or IPv6 /64); trusted proxies are bound by the total only. A
+    /// client's network (IPv4 /24, IPv6 /48) may hold [`NETWORK_SHARES`] times this.
     pub per_client: usize,
 }
 
@@ -42,6 +56,8 @@ pub enum Refused {
     Total,
     /// This client holds its share.
     PerClient,
+    /// This client's network (IPv4 /24, IPv6 /48) holds its share.
+    PerNetwork,
 }
 
 /// What clients hold open (connections, or push streams), counted per client and in total.
@@ -57,6 +73,8 @@ struct Open {
     total: usize,
     /// Clients with at least one connection open (at most `limits.total` of them).
     by_client: HashMap<IpAddr, usize>,
+    /// Their networks, the same way.
+    by_network: HashMap<IpAddr, usize>,
 }
 
 impl Connections {
@@ -83,7 +101,13 @@ impl Connections {
             if open.by_client.get(&c).copied().unwrap_or(0) >= self.limits.per_client {
                 return Err(Refused::PerClient);
             }
+            let net = network_of(c);
+            let per_network = self.limits.per_client.saturating_mul(NETWORK_SHARES);
+            if open.by_network.get(&net).copied().unwrap_or(0) >= per_network {
+                return Err(Refused::PerNetwork);
+            }
             *open.by_client.entry(c).or_insert(0) += 1;
+            *open.by_network.entry(net).or_insert(0) += 1;
         }
         open.total += 1;
         Ok(Slot {
@@ -116,12 +140,18 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.of.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.total = open.total.saturating_sub(1);
-        if let Some(c) = self.client
-            && let Some(held) = open.by_client.get_mut(&c)
-        {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                open.by_client.remove(&c);
+        let open = &mut *open;
+        if let Some(c) = self.client {
+            for (map, at) in [
+                (&mut open.by_client, c),
+                (&mut open.by_network, network_of(c)),
+            ] {
+                if let Some(held) = map.get_mut(&at) {
+                    *held = held.saturating_sub(1);
+                    if *held == 0 {
+                        map.remove(&at);
+                    }
+                }
             }
         }
     }
@@ -179,6 +209,51 @@ mod tests {
             );
         }
         assert!(c.open.lock().unwrap().by_client.is_empty());
+        assert!(c.open.lock().unwrap().by_network.is_empty());
+    }
+
+    #[test]
+    fn one_network_cannot_pose_as_enough_clients_to_take_every_place() {
+        let c = Connections::new(
+            ConnectionLimits {
+                total: 100,
+                per_client: 10,
+            },
+            Arc::new(vec![]),
+        );
+        // Four /64s of one /48 take its four shares; a fifth /64 of it is refused.
+        let mut held = Vec::new();
+        for net in 1..=4u16 {
+            for _ in 0..10 {
+                held.push(
+                    c.admit(IpAddr::from([0x2001, 0xdb8, 7, net, 0, 0, 0, 1]))
+                        .unwrap(),
+                );
+            }
+        }
+        assert_eq!(
+            c.admit(IpAddr::from([0x2001, 0xdb8, 7, 5, 0, 0, 0, 1]))
+                .unwrap_err(),
+            Refused::PerNetwork
+        );
+        // The same for IPv4 addresses of one /24.
+        for host in 1..=4u8 {
+            for _ in 0..10 {
+                held.push(c.admit(IpAddr::from([192, 0, 2, host])).unwrap());
+            }
+        }
+        assert_eq!(
+            c.admit(IpAddr::from([192, 0, 2, 5])).unwrap_err(),
+            Refused::PerNetwork
+        );
+        // Other networks still get in: the places left are theirs.
+        let _other_v6 = c
+            .admit(IpAddr::from([0x2001, 0xdb8, 8, 1, 0, 0, 0, 1]))
+            .unwrap();
+        let _other_v4 = c.admit(ip("198.51.100.1")).unwrap();
+        // A network's places come back as its connections close.
+        held.truncate(79);
+        let _again = c.admit(IpAddr::from([192, 0, 2, 5])).unwrap();
     }
 
     #[test]

@@ -145,6 +145,7 @@ pub(crate) async fn revocation_events<S: Store>(
             let reason = match why {
                 Refused::Total => "too_many_streams",
                 Refused::PerClient => "too_many_streams_from_client",
+                Refused::PerNetwork => "too_many_streams_from_network",
             };
             st.tokens
                 .note_refusal("revocations.events", &client, reason, UnixTime::now());
