@@ -18,7 +18,7 @@ use super::{AuditRecord, Migrations, StoreError, StoreResult, UsageCount, unavai
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The advisory lock that orders change IDs (an arbitrary constant: "km" in ASCII).
-const CHANGES_LOCK: i64 = 0x6b6d;
+pub(super) const CHANGES_LOCK: i64 = 0x6b6d;
 
 /// The channel the `changes` trigger notifies (migration 0002).
 const CHANGES_CHANNEL: &str = "keymint_changes";
@@ -40,22 +40,55 @@ struct ChangeHints {
     listening: OnceLock<()>,
 }
 
+/// Limits on every session of the serving pool, so that one stuck connection can hold neither a
+/// replica nor the cluster for long. Without them a write waited for the change lock (held by a
+/// client that hung, or died, inside its transaction) for as long as the holder's TCP connection
+/// took to be declared dead, hours with the OS defaults, and every revocation and key change in
+/// the cluster waited with it.
+/// - `lock_timeout`: a write waits at most this for a lock (the change lock included), then fails
+///   as `Unavailable` (503, retried by the background tasks).
+/// - `idle_in_transaction_session_timeout`: a session left inside a transaction (its client hung)
+///   is ended and its locks released. keymint's transactions last milliseconds.
+/// - `statement_timeout`: keymint's statements take milliseconds (pruning and copying go in
+///   bounded batches); a runaway one is ended.
+/// - `tcp_keepalives_*`: the server notices a client that vanished within about a minute.
+///
+/// Migrations run on a connection of their own without these: an index built on a large table
+/// may take longer than any of them.
+const SESSION_LIMITS: [(&str, &str); 6] = [
+    ("lock_timeout", "5s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("statement_timeout", "30s"),
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+];
+
 impl PgStore {
     /// Connects to a `postgres://` URL and runs the migrations (concurrent replicas starting
     /// together are serialized by sqlx's migration lock).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse().map_err(unavailable)?;
+        let options = options.application_name("keymint");
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        let migrated = MIGRATOR
+            .run(&migrating)
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(Migrations(e))));
+        migrating.close().await;
+        migrated?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // A request waiting on a dead database fails within seconds (503), not never.
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options.application_name("keymint"))
+            .connect_with(options.options(SESSION_LIMITS))
             .await
             .map_err(unavailable)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(Box::new(Migrations(e))))?;
         Ok(Self {
             pool,
             hints: Arc::default(),

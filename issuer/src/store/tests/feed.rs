@@ -181,3 +181,40 @@ async fn the_change_feed_is_ordered_and_resumable(s: &impl Store) {
         2
     );
 }
+
+/// A client that hung (or died) inside a transaction holding the change lock: without session
+/// limits every write in the cluster waited for it until its TCP connection was declared dead,
+/// hours with the OS defaults. Now a write gives up after the lock timeout (5 s) with
+/// `Unavailable`, and writes work again once the holder is gone.
+#[tokio::test]
+async fn a_write_behind_a_stuck_holder_of_the_change_lock_fails_within_seconds_on_postgres() {
+    use sqlx::Connection as _;
+    use std::time::Duration;
+    let url = fresh_pg_database().await;
+    let store = PgStore::connect(&url).await.unwrap();
+    let mut stuck = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut stuck).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(super::super::postgres::CHANGES_LOCK)
+        .execute(&mut stuck)
+        .await
+        .unwrap();
+    let (scope, first) = (scope_of("behind-a-stuck-lock"), audit("scope.put", 1));
+    let write = store.put_scope(&scope, Visibility::Private, &first);
+    let answer = tokio::time::timeout(Duration::from_secs(60), write)
+        .await
+        .expect("the write waited on the stuck holder for a minute");
+    assert!(
+        matches!(answer, Err(crate::store::StoreError::Unavailable(_))),
+        "{answer:?}"
+    );
+    drop(stuck);
+    store
+        .put_scope(
+            &scope_of("behind-a-stuck-lock"),
+            Visibility::Private,
+            &audit("scope.put", 2),
+        )
+        .await
+        .expect("writes work again once the holder is gone");
+}
