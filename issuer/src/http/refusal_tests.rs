@@ -459,3 +459,55 @@ async fn refusals_for_a_wrong_origin_or_address_are_throttled_like_wrong_keys() 
     };
     assert_eq!((refused, status), (20, StatusCode::TOO_MANY_REQUESTS));
 }
+
+/// Guessers spread over a network (five addresses of one IPv4 /24) block the network for lookups,
+/// but an unrelated customer next door whose key is already in memory and verifies goes on: a
+/// wider block must not let one tenant's neighbour shut it out. A key that needs a lookup is still
+/// refused there, and the guessers' own addresses are refused for every key.
+#[tokio::test]
+async fn a_blocked_network_keeps_guessers_from_the_database_not_its_neighbours_cached_keys() {
+    use crate::domain::keys::{self, NewKey};
+    let h = harness("network-blocked").await;
+    let (_, cold) = keys::create(
+        &*h.store,
+        &h.hasher,
+        &NewKey::for_tests(),
+        keymint_jwks::UnixTime::now(),
+        "test",
+    )
+    .await
+    .unwrap();
+    let token = |key: &str| {
+        Request::post("/v1/token")
+            .header("Authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // The neighbour's key is in use (so in memory).
+    let (status, _, _) = send(&app_from(&h.state, [192, 0, 2, 1]), token(&h.key)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Twenty malformed keys from each of five addresses: each address blocked, and the /24 with
+    // its hundredth failure.
+    for host in 1..=5u8 {
+        let guesser = app_from(&h.state, [198, 51, 100, host]);
+        for _ in 0..20 {
+            let (status, _, _) = send(&guesser, token("km_sk_live_nonsense")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let neighbour = app_from(&h.state, [198, 51, 100, 200]);
+    let (status, _, body) = send(&neighbour, token(&h.key)).await;
+    assert_eq!(status, StatusCode::OK, "a cached key that verifies: {body}");
+    let (status, _, _) = send(&neighbour, token(cold.expose())).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a key that needs a lookup waits out the network's block"
+    );
+    let (status, _, _) = send(&app_from(&h.state, [198, 51, 100, 1]), token(&h.key)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a guesser's own address"
+    );
+}

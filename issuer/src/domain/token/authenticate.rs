@@ -26,7 +26,9 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
         seen: &mut super::Seen,
     ) -> Result<(KeyKind, Arc<ActiveKey>), DomainError> {
-        if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
+        // The client's own block refuses it at once; its network's (see `throttle`) only keeps
+        // it from the database below.
+        if let Some(retry_after) = self.throttle.blocked_client(ip, self.ticker.now()) {
             return Err(DomainError::RateLimited { retry_after });
         }
         let presented = api_key::parse(credential).map_err(|e| match e {
@@ -40,6 +42,9 @@ impl<S: Store> TokenService<S> {
                 let id = presented.key_id.as_str();
                 if self.unknown.get(id).is_some() {
                     return Err(self.failed(ip, ClientFailure::UnknownKey));
+                }
+                if let Some(retry_after) = self.throttle.blocked(ip, self.ticker.now()) {
+                    return Err(DomainError::RateLimited { retry_after });
                 }
                 if !self.throttle.lookup_allowed(self.ticker.now()) {
                     // Under a spread-out guessing attack: cold keys wait, cached keys do not.

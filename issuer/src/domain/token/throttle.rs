@@ -3,8 +3,12 @@
 //! Every failure counts against the client at three widths: its address (an IPv4 address or an
 //! IPv6 /64, one subscriber's allocation), then wider networks with higher thresholds (IPv4 /24;
 //! IPv6 /56 and /48), so rotating through the addresses of one allocation or of a few
-//! neighbouring ones does not reset the count. A client blocked at any width is refused without a
-//! lookup. Each table is bounded: when it is full, the entry whose window started longest ago and
+//! neighbouring ones does not reset the count. A client blocked at its own width (its address,
+//! its /64) is refused at once. A client whose wider network is blocked is refused any database
+//! lookup, but a key already in memory whose secret verifies still works: the wider widths stop
+//! guessers spread over a network from reaching the database, and must not let one of them shut
+//! out the unrelated customers next door (behind the same NAT /24, in a hosting provider's /48),
+//! whose keys cost a keyed hash to check. Each table is bounded: when it is full, the entry whose window started longest ago and
 //! that is *not blocked* makes room (a blocked client is never evicted, so filling the table from
 //! other addresses cannot unblock anyone), found in `O(log n)` from a time-ordered index.
 //!
@@ -228,6 +232,12 @@ impl Throttle {
             .zip(state.0.iter())
             .filter_map(|(w, t)| t.blocked(network(ip, *w), now))
             .max()
+    }
+
+    /// If `ip`'s own client (its address, its IPv6 /64) is blocked, for how long still.
+    pub fn blocked_client(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let state = self.lock();
+        state.0[0].blocked(network(ip, WIDTHS[0]), now)
     }
 
     /// Records a failed authentication from `ip`.
