@@ -282,7 +282,7 @@ pub async fn serve<S: Store>(
             );
         }
         if own_line {
-            audit.note_refusal("connection", &client, reason, now);
+            audit.note_refusal("connection", &client, reason, reason, now);
         } else {
             audit.count_refusal("connection", &client, reason, now);
         }

@@ -133,10 +133,13 @@ async fn audited<S: Store>(
             client,
         }),
         Err(e) => Err(
-            match st
-                .tokens
-                .refuse_request(action, &client, &e.reason(), UnixTime::now())
-            {
+            match st.tokens.refuse_request(
+                action,
+                &client,
+                &e.reason(),
+                &e.reason(),
+                UnixTime::now(),
+            ) {
                 Some(retry_after) => {
                     HttpError::Domain(DomainError::RateLimited { retry_after }, scheme)
                 }

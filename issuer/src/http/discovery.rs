@@ -147,8 +147,13 @@ pub(crate) async fn revocation_events<S: Store>(
                 Refused::PerClient => "too_many_streams_from_client",
                 Refused::PerNetwork => "too_many_streams_from_network",
             };
-            st.tokens
-                .note_refusal("revocations.events", &client, reason, UnixTime::now());
+            st.tokens.note_refusal(
+                "revocations.events",
+                &client,
+                reason,
+                reason,
+                UnixTime::now(),
+            );
             return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "30")],

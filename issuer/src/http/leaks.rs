@@ -109,7 +109,7 @@ pub(crate) async fn github_report<S: Store>(
     // client's address and counts against the client, like a forged report.
     let refused = |code: &str| {
         st.tokens
-            .refuse_request("leak.report", &client, code, now)
+            .refuse_request("leak.report", &client, code, code, now)
             .map(|retry_after| Problem(DomainError::RateLimited { retry_after }).into_response())
     };
     let body = match body {
@@ -154,9 +154,9 @@ pub(crate) async fn github_report<S: Store>(
         )
             .into_response(),
         Err(DomainError::ReportRefused(why)) => {
-            let blocked = st
-                .tokens
-                .refuse_request("leak.report", &client, why.code(), now);
+            let blocked =
+                st.tokens
+                    .refuse_request("leak.report", &client, why.code(), why.code(), now);
             Problem(match blocked {
                 Some(retry_after) => DomainError::RateLimited { retry_after },
                 None => DomainError::ReportRefused(why),

@@ -511,3 +511,43 @@ async fn a_blocked_network_keeps_guessers_from_the_database_not_its_neighbours_c
         "a guesser's own address"
     );
 }
+
+/// The usage rollups store a refused admin token under the verifier's reason code, never its
+/// words: those carry what the token said (here its `kid`), so five bogus tokens were five rows
+/// (and an attacker's text in the database) instead of one count of five.
+#[tokio::test]
+async fn refused_admin_tokens_are_counted_under_a_reason_code_not_the_tokens_words() {
+    use crate::store::Store as _;
+    use base64::Engine as _;
+    let h = harness("admin-refused-code").await;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let (log, guard) = capture_log();
+    for n in 0..5 {
+        let token = format!(
+            "{}.{}.{}",
+            b64(&format!(
+                r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"attacker-text-{n}"}}"#
+            )),
+            b64("{}"),
+            b64("not a signature")
+        );
+        let (status, _, _) = send(&app_from(&h.state, [198, 51, 100, 78]), admin_get(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    drop(guard);
+    // The log line keeps the words, for people.
+    assert!(log.text().contains("attacker-text-4"), "{}", log.text());
+    h.uses.flush(&*h.store).await;
+    let rows: Vec<_> = h
+        .store
+        .usage_rows(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.count)
+        .filter(|c| c.action == "admin.auth")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].reason, "unknown_kid");
+    assert_eq!(rows[0].count, 5);
+}

@@ -32,6 +32,8 @@ pub(super) struct Harness {
     pub(super) store: Arc<FlakyStore<SqliteStore>>,
     pub(super) hasher: KeyHasher,
     pub(super) key: String,
+    /// What the token service counts, for tests of the usage rollups (`flush` it into the store).
+    pub(super) uses: crate::domain::usage::UsageLog,
     /// Moves the monotonic clock of the throttle and the rate limiters.
     pub(super) ticker: crate::domain::clock::ManualTicker,
     _dir: TempDir,
@@ -81,12 +83,13 @@ pub(super) async fn harness(name: &str) -> Harness {
         )
         .unwrap(),
     ));
+    let uses = crate::domain::usage::UsageLog::new();
     let tokens = TokenService::new(
         Arc::clone(&store),
         hasher.clone(),
         Arc::clone(&set),
         Arc::clone(&settings),
-        crate::domain::usage::UsageLog::new(),
+        uses.clone(),
     )
     .with_ticker(ticker);
     let feed = crate::domain::revocation::ListFeed::new(list);
@@ -132,6 +135,7 @@ pub(super) async fn harness(name: &str) -> Harness {
         store,
         hasher,
         key: key.expose().to_owned(),
+        uses,
         ticker: hand,
         _dir: TempDir(dir),
     }

@@ -125,17 +125,21 @@ impl<S: Store> TokenService<S> {
     /// token): one audit line with the client's address and the reason, counted against the
     /// client like a wrong key. In the database it adds to a count (never a row a request), so a
     /// flood of such requests grows no table.
+    /// `code` is a stable reason code (stored in the usage rollups, so never anything the client
+    /// chose: a bogus admin token's `kid` or expiry time would make each refusal a row of its
+    /// own); `detail` is for the log line, server-written words.
     /// How long the client is now blocked, if it is.
     pub fn refuse_request(
         &self,
         action: &str,
         client: &ClientContext,
-        reason: &str,
+        code: &str,
+        detail: &str,
         now: UnixTime,
     ) -> Option<Duration> {
         // A client already blocked is refused at once; its further refusals are not counted.
         let already = self.throttle.blocked(client.ip, self.ticker.now());
-        self.note_refusal(action, client, reason, now);
+        self.note_refusal(action, client, code, detail, now);
         if already.is_some() {
             return already;
         }
@@ -146,21 +150,29 @@ impl<S: Store> TokenService<S> {
     /// A refusal that is not a failed authentication (a valid admin token without the scope, a
     /// fault of the issuer's own): the same audit line and count as [`Self::refuse_request`],
     /// without counting against the client.
-    pub fn note_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
-        self.refusal(action, client, reason, now, true);
+    pub fn note_refusal(
+        &self,
+        action: &str,
+        client: &ClientContext,
+        code: &str,
+        detail: &str,
+        now: UnixTime,
+    ) {
+        self.refusal(action, client, code, detail, now, true);
     }
 
     /// [`Self::note_refusal`] without the log line (counted in the rollups and the metric): for
     /// refusals so many that their lines are summed up instead.
-    pub fn count_refusal(&self, action: &str, client: &ClientContext, reason: &str, now: UnixTime) {
-        self.refusal(action, client, reason, now, false);
+    pub fn count_refusal(&self, action: &str, client: &ClientContext, code: &str, now: UnixTime) {
+        self.refusal(action, client, code, code, now, false);
     }
 
     fn refusal(
         &self,
         action: &str,
         client: &ClientContext,
-        reason: &str,
+        code: &str,
+        detail: &str,
         now: UnixTime,
         logged: bool,
     ) {
@@ -168,8 +180,8 @@ impl<S: Store> TokenService<S> {
             at: unix(now),
             action,
             outcome: Outcome::Refused,
-            code: reason,
-            reason: Some(reason),
+            code,
+            reason: Some(detail),
             key: Presented::None,
             tenant: None,
             scopes: None,

@@ -30,7 +30,7 @@ use super::problem::{Problem, ProblemDocument, Refusal};
 use crate::domain::DomainError;
 use crate::domain::admin::api::AdminApi;
 use crate::domain::admin::{AdminRead, AdminWrite};
-use crate::domain::refusal::RequestRefusal;
+use crate::domain::refusal::{AdminAuthRefusal, RequestRefusal};
 use crate::store::Store;
 
 pub(crate) type Answer<T> = Result<Json<T>, Problem>;
@@ -75,18 +75,38 @@ async fn admin_call<S: Store, T>(
             e,
             DomainError::AdminUnauthenticated(_) | DomainError::InvalidRequest(_)
         ) {
-            st.tokens
-                .note_refusal("admin.auth", &client, &e.to_string(), UnixTime::now());
+            st.tokens.note_refusal(
+                "admin.auth",
+                &client,
+                auth_code(&e),
+                &e.to_string(),
+                UnixTime::now(),
+            );
             return Problem(e);
         }
-        let blocked =
-            st.tokens
-                .refuse_request("admin.auth", &client, &e.to_string(), UnixTime::now());
+        let blocked = st.tokens.refuse_request(
+            "admin.auth",
+            &client,
+            auth_code(&e),
+            &e.to_string(),
+            UnixTime::now(),
+        );
         Problem(match blocked {
             Some(retry_after) => DomainError::RateLimited { retry_after },
             None => e,
         })
     })
+}
+
+/// The stable code of a refused admin call before its token was accepted: the verifier's
+/// code for a refused token (`expired`, `unknown_kid`, ...), never its words, which carry what
+/// the token said (its `kid`, its times) and would make each refusal a usage row of its own.
+fn auth_code(e: &DomainError) -> &'static str {
+    match e {
+        DomainError::AdminUnauthenticated(AdminAuthRefusal::NoToken) => "no_token",
+        DomainError::AdminUnauthenticated(AdminAuthRefusal::Token(v)) => v.code(),
+        other => super::error_table::row(other).code,
+    }
 }
 
 /// Who passed the admin check on this request: set by [`CanRead`] and [`CanWrite`], read by
