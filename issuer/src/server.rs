@@ -37,6 +37,7 @@ pub use crate::domain::client_slots::ConnectionLimits;
 use crate::domain::client_slots::{Connections, Refused};
 
 mod answered;
+mod clock_offset;
 mod connections;
 
 /// How often the change feed is polled: a change made elsewhere applies here within this (plus a
@@ -165,6 +166,7 @@ pub async fn serve<S: Store>(
     )?;
     // Stored on a first start; refused if another replica's first start stored others meanwhile.
     settings::establish(&*store, &wanted).await?;
+    clock_offset::check(&*store).await;
     signing::ensure_active(&*store, &enc, now).await?;
     signing::maintain(&*store, &enc, now, cfg.max_token_ttl).await?;
     revocation::note_token_ttl(&*store, cfg.max_token_ttl).await?;

@@ -177,6 +177,9 @@ pub(super) async fn maintain<S: Store>(rt: Arc<Runtime<S>>) {
         if usage_tick.is_multiple_of(5) {
             flush_last_used(&rt).await;
         }
+        if u64::from(usage_tick).is_multiple_of(super::clock_offset::CHECK_EVERY.as_secs()) {
+            super::clock_offset::check(&*rt.store).await;
+        }
     }
 }
 

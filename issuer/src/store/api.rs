@@ -138,6 +138,9 @@ macro_rules! store_methods {
             /// at the latest: the change watcher waits on this between reads of the feed. Backends that
             /// can be told (Postgres: `LISTEN`/`NOTIFY`) wake early; the others just wait `max`.
             fn change_hint(&self, max: Duration) -> ();
+            /// The database server's clock (Unix seconds), where it is another machine's
+            /// (Postgres); `None` where the database is this process's own file (SQLite).
+            fn database_clock(&self) -> StoreResult<Option<f64>>;
             /// The newest change ID.
             fn last_change(&self) -> StoreResult<i64>;
             /// Changes after `after`, oldest first, at most [`FEED_PAGE`](super::FEED_PAGE) of them: read on from the last.

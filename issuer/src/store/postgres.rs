@@ -124,6 +124,15 @@ impl PgStore {
         rows
     }
 
+    /// The server's clock now (not the transaction's start, `now()`).
+    pub(super) async fn server_clock(&self) -> StoreResult<Option<f64>> {
+        let t: f64 = sqlx::query_scalar("SELECT extract(epoch from clock_timestamp())::float8")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(t))
+    }
+
     /// Waits for a notification on the change channel or `max`, whichever comes first.
     pub(super) async fn wait_for_change(&self, max: Duration) {
         self.hints.listening.get_or_init(|| {

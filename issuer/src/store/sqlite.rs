@@ -198,6 +198,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The database is a file on this machine: its clock is this process's own.
+    async fn server_clock(&self) -> StoreResult<Option<f64>> {
+        Ok(None)
+    }
+
     /// SQLite cannot tell one process that another wrote: the watcher finds out at its next poll.
     async fn wait_for_change(&self, max: Duration) {
         tokio::time::sleep(max).await;

@@ -171,6 +171,10 @@ macro_rules! sql_store {
                 self.wait_for_change(max).await;
             }
 
+            async fn database_clock(&self) -> $crate::store::StoreResult<Option<f64>> {
+                self.server_clock().await
+            }
+
             $crate::store::sql::keys::sql_keys!($db);
             $crate::store::sql::revocations::sql_revocations!();
             $crate::store::sql::signing_keys::sql_signing_keys!();
