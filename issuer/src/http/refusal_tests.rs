@@ -510,6 +510,22 @@ async fn a_blocked_network_keeps_guessers_from_the_database_not_its_neighbours_c
         StatusCode::TOO_MANY_REQUESTS,
         "a guesser's own address"
     );
+    // The admin API checks its token without a lookup: an operator next door is not locked out.
+    let (_, admin) = admin_token(&h, "admin:read").await;
+    let (status, _, body) = send(&neighbour, admin_get(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A sixth address of the blocked network guessing the secret of the cached key (key IDs are
+    // not secret) is still counted, and blocked after its own twenty.
+    use crate::domain::keys::api_key::{KeyEnv, KeyKind, SECRET_LEN, assemble};
+    let id = h.key.split('_').nth(3).unwrap();
+    let wrong = assemble(KeyKind::Secret, KeyEnv::Live, id, &"x".repeat(SECRET_LEN));
+    let sixth = app_from(&h.state, [198, 51, 100, 6]);
+    for n in 0..20 {
+        let (status, _, _) = send(&sixth, token(wrong.expose())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let (status, _, _) = send(&sixth, token(wrong.expose())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// The usage rollups store a refused admin token under the verifier's reason code, never its

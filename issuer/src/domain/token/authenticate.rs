@@ -115,9 +115,11 @@ impl<S: Store> TokenService<S> {
         fresh
     }
 
-    /// If `ip`'s client is blocked for failing too often, for how long still.
+    /// If `ip`'s client (its address, its IPv6 /64) is blocked for failing too often, for how
+    /// long still. A block of its wider network only keeps it from database lookups of keys (see
+    /// `throttle`): the admin API and leak reports check what they are sent without one.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
-        self.throttle.blocked(ip, self.ticker.now())
+        self.throttle.blocked_client(ip, self.ticker.now())
     }
 
     /// A request refused before any key was looked at (no credentials, malformed Basic, a
@@ -138,13 +140,13 @@ impl<S: Store> TokenService<S> {
         now: UnixTime,
     ) -> Option<Duration> {
         // A client already blocked is refused at once; its further refusals are not counted.
-        let already = self.throttle.blocked(client.ip, self.ticker.now());
+        let already = self.blocked(client.ip);
         self.note_refusal(action, client, code, detail, now);
         if already.is_some() {
             return already;
         }
         self.throttle.failed(client.ip, self.ticker.now());
-        self.throttle.blocked(client.ip, self.ticker.now())
+        self.blocked(client.ip)
     }
 
     /// A refusal that is not a failed authentication (a valid admin token without the scope, a

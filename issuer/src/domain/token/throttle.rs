@@ -248,17 +248,20 @@ impl Throttle {
         let (tables, global) = &mut *state;
         // A client already blocked is refused without a lookup: its requests cost nothing more
         // and must not keep the global budget tripped for everyone else.
-        if WIDTHS
-            .iter()
-            .zip(tables.iter())
-            .any(|(w, t)| t.blocked(network(ip, *w), now).is_some())
-        {
+        // A client whose wider network is blocked is still counted, at its own width and in the
+        // global budget: such a client may still use a key held in memory, so its failures
+        // (wrong secrets for a known key ID) must still end in its own block.
+        if tables[0].blocked(network(ip, WIDTHS[0]), now).is_some() {
             return;
         }
         let mut tracked = true;
         for (i, ((w, table), burst)) in WIDTHS.iter().zip(tables.iter_mut()).zip(bursts).enumerate()
         {
-            let counted = table.fail(network(ip, *w), now, &limits, burst);
+            let net = network(ip, *w);
+            if table.blocked(net, now).is_some() {
+                continue;
+            }
+            let counted = table.fail(net, now, &limits, burst);
             if i == 0 {
                 tracked = counted;
             }
