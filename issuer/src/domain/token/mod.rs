@@ -233,17 +233,19 @@ impl<S: Store> TokenService<S> {
         // One consistent set for the whole request, even if an admin changes them meanwhile.
         let settings = self.settings.load_full();
         let (kind, key) = self.authenticate(credential, client.ip, now, seen).await?;
-        // Refused for where it came from: counted against the client like a wrong secret. A
-        // publishable key's secret is in every page that uses it, and a secret key refused for
-        // its address may be a stolen one: neither may be tried without limit.
+        // A key refused for the client's address may be a stolen one: counted against the
+        // client like a wrong secret.
         if !key.admits(client.ip) {
             self.throttle.failed(client.ip, self.ticker.now());
             return Err(DomainError::UnauthorizedClient(ClientRefusal::Address));
         }
-        let cors_origin = key
-            .browser_origin(kind, client.origin.as_deref())
-            .inspect_err(|_| self.throttle.failed(client.ip, self.ticker.now()))?;
+        // Before the origin check: a publishable key's secret is in every page that uses it, so
+        // anyone can send it with a forged `Origin`; those refusals spend the key's quota for
+        // that client (429 once spent) rather than count against the client for every key (a
+        // mobile app or a shared egress address sending a wrong origin would block its
+        // neighbours' keys).
         key.check_rate(&client.ip)?;
+        let cors_origin = key.browser_origin(kind, client.origin.as_deref())?;
         let binding = dpop_binding::binding(settings.issuer(), request, now)?;
         // The key's tenant, audiences and scopes, held inline in the cached key.
         let held = key.grant.parts();
