@@ -54,8 +54,9 @@ pub(crate) struct Args {
     max_connections: usize,
     /// How many connections one client (an IPv4 address or an IPv6 /64) may hold open at once
     /// (push streams and keep-alive connections included); beyond, a new one is closed at once
-    /// (audited as `too_many_connections_from_client`). Its network (an IPv4 /24, an IPv6 /48)
-    /// may hold four times this together (`too_many_connections_from_network`). A
+    /// (audited as `too_many_connections_from_client`). Once half of --max-connections is taken,
+    /// its network (an IPv4 /24, an IPv6 /48) may hold four times this together
+    /// (`too_many_connections_from_network`). A
     /// --trusted-proxy is bound by --max-connections only.
     #[arg(long, default_value_t = ConnectionLimits::default().per_client, value_name = "N",
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]

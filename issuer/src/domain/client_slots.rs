@@ -2,11 +2,13 @@
 //! (`server/connections.rs`) and the push streams of `/v1/revocations/events`, which HTTP/2 would
 //! otherwise multiply (up to 200 streams on each connection, each sent every new list).
 //!
-//! A client is an IPv4 address or an IPv6 /64, as for every other limit. Its network (IPv4 /24,
-//! IPv6 /48) may hold [`NETWORK_SHARES`] clients' worth: without it, one holder of an IPv6 /48
-//! (a tunnel broker hands them out free) counts as 65,536 clients and could take every place,
-//! the server then refusing every other tenant's connections. Clients and networks with nothing
-//! open are forgotten, so the count is bounded by what is open.
+//! A client is an IPv4 address or an IPv6 /64, as for every other limit. Once half of the total
+//! is taken, a client's network (IPv4 /24, IPv6 /48) may hold no more than [`NETWORK_SHARES`]
+//! clients' worth: without that, one holder of an IPv6 /48 (a tunnel broker hands them out free)
+//! counts as 65,536 clients and could take every place, the server then refusing every other
+//! tenant's connections. Only under that pressure: otherwise four addresses rented in a cloud /24
+//! could hold the network's share and shut its other tenants out of an idle server. Clients and
+//! networks with nothing open are forgotten, so the count is bounded by what is open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,9 +18,9 @@ use ipnet::IpNet;
 
 use crate::domain::client::{client_of, network};
 
-/// How many clients' shares one network (IPv4 /24, IPv6 /48) may hold together: a few busy
-/// clients behind one office or cloud network fit; a network posing as thousands of clients
-/// does not.
+/// How many clients' shares one network (IPv4 /24, IPv6 /48) may hold together once half of the
+/// total is taken: a few busy clients behind one office or cloud network fit; a network posing as
+/// thousands of clients does not.
 pub const NETWORK_SHARES: usize = 4;
 
 /// The network a client address is counted in beside itself.
@@ -103,7 +105,8 @@ impl Connections {
             }
             let net = network_of(c);
             let per_network = self.limits.per_client.saturating_mul(NETWORK_SHARES);
-            if open.by_network.get(&net).copied().unwrap_or(0) >= per_network {
+            let pressed = open.total >= self.limits.total / 2;
+            if pressed && open.by_network.get(&net).copied().unwrap_or(0) >= per_network {
                 return Err(Refused::PerNetwork);
             }
             *open.by_client.entry(c).or_insert(0) += 1;
@@ -221,8 +224,17 @@ mod tests {
             },
             Arc::new(vec![]),
         );
-        // Four /64s of one /48 take its four shares; a fifth /64 of it is refused.
+        // Below half of the total, a network may hold more than its four shares: an idle server
+        // refuses nobody for a neighbour's connections.
         let mut held = Vec::new();
+        for host in 1..=5u8 {
+            for _ in 0..10 {
+                held.push(c.admit(IpAddr::from([203, 0, 113, host])).unwrap());
+            }
+        }
+        assert_eq!(c.held(ip("203.0.113.1")), (50, 10));
+        // From half on: four /64s of one /48 take its four shares; a fifth /64 of it is refused.
+        let fifth = IpAddr::from([0x2001, 0xdb8, 7, 5, 0, 0, 0, 1]);
         for net in 1..=4u16 {
             for _ in 0..10 {
                 held.push(
@@ -231,19 +243,10 @@ mod tests {
                 );
             }
         }
+        assert_eq!(c.admit(fifth).unwrap_err(), Refused::PerNetwork);
+        // The IPv4 /24 that got in before the pressure keeps what it holds, and gets no more.
         assert_eq!(
-            c.admit(IpAddr::from([0x2001, 0xdb8, 7, 5, 0, 0, 0, 1]))
-                .unwrap_err(),
-            Refused::PerNetwork
-        );
-        // The same for IPv4 addresses of one /24.
-        for host in 1..=4u8 {
-            for _ in 0..10 {
-                held.push(c.admit(IpAddr::from([192, 0, 2, host])).unwrap());
-            }
-        }
-        assert_eq!(
-            c.admit(IpAddr::from([192, 0, 2, 5])).unwrap_err(),
+            c.admit(IpAddr::from([203, 0, 113, 9])).unwrap_err(),
             Refused::PerNetwork
         );
         // Other networks still get in: the places left are theirs.
@@ -252,8 +255,8 @@ mod tests {
             .unwrap();
         let _other_v4 = c.admit(ip("198.51.100.1")).unwrap();
         // A network's places come back as its connections close.
-        held.truncate(79);
-        let _again = c.admit(IpAddr::from([192, 0, 2, 5])).unwrap();
+        held.truncate(89);
+        let _again = c.admit(fifth).unwrap();
     }
 
     #[test]
