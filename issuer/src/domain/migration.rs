@@ -283,7 +283,7 @@ impl<'a, S: Store> Migration<'a, S> {
             };
             self.run(
                 Step::Writing(Part::RevocationList),
-                target.insert_list(&list),
+                target.insert_list(&list, None),
             )
             .await?;
         }

@@ -95,8 +95,11 @@ macro_rules! store_methods {
             fn revocations(&self, now: i64) -> StoreResult<Vec<RevocationRecord>>;
             /// The newest signed list.
             fn latest_list(&self) -> StoreResult<Option<StoredList>>;
-            /// Stores a signed list. `Conflict` if that serial exists (another process signed first).
-            fn insert_list(&self, list: &StoredList) -> StoreResult<()>;
+            /// Stores a signed list made to follow the list `replacing` (its serial; `None` when
+            /// there was none). `Conflict` if the newest stored list is another by now (another
+            /// process signed first: of processes racing from one list, one wins and the others
+            /// serve its bytes).
+            fn insert_list(&self, list: &StoredList, replacing: Option<i64>) -> StoreResult<()>;
             /// All signing keys that are not removed.
             fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
             /// Inserts a signing key.

@@ -143,7 +143,7 @@ async fn copies_every_row_and_the_audit_history_oldest_first_across_pages() {
         exp: 90_000,
         as_of: 55,
     };
-    s.insert_list(&list).await.unwrap();
+    s.insert_list(&list, None).await.unwrap();
     // Twelve usage rows: three pages of 5.
     let usage: Vec<crate::store::UsageCount> = (0..12)
         .map(|n| crate::store::UsageCount {

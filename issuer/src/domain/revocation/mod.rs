@@ -232,8 +232,9 @@ fn entry_from(r: &RevocationRecord) -> RevocationEntry {
 /// before the revocation may sign the list that revokes it with that very key, which is already out
 /// of the JWKS; no verifier could apply that list, so the next call with the new signer replaces it.
 ///
-/// Several processes may race here; the serial is the table's primary key, so only one list per
-/// serial is ever stored and the losers serve the winner's bytes.
+/// Several processes may race here; a list is stored only if the newest stored one is still the
+/// one it was made to follow, so of processes racing from one list one wins and the losers serve
+/// the winner's bytes.
 pub async fn current_list<S: Store>(
     store: &S,
     signer: &Signer,
@@ -286,7 +287,10 @@ pub async fn current_list<S: Store>(
         exp: unix(list.exp),
         as_of,
     };
-    match store.insert_list(&stored).await {
+    match store
+        .insert_list(&stored, latest.as_ref().map(|l| l.serial))
+        .await
+    {
         Ok(()) => Ok(stored),
         Err(StoreError::Conflict) => store
             .latest_list()

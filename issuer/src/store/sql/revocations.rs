@@ -65,10 +65,23 @@ macro_rules! sql_revocations {
         async fn insert_list(
             &self,
             list: &$crate::store::StoredList,
+            replacing: Option<i64>,
         ) -> $crate::store::StoreResult<()> {
             let mut tx = self.begin_write().await?;
-            // The serial is the primary key: of two replicas signing the same serial, the
-            // second gets `Conflict` and serves the first one's bytes.
+            // Writers are serialized (`begin_write`): whoever stores a list after the one this
+            // was made to follow wins, and the rest get `Conflict` and serve its bytes. Serials
+            // follow the clock, so two replicas racing from one list need not pick the same
+            // serial; without this both lists were stored, and a verifier polling through a load
+            // balancer saw the newer, then the older one as a rollback.
+            let newest: Option<i64> =
+                ::sqlx::query_scalar("SELECT max(serial) FROM revocation_lists")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            if newest != replacing {
+                return Err($crate::store::StoreError::Conflict);
+            }
+            // The serial is also the primary key: one list per serial.
             ::sqlx::query(
                 "INSERT INTO revocation_lists (serial, jws, iat, exp, as_of) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -80,12 +93,16 @@ macro_rules! sql_revocations {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-            // Old lists are never served again; keep a few for forensics.
-            ::sqlx::query("DELETE FROM revocation_lists WHERE serial < $1")
-                .bind(list.serial - 16)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+            // Old lists are never served again; keep the last 16 for forensics (by count:
+            // serials jump with the clock).
+            ::sqlx::query(
+                "DELETE FROM revocation_lists WHERE serial < \
+                 (SELECT min(serial) FROM (SELECT serial FROM revocation_lists \
+                  ORDER BY serial DESC LIMIT 16) AS kept)",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
             Self::change_in(&mut tx, "list", &list.serial.to_string(), list.iat).await?;
             tx.commit().await.map_err(unavailable)
         }

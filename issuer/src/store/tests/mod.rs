@@ -300,14 +300,33 @@ async fn one_list_per_serial_and_the_newest_wins(s: &impl Store) {
         as_of: serial,
     };
     assert_eq!(s.latest_list().await.unwrap(), None);
-    s.insert_list(&list(1, "first")).await.unwrap();
+    s.insert_list(&list(1, "first"), None).await.unwrap();
     // Another replica signing the same serial loses, and its bytes are never stored.
     assert!(matches!(
-        s.insert_list(&list(1, "other replica")).await,
+        s.insert_list(&list(1, "other replica"), None).await,
         Err(StoreError::Conflict)
     ));
-    s.insert_list(&list(2, "second")).await.unwrap();
+    s.insert_list(&list(2, "second"), Some(1)).await.unwrap();
     assert_eq!(s.latest_list().await.unwrap(), Some(list(2, "second")));
+    // A replica that also read list 1 and, its clock ahead, signed serial 5 loses too: list 2
+    // came first. Otherwise both were stored, and verifiers behind a load balancer saw 5, then
+    // 2 as a rollback.
+    assert!(matches!(
+        s.insert_list(&list(5, "clock ahead"), Some(1)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.latest_list().await.unwrap(), Some(list(2, "second")));
+    // Old lists are deleted by count, as serials jump with the clock (the statement runs on both
+    // backends); the newest stays the newest.
+    for serial in 3..=40 {
+        s.insert_list(
+            &list(serial * 1000, "later"),
+            s.latest_list().await.unwrap().map(|l| l.serial),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.latest_list().await.unwrap().unwrap().serial, 40_000);
 }
 
 fn signing_key(kid: &str, state: SigningKeyState) -> SigningKeyRecord {
