@@ -17,12 +17,40 @@ use crate::store::Store;
 /// moment) is retried every round, with or without new changes, until it works. Forgotten, a
 /// failed signing-set reload kept this replica signing with, and publishing, a key revoked
 /// elsewhere until the next signing-key change, which could be a month away.
+///
+/// A failure that persists (a signing key sealed under another encryption key, a corrupt row) is
+/// retried with a doubling wait, up to [`RETRY_AT_MOST`], not every round: each attempt is a
+/// query and a log line.
 #[derive(Debug, Default)]
 struct Pending {
     settings: bool,
     scopes: bool,
     origins: bool,
     signing: bool,
+    /// The wait after the last failed attempt (zero when the last one worked).
+    backoff: Duration,
+    /// No retry before this, unless a new change comes.
+    retry_at: Option<tokio::time::Instant>,
+}
+
+/// The longest wait between retries of a failing re-read.
+const RETRY_AT_MOST: Duration = Duration::from_secs(30);
+
+impl Pending {
+    fn any(&self) -> bool {
+        self.settings || self.scopes || self.origins || self.signing
+    }
+
+    /// After an attempt at `now`: the next wait doubles while something is still pending.
+    fn attempted(&mut self, now: tokio::time::Instant) {
+        if self.any() {
+            self.backoff = (self.backoff * 2).clamp(super::CHANGE_POLL, RETRY_AT_MOST);
+            self.retry_at = Some(now + self.backoff);
+        } else {
+            self.backoff = Duration::ZERO;
+            self.retry_at = None;
+        }
+    }
 }
 
 pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) {
@@ -41,8 +69,14 @@ pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) 
         };
         let changes = page.changes;
         let Some(newest) = changes.last().map(|c| c.id) else {
-            // What could not be read last round is retried without waiting for another change.
-            reread(&rt, &mut pending).await;
+            // What could not be read last round is retried without waiting for another change,
+            // once its wait is over.
+            let due = pending
+                .retry_at
+                .is_some_and(|at| tokio::time::Instant::now() >= at);
+            if due || rt.signing_stale.load(std::sync::atomic::Ordering::SeqCst) {
+                reread(&rt, &mut pending).await;
+            }
             continue;
         };
         let mut signing_changed = false;
@@ -93,6 +127,11 @@ pub(super) async fn watch_changes<S: Store>(rt: Arc<Runtime<S>>, mut last: i64) 
 
 /// Reads again what changed, or what a failed round left, clearing each flag that worked.
 async fn reread<S: Store>(rt: &Runtime<S>, pending: &mut Pending) {
+    reread_once(rt, pending).await;
+    pending.attempted(tokio::time::Instant::now());
+}
+
+async fn reread_once<S: Store>(rt: &Runtime<S>, pending: &mut Pending) {
     // A reload the maintenance task could not finish (after it promoted or removed a key).
     pending.signing |= rt
         .signing_stale
@@ -223,5 +262,34 @@ pub(super) async fn flush_last_used<S: Store>(rt: &Runtime<S>) {
         && let Err(e) = rt.store.touch_keys(&used).await
     {
         tracing::warn!(error = %e, "cannot record last-used times");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_reread_waits_longer_each_time_up_to_half_a_minute_and_not_after_it_works() {
+        let now = tokio::time::Instant::now();
+        let mut p = Pending {
+            signing: true,
+            ..Pending::default()
+        };
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            p.attempted(now);
+            waits.push(p.backoff.as_millis());
+        }
+        assert_eq!(
+            waits,
+            [
+                200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 30_000, 30_000
+            ]
+        );
+        assert_eq!(p.retry_at, Some(now + RETRY_AT_MOST));
+        p.signing = false;
+        p.attempted(now);
+        assert_eq!((p.backoff, p.retry_at), (Duration::ZERO, None));
     }
 }
