@@ -86,7 +86,19 @@ impl PgStore {
             .max_connections(16)
             // A request waiting on a dead database fails within seconds (503), not never.
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options.options(SESSION_LIMITS))
+            // Set on each new connection with `SET` rather than in the startup packet's
+            // `options`, which connection poolers such as PgBouncer refuse (or drop).
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for (name, value) in SESSION_LIMITS {
+                        sqlx::query(&format!("SET {name} = '{value}'"))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
             .await
             .map_err(unavailable)?;
         Ok(Self {
