@@ -380,31 +380,7 @@ async fn refusals_for_a_wrong_origin_spend_the_keys_quota_and_for_an_address_cou
     use crate::domain::keys::{self, NewKey};
     let h = harness("origin-throttled").await;
     let now = keymint_jwks::UnixTime::now();
-    keys::put_scope(
-        &*h.store,
-        &keymint_jwks::Scope::new("catalog:read").unwrap(),
-        crate::store::Visibility::Public,
-        now,
-        "test",
-    )
-    .await
-    .unwrap();
-    let (_, pk) = keys::create(
-        &*h.store,
-        &h.hasher,
-        &NewKey {
-            kind: crate::domain::keys::api_key::KeyKind::Publishable,
-            allow_origins: vec![
-                crate::domain::keys::origin::Origin::parse("https://app.example").unwrap(),
-            ],
-            scopes: keymint_jwks::ScopeSet::parse("catalog:read").unwrap(),
-            ..NewKey::for_tests()
-        },
-        now,
-        "test",
-    )
-    .await
-    .unwrap();
+    let pk = super::tests::publishable_key(&h, None).await;
     let (_, for_one_address) = keys::create(
         &*h.store,
         &h.hasher,

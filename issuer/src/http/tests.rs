@@ -234,9 +234,12 @@ async fn database_down_means_503_with_retry_after_and_readyz_503() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
-    let h = harness("perip").await;
+/// A publishable key for `https://app.example` with the public scope `catalog:read` (declared
+/// public here) and `rate_limit` (`None`: the default for publishable keys).
+pub(super) async fn publishable_key(
+    h: &Harness,
+    rate_limit: Option<crate::domain::keys::limits::RateSpec>,
+) -> crate::domain::keys::api_key::PrintableKey {
     let now = UnixTime::now();
     keys::put_scope(
         &*h.store,
@@ -247,7 +250,7 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
     )
     .await
     .unwrap();
-    let (_, pk) = keys::create(
+    keys::create(
         &*h.store,
         &h.hasher,
         &NewKey {
@@ -256,14 +259,21 @@ async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
                 crate::domain::keys::origin::Origin::parse("https://app.example").unwrap(),
             ],
             scopes: ScopeSet::parse("catalog:read").unwrap(),
-            rate_limit: crate::domain::keys::limits::RateSpec::parse("20/m"),
+            rate_limit,
             ..NewKey::for_tests()
         },
         now,
         "test",
     )
     .await
-    .unwrap();
+    .unwrap()
+    .1
+}
+
+#[tokio::test]
+async fn a_publishable_key_gives_each_client_ip_a_tenth_of_its_quota() {
+    let h = harness("perip").await;
+    let pk = publishable_key(&h, crate::domain::keys::limits::RateSpec::parse("20/m")).await;
     let req = || {
         Request::post("/v1/token")
             .header("Authorization", format!("Bearer {}", pk.expose()))

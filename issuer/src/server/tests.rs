@@ -86,15 +86,19 @@ async fn a_start_that_fails_during_setup_never_announces_itself() {
     );
 }
 
-#[tokio::test]
-async fn a_start_announces_itself_once_when_ready_to_answer() {
-    let (_dir, store, listener) = setup("ready").await;
+/// A server started on `store`, announced ready; stop it by sending on the first, then await
+/// the second. `announced` counts its announcements.
+async fn serving(
+    store: Arc<FlakyStore<SqliteStore>>,
+    listener: tokio::net::TcpListener,
+    announced: Arc<AtomicUsize>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), crate::domain::DomainError>>,
+) {
     let cfg = config(&listener);
-    let url = format!("http://{}/readyz", cfg.listen);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let announced = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&announced);
     let mut ready_tx = Some(ready_tx);
     let server = tokio::spawn(serve(
         store,
@@ -105,13 +109,22 @@ async fn a_start_announces_itself_once_when_ready_to_answer() {
             let _ = stop_rx.await;
         },
         move || {
-            counted.fetch_add(1, Ordering::SeqCst);
+            announced.fetch_add(1, Ordering::SeqCst);
             if let Some(tx) = ready_tx.take() {
                 let _ = tx.send(());
             }
         },
     ));
     ready_rx.await.expect("serve announced itself");
+    (stop_tx, server)
+}
+
+#[tokio::test]
+async fn a_start_announces_itself_once_when_ready_to_answer() {
+    let (_dir, store, listener) = setup("ready").await;
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    let announced = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, server) = serving(store, listener, Arc::clone(&announced)).await;
     // Announced means ready: the first request after it is answered, and answered ready.
     let status = tokio::task::spawn_blocking(move || match ureq::get(&url).call() {
         Ok(r) => r.status(),
@@ -136,26 +149,11 @@ async fn get_text(url: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_set_that_could_not_be_read_after_a_revocation_elsewhere_is_read_again() {
     let (dir, store, listener) = setup("signing-retry").await;
-    let cfg = config(&listener);
-    let jwks_url = format!("http://{}/.well-known/jwks.json", cfg.listen);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut ready_tx = Some(ready_tx);
-    let server = tokio::spawn(serve(
-        Arc::clone(&store),
-        secrets(),
-        cfg,
-        listener,
-        async {
-            let _ = stop_rx.await;
-        },
-        move || {
-            if let Some(tx) = ready_tx.take() {
-                let _ = tx.send(());
-            }
-        },
-    ));
-    ready_rx.await.expect("serve announced itself");
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let (stop_tx, server) = serving(Arc::clone(&store), listener, Arc::default()).await;
 
     // Another process (the CLI, another replica) revokes the active signing key while this
     // server cannot read the signing keys back.
