@@ -37,6 +37,18 @@ fn enc() -> EncryptionKey {
     EncryptionKey::new(&Zeroizing::new([9; 32])).unwrap()
 }
 
+/// The first start's signing key, made at `t0`: its `kid`.
+async fn first_active(store: &SqliteStore, enc: &EncryptionKey, t0: UnixTime) -> keymint_jwks::Kid {
+    signing::ensure_active(store, enc, t0).await.unwrap();
+    signing::load(store, enc)
+        .await
+        .unwrap()
+        .active
+        .key()
+        .kid()
+        .clone()
+}
+
 async fn state_of(store: &SqliteStore, kid: &keymint_jwks::Kid) -> Option<SigningKeyState> {
     store
         .signing_keys()
@@ -53,14 +65,7 @@ async fn next_activates_exactly_after_the_cache_period_and_margin_and_retired_go
     let db = db("lifecycle").await;
     let (store, enc) = (&db.store, enc());
     let t0 = UnixTime(1_800_000_000);
-    signing::ensure_active(store, &enc, t0).await.unwrap();
-    let first = signing::load(store, &enc)
-        .await
-        .unwrap()
-        .active
-        .key()
-        .kid()
-        .clone();
+    let first = first_active(store, &enc, t0).await;
     let max_age = Duration::from_secs(300);
     let next = signing::rotate(store, &enc, Algorithm::EdDsa, t0, max_age, "test")
         .await
@@ -497,14 +502,7 @@ async fn a_key_retired_after_the_token_lifetime_was_lowered_stays_for_the_longes
     let db = db("lifecycle-ttl-lowered").await;
     let (store, enc) = (&db.store, enc());
     let t0 = UnixTime(1_800_000_000);
-    signing::ensure_active(store, &enc, t0).await.unwrap();
-    let first = signing::load(store, &enc)
-        .await
-        .unwrap()
-        .active
-        .key()
-        .kid()
-        .clone();
+    let first = first_active(store, &enc, t0).await;
     let day = Duration::from_secs(86_400);
     crate::domain::revocation::note_token_ttl(store, day)
         .await

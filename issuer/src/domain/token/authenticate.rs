@@ -127,10 +127,11 @@ impl<S: Store> TokenService<S> {
     /// token): one audit line with the client's address and the reason, counted against the
     /// client like a wrong key. In the database it adds to a count (never a row a request), so a
     /// flood of such requests grows no table.
+    ///
     /// `code` is a stable reason code (stored in the usage rollups, so never anything the client
     /// chose: a bogus admin token's `kid` or expiry time would make each refusal a row of its
-    /// own); `detail` is for the log line, server-written words.
-    /// How long the client is now blocked, if it is.
+    /// own); `detail` is for the log line, server-written words. Returns how long the client is
+    /// now blocked, if it is.
     pub fn refuse_request(
         &self,
         action: &str,
